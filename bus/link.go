@@ -18,7 +18,7 @@ var ErrClosed = errors.New("bus: link closed")
 // ErrClosed and the cause.
 type closedError struct{ cause error }
 
-func (e *closedError) Error() string { return fmt.Sprintf("bus: link closed: %v", e.cause) }
+func (e *closedError) Error() string   { return fmt.Sprintf("bus: link closed: %v", e.cause) }
 func (e *closedError) Unwrap() []error { return []error{ErrClosed, e.cause} }
 
 // IsCleanEnd reports whether err is the error of a link closed with io.EOF,
@@ -37,10 +37,10 @@ type Link struct {
 	budget   *Budget
 	onCredit func(n int)
 
-	mu     sync.Mutex
-	q      []frames.Frame // ring buffer
-	head   int
-	n      int
+	mu        sync.Mutex
+	q         []frames.Frame // ring buffer
+	head      int
+	n         int
 	closed    bool
 	discarded bool // credit was returned wholesale by Discard
 	cause     error
