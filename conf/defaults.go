@@ -1,0 +1,166 @@
+package conf
+
+import "github.com/expressgateway/expressgateway/frames"
+
+// Defaults, each named for what it bounds. Values follow the reference
+// implementation where it has one (../shared/reference §3, §4).
+const (
+	DefaultHeaderTimeoutMs   = 10_000   // slowloris: the whole head must arrive in 10 s
+	DefaultBodyTimeoutMs     = 30_000   // a body making no progress for 30 s is cut
+	DefaultTotalTimeoutMs    = 60_000   // request start → response head sent
+	DefaultHeadTimeoutMs     = 60_000   // request sent → backend response head
+	DefaultIdleTimeoutMs     = 60_000   // keep-alive idle between requests
+	DefaultWriteTimeoutMs    = 30_000   // a client that stops reading for 30 s is closed
+	DefaultMaxBodyBytes      = 64 << 20 // 413 past this
+	DefaultMaxHeaderBytes    = 64 << 10 // 431 past this
+	DefaultMaxHeaderFields   = frames.MaxFieldCount
+	DefaultMaxURIBytes       = 8 << 10 // 414 past this
+	DefaultDrainTimeoutMs    = 10_000
+	DefaultSettleMs          = 0 // the reference's 11 s settle suits a load balancer in front; 0 drains at once
+	DefaultHandshakeTimeout  = 5_000
+	DefaultConnectTimeoutMs  = 5_000
+	DefaultMaxInflightConns  = 65_536
+	DefaultPerIPConnCap      = 1_024
+	DefaultMaxKeepaliveReqs  = 100
+	DefaultMaxReqsPerH3Conn  = 1_000
+	DefaultXDPNewFlowCap     = 125_000
+	DefaultBodyMinBps        = 64
+	DefaultSweepIntervalMs   = 1_000
+	DefaultHeaderDeadlineMs  = 5_000
+	DefaultUpstreamIdleMs    = 60_000
+	DefaultUpstreamMaxAgeMs  = 300_000
+	DefaultUpstreamIdlePerBE = 64
+	DefaultAltSvcMaxAge      = 3_600
+	DefaultTicketRotationS   = 86_400
+	DefaultQUICIdleMs        = 30_000
+	DefaultQUICRecvPayload   = 1_350
+	DefaultH3FieldSection    = 64 << 10
+
+	DefaultH2MaxConcurrentStreams  = 100
+	DefaultH2MaxHeaderListSize     = 64 << 10
+	DefaultH2RapidResetThreshold   = 100
+	DefaultH2MaxContinuation       = 32
+	DefaultH2ControlFramesPerSec   = 1_000
+	DefaultH2ZeroWindowTimeoutMs   = 30_000
+	DefaultH2MaxStreamsPerConn     = 10_000
+	DefaultH2GlitchThreshold       = 1_000
+	DefaultH2InitialStreamWindow   = 256 << 10
+	DefaultH2InitialConnWindow     = 1 << 20
+	DefaultH2KeepAliveIntervalMs   = 30_000
+	DefaultH2KeepAliveTimeoutMs    = 30_000
+	DefaultH2MaxPendingResetStream = 100
+)
+
+// Default returns a config with every top-level default set; the loader
+// decodes the file over it, so keys the file omits keep these values, and a
+// key the file sets to 0 really is 0.
+func Default() Config {
+	return Config{
+		Runtime: Runtime{
+			XDPMode:                    "auto",
+			XDPNewFlowCapPerSecPerCPU:  DefaultXDPNewFlowCap,
+			DrainTimeoutMs:             DefaultDrainTimeoutMs,
+			ReadinessSettleMs:          DefaultSettleMs,
+			HandshakeTimeoutMs:         DefaultHandshakeTimeout,
+			ConnectTimeoutMs:           DefaultConnectTimeoutMs,
+			MaxInflightConnections:     DefaultMaxInflightConns,
+			PerIPConnectionCap:         DefaultPerIPConnCap,
+			HeaderUnderscorePolicy:     "reject",
+			MaxKeepaliveRequests:       DefaultMaxKeepaliveReqs,
+			MaxRequestsPerH3Connection: DefaultMaxReqsPerH3Conn,
+			Watchdog: Watchdog{
+				HeaderDeadlineMs:   DefaultHeaderDeadlineMs,
+				BodyProgressMinBps: DefaultBodyMinBps,
+				SweepIntervalMs:    DefaultSweepIntervalMs,
+			},
+			UpstreamIdleTimeoutMs:     DefaultUpstreamIdleMs,
+			UpstreamMaxAgeMs:          DefaultUpstreamMaxAgeMs,
+			UpstreamMaxIdlePerBackend: DefaultUpstreamIdlePerBE,
+		},
+	}
+}
+
+// setDefaults fills what the file left zero in list elements, where a
+// pre-filled struct cannot reach. For these keys 0 is never a valid value.
+func (c *Config) setDefaults() {
+	for i := range c.Listeners {
+		c.Listeners[i].setDefaults()
+	}
+	for i := range c.Pools {
+		c.Pools[i].setDefaults()
+	}
+}
+
+func (l *Listener) setDefaults() {
+	if l.Name == "" {
+		l.Name = l.Address
+	}
+	h := &l.HTTP
+	def(&h.HeaderTimeoutMs, DefaultHeaderTimeoutMs)
+	def(&h.BodyTimeoutMs, DefaultBodyTimeoutMs)
+	def(&h.TotalTimeoutMs, DefaultTotalTimeoutMs)
+	def(&h.HeadTimeoutMs, DefaultHeadTimeoutMs)
+	def(&h.IdleTimeoutMs, DefaultIdleTimeoutMs)
+	def(&h.WriteTimeoutMs, DefaultWriteTimeoutMs)
+	def(&h.MaxHeaderBytes, DefaultMaxHeaderBytes)
+	def(&h.MaxHeaderFields, DefaultMaxHeaderFields)
+	def(&h.MaxURIBytes, DefaultMaxURIBytes)
+	if h.MaxBodyBytes == 0 {
+		h.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	s := &l.H2
+	def(&s.MaxPendingAcceptResetStreams, DefaultH2MaxPendingResetStream)
+	def(&s.MaxLocalErrorResetStreams, DefaultH2MaxPendingResetStream)
+	def(&s.MaxConcurrentStreams, DefaultH2MaxConcurrentStreams)
+	def(&s.MaxHeaderListSize, DefaultH2MaxHeaderListSize)
+	def(&s.MaxSendBufSize, 64<<10)
+	def(&s.KeepAliveIntervalMs, DefaultH2KeepAliveIntervalMs)
+	def(&s.KeepAliveTimeoutMs, DefaultH2KeepAliveTimeoutMs)
+	def(&s.InitialStreamWindowSize, DefaultH2InitialStreamWindow)
+	def(&s.InitialConnectionWindowSize, DefaultH2InitialConnWindow)
+	def(&s.RapidResetThreshold, DefaultH2RapidResetThreshold)
+	def(&s.MaxContinuationFrames, DefaultH2MaxContinuation)
+	def(&s.ControlFramesPerSecond, DefaultH2ControlFramesPerSec)
+	def(&s.ZeroWindowTimeoutMs, DefaultH2ZeroWindowTimeoutMs)
+	def(&s.MaxStreamsPerConnection, DefaultH2MaxStreamsPerConn)
+	def(&s.GlitchThreshold, DefaultH2GlitchThreshold)
+	if l.TLS != nil {
+		def(&l.TLS.TicketRotationIntervalSeconds, DefaultTicketRotationS)
+		def(&l.TLS.TicketRotationOverlapSeconds, DefaultTicketRotationS)
+	}
+	if l.AltSvc != nil {
+		def(&l.AltSvc.MaxAge, DefaultAltSvcMaxAge)
+	}
+	if q := l.QUIC; q != nil {
+		def(&q.MaxIdleTimeoutMs, DefaultQUICIdleMs)
+		def(&q.MaxRecvUDPPayloadSize, DefaultQUICRecvPayload)
+		def(&q.MaxFieldSectionSize, DefaultH3FieldSection)
+		if q.EarlyDataPolicy == "" {
+			q.EarlyDataPolicy = "reject"
+		}
+	}
+	for i := range l.Backends {
+		l.Backends[i].setDefaults()
+	}
+	for i := range l.Routes {
+		r := &l.Routes[i]
+		if r.Name == "" {
+			r.Name = r.Host + r.PathPrefix
+			if r.Name == "" {
+				r.Name = "route" + itoa(i)
+			}
+		}
+		for j := range r.Backends {
+			r.Backends[j].setDefaults()
+		}
+		if d := r.DirectResponse; d != nil && d.ContentType == "" {
+			d.ContentType = "text/plain; charset=utf-8"
+		}
+	}
+}
+
+func def(p *int, v int) {
+	if *p == 0 {
+		*p = v
+	}
+}

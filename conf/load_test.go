@@ -1,0 +1,150 @@
+package conf
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func write(t *testing.T, name, body string, mode os.FileMode) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), mode); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoad_DefaultConfigBoots(t *testing.T) {
+	cfg, err := load("default.toml", func() []string { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := cfg.Listeners[0]
+	if l.HTTP.HeaderTimeoutMs != DefaultHeaderTimeoutMs || l.HTTP.MaxBodyBytes != DefaultMaxBodyBytes {
+		t.Fatalf("listener defaults not applied: %+v", l.HTTP)
+	}
+	if cfg.Runtime.PerIPConnectionCap != DefaultPerIPConnCap || cfg.Runtime.HeaderUnderscorePolicy != "reject" {
+		t.Fatalf("runtime defaults not applied: %+v", cfg.Runtime)
+	}
+	if len(l.Routes) != 2 || l.Routes[1].DirectResponse.Status != 200 {
+		t.Fatalf("routes: %+v", l.Routes)
+	}
+}
+
+func TestLoad_ExamplesBoot(t *testing.T) {
+	files, _ := filepath.Glob("examples/*.toml")
+	for _, f := range files {
+		body, _ := os.ReadFile(f)
+		if strings.Contains(string(body), "cert_path") {
+			continue // needs certificates; covered by the stages tests
+		}
+		if _, err := load(f, func() []string { return nil }); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func TestLoad_ReportsEveryProblemWithFileAndKey(t *testing.T) {
+	key := write(t, "k.pem", "x", 0o644)
+	p := write(t, "bad.toml", `
+[runtime]
+per_ip_connection_cap = 0
+max_inflight_connections = "lots"
+bogus = 1
+
+[[listeners]]
+address = "127.0.0.1:1"
+protocol = "h1s"
+[listeners.tls]
+cert_path = "/nonexistent.pem"
+key_path = "`+key+`"
+[[listeners.backends]]
+address = "127.0.0.1:2"
+
+[[listeners]]
+address = "127.0.0.1:1"
+protocol = "h2"
+`, 0o600)
+	_, err := load(p, func() []string { return nil })
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	msg := err.Error()
+	// Type and unknown-key errors come from decoding and stop before
+	// validation; both must be reported together, naming file and key.
+	for _, want := range []string{p + ": runtime.bogus: unknown key", "runtime.max_inflight_connections"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+
+	p2 := write(t, "bad2.toml", `
+[runtime]
+per_ip_connection_cap = 0
+
+[[listeners]]
+address = "127.0.0.1:1"
+protocol = "h1s"
+[listeners.tls]
+cert_path = "/nonexistent.pem"
+key_path = "`+key+`"
+[[listeners.backends]]
+address = "127.0.0.1:2"
+
+[[listeners]]
+address = "127.0.0.1:1"
+protocol = "h2"
+`, 0o600)
+	_, err = load(p2, func() []string { return nil })
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	msg = err.Error()
+	for _, want := range []string{
+		p2 + ": runtime.per_ip_connection_cap: 0 is out of range",
+		"listeners[0].tls.cert_path: cannot read certificate",
+		"listeners[0].tls.key_path: " + key + " is readable or writable by group or other",
+		"listeners[1].protocol: \"h2\" is not a listener protocol",
+		"listeners[1].address: address 127.0.0.1:1 (tcp) is already used by listeners[0]",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+}
+
+func TestLoad_EnvOverrides(t *testing.T) {
+	p := write(t, "c.toml", `
+[[listeners]]
+address = "127.0.0.1:1"
+protocol = "tcp"
+[[listeners.backends]]
+address = "127.0.0.1:2"
+`, 0o600)
+	env := []string{"EG_OBSERVABILITY__METRICS_BIND=127.0.0.1:9999", "EG_RUNTIME__PER_IP_CONNECTION_CAP=7", "EG_LOG_LEVEL=debug"}
+	cfg, err := load(p, func() []string { return env })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Observability.MetricsBind != "127.0.0.1:9999" || cfg.Runtime.PerIPConnectionCap != 7 {
+		t.Fatalf("env not applied: %+v %+v", cfg.Observability, cfg.Runtime)
+	}
+}
+
+func TestLoad_NonLoopbackAdminNeedsToken(t *testing.T) {
+	p := write(t, "c.toml", `
+[observability]
+metrics_bind = "0.0.0.0:9090"
+[[listeners]]
+address = "127.0.0.1:1"
+protocol = "tcp"
+[[listeners.backends]]
+address = "127.0.0.1:2"
+`, 0o600)
+	_, err := load(p, func() []string { return nil })
+	if err == nil || !strings.Contains(err.Error(), "observability.metrics_bind") {
+		t.Fatalf("want a metrics_bind problem, got %v", err)
+	}
+}

@@ -1,0 +1,335 @@
+package conf
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Validate checks the whole config and returns every problem found, or nil.
+func (c *Config) Validate() error {
+	ps := &Problems{file: c.File}
+	c.validate(ps)
+	return ps.Err()
+}
+
+var listenerProtocols = map[string]bool{"tcp": true, "tls": true, "udp": true, "h1": true, "h1s": true, "quic": true}
+
+// IsL4 reports whether a listener protocol relays bytes or datagrams
+// rather than HTTP.
+func IsL4(protocol string) bool { return protocol == "tcp" || protocol == "tls" || protocol == "udp" }
+
+func (c *Config) validate(ps *Problems) {
+	if len(c.Listeners) == 0 {
+		ps.Addf("listeners", "at least one [[listeners]] entry is required")
+	}
+	pools := map[string]bool{}
+	for i := range c.Pools {
+		p := &c.Pools[i]
+		k := idx("pools", i)
+		p.validate(k, ps)
+		if pools[p.Name] {
+			ps.Addf(key(k, "name"), "duplicate pool name %q", p.Name)
+		}
+		pools[p.Name] = true
+	}
+	type bound struct{ net, addr string }
+	seen := map[bound]string{}
+	names := map[string]string{}
+	for i := range c.Listeners {
+		l := &c.Listeners[i]
+		k := idx("listeners", i)
+		l.validate(k, c, pools, ps)
+		network := "tcp"
+		if l.Protocol == "udp" || l.Protocol == "quic" {
+			network = "udp"
+		}
+		b := bound{network, l.Address}
+		if prev, ok := seen[b]; ok {
+			ps.Addf(key(k, "address"), "address %s (%s) is already used by %s", l.Address, network, prev)
+		} else {
+			seen[b] = k
+		}
+		if prev, ok := names[l.Name]; ok && l.Name != "" {
+			ps.Addf(key(k, "name"), "listener name %q is already used by %s", l.Name, prev)
+		} else {
+			names[l.Name] = k
+		}
+	}
+	c.Runtime.validate(ps)
+	c.Observability.validate(c, ps)
+	c.Admin.validate(ps)
+	for i, cidr := range c.Security.TrustedProxies {
+		if _, err := netip.ParsePrefix(cidr); err != nil {
+			if _, err2 := netip.ParseAddr(cidr); err2 != nil {
+				ps.Addf(idx("security.trusted_proxies", i), "not a CIDR or address: %q", cidr)
+			}
+		}
+	}
+}
+
+func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Problems) {
+	if l.Address == "" {
+		ps.Addf(key(k, "address"), "required")
+	} else if err := checkHostPort(l.Address); err != nil {
+		ps.Addf(key(k, "address"), "%v", err)
+	}
+	switch {
+	case l.Protocol == "":
+		ps.Addf(key(k, "protocol"), "required (one of tcp, tls, udp, h1, h1s, quic)")
+	case l.Protocol == "http" || l.Protocol == "h2" || l.Protocol == "h3":
+		ps.Addf(key(k, "protocol"), "%q is not a listener protocol: use h1 (HTTP/1.1 + h2c), h1s (TLS, h2 + http/1.1) or quic (HTTP/3)", l.Protocol)
+	case !listenerProtocols[l.Protocol]:
+		ps.Addf(key(k, "protocol"), "unknown protocol %q (want one of tcp, tls, udp, h1, h1s, quic)", l.Protocol)
+	}
+	needsTLS := l.Protocol == "tls" || l.Protocol == "h1s"
+	switch {
+	case needsTLS && l.TLS == nil:
+		ps.Addf(key(k, "tls"), "a %s listener needs [listeners.tls] with cert_path and key_path", l.Protocol)
+	case !needsTLS && l.TLS != nil:
+		ps.Addf(key(k, "tls"), "[listeners.tls] is only for tls and h1s listeners, not %q", l.Protocol)
+	case l.TLS != nil:
+		checkCertPair(key(k, "tls"), l.TLS.CertPath, l.TLS.KeyPath, ps)
+	}
+	if l.Protocol == "quic" && l.QUIC == nil {
+		ps.Addf(key(k, "quic"), "a quic listener needs [listeners.quic] with cert_path, key_path and retry_secret_path")
+	} else if l.Protocol != "quic" && l.QUIC != nil {
+		ps.Addf(key(k, "quic"), "[listeners.quic] is only for quic listeners")
+	} else if q := l.QUIC; q != nil {
+		checkCertPair(key(k, "quic"), q.CertPath, q.KeyPath, ps)
+		if q.RetrySecretPath == "" {
+			ps.Addf(key(k, "quic", "retry_secret_path"), "required")
+		}
+		rangeInt(ps, key(k, "quic", "max_recv_udp_payload_size"), q.MaxRecvUDPPayloadSize, 1200, 65527)
+		rangeInt(ps, key(k, "quic", "max_idle_timeout_ms"), q.MaxIdleTimeoutMs, 1, 600_000)
+		if q.EarlyDataPolicy != "reject" && q.EarlyDataPolicy != "wait" {
+			ps.Addf(key(k, "quic", "early_data_policy"), "want \"reject\" or \"wait\", not %q", q.EarlyDataPolicy)
+		}
+	}
+	if a := l.AltSvc; a != nil {
+		rangeInt(ps, key(k, "alt_svc", "h3_port"), a.H3Port, 1, 65535)
+		rangeInt(ps, key(k, "alt_svc", "max_age"), a.MaxAge, 1, 1<<31-1)
+	}
+	if l.DrainTimeoutMs != nil {
+		rangeInt(ps, key(k, "drain_timeout_ms"), *l.DrainTimeoutMs, 100, 300_000)
+	}
+	if l.DrainJitterMs != nil {
+		rangeInt(ps, key(k, "drain_jitter_ms"), *l.DrainJitterMs, 0, 300_000)
+	}
+	h := l.HTTP
+	hk := key(k, "http")
+	for _, t := range []struct {
+		name string
+		v    int
+	}{
+		{"header_timeout_ms", h.HeaderTimeoutMs}, {"body_timeout_ms", h.BodyTimeoutMs},
+		{"total_timeout_ms", h.TotalTimeoutMs}, {"head_timeout_ms", h.HeadTimeoutMs},
+		{"idle_timeout_ms", h.IdleTimeoutMs}, {"write_timeout_ms", h.WriteTimeoutMs},
+	} {
+		rangeInt(ps, key(hk, t.name), t.v, 1, 86_400_000)
+	}
+	if h.MaxBodyBytes < 1 {
+		ps.Addf(key(hk, "max_body_bytes"), "must be at least 1, got %d", h.MaxBodyBytes)
+	}
+	rangeInt(ps, key(hk, "max_header_bytes"), h.MaxHeaderBytes, 1024, 1<<20)
+	rangeInt(ps, key(hk, "max_header_fields"), h.MaxHeaderFields, 8, 10_000)
+	rangeInt(ps, key(hk, "max_uri_bytes"), h.MaxURIBytes, 256, 1<<20)
+	s := l.H2
+	sk := key(k, "h2_security")
+	rangeInt(ps, key(sk, "max_concurrent_streams"), s.MaxConcurrentStreams, 1, 10_000)
+	rangeInt(ps, key(sk, "max_header_list_size"), s.MaxHeaderListSize, 1024, 16<<20)
+	rangeInt(ps, key(sk, "initial_stream_window_size"), s.InitialStreamWindowSize, 1, 1<<31-1)
+	rangeInt(ps, key(sk, "initial_connection_window_size"), s.InitialConnectionWindowSize, 65535, 1<<31-1)
+
+	// Backends, pool and routes.
+	l7 := !IsL4(l.Protocol)
+	if l.Pool != "" && len(l.Backends) > 0 {
+		ps.Addf(key(k, "pool"), "set either pool or backends, not both")
+	}
+	if l.Pool != "" && !pools[l.Pool] {
+		ps.Addf(key(k, "pool"), "no [[pools]] entry is named %q", l.Pool)
+	}
+	for j := range l.Backends {
+		bk := idx(key(k, "backends"), j)
+		l.Backends[j].validate(bk, ps)
+		checkBackendFor(bk, l.Protocol, &l.Backends[j], ps)
+	}
+	if !l7 && len(l.Routes) > 0 {
+		ps.Addf(key(k, "routes"), "routes are for HTTP listeners, not %q", l.Protocol)
+	}
+	if !l7 && l.Pool == "" && len(l.Backends) == 0 {
+		ps.Addf(key(k, "backends"), "a %s listener needs backends or a pool", l.Protocol)
+	}
+	if l7 && l.Pool == "" && len(l.Backends) == 0 && len(l.Routes) == 0 {
+		ps.Addf(key(k, "backends"), "an HTTP listener needs backends, a pool or routes")
+	}
+	for j := range l.Routes {
+		r := &l.Routes[j]
+		rk := idx(key(k, "routes"), j)
+		n := 0
+		if len(r.Backends) > 0 {
+			n++
+		}
+		if r.Pool != "" {
+			n++
+			if !pools[r.Pool] {
+				ps.Addf(key(rk, "pool"), "no [[pools]] entry is named %q", r.Pool)
+			}
+		}
+		if r.DirectResponse != nil {
+			n++
+			rangeInt(ps, key(rk, "direct_response", "status"), r.DirectResponse.Status, 200, 599)
+		}
+		if n != 1 {
+			ps.Addf(rk, "a route needs exactly one of backends, pool or direct_response")
+		}
+		if r.PathPrefix != "" && !strings.HasPrefix(r.PathPrefix, "/") {
+			ps.Addf(key(rk, "path_prefix"), "must start with /, got %q", r.PathPrefix)
+		}
+		if strings.ContainsAny(r.Host, " /:,") {
+			ps.Addf(key(rk, "host"), "not a host name: %q", r.Host)
+		}
+		for b := range r.Backends {
+			bk := idx(key(rk, "backends"), b)
+			r.Backends[b].validate(bk, ps)
+			checkBackendFor(bk, l.Protocol, &r.Backends[b], ps)
+		}
+	}
+}
+
+// checkBackendFor checks that a backend's protocol fits its listener.
+func checkBackendFor(k, listener string, b *Backend, ps *Problems) {
+	switch listener {
+	case "tcp", "tls":
+		if b.Protocol != "tcp" {
+			ps.Addf(key(k, "protocol"), "a %s listener relays bytes: backend protocol must be tcp, not %q", listener, b.Protocol)
+		}
+	case "udp":
+		if b.Protocol != "udp" && b.Protocol != "tcp" {
+			ps.Addf(key(k, "protocol"), "a udp listener relays datagrams: backend protocol must be udp, not %q", b.Protocol)
+		}
+	default:
+		if b.Protocol == "udp" {
+			ps.Addf(key(k, "protocol"), "an HTTP listener cannot use a udp backend")
+		}
+	}
+}
+
+func checkCertPair(k, cert, keyPath string, ps *Problems) {
+	if cert == "" {
+		ps.Addf(key(k, "cert_path"), "required")
+	} else if _, err := os.Stat(cert); err != nil {
+		ps.Addf(key(k, "cert_path"), "cannot read certificate: %v", err)
+	}
+	if keyPath == "" {
+		ps.Addf(key(k, "key_path"), "required")
+		return
+	}
+	checkPrivateFile(key(k, "key_path"), keyPath, ps)
+}
+
+// checkPrivateFile rejects a secret that group or other can read: the
+// reference's F-INFRA-01, and what sshd does for host keys.
+func checkPrivateFile(k, path string, ps *Problems) {
+	st, err := os.Stat(path)
+	if err != nil {
+		ps.Addf(k, "cannot read key: %v", err)
+		return
+	}
+	if m := st.Mode().Perm(); m&0o077 != 0 {
+		ps.Addf(k, "%s is readable or writable by group or other (mode %04o); chmod 600 it", path, m)
+	}
+}
+
+func (r *Runtime) validate(ps *Problems) {
+	k := "runtime"
+	if r.XDPEnabled && r.XDPInterface == "" {
+		ps.Addf(key(k, "xdp_interface"), "required when xdp_enabled = true")
+	}
+	switch r.XDPMode {
+	case "auto", "native", "generic", "skb", "hw":
+	default:
+		ps.Addf(key(k, "xdp_mode"), "unknown mode %q (want auto, native or generic)", r.XDPMode)
+	}
+	if r.XDPNewFlowCapPerSecPerCPU != 0 {
+		rangeInt(ps, key(k, "xdp_new_flow_cap_per_sec_per_cpu"), r.XDPNewFlowCapPerSecPerCPU, 1000, 10_000_000)
+	}
+	rangeInt(ps, key(k, "drain_timeout_ms"), r.DrainTimeoutMs, 100, 300_000)
+	rangeInt(ps, key(k, "readiness_settle_ms"), r.ReadinessSettleMs, 0, 30_000)
+	if r.DrainJitterMs != nil {
+		rangeInt(ps, key(k, "drain_jitter_ms"), *r.DrainJitterMs, 0, r.DrainTimeoutMs)
+	}
+	rangeInt(ps, key(k, "handshake_timeout_ms"), r.HandshakeTimeoutMs, 100, 60_000)
+	rangeInt(ps, key(k, "connect_timeout_ms"), r.ConnectTimeoutMs, 100, 60_000)
+	rangeInt(ps, key(k, "max_inflight_connections"), r.MaxInflightConnections, 100, 2_000_000)
+	rangeInt(ps, key(k, "per_ip_connection_cap"), r.PerIPConnectionCap, 1, 2_000_000)
+	switch r.HeaderUnderscorePolicy {
+	case "reject", "drop", "allow":
+	default:
+		ps.Addf(key(k, "header_underscore_policy"), "want reject, drop or allow, not %q", r.HeaderUnderscorePolicy)
+	}
+	rangeInt(ps, key(k, "max_keepalive_requests"), r.MaxKeepaliveRequests, 0, 10_000_000)
+	rangeInt(ps, key(k, "max_requests_per_h3_connection"), r.MaxRequestsPerH3Connection, 0, 10_000_000)
+	rangeInt(ps, key(k, "watchdog", "header_deadline_ms"), r.Watchdog.HeaderDeadlineMs, 100, 60_000)
+	rangeInt(ps, key(k, "watchdog", "body_progress_min_bps"), r.Watchdog.BodyProgressMinBps, 0, 10_000_000)
+	rangeInt(ps, key(k, "watchdog", "sweep_interval_ms"), r.Watchdog.SweepIntervalMs, 100, 60_000)
+	rangeInt(ps, key(k, "upstream_idle_timeout_ms"), r.UpstreamIdleTimeoutMs, 1, 3_600_000)
+	rangeInt(ps, key(k, "upstream_max_age_ms"), r.UpstreamMaxAgeMs, 1, 86_400_000)
+	rangeInt(ps, key(k, "upstream_max_idle_per_backend"), r.UpstreamMaxIdlePerBackend, 0, 100_000)
+}
+
+func (o *Observability) validate(c *Config, ps *Problems) {
+	if o.MetricsBind == "" {
+		return
+	}
+	k := "observability.metrics_bind"
+	host, _, err := net.SplitHostPort(o.MetricsBind)
+	if err != nil {
+		ps.Addf(k, "%v", err)
+		return
+	}
+	if err := checkHostPort(o.MetricsBind); err != nil {
+		ps.Addf(k, "%v", err)
+		return
+	}
+	ip, err := netip.ParseAddr(host)
+	loopback := host == "localhost" || (err == nil && ip.IsLoopback())
+	if !loopback && !c.Admin.AllowNonLoopback {
+		ps.Addf(k, "%s is not a loopback address: set [admin].allow_non_loopback = true and api_token_hash to expose it", o.MetricsBind)
+	}
+}
+
+func (a *Admin) validate(ps *Problems) {
+	if a.APITokenHash != "" {
+		if b, err := hex.DecodeString(a.APITokenHash); err != nil || len(b) != 32 {
+			ps.Addf("admin.api_token_hash", "must be the 64 hex digits of a SHA-256 digest")
+		}
+	}
+	if a.AllowNonLoopback && a.APITokenHash == "" {
+		ps.Addf("admin.allow_non_loopback", "requires admin.api_token_hash")
+	}
+}
+
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("not host:port: %q", addr)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("bad port in %q", addr)
+	}
+	return nil
+}
+
+func rangeInt(ps *Problems, k string, v, lo, hi int) {
+	if v < lo || v > hi {
+		ps.Addf(k, "%d is out of range [%d, %d]", v, lo, hi)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

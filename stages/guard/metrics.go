@@ -1,0 +1,22 @@
+package guard
+
+import "github.com/VictoriaMetrics/metrics"
+
+// Counter returns the process-wide counter for a guard rule token, named
+// security_<token>_total. Each rule resolves its counter once, at start-up.
+func Counter(token string) *metrics.Counter {
+	return metrics.GetOrCreateCounter("security_" + token + "_total")
+}
+
+// Counters of the H1 rules, resolved once.
+var (
+	SlowlorisReaped = Counter("slowloris_reaped")
+	SlowBodyReaped  = Counter("slow_body_reaped")
+	BodyTooLarge    = Counter("body_too_large")
+	HeadTooLarge    = Counter("header_too_large")
+	URITooLong      = Counter("uri_too_long")
+	Smuggling       = Counter("request_rejected")
+	PerIPCap        = Counter("per_ip_cap")
+	InflightShed    = Counter("inflight_shed")
+	KeepaliveCap    = Counter("keepalive_cap")
+)
