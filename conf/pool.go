@@ -480,3 +480,13 @@ func poolToken(s string) bool {
 	}
 	return true
 }
+
+// Prepare fills the pool's defaults and validates it on its own (the
+// central Validate does the same for every pool of a config). It is what a
+// caller building a pool outside a config file, such as a test, uses.
+func (p *Pool) Prepare(k string) error {
+	p.setDefaults()
+	var ps Problems
+	p.validate(k, &ps)
+	return ps.Err()
+}

@@ -1,0 +1,34 @@
+package route
+
+// Limits and constants of selection.
+const (
+	// weightScale is the fixed-point unit of an effective weight: a backend
+	// of configured weight w has effective weight w*weightScale, less while
+	// it slow-starts.
+	weightScale = 1000
+
+	// slowStartMinScale is the share of its weight a backend gets at the
+	// start of slow start (Envoy's min_weight_percent default, 10%).
+	slowStartMinScale = weightScale / 10
+
+	// maxSchedule bounds the smooth round-robin schedule (entries); larger
+	// weight sums are scaled down to fit.
+	maxSchedule = 1 << 16
+
+	// minRingSize and ringPointsPerBackend size the ring_hash ring; more
+	// points give a fairer split (relative spread ≈ 1/sqrt(points)).
+	minRingSize          = 4096
+	ringPointsPerBackend = 160
+	maxRingSize          = 1 << 20
+
+	// maglevSize is the default Maglev table size (a prime, Envoy's and
+	// Katran's 65537); pools of more than maglevSize/100 backends get the
+	// next prime above 100 × backends.
+	maglevSize = 65537
+
+	// ewmaDecay is the peak-EWMA time constant (Finagle's 10 s).
+	ewmaDecayNanos = 10e9
+
+	// budgetWindow is the retry budget's window in seconds (Linkerd's ttl).
+	budgetWindow = 10
+)
