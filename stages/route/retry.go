@@ -38,7 +38,7 @@ type RetryPolicy struct {
 
 // budgetSnap is the pool's request and retry totals seen in second sec.
 type budgetSnap struct {
-	sec              int64
+	sec               int64
 	requests, retries uint64
 }
 
