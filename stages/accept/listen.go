@@ -47,6 +47,10 @@ type Server struct {
 	Handle   func(ctx context.Context, c net.Conn, remote netip.AddrPort)
 	Log      zerolog.Logger
 	OnReject func(Reject)
+	// ConnCtx, when set, is the context connections are served under, so
+	// that stopping the accept loop (Serve's ctx) does not cut in-flight
+	// connections: a drain cancels ConnCtx only after its grace period.
+	ConnCtx context.Context
 
 	wg sync.WaitGroup
 }
@@ -86,9 +90,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) {
 			}
 			continue
 		}
+		cctx := ctx
+		if s.ConnCtx != nil {
+			cctx = s.ConnCtx
+		}
 		s.wg.Go(func() {
 			defer s.Gate.Leave(ip)
-			s.serveConn(ctx, c, remote)
+			s.serveConn(cctx, c, remote)
 		})
 	}
 	s.wg.Wait()

@@ -9,9 +9,9 @@ import (
 
 func TestRequest_StripsHopByHopAndNamedFields(t *testing.T) {
 	h := &frames.Head{Method: "GET", Path: "/", Authority: "example.com", Proto: "HTTP/1.1", Fields: frames.Fields{
-		{"connection", "X-Secret, keep-alive"}, {"x-secret", "1"}, {"keep-alive", "5"},
-		{"te", "trailers, gzip"}, {"upgrade", "h2c"}, {"proxy-connection", "keep-alive"},
-		{"accept", "*/*"}, {"expect", "100-continue"},
+		{Name: "connection", Value: "X-Secret, keep-alive"}, {Name: "x-secret", Value: "1"}, {Name: "keep-alive", Value: "5"},
+		{Name: "te", Value: "trailers, gzip"}, {Name: "upgrade", Value: "h2c"}, {Name: "proxy-connection", Value: "keep-alive"},
+		{Name: "accept", Value: "*/*"}, {Name: "expect", Value: "100-continue"},
 	}}
 	Request(h, &Forwarding{Remote: netip.MustParseAddr("192.0.2.7"), Scheme: "https", Via: "expressgateway"})
 	for _, gone := range []string{"connection", "x-secret", "keep-alive", "upgrade", "proxy-connection", "expect"} {
@@ -32,7 +32,7 @@ func TestRequest_XFFKeptOnlyFromTrustedProxies(t *testing.T) {
 	trusted := netip.MustParsePrefix("10.0.0.0/8")
 	fw := &Forwarding{Scheme: "http", Via: "eg", Trusted: trusted.Contains}
 	mk := func() *frames.Head {
-		return &frames.Head{Method: "GET", Authority: "a", Fields: frames.Fields{{"x-forwarded-for", "1.2.3.4"}, {"forwarded", "for=1.2.3.4"}}}
+		return &frames.Head{Method: "GET", Authority: "a", Fields: frames.Fields{{Name: "x-forwarded-for", Value: "1.2.3.4"}, {Name: "forwarded", Value: "for=1.2.3.4"}}}
 	}
 	h := mk()
 	fw.Remote = netip.MustParseAddr("10.1.1.1")
@@ -49,7 +49,7 @@ func TestRequest_XFFKeptOnlyFromTrustedProxies(t *testing.T) {
 }
 
 func TestResponse_AltSvcAndVia(t *testing.T) {
-	h := &frames.Head{Status: 200, Fields: frames.Fields{{"alt-svc", "h2=\":1\""}, {"transfer-encoding", "chunked"}}}
+	h := &frames.Head{Status: 200, Fields: frames.Fields{{Name: "alt-svc", Value: "h2=\":1\""}, {Name: "transfer-encoding", Value: "chunked"}}}
 	Response(h, "HTTP/2", "eg", AltSvc(443, 3600))
 	if h.Fields.Value("alt-svc") != `h3=":443"; ma=3600` || h.Fields.Has("transfer-encoding") || h.Fields.Value("via") != "2 eg" {
 		t.Fatalf("got %v", h.Fields)

@@ -1,0 +1,132 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+// State is the process lifecycle the probes report.
+type State int32
+
+// The lifecycle states.
+const (
+	Starting State = iota
+	Ready
+	Draining
+)
+
+var stateNames = [...]string{Starting: "starting", Ready: "ok", Draining: "draining"}
+
+// Server serves the admin endpoints.
+type Server struct {
+	state     atomic.Int32
+	tokenHash []byte // SHA-256 of the bearer token; nil: /metrics is open
+	srv       *http.Server
+	ln        net.Listener
+	wg        sync.WaitGroup
+}
+
+// New returns an admin server; tokenHashHex is [admin].api_token_hash.
+func New(tokenHashHex string) (*Server, error) {
+	s := &Server{}
+	if tokenHashHex != "" {
+		h, err := hex.DecodeString(tokenHashHex)
+		if err != nil || len(h) != sha256.Size {
+			return nil, errors.New("admin: api_token_hash is not a SHA-256 hex digest")
+		}
+		s.tokenHash = h
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/metrics", s.metrics)
+	mux.HandleFunc("/livez", s.live)
+	mux.HandleFunc("/healthz", s.live)
+	mux.HandleFunc("/readyz", s.ready)
+	mux.HandleFunc("/startupz", s.startup)
+	s.srv = &http.Server{Handler: getOnly(mux), ReadHeaderTimeout: 5 * time.Second}
+	return s, nil
+}
+
+// SetState moves the lifecycle state.
+func (s *Server) SetState(st State) { s.state.Store(int32(st)) }
+
+// Start listens on addr and serves in a goroutine the server owns.
+func (s *Server) Start(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	s.wg.Go(func() { s.srv.Serve(ln) })
+	return nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Close stops the server and waits for it.
+func (s *Server) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	s.srv.Shutdown(ctx)
+	s.wg.Wait()
+}
+
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if s.tokenHash != nil {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(tok))
+		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenHash) != 1 {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	metrics.WritePrometheus(w, true)
+}
+
+func (s *Server) status(w http.ResponseWriter, code int) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write([]byte(`{"status":"` + stateNames[s.state.Load()] + `"}` + "\n"))
+}
+
+func (s *Server) live(w http.ResponseWriter, _ *http.Request) { s.status(w, http.StatusOK) }
+
+func (s *Server) ready(w http.ResponseWriter, _ *http.Request) {
+	if State(s.state.Load()) != Ready {
+		s.status(w, http.StatusServiceUnavailable)
+		return
+	}
+	s.status(w, http.StatusOK)
+}
+
+func (s *Server) startup(w http.ResponseWriter, _ *http.Request) {
+	if State(s.state.Load()) == Starting {
+		s.status(w, http.StatusServiceUnavailable)
+		return
+	}
+	s.status(w, http.StatusOK)
+}

@@ -1,0 +1,360 @@
+package decode
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/h1"
+	"github.com/expressgateway/expressgateway/stages"
+	"github.com/expressgateway/expressgateway/stages/encode"
+	"github.com/expressgateway/expressgateway/stages/guard"
+)
+
+// H1Config is what an HTTP/1.1 front needs from its listener's config.
+type H1Config struct {
+	Limits        h1.Limits
+	HeaderTimeout time.Duration // the whole head, from its first byte
+	IdleTimeout   time.Duration // keep-alive wait for the next request
+	BodyTimeout   time.Duration // no body progress for this long → cut
+	WriteTimeout  time.Duration
+	MaxBodyBytes  int64
+	MinBodyBps    int
+	RateWindow    time.Duration
+	MaxRequests   int // keep-alive request cap per connection; 0 = none
+	StreamBytes   int64
+	ConnBudget    *bus.Budget // parent of every stream budget (nil: none)
+	// Draining is closed when the gateway drains: idle connections close,
+	// the in-flight request's response carries Connection: close.
+	Draining <-chan struct{}
+}
+
+// pipelineDepth bounds how many pipelined requests may wait for their
+// responses on one connection (RFC 9112 §9.3.2 pipelining).
+const pipelineDepth = 16
+
+// H1Conn serves one HTTP/1.x client connection: this goroutine reads and
+// decodes requests, a write loop encodes responses in request order, and
+// one stream actor per request runs the handler.
+type H1Conn struct {
+	conn    net.Conn
+	info    *stages.ConnInfo
+	cfg     *H1Config
+	handler stages.Handler
+
+	src   *Source
+	rate  guard.BodyRate
+	idle  atomic.Bool
+	queue chan *encode.H1Exchange
+	wg    sync.WaitGroup
+}
+
+// ServeH1 serves conn until the client is done, an error, or ctx ends. It
+// returns after every goroutine it started has finished; it closes conn.
+func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1Config, h stages.Handler) {
+	c := &H1Conn{
+		conn:    conn,
+		info:    info,
+		cfg:     cfg,
+		handler: h,
+		src:     NewSource(conn, cfg.Limits.MaxHeadBytes+frames.MaxDataChunk),
+		rate:    guard.BodyRate{MinBps: cfg.MinBodyBps, Window: cfg.RateWindow},
+		queue:   make(chan *encode.H1Exchange, pipelineDepth),
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stopIdle := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
+	defer stopIdle()
+	var drainStop func() bool
+	if cfg.Draining != nil {
+		drainCtx, drainCancel := contextFromChan(cfg.Draining)
+		defer drainCancel()
+		drainStop = context.AfterFunc(drainCtx, func() {
+			if c.idle.Load() {
+				conn.SetReadDeadline(time.Now())
+			}
+		})
+		defer drainStop()
+	}
+	c.wg.Go(func() { c.writeLoop(ctx, cancel) })
+	c.readLoop(ctx)
+	close(c.queue)
+	c.wg.Wait()
+	conn.Close()
+}
+
+func contextFromChan(ch <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-ch:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+func (c *H1Conn) draining() bool {
+	if c.cfg.Draining == nil {
+		return false
+	}
+	select {
+	case <-c.cfg.Draining:
+		return true
+	default:
+		return false
+	}
+}
+
+// writeLoop writes responses in request order. On any write failure or a
+// response that must end the connection it cancels the connection.
+func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) {
+	w := encode.NewH1Writer(c.conn, c.cfg.WriteTimeout)
+	open := true
+	for x := range c.queue {
+		if !open {
+			// The connection is closing: nothing more goes out, but every
+			// stream actor must still be released.
+			x.Discard()
+			continue
+		}
+		keep, err := w.WriteResponse(ctx, x)
+		if err != nil || !keep {
+			x.Discard()
+			open = false
+			if err != nil {
+				cancel(err)
+			} else if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
+				// Half-close: the client reads our last response to its end.
+				tc.CloseWrite()
+			}
+			// Stop the reader: no further request will be answered.
+			c.conn.SetReadDeadline(time.Now())
+		}
+	}
+}
+
+// readLoop reads requests until the connection must stop.
+func (c *H1Conn) readLoop(ctx context.Context) {
+	served := 0
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		x, req, err := c.readHead(ctx, served)
+		if err != nil {
+			c.answerError(err)
+			return
+		}
+		if x == nil {
+			return // clean end between requests
+		}
+		served++
+		if c.cfg.MaxRequests > 0 && served >= c.cfg.MaxRequests {
+			if x.KeepAlive {
+				guard.KeepaliveCap.Inc()
+			}
+			x.KeepAlive = false
+		}
+		if c.draining() {
+			x.KeepAlive = false
+		}
+		x.Stream.KeepAlive = x.KeepAlive
+		select {
+		case c.queue <- x:
+		case <-ctx.Done():
+			x.Stream.Req.Discard(context.Cause(ctx))
+			x.Discard()
+			return
+		}
+		c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
+		if !c.readBody(ctx, x, req.Head, req.Body) || !x.KeepAlive {
+			return
+		}
+	}
+}
+
+// headError is a request the decoder refuses before any stream exists.
+type headError struct {
+	status int
+	extra  frames.Fields
+}
+
+func (e *headError) Error() string { return "decode: request refused: " + strconv.Itoa(e.status) }
+
+// readHead waits for and parses the next request head. It returns nil, nil
+// at a clean end (EOF or idle timeout between requests).
+func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, h1.Request, error) {
+	var deadline time.Time
+	started := len(c.src.Buffered()) > 0
+	if started {
+		deadline = time.Now().Add(c.cfg.HeaderTimeout)
+	} else {
+		if c.draining() && served > 0 {
+			return nil, h1.Request{}, nil
+		}
+		c.idle.Store(true)
+		wait := c.cfg.IdleTimeout
+		if served == 0 {
+			wait = c.cfg.HeaderTimeout
+		}
+		c.conn.SetReadDeadline(time.Now().Add(wait))
+		if c.draining() && served > 0 {
+			c.idle.Store(false)
+			return nil, h1.Request{}, nil
+		}
+	}
+	for {
+		if b := c.src.Buffered(); len(b) > 0 {
+			req, n, err := h1.ParseRequest(b, &c.cfg.Limits)
+			if err == nil {
+				c.src.Consume(n)
+				c.idle.Store(false)
+				return c.newExchange(req), req, nil
+			}
+			if !errors.Is(err, h1.ErrShort) {
+				c.idle.Store(false)
+				return nil, h1.Request{}, err
+			}
+			if !started {
+				// First byte of a new head: from now on the header timeout
+				// runs for the whole head, however slowly it trickles.
+				started = true
+				c.idle.Store(false)
+				deadline = time.Now().Add(c.cfg.HeaderTimeout)
+				c.conn.SetReadDeadline(deadline)
+			}
+		}
+		if err := c.src.Fill(); err != nil {
+			c.idle.Store(false)
+			if !started {
+				return nil, h1.Request{}, nil
+			}
+			if isTimeout(err) {
+				guard.SlowlorisReaped.Inc()
+				return nil, h1.Request{}, &headError{status: 408}
+			}
+			return nil, h1.Request{}, nil // the client went away mid-head
+		}
+	}
+}
+
+func (c *H1Conn) newExchange(req h1.Request) *encode.H1Exchange {
+	h := req.Head
+	h.Scheme = c.info.Scheme()
+	info := *c.info
+	info.Proto = h.Proto
+	st := &stages.Stream{
+		Req:  bus.NewLink(c.cfg.StreamBytes, c.cfg.ConnBudget),
+		Resp: bus.NewLink(c.cfg.StreamBytes, c.cfg.ConnBudget),
+		Conn: &info,
+	}
+	return &encode.H1Exchange{
+		Stream:    st,
+		Method:    h.Method,
+		HTTP10:    h.Proto == "HTTP/1.0",
+		KeepAlive: req.KeepAlive,
+	}
+}
+
+// readBody sends the head and then the body frames into the stream. It
+// returns false when the connection cannot carry another request.
+func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.Head, body h1.Body) bool {
+	st := x.Stream
+	if body.Kind == h1.BodyLength && body.Length > c.cfg.MaxBodyBytes {
+		// RFC 9110 §15.5.14: refuse before forwarding anything.
+		guard.BodyTooLarge.Inc()
+		st.Req.Send(ctx, frames.HeadersFrame(h, false))
+		st.Req.Send(ctx, frames.ResetFrame(frames.CodeTooLarge))
+		st.Req.Close(&frames.ResetError{Code: frames.CodeTooLarge})
+		return false
+	}
+	noBody := body.Kind == h1.BodyNone || (body.Kind == h1.BodyLength && body.Length == 0)
+	if err := st.Req.Send(ctx, frames.HeadersFrame(h, noBody)); err != nil {
+		return false
+	}
+	if noBody {
+		st.Req.Close(io.EOF)
+		return true
+	}
+	c.src.StartBody(body, c.cfg.MaxBodyBytes)
+	c.rate.Reset()
+	for c.src.InBody() {
+		if len(c.src.Buffered()) == 0 {
+			wait := c.rate.ReadDeadline(c.cfg.BodyTimeout)
+			c.conn.SetReadDeadline(time.Now().Add(wait))
+		}
+		t0 := time.Now()
+		f, err := c.src.NextBody()
+		if !c.rate.Observe(time.Since(t0), f.Len()) {
+			guard.SlowBodyReaped.Inc()
+			f.Release()
+			err = errSlowBody
+		}
+		if err != nil {
+			code := frames.CodeCancel
+			switch {
+			case errors.Is(err, ErrBodyTooLarge):
+				guard.BodyTooLarge.Inc()
+				code = frames.CodeTooLarge
+			case errors.Is(err, errSlowBody), isTimeout(err):
+				code = frames.CodeTimeout
+			case isProtocol(err):
+				code = frames.CodeProtocol
+			}
+			// A body cut short is a Reset, never an End (DESIGN §4).
+			st.Req.Send(ctx, frames.ResetFrame(code))
+			st.Req.Close(&frames.ResetError{Code: code})
+			return false
+		}
+		if err := st.Req.Send(ctx, f); err != nil {
+			return false
+		}
+	}
+	st.Req.Close(io.EOF)
+	return true
+}
+
+var errSlowBody = errors.New("decode: request body below the minimum rate")
+
+func isProtocol(err error) bool {
+	var he *h1.Error
+	return errors.As(err, &he)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// answerError queues a local error response for a refused head and stops.
+func (c *H1Conn) answerError(err error) {
+	status := 400
+	var extra frames.Fields
+	var he *h1.Error
+	var le *headError
+	switch {
+	case errors.As(err, &he):
+		status = he.Status
+		switch status {
+		case 431:
+			guard.HeadTooLarge.Inc()
+		case 414:
+			guard.URITooLong.Inc()
+		default:
+			guard.Smuggling.Inc()
+		}
+	case errors.As(err, &le):
+		status, extra = le.status, le.extra
+	}
+	c.queue <- &encode.H1Exchange{Method: "GET", Local: status, LocalFields: extra}
+}

@@ -1,0 +1,227 @@
+package encode
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/h1"
+	"github.com/expressgateway/expressgateway/stages"
+)
+
+// ErrAborted is returned when a response was cut after its head went out:
+// the connection must be closed so the client sees an incomplete message,
+// never a clean end.
+var ErrAborted = errors.New("encode: response aborted mid-body")
+
+// H1Writer writes HTTP/1.x responses to one client connection. It is owned
+// by the connection's write loop.
+type H1Writer struct {
+	conn         net.Conn
+	bw           *bufio.Writer
+	writeTimeout time.Duration
+	buf          []byte // scratch for heads and chunk framing
+}
+
+// NewH1Writer returns a writer on conn.
+func NewH1Writer(conn net.Conn, writeTimeout time.Duration) *H1Writer {
+	return &H1Writer{conn: conn, bw: bufio.NewWriterSize(conn, 32<<10), writeTimeout: writeTimeout}
+}
+
+// H1Exchange is what the writer needs to know of the request it answers.
+type H1Exchange struct {
+	Stream    *stages.Stream
+	Method    string
+	HTTP10    bool // the client spoke HTTP/1.0: no chunked, no 1xx
+	KeepAlive bool // the front intends to keep the connection open
+	// Local, when not zero, is a status the front answers itself (a refused
+	// head) with no stream behind it; the connection closes after it.
+	Local       int
+	LocalFields frames.Fields
+}
+
+// WriteResponse writes the response of one exchange, returning whether the
+// connection may carry another request. A Reset after the head returns
+// ErrAborted.
+func (w *H1Writer) WriteResponse(ctx context.Context, x *H1Exchange) (keepAlive bool, err error) {
+	if x.Local != 0 {
+		w.writeStatusFields(x.Local, x, false, x.LocalFields)
+		return false, w.flush()
+	}
+	link := x.Stream.Resp
+	keepAlive = x.KeepAlive
+	var (
+		headSent bool
+		body     h1.Body
+		written  int64
+	)
+	for {
+		f, ok := link.TryRecv()
+		if !ok {
+			if err := w.flush(); err != nil {
+				return false, err
+			}
+			f, err = link.Recv(ctx)
+			if err != nil {
+				if !headSent {
+					w.writeStatus(statusForCause(err), x, false)
+					return false, w.flush()
+				}
+				return false, ErrAborted
+			}
+		}
+		switch f.Kind {
+		case frames.KindHeaders:
+			h := f.Head
+			if h.Status < 200 {
+				if !x.HTTP10 && h.Status != 101 {
+					w.buf = h1.AppendResponseHead(w.buf[:0], h, h1.Body{Kind: h1.BodyNone}, true)
+					w.bw.Write(w.buf)
+				}
+				continue
+			}
+			if headSent {
+				return false, ErrAborted
+			}
+			body = responseBody(h, x, f.End)
+			if body.Kind == h1.BodyClose {
+				keepAlive = false
+			}
+			w.buf = h1.AppendResponseHead(w.buf[:0], h, body, keepAlive)
+			if _, err := w.bw.Write(w.buf); err != nil {
+				return false, err
+			}
+			headSent = true
+			if f.End {
+				if body.Kind == h1.BodyChunked {
+					w.bw.Write(h1.AppendLastChunk(w.buf[:0], nil))
+				}
+				return keepAlive, w.flush()
+			}
+		case frames.KindData:
+			n := len(f.Data)
+			if !headSent {
+				link.Consumed(&f)
+				return false, ErrAborted
+			}
+			if n > 0 && body.Kind != h1.BodyNone {
+				written += int64(n)
+				if body.Kind == h1.BodyLength && written > body.Length {
+					link.Consumed(&f)
+					return false, ErrAborted
+				}
+				if err := w.writeData(f.Data, body.Kind == h1.BodyChunked); err != nil {
+					link.Consumed(&f)
+					return false, err
+				}
+			}
+			end := f.End
+			link.Consumed(&f)
+			if end {
+				if body.Kind == h1.BodyLength && written != body.Length {
+					return false, ErrAborted
+				}
+				if body.Kind == h1.BodyChunked {
+					w.bw.Write(h1.AppendLastChunk(w.buf[:0], nil))
+				}
+				return keepAlive, w.flush()
+			}
+		case frames.KindTrailers:
+			if !headSent {
+				return false, ErrAborted
+			}
+			if body.Kind == h1.BodyLength && written != body.Length {
+				return false, ErrAborted
+			}
+			if body.Kind == h1.BodyChunked {
+				w.bw.Write(h1.AppendLastChunk(w.buf[:0], f.Head.Fields))
+			}
+			return keepAlive, w.flush()
+		case frames.KindReset:
+			if !headSent {
+				w.writeStatus(StatusForCode(f.Code), x, false)
+				return false, w.flush()
+			}
+			w.flush()
+			return false, ErrAborted
+		default:
+			link.Consumed(&f)
+		}
+	}
+}
+
+func (w *H1Writer) writeData(p []byte, chunked bool) error {
+	if chunked {
+		w.buf = strconv.AppendInt(w.buf[:0], int64(len(p)), 16)
+		w.buf = append(w.buf, '\r', '\n')
+		w.bw.Write(w.buf)
+		w.bw.Write(p)
+		_, err := w.bw.WriteString("\r\n")
+		return err
+	}
+	_, err := w.bw.Write(p)
+	return err
+}
+
+func (w *H1Writer) flush() error {
+	if w.bw.Buffered() == 0 {
+		return nil
+	}
+	if w.writeTimeout > 0 {
+		w.conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
+	}
+	return w.bw.Flush()
+}
+
+func (w *H1Writer) writeStatus(status int, x *H1Exchange, keepAlive bool) {
+	w.writeStatusFields(status, x, keepAlive, nil)
+}
+
+func (w *H1Writer) writeStatusFields(status int, x *H1Exchange, keepAlive bool, extra frames.Fields) {
+	text := StatusText(status)
+	h := &frames.Head{Status: status, ContentLength: int64(len(text) + 1)}
+	h.Fields = append(h.Fields, frames.Field{Name: "content-type", Value: "text/plain; charset=utf-8"})
+	h.Fields = append(h.Fields, extra...)
+	body := h1.Body{Kind: h1.BodyLength, Length: h.ContentLength}
+	w.buf = h1.AppendResponseHead(w.buf[:0], h, body, keepAlive)
+	w.bw.Write(w.buf)
+	if x == nil || x.Method != "HEAD" {
+		w.bw.WriteString(text)
+		w.bw.WriteByte('\n')
+	}
+}
+
+// responseBody decides how a response body is framed on an H1 connection
+// (RFC 9112 §6.3): no body for HEAD, 1xx, 204 and 304; the declared length
+// when known; chunked to an HTTP/1.1 client; else close-delimited.
+func responseBody(h *frames.Head, x *H1Exchange, end bool) h1.Body {
+	if x.Method == "HEAD" || h.Status == 204 || h.Status == 304 {
+		if h.ContentLength >= 0 && x.Method == "HEAD" {
+			return h1.Body{Kind: h1.BodyNone, Length: h.ContentLength}
+		}
+		return h1.Body{Kind: h1.BodyNone}
+	}
+	switch {
+	case h.ContentLength >= 0:
+		return h1.Body{Kind: h1.BodyLength, Length: h.ContentLength}
+	case end:
+		return h1.Body{Kind: h1.BodyLength, Length: 0}
+	case x.HTTP10:
+		return h1.Body{Kind: h1.BodyClose}
+	}
+	return h1.Body{Kind: h1.BodyChunked}
+}
+
+// Discard releases the exchange's response link when it will not be
+// written (the connection is closing).
+func (x *H1Exchange) Discard() {
+	if x.Stream != nil {
+		x.Stream.Resp.Discard(errConnClosing)
+	}
+}
+
+var errConnClosing = errors.New("encode: client connection closing")

@@ -1,0 +1,397 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/rs/zerolog"
+
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/frames/h1"
+	"github.com/expressgateway/expressgateway/stages"
+	"github.com/expressgateway/expressgateway/stages/accept"
+	"github.com/expressgateway/expressgateway/stages/decode"
+	"github.com/expressgateway/expressgateway/stages/guard"
+	"github.com/expressgateway/expressgateway/stages/l4"
+	"github.com/expressgateway/expressgateway/stages/route"
+	"github.com/expressgateway/expressgateway/stages/translate"
+	"github.com/expressgateway/expressgateway/stages/upstream"
+)
+
+// Via is our pseudonym in Via fields.
+const Via = "expressgateway"
+
+var (
+	reloadOK       = metrics.NewCounter(`config_reload_total{outcome="ok"}`)
+	reloadFailed   = metrics.NewCounter(`config_reload_total{outcome="failed"}`)
+	reloadRestart  = metrics.NewCounter(`config_reload_restart_required_total`)
+	certRotateOK   = metrics.NewCounter(`cert_rotation_total{outcome="ok"}`)
+	certRotateFail = metrics.NewCounter(`cert_rotation_total{outcome="failed"}`)
+	rejectPerIP    = metrics.NewCounter(`accept_reject_total{reason="per_ip_cap"}`)
+	rejectInflight = metrics.NewCounter(`accept_reject_total{reason="inflight_cap"}`)
+	globalBudget   = bus.NewBudget(bus.DefaultGlobalBytes, nil)
+	_              = metrics.NewGauge(`bus_inflight_bytes`, func() float64 { return float64(globalBudget.Used()) })
+)
+
+// Gateway is the running data plane of one config: its listeners, pools
+// and the state reload and drain act on.
+type Gateway struct {
+	log zerolog.Logger
+
+	mu        sync.Mutex // serialises Reload, ReloadCerts and Drain
+	cfg       *conf.Config
+	listeners []*listener
+	pools     map[string]*route.Pool
+	gate      *accept.Gate
+
+	draining   chan struct{}
+	drainOnce  sync.Once
+	acceptCtx  context.Context
+	stopAccept context.CancelFunc
+	connCtx    context.Context
+	killConns  context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+type listener struct {
+	cfg    conf.Listener
+	ln     net.Listener
+	proxy  *Proxy
+	pool   atomic.Pointer[route.Pool] // L4 listeners' pool
+	tlsCfg atomic.Pointer[tls.Config]
+	h1cfg  atomic.Pointer[decode.H1Config]
+	srv    *accept.Server
+	active *metrics.Gauge
+	conns  atomic.Int64
+}
+
+// New builds the data plane for cfg without opening any socket: pools,
+// routes, certificates. Every error here stops the boot before a listener
+// opens.
+func New(cfg *conf.Config, log zerolog.Logger) (*Gateway, error) {
+	g := &Gateway{log: log, cfg: cfg, draining: make(chan struct{})}
+	g.gate = accept.NewGate(cfg.Runtime.PerIPConnectionCap, cfg.Runtime.MaxInflightConnections)
+	pools, err := buildPools(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.pools = pools
+	for i := range cfg.Listeners {
+		lc := cfg.Listeners[i]
+		l := &listener{cfg: lc}
+		if err := g.configure(l, cfg, nil); err != nil {
+			return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
+		}
+		g.listeners = append(g.listeners, l)
+	}
+	return g, nil
+}
+
+// configure (re)builds a listener's reloadable state from cfg.
+func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*route.Pool) error {
+	lc := l.cfg
+	if lc.TLS != nil && l.tlsCfg.Load() == nil {
+		tc, err := loadTLS(lc.TLS, &cfg.Runtime, !conf.IsL4(lc.Protocol))
+		if err != nil {
+			return err
+		}
+		l.tlsCfg.Store(tc)
+	}
+	def, err := g.listenerPool(lc, cfg)
+	if err != nil {
+		return err
+	}
+	if conf.IsL4(lc.Protocol) {
+		l.pool.Store(def)
+		return nil
+	}
+	table := &Table{}
+	for i, rc := range lc.Routes {
+		r := &Route{Name: rc.Name, host: lowerHost(rc.Host), pathPrefix: rc.PathPrefix, Direct: rc.DirectResponse}
+		switch {
+		case rc.Pool != "":
+			r.Pool = g.pools[rc.Pool]
+		case len(rc.Backends) > 0:
+			pc := conf.Pool{Name: lc.Name + "/" + rc.Name, Algorithm: "round_robin", Backends: rc.Backends}
+			if r.Pool, err = newPool(pc, fmt.Sprintf("listeners.%s.routes[%d]", lc.Name, i), cfg, nil); err != nil {
+				return err
+			}
+		}
+		table.routes = append(table.routes, r)
+	}
+	if def != nil {
+		table.def = &Route{Name: "default", Pool: def}
+	}
+	if l.proxy == nil {
+		l.proxy = &Proxy{Listener: lc.Name, Log: g.log, Transports: map[string]upstream.Transport{}}
+	}
+	l.proxy.Table.Store(table)
+	trusted := trustedProxies(cfg.Security.TrustedProxies)
+	set := &ProxySettings{
+		Forwarding:   translate.Forwarding{Via: Via, Trusted: trusted},
+		TotalTimeout: ms(lc.HTTP.TotalTimeoutMs),
+		AccessLog:    cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog,
+	}
+	if lc.AltSvc != nil {
+		set.AltSvc = translate.AltSvc(lc.AltSvc.H3Port, lc.AltSvc.MaxAge)
+	}
+	l.proxy.Settings.Store(set)
+	limits := h1.Limits{
+		MaxHeadBytes: lc.HTTP.MaxHeaderBytes,
+		MaxFields:    lc.HTTP.MaxHeaderFields,
+		MaxURIBytes:  lc.HTTP.MaxURIBytes,
+		Underscore:   underscorePolicy(cfg.Runtime.HeaderUnderscorePolicy),
+		StrictTE:     cfg.Security.StrictTE,
+	}
+	uo := upstream.Options{
+		ConnectTimeout: ms(cfg.Runtime.ConnectTimeoutMs),
+		HeadTimeout:    ms(lc.HTTP.HeadTimeoutMs),
+		BodyTimeout:    ms(lc.HTTP.BodyTimeoutMs),
+		IdleTimeout:    ms(cfg.Runtime.UpstreamIdleTimeoutMs),
+		MaxAge:         ms(cfg.Runtime.UpstreamMaxAgeMs),
+		MaxIdle:        cfg.Runtime.UpstreamMaxIdlePerBackend,
+		MaxBodyBytes:   lc.HTTP.MaxBodyBytes,
+	}
+	h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: h1.UnderscoreAllow}}
+	l.proxy.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t}
+	l.h1cfg.Store(&decode.H1Config{
+		Limits:        limits,
+		HeaderTimeout: ms(lc.HTTP.HeaderTimeoutMs),
+		IdleTimeout:   ms(lc.HTTP.IdleTimeoutMs),
+		BodyTimeout:   ms(lc.HTTP.BodyTimeoutMs),
+		WriteTimeout:  ms(lc.HTTP.WriteTimeoutMs),
+		MaxBodyBytes:  lc.HTTP.MaxBodyBytes,
+		MinBodyBps:    cfg.Runtime.Watchdog.BodyProgressMinBps,
+		RateWindow:    10 * ms(cfg.Runtime.Watchdog.SweepIntervalMs),
+		MaxRequests:   cfg.Runtime.MaxKeepaliveRequests,
+		StreamBytes:   bus.DefaultStreamBytes,
+		Draining:      g.draining,
+	})
+	return nil
+}
+
+// listenerPool is the pool of a listener's default route: its named pool
+// or a round-robin pool over its own backends.
+func (g *Gateway) listenerPool(lc conf.Listener, cfg *conf.Config) (*route.Pool, error) {
+	if lc.Pool != "" {
+		return g.pools[lc.Pool], nil
+	}
+	if len(lc.Backends) == 0 {
+		return nil, nil
+	}
+	pc := conf.Pool{Name: lc.Name, Algorithm: "round_robin", Backends: lc.Backends}
+	return newPool(pc, "listeners."+lc.Name, cfg, nil)
+}
+
+func newPool(pc conf.Pool, key string, cfg *conf.Config, prev *route.Pool) (*route.Pool, error) {
+	if err := pc.Prepare(key); err != nil {
+		return nil, err
+	}
+	p, err := route.NewPool(pc, route.Options{Previous: prev})
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range p.Backends() {
+		b.Opts = upstream.NewBackendOpts(nil)
+	}
+	return p, nil
+}
+
+func buildPools(cfg *conf.Config, prev map[string]*route.Pool) (map[string]*route.Pool, error) {
+	out := map[string]*route.Pool{}
+	for i, pc := range cfg.Pools {
+		p, err := newPool(pc, fmt.Sprintf("pools[%d]", i), cfg, prev[pc.Name])
+		if err != nil {
+			return nil, err
+		}
+		out[pc.Name] = p
+	}
+	return out, nil
+}
+
+// Start opens every listener and starts serving. If any listener cannot
+// open, those already open are closed and the error names it.
+func (g *Gateway) Start(ctx context.Context) error {
+	g.acceptCtx, g.stopAccept = context.WithCancel(ctx)
+	g.connCtx, g.killConns = context.WithCancel(context.Background())
+	for _, l := range g.listeners {
+		if l.cfg.Protocol == "quic" || l.cfg.Protocol == "udp" {
+			g.closeAll()
+			return fmt.Errorf("listener %s: protocol %q is not served by this build yet", l.cfg.Name, l.cfg.Protocol)
+		}
+		ln, err := accept.Listen(ctx, l.cfg.Address)
+		if err != nil {
+			g.closeAll()
+			return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
+		}
+		l.ln = ln
+	}
+	for _, l := range g.listeners {
+		g.serve(l)
+	}
+	return nil
+}
+
+// Addr returns the bound address of the listener named name (tests bind
+// port 0).
+func (g *Gateway) Addr(name string) net.Addr {
+	for _, l := range g.listeners {
+		if l.cfg.Name == name && l.ln != nil {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) closeAll() {
+	for _, l := range g.listeners {
+		if l.ln != nil {
+			l.ln.Close()
+		}
+	}
+}
+
+func (g *Gateway) serve(l *listener) {
+	l.active = metrics.GetOrCreateGauge(`connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
+	connsTotal := metrics.GetOrCreateCounter(`connections_total{listener="` + l.cfg.Name + `"}`)
+	srv := &accept.Server{
+		Gate:             g.gate,
+		HandshakeTimeout: ms(g.cfg.Runtime.HandshakeTimeoutMs),
+		Log:              g.log,
+		ConnCtx:          g.connCtx,
+		OnReject: func(r accept.Reject) {
+			if r == accept.OverPerIP {
+				guard.PerIPCap.Inc()
+				rejectPerIP.Inc()
+			} else {
+				guard.InflightShed.Inc()
+				rejectInflight.Inc()
+			}
+		},
+	}
+	if l.cfg.TLS != nil {
+		srv.TLS = func() *tls.Config { return l.tlsCfg.Load() }
+	}
+	local := addrPortOf(l.ln.Addr())
+	if conf.IsL4(l.cfg.Protocol) {
+		connect := ms(g.cfg.Runtime.ConnectTimeoutMs)
+		srv.Handle = func(ctx context.Context, c net.Conn, remote netip.AddrPort) {
+			l.conns.Add(1)
+			defer l.conns.Add(-1)
+			connsTotal.Inc()
+			defer recoverConn(g.log, c)
+			if err := l4.RelayTCP(ctx, c, l.pool.Load(), route.Key{Src: remote.Addr().Unmap()}, connect); err != nil {
+				g.log.Debug().Err(err).Str("listener", l.cfg.Name).Msg("relay")
+			}
+		}
+	} else {
+		srv.Shed = shedH1
+		if l.cfg.TLS != nil {
+			srv.Shed = func(c net.Conn) { c.Close() }
+		}
+		srv.Handle = func(ctx context.Context, c net.Conn, remote netip.AddrPort) {
+			l.conns.Add(1)
+			defer l.conns.Add(-1)
+			connsTotal.Inc()
+			defer recoverConn(g.log, c)
+			info := &stages.ConnInfo{Listener: l.cfg.Name, Remote: remote, Local: local, Proto: "HTTP/1.1"}
+			if tc, ok := c.(*tls.Conn); ok {
+				cs := tc.ConnectionState()
+				info.TLS = &cs
+			}
+			decode.ServeH1(ctx, c, info, l.h1cfg.Load(), l.proxy)
+		}
+	}
+	l.srv = srv
+	g.wg.Go(func() { srv.Serve(g.acceptCtx, l.ln) })
+}
+
+// recoverConn keeps a panic on untrusted input to its own connection
+// (DESIGN §5): close it, log the stack, count it.
+func recoverConn(log zerolog.Logger, c net.Conn) {
+	if r := recover(); r != nil {
+		PanicsTotal.Inc()
+		log.Error().Interface("panic", r).Stack().Msg("connection panic")
+		c.Close()
+	}
+}
+
+// shedH1 answers a connection over the in-flight cap with a 503.
+func shedH1(c net.Conn) {
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	c.Write([]byte("HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"))
+	c.Close()
+}
+
+// Drain stops accepting, lets in-flight requests finish (their responses
+// carry Connection: close, idle keep-alive connections close at once), and
+// after timeout cuts whatever is left. It returns when every goroutine is
+// done.
+func (g *Gateway) Drain(timeout time.Duration) {
+	g.drainOnce.Do(func() { close(g.draining) })
+	g.stopAccept()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		g.log.Warn().Dur("timeout", timeout).Msg("drain timeout: closing remaining connections")
+		g.killConns()
+		<-done
+	}
+	g.killConns()
+}
+
+func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+func underscorePolicy(s string) h1.UnderscorePolicy {
+	switch s {
+	case "drop":
+		return h1.UnderscoreDrop
+	case "allow":
+		return h1.UnderscoreAllow
+	}
+	return h1.UnderscoreReject
+}
+
+func trustedProxies(cidrs []string) func(netip.Addr) bool {
+	var ps []netip.Prefix
+	for _, c := range cidrs {
+		if p, err := netip.ParsePrefix(c); err == nil {
+			ps = append(ps, p)
+		} else if a, err := netip.ParseAddr(c); err == nil {
+			ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return func(a netip.Addr) bool {
+		for _, p := range ps {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func lowerHost(h string) string { return hostOnly(h) }
+
+var errNoCert = errors.New("pipeline: no certificate")

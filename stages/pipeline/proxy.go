@@ -1,0 +1,280 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/stages"
+	"github.com/expressgateway/expressgateway/stages/encode"
+	"github.com/expressgateway/expressgateway/stages/route"
+	"github.com/expressgateway/expressgateway/stages/translate"
+	"github.com/expressgateway/expressgateway/stages/upstream"
+)
+
+// Proxy is the stream actor of an HTTP listener: for each stream it
+// routes, translates, sends upstream and streams the response back.
+type Proxy struct {
+	Listener   string
+	Table      atomic.Pointer[Table]
+	Settings   atomic.Pointer[ProxySettings]
+	Transports map[string]upstream.Transport // by backend protocol
+	Log        zerolog.Logger
+}
+
+// ProxySettings are the reloadable knobs of the stream actor.
+type ProxySettings struct {
+	Forwarding   translate.Forwarding
+	AltSvc       string
+	TotalTimeout time.Duration
+	AccessLog    bool
+}
+
+var errTotalTimeout = errors.New("pipeline: request total timeout")
+
+// ServeStream implements stages.Handler.
+func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
+	defer func() {
+		if r := recover(); r != nil {
+			PanicsTotal.Inc()
+			p.Log.Error().Interface("panic", r).Bytes("stack", debug.Stack()).Msg("stream actor panic")
+			st.Resp.Send(ctx, frames.ResetFrame(frames.CodeInternal))
+			st.Resp.Close(errors.New("panic"))
+		}
+		st.Req.Discard(io.EOF)
+	}()
+	start := time.Now()
+	f, err := st.Req.Recv(ctx)
+	if err != nil || f.Kind != frames.KindHeaders {
+		f.Release()
+		st.Resp.Close(err)
+		return
+	}
+	req := f.Head
+	set := p.Settings.Load()
+	rec := record{start: start, method: req.Method, path: req.Path, proto: st.Conn.Proto}
+
+	rt := p.Table.Load().Match(req.Authority, req.Path)
+	switch {
+	case rt == nil:
+		rec.route = "none"
+		p.local(ctx, st, http.StatusNotFound, nil, &rec)
+	case rt.Direct != nil:
+		rec.route = rt.Name
+		p.direct(ctx, st, rt.Direct, req.Method, &rec)
+	default:
+		rec.route = rt.Name
+		p.forward(ctx, st, rt, req, !f.End, set, &rec)
+	}
+	p.finish(st, set, &rec)
+}
+
+type record struct {
+	start               time.Time
+	method, path, proto string
+	route, backend      string
+	status              int
+	in, out             int64
+	err                 error
+}
+
+func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
+	d := time.Since(rec.start)
+	s := seriesFor(reqKey{listener: p.Listener, route: rec.route, backend: rec.backend, proto: rec.proto, class: uint8(rec.status / 100)})
+	s.count.Inc()
+	s.duration.Update(d.Seconds())
+	s.bytesIn.Add(int(rec.in))
+	s.bytesOut.Add(int(rec.out))
+	if set.AccessLog {
+		e := p.Log.Info().Str("listener", p.Listener).Str("remote", st.Conn.Remote.String()).
+			Str("proto", rec.proto).Str("method", rec.method).Str("path", rec.path).
+			Str("route", rec.route).Str("backend", rec.backend).Int("status", rec.status).
+			Int64("bytes_in", rec.in).Int64("bytes_out", rec.out).Dur("duration", d)
+		if rec.err != nil {
+			e = e.AnErr("error", rec.err)
+		}
+		e.Msg("access")
+	}
+}
+
+// local answers from the gateway itself with a short text body.
+func (p *Proxy) local(ctx context.Context, st *stages.Stream, status int, extra frames.Fields, rec *record) {
+	text := encode.StatusText(status) + "\n"
+	h := &frames.Head{Status: status, ContentLength: int64(len(text)), Fields: append(frames.Fields{{Name: "content-type", Value: "text/plain; charset=utf-8"}}, extra...)}
+	p.respond(ctx, st, h, text, rec)
+}
+
+func (p *Proxy) direct(ctx context.Context, st *stages.Stream, d *conf.DirectResponse, method string, rec *record) {
+	h := &frames.Head{Status: d.Status, ContentLength: int64(len(d.Body))}
+	h.Fields.Add("content-type", d.ContentType)
+	body := d.Body
+	if method == "HEAD" {
+		body = ""
+	}
+	p.respond(ctx, st, h, body, rec)
+}
+
+func (p *Proxy) respond(ctx context.Context, st *stages.Stream, h *frames.Head, body string, rec *record) {
+	rec.status = h.Status
+	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, body == "")); err != nil {
+		st.Resp.Close(err)
+		return
+	}
+	for len(body) > 0 {
+		n := min(len(body), frames.MaxDataChunk)
+		if err := st.Resp.Send(ctx, frames.CopyData([]byte(body[:n]), n == len(body))); err != nil {
+			break
+		}
+		rec.out += int64(n)
+		body = body[n:]
+	}
+	st.Resp.Close(io.EOF)
+}
+
+// forward proxies one request to a backend of rt's pool.
+func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *frames.Head, hasBody bool, set *ProxySettings, rec *record) {
+	// The total timeout covers the request until its response head is
+	// sent; the body that follows is bounded by idle and rate limits only.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(set.TotalTimeout, func() { cancel(errTotalTimeout) })
+	defer timer.Stop()
+
+	if req.Fields.HasToken("expect", "100-continue") && st.Conn.Proto == "HTTP/1.1" {
+		st.Resp.Send(ctx, frames.HeadersFrame(&frames.Head{Status: 100}, false))
+	}
+	if !hasBody {
+		req.ContentLength = 0
+	}
+	fw := set.Forwarding
+	fw.Remote = st.Conn.Remote.Addr().Unmap()
+	fw.Scheme = st.Conn.Scheme()
+	translate.Request(req, &fw)
+
+	key := route.Key{Src: fw.Remote, Head: req}
+	var (
+		resp    *upstream.Response
+		b       *route.Backend
+		attempt *route.Attempt
+		err     error
+	)
+	retry := rt.Pool.Retry()
+	for try := 0; ; try++ {
+		b, err = rt.Pool.Pick(key)
+		if err != nil {
+			rec.err = err
+			p.local(ctx, st, http.StatusServiceUnavailable, frames.Fields{{Name: "retry-after", Value: "1"}}, rec)
+			return
+		}
+		rec.backend = b.Address
+		tr := p.Transports[b.Protocol]
+		if tr == nil {
+			tr = p.Transports["h1"]
+		}
+		body := st.Req
+		if !hasBody {
+			// A bodiless request can be replayed: each try gets its own
+			// already-ended body link.
+			body = bus.NewLink(0, nil)
+			body.Close(io.EOF)
+		}
+		attempt = b.Begin()
+		t0 := time.Now()
+		resp, err = tr.RoundTrip(ctx, b, req.Clone(), body)
+		if err == nil {
+			break
+		}
+		attempt.End(route.Outcome{Err: err, Latency: time.Since(t0)})
+		if retry == nil || !retry.ShouldRetry(err, req.Method, try+1, !hasBody) || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
+		rec.err = err
+		status := statusFor(ctx, err)
+		p.local(ctx, st, status, nil, rec)
+		return
+	}
+	t0 := time.Now()
+	h := resp.Head
+	translate.Response(h, st.Conn.Proto, set.Forwarding.Via, set.AltSvc)
+	rec.status = h.Status
+	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, false)); err != nil {
+		resp.Close(true)
+		attempt.End(route.Outcome{Status: h.Status, Latency: time.Since(t0)})
+		st.Resp.Close(err)
+		return
+	}
+	timer.Stop()
+	// Stream the body. A cut body becomes a Reset, never an End.
+	abort := false
+	for {
+		f, err := resp.Next(ctx)
+		if err != nil {
+			rec.err = err
+			code := frames.CodeUpstream
+			switch {
+			case errors.Is(err, upstream.ErrBodyTooLarge):
+				responseTooLarge.Inc()
+				code = frames.CodeTooLarge
+			case errors.Is(err, upstream.ErrTimeout):
+				upstreamTimeouts.Inc()
+				code = frames.CodeTimeout
+			case ctx.Err() != nil:
+				code = frames.CodeCancel
+			}
+			st.Resp.Send(ctx, frames.ResetFrame(code))
+			abort = true
+			break
+		}
+		rec.out += int64(f.Len())
+		end := f.End
+		if err := st.Resp.Send(ctx, f); err != nil {
+			rec.err = err
+			abort = true
+			break
+		}
+		if end {
+			break
+		}
+	}
+	resp.Close(abort)
+	o := route.Outcome{Status: h.Status, Latency: time.Since(t0)}
+	if abort {
+		o.Err = rec.err
+	}
+	attempt.End(o)
+	if abort {
+		st.Resp.Close(rec.err)
+		return
+	}
+	st.Resp.Close(io.EOF)
+}
+
+// statusFor maps an upstream failure to the client's status (DESIGN §5):
+// timeout → 504, nothing reachable → 502, client's body too large → 413.
+func statusFor(ctx context.Context, err error) int {
+	var re *frames.ResetError
+	switch {
+	case errors.Is(context.Cause(ctx), errTotalTimeout), errors.Is(err, upstream.ErrTimeout):
+		upstreamTimeouts.Inc()
+		return http.StatusGatewayTimeout
+	case errors.As(err, &re):
+		return encode.StatusForCode(re.Code)
+	case errors.As(err, new(*route.DialError)):
+		connectErrors.Inc()
+	}
+	return http.StatusBadGateway
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,54 @@
+package pipeline
+
+import (
+	"crypto/tls"
+	"fmt"
+
+	"github.com/expressgateway/expressgateway/conf"
+)
+
+// loadTLS builds a listener's TLS config from its certificate pair. http
+// listeners offer ALPN http/1.1 (h2 joins when the H2 front lands).
+func loadTLS(t *conf.ListenerTLS, rt *conf.Runtime, http bool) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.CertPath, t.KeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("load certificate %s / %s: %w", t.CertPath, t.KeyPath, err)
+	}
+	c := &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	}
+	if rt.TLS.TLS13Only {
+		c.MinVersion = tls.VersionTLS13
+	}
+	if http {
+		c.NextProtos = []string{"http/1.1"}
+	}
+	return c, nil
+}
+
+// ReloadCerts re-reads every TLS listener's certificate pair (SIGUSR1). A
+// pair that fails to load keeps the old one; the error says which.
+func (g *Gateway) ReloadCerts() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var firstErr error
+	for _, l := range g.listeners {
+		if l.cfg.TLS == nil {
+			continue
+		}
+		tc, err := loadTLS(l.cfg.TLS, &g.cfg.Runtime, !conf.IsL4(l.cfg.Protocol))
+		if err != nil {
+			certRotateFail.Inc()
+			g.log.Error().Err(err).Str("listener", l.cfg.Name).Msg("certificate rotation failed; keeping the old certificate")
+			if firstErr == nil {
+				firstErr = fmt.Errorf("listener %s: %w", l.cfg.Name, err)
+			}
+			continue
+		}
+		l.tlsCfg.Store(tc)
+		certRotateOK.Inc()
+		g.log.Info().Str("listener", l.cfg.Name).Msg("certificate rotated")
+	}
+	return firstErr
+}

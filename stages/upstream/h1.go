@@ -1,0 +1,269 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/h1"
+	"github.com/expressgateway/expressgateway/stages/decode"
+	"github.com/expressgateway/expressgateway/stages/route"
+)
+
+// respHeadBuf is the read buffer of a backend connection: the response
+// head cap plus one body chunk.
+const respHeadBuf = 64<<10 + frames.MaxDataChunk
+
+// H1 is the HTTP/1.1 transport: keep-alive connections pooled per backend.
+type H1 struct {
+	Opts   Options
+	Limits h1.Limits
+	dialer net.Dialer
+}
+
+func opts(b *route.Backend) *BackendOpts {
+	o, _ := b.Opts.(*BackendOpts)
+	return o
+}
+
+func (t *H1) dial(ctx context.Context, b *route.Backend) (*pconn, error) {
+	ctx, cancel := context.WithTimeout(ctx, t.Opts.ConnectTimeout)
+	defer cancel()
+	c, err := t.dialer.DialContext(ctx, "tcp", b.Address)
+	if err != nil {
+		return nil, &route.DialError{Err: err}
+	}
+	if o := opts(b); o != nil && o.TLS != nil {
+		tc := tls.Client(c, o.TLS)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, &route.DialError{Err: err}
+		}
+		c = tc
+	}
+	return &pconn{conn: c, src: decode.NewSource(c, respHeadBuf), created: time.Now()}, nil
+}
+
+// RoundTrip implements Transport.
+func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, body *bus.Link) (*Response, error) {
+	o := opts(b)
+	var c *pconn
+	if o != nil && o.pool != nil {
+		c = o.pool.get(time.Now(), &t.Opts)
+	}
+	if c == nil {
+		var err error
+		if c, err = t.dial(ctx, b); err != nil {
+			body.Discard(err)
+			return nil, err
+		}
+		b.ConnOpen()
+	}
+	ex := &h1Exchange{t: t, b: b, c: c, method: req.Method}
+	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	ex.stop = stop
+
+	reqBody := h1.Body{Kind: h1.BodyNone}
+	hasBody := req.ContentLength != 0 && !requestEnded(req)
+	if hasBody {
+		if req.ContentLength > 0 {
+			reqBody = h1.Body{Kind: h1.BodyLength, Length: req.ContentLength}
+		} else {
+			reqBody = h1.Body{Kind: h1.BodyChunked}
+		}
+	}
+	bw := bufio.NewWriterSize(c.conn, 16<<10)
+	bw.Write(h1.AppendRequestHead(nil, req, reqBody))
+	if !hasBody {
+		body.Discard(io.EOF)
+		if err := bw.Flush(); err != nil {
+			ex.fail()
+			return nil, &route.DialError{Err: err} // nothing reached a live backend
+		}
+	} else {
+		ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(ctx, bw, body, reqBody.Kind == h1.BodyChunked) })
+	}
+
+	// The head must arrive within the head timeout.
+	c.conn.SetReadDeadline(time.Now().Add(t.Opts.HeadTimeout))
+	var resp h1.Response
+	for {
+		var err error
+		if buf := c.src.Buffered(); len(buf) > 0 {
+			var n int
+			resp, n, err = h1.ParseResponse(buf, req.Method, &t.Limits)
+			if err == nil {
+				c.src.Consume(n)
+				if resp.Head.Status >= 100 && resp.Head.Status < 200 && resp.Head.Status != 101 {
+					continue // interim responses are not relayed yet
+				}
+				break
+			}
+			if !errors.Is(err, h1.ErrShort) {
+				ex.fail()
+				return nil, ErrBadResponse
+			}
+		}
+		if err = c.src.Fill(); err != nil {
+			ex.fail()
+			if ctx.Err() != nil {
+				return nil, context.Cause(ctx)
+			}
+			if isTimeout(err) {
+				return nil, ErrTimeout
+			}
+			return nil, ErrBadResponse
+		}
+	}
+	ex.keepAlive = resp.KeepAlive
+	c.src.StartBody(resp.Body, t.Opts.MaxBodyBytes)
+	resp.Head.ContentLength = -1
+	if resp.Body.Kind == h1.BodyLength {
+		resp.Head.ContentLength = resp.Body.Length
+	} else if resp.Body.Kind == h1.BodyNone {
+		resp.Head.ContentLength = 0
+		if req.Method == "HEAD" {
+			resp.Head.ContentLength = resp.Body.Length
+		}
+	}
+	ex.none = resp.Body.Kind == h1.BodyNone
+	return &Response{Head: resp.Head, body: ex}, nil
+}
+
+func requestEnded(req *frames.Head) bool { return req.ContentLength == 0 }
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// h1Exchange is one request on one backend connection.
+type h1Exchange struct {
+	t         *H1
+	b         *route.Backend
+	c         *pconn
+	method    string
+	keepAlive bool
+	none      bool
+	done      bool
+	stop      func() bool
+
+	wg      sync.WaitGroup
+	pumpErr error
+}
+
+// copyToBackend streams the request body from the link to the backend,
+// returning credit as bytes are written. A Reset (the client's body was cut)
+// closes the connection mid-body, so the backend never sees it complete.
+func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked bool) error {
+	defer body.Discard(io.EOF)
+	var scratch []byte
+	for {
+		f, ok := body.TryRecv()
+		if !ok {
+			if err := bw.Flush(); err != nil {
+				return err
+			}
+			var err error
+			if f, err = body.Recv(ctx); err != nil {
+				x.c.conn.Close()
+				return err
+			}
+		}
+		switch f.Kind {
+		case frames.KindData:
+			if len(f.Data) > 0 {
+				if chunked {
+					scratch = h1.AppendChunk(scratch[:0], f.Data)
+					_, err := bw.Write(scratch)
+					if err != nil {
+						body.Consumed(&f)
+						return err
+					}
+				} else if _, err := bw.Write(f.Data); err != nil {
+					body.Consumed(&f)
+					return err
+				}
+			}
+			end := f.End
+			body.Consumed(&f)
+			if end {
+				if chunked {
+					bw.Write(h1.AppendLastChunk(scratch[:0], nil))
+				}
+				return bw.Flush()
+			}
+		case frames.KindTrailers:
+			if chunked {
+				bw.Write(h1.AppendLastChunk(scratch[:0], f.Head.Fields))
+			}
+			return bw.Flush()
+		case frames.KindReset:
+			x.c.conn.Close()
+			return &frames.ResetError{Code: f.Code}
+		}
+	}
+}
+
+// Next implements BodyReader.
+func (x *h1Exchange) Next(ctx context.Context) (frames.Frame, error) {
+	if x.none {
+		x.none = false
+		x.done = true
+		return frames.EndFrame(), nil
+	}
+	if !x.c.src.InBody() {
+		x.done = true
+		return frames.EndFrame(), nil
+	}
+	if len(x.c.src.Buffered()) == 0 {
+		x.c.conn.SetReadDeadline(time.Now().Add(x.t.Opts.BodyTimeout))
+	}
+	f, err := x.c.src.NextBody()
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return frames.Frame{}, context.Cause(ctx)
+		case errors.Is(err, decode.ErrBodyTooLarge):
+			return frames.Frame{}, ErrBodyTooLarge
+		case isTimeout(err):
+			return frames.Frame{}, ErrTimeout
+		}
+		return frames.Frame{}, err
+	}
+	if f.End {
+		x.done = true
+	}
+	return f, nil
+}
+
+// Close implements BodyReader: the connection goes back to the pool only
+// when the response ended cleanly, the request body was fully sent and
+// both sides allow keep-alive.
+func (x *h1Exchange) Close(abort bool) {
+	x.stop()
+	x.wg.Wait()
+	if abort || !x.done || !x.keepAlive || x.pumpErr != nil {
+		x.fail()
+		return
+	}
+	x.c.conn.SetDeadline(time.Time{})
+	if o := opts(x.b); o != nil && o.pool != nil {
+		o.pool.put(x.c, time.Now(), &x.t.Opts)
+		return
+	}
+	x.fail()
+}
+
+func (x *h1Exchange) fail() {
+	x.c.conn.Close()
+	x.b.ConnClosed()
+}

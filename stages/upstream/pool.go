@@ -1,0 +1,81 @@
+package upstream
+
+import (
+	"net"
+	"sync"
+	"time"
+
+	"github.com/expressgateway/expressgateway/stages/decode"
+)
+
+// pconn is a pooled backend connection with its read buffer, which
+// persists across the requests it carries.
+type pconn struct {
+	conn    net.Conn
+	src     *decode.Source
+	created time.Time
+	idleAt  time.Time
+}
+
+// connPool is one backend's idle HTTP/1.1 connections, newest last (LIFO
+// keeps the warmest connection in use and lets old ones age out).
+type connPool struct {
+	mu   sync.Mutex
+	idle []*pconn
+}
+
+func (p *connPool) get(now time.Time, o *Options) *pconn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+		if now.Sub(c.idleAt) < o.IdleTimeout && now.Sub(c.created) < o.MaxAge && alive(c) {
+			return c
+		}
+		c.conn.Close()
+	}
+	return nil
+}
+
+func (p *connPool) put(c *pconn, now time.Time, o *Options) {
+	if len(c.src.Buffered()) > 0 || now.Sub(c.created) >= o.MaxAge {
+		// Bytes past the response end: the backend broke framing. Never reuse.
+		c.conn.Close()
+		return
+	}
+	c.idleAt = now
+	p.mu.Lock()
+	if len(p.idle) >= o.MaxIdle {
+		p.mu.Unlock()
+		c.conn.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+	p.mu.Unlock()
+}
+
+func (p *connPool) closeAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.idle {
+		c.conn.Close()
+	}
+	p.idle = nil
+}
+
+// alive reports whether an idle connection is still open: a read that
+// would block means yes; EOF or data means the backend closed it (or broke
+// framing). It costs one non-blocking read.
+func alive(c *pconn) bool {
+	var b [1]byte
+	c.conn.SetReadDeadline(time.Unix(1, 0))
+	n, err := c.conn.Read(b[:])
+	c.conn.SetReadDeadline(time.Time{})
+	if n > 0 {
+		return false
+	}
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}

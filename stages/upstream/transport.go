@@ -1,0 +1,76 @@
+package upstream
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"time"
+
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/stages/route"
+)
+
+// Options are the timeouts and pool limits of every transport.
+type Options struct {
+	ConnectTimeout time.Duration
+	HeadTimeout    time.Duration // request sent → response head
+	BodyTimeout    time.Duration // no response-body progress for this long
+	IdleTimeout    time.Duration // pooled connection idle
+	MaxAge         time.Duration // pooled connection lifetime
+	MaxIdle        int           // idle connections kept per backend
+	MaxBodyBytes   int64         // response body cap (0: none)
+}
+
+// Response is a backend's response: its head, then its body as frames.
+type Response struct {
+	Head *frames.Head
+	body BodyReader
+}
+
+// BodyReader yields a response body: Data frames, the last with End set, or
+// a Trailers frame. An error means the body was cut: it must reach the
+// client as an abort.
+type BodyReader interface {
+	Next(ctx context.Context) (frames.Frame, error)
+	// Close ends the exchange; abort discards the connection instead of
+	// returning it to its pool.
+	Close(abort bool)
+}
+
+// Next returns the next body frame.
+func (r *Response) Next(ctx context.Context) (frames.Frame, error) { return r.body.Next(ctx) }
+
+// Close ends the exchange.
+func (r *Response) Close(abort bool) { r.body.Close(abort) }
+
+// Transport sends one request to one backend.
+type Transport interface {
+	// RoundTrip writes req and streams its body from body (the stream's
+	// request link, whose consumer the transport becomes: it Discards it
+	// when done), and returns the response head. A nil error means the
+	// caller must Close the response.
+	RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, body *bus.Link) (*Response, error)
+}
+
+// BackendOpts is what the upstream keeps in route.Backend.Opts: the
+// backend's TLS client config (nil for cleartext) and its connection pool.
+type BackendOpts struct {
+	TLS  *tls.Config
+	pool *connPool
+}
+
+// ErrTimeout is returned when the backend did not answer in time (→ 504).
+var ErrTimeout = errors.New("upstream: backend timed out")
+
+// ErrBadResponse is returned for a malformed backend response (→ 502).
+var ErrBadResponse = errors.New("upstream: malformed backend response")
+
+// ErrBodyTooLarge is returned when a response body crosses the cap.
+var ErrBodyTooLarge = errors.New("upstream: response body over the size cap")
+
+// NewBackendOpts returns the upstream state for one backend; tlsCfg is nil
+// for a cleartext backend.
+func NewBackendOpts(tlsCfg *tls.Config) *BackendOpts {
+	return &BackendOpts{TLS: tlsCfg, pool: &connPool{}}
+}
