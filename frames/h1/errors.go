@@ -53,13 +53,13 @@ var (
 
 // Start line.
 var (
-	errRequestLine  = newErr(400, "h1_bad_request_line", "malformed request line")
-	errMethod       = newErr(400, "h1_bad_method", "invalid method")
-	errMethodLong   = newErr(501, "h1_method_too_long", "method too long")
-	errTarget       = newErr(400, "h1_bad_target", "invalid request-target")
-	errBadVersion   = newErr(400, "h1_bad_version", "malformed HTTP version")
-	errStatusLine   = newErr(400, "h1_bad_status_line", "malformed status line")
-	errStatus       = newErr(400, "h1_bad_status", "invalid status code")
+	errRequestLine = newErr(400, "h1_bad_request_line", "malformed request line")
+	errMethod      = newErr(400, "h1_bad_method", "invalid method")
+	errMethodLong  = newErr(501, "h1_method_too_long", "method too long")
+	errTarget      = newErr(400, "h1_bad_target", "invalid request-target")
+	errBadVersion  = newErr(400, "h1_bad_version", "malformed HTTP version")
+	errStatusLine  = newErr(400, "h1_bad_status_line", "malformed status line")
+	errStatus      = newErr(400, "h1_bad_status", "invalid status code")
 )
 
 // Lines and fields.

@@ -46,10 +46,23 @@ var namesByLen = func() (t [40][]string) {
 func lowerName(name string) string {
 	if len(name) < len(namesByLen) {
 		for _, c := range namesByLen[len(name)] {
-			if equalFoldASCII(name, c) {
+			if foldsTo(name, c) {
 				return c
 			}
 		}
 	}
 	return strings.ToLower(name)
+}
+
+// foldsTo reports whether the valid field name equals common, a name made
+// of [a-z0-9-] only. OR-ing 0x20 lowers A-Z and leaves digits and "-"
+// alone; the only other tchars it changes ("^", "_") become "~" and DEL,
+// which no common name holds, so the comparison stays exact.
+func foldsTo(name, common string) bool {
+	for i := 0; i < len(name); i++ {
+		if name[i]|0x20 != common[i] {
+			return false
+		}
+	}
+	return true
 }
