@@ -15,11 +15,11 @@ const (
 	// weight sums are scaled down to fit.
 	maxSchedule = 1 << 16
 
-	// minRingSize and ringPointsPerBackend size the ring_hash ring; more
-	// points give a fairer split (relative spread ≈ 1/sqrt(points)).
-	minRingSize          = 4096
-	ringPointsPerBackend = 160
-	maxRingSize          = 1 << 20
+	// ringPointsPerWeight is how many ring_hash points a backend gets per
+	// unit of weight; more points give a fairer split (relative spread of
+	// a share ≈ 1/sqrt(points)). maxRingSize bounds the ring (points).
+	ringPointsPerWeight = 256
+	maxRingSize         = 1 << 20
 
 	// maglevSize is the default Maglev table size (a prime, Envoy's and
 	// Katran's 65537); pools of more than maglevSize/100 backends get the

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/frames"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -120,4 +121,15 @@ func wantShares(t testing.TB, got []float64, weights []int, tol float64) {
 		}
 	}
 	t.Logf("shares %.4f for weights %v", got, weights)
+}
+
+type testHead = frames.Head
+
+// newHead builds a GET head for path with one field (if name is set).
+func newHead(path, name, value string) *frames.Head {
+	h := &frames.Head{Method: "GET", Scheme: "http", Authority: "x", Path: path}
+	if name != "" {
+		h.Fields.Add(name, value)
+	}
+	return h
 }

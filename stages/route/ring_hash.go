@@ -17,18 +17,21 @@ type ringHash struct {
 }
 
 func newRingHash(p *Pool) *ringHash {
+	// Points per backend depend on its own weight only (ketama), so that
+	// adding or removing a backend leaves every other's points in place;
+	// only a pool too big for maxRingSize is scaled down.
 	var total int64
 	for _, b := range p.backends {
 		total += int64(b.Weight)
 	}
-	size := int64(min(max(minRingSize, ringPointsPerBackend*len(p.backends)), maxRingSize))
+	perWeight := min(ringPointsPerWeight, max(1, maxRingSize/total))
 	type point struct {
 		h uint64
 		i int32
 	}
-	pts := make([]point, 0, size+int64(len(p.backends)))
+	pts := make([]point, 0, perWeight*total)
 	for i, b := range p.backends {
-		n := max(1, size*int64(b.Weight)/total)
+		n := perWeight * int64(b.Weight)
 		name := b.Protocol + "://" + b.Address + "#"
 		for j := range n {
 			pts = append(pts, point{hashString(name + strconv.FormatInt(j, 10)), int32(i)})

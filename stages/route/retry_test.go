@@ -1,0 +1,95 @@
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/expressgateway/expressgateway/conf"
+)
+
+func TestShouldRetry_Table(t *testing.T) {
+	dial := &DialError{Err: errors.New("connection refused")}
+	refused := &RefusedError{Err: errors.New("REFUSED_STREAM")}
+	for _, tc := range []struct {
+		name       string
+		err        error
+		method     string
+		attempt    int
+		replayable bool
+		want       bool
+	}{
+		{"nil error", nil, "GET", 1, true, false},
+		{"dial GET", dial, "GET", 1, true, true},
+		{"dial POST", dial, "POST", 1, true, true},
+		{"dial wrapped POST", fmt.Errorf("upstream: %w", dial), "POST", 1, true, true},
+		{"refused PATCH", refused, "PATCH", 1, true, true},
+		{"dial but body gone", dial, "POST", 1, false, false},
+		{"reset GET", io.ErrUnexpectedEOF, "GET", 1, true, true},
+		{"reset PUT", io.ErrUnexpectedEOF, "PUT", 1, true, true},
+		{"reset DELETE", io.ErrUnexpectedEOF, "DELETE", 1, true, true},
+		{"reset POST", io.ErrUnexpectedEOF, "POST", 1, true, false},
+		{"reset PATCH", io.ErrUnexpectedEOF, "PATCH", 1, true, false},
+		{"timeout GET", context.DeadlineExceeded, "GET", 1, true, true},
+		{"timeout GET body gone", context.DeadlineExceeded, "GET", 1, false, false},
+		{"client cancelled", context.Canceled, "GET", 1, true, false},
+		{"503 GET", &StatusError{Status: 503}, "GET", 1, true, true},
+		{"502 HEAD", &StatusError{Status: 502}, "HEAD", 1, true, true},
+		{"503 POST", &StatusError{Status: 503}, "POST", 1, true, false},
+		{"500 GET (not in on_status)", &StatusError{Status: 500}, "GET", 1, true, false},
+		{"no backend", ErrNoBackend, "GET", 1, true, false},
+		{"circuit open", ErrCircuitOpen, "GET", 1, true, false},
+		{"second retry", dial, "GET", 2, true, true},
+		{"past attempts", dial, "GET", 3, true, false},
+	} {
+		p := newTestPool(t, "round_robin", []int{1}, nil)
+		if got := p.Retry().ShouldRetry(tc.err, tc.method, tc.attempt, tc.replayable); got != tc.want {
+			t.Errorf("%s: ShouldRetry = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// The budget allows budget_percent of the window's requests plus
+// min_retries_per_sec per second, counts what it refuses, and refills as
+// the window moves on.
+func TestRetryBudget(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestPool(t, "round_robin", []int{1, 1}, func(c *conf.Pool) {
+			c.Retry = &conf.Retry{BudgetPercent: 20, MinRetriesPerSec: 1}
+		})
+		r := p.Retry()
+		for i := range 100 {
+			p.backends[i%2].Begin().End(Outcome{Status: 200})
+		}
+		granted := 0
+		for range 50 {
+			if r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, true) {
+				granted++
+			}
+		}
+		if granted != 21 { // 20% of 100 + 1 per second × 1 s
+			t.Fatalf("granted %d retries, want 21", granted)
+		}
+		if r.mRetries.Get() != 21 || r.mExhausted.Get() != 29 {
+			t.Fatalf("retries_total %d, retry_budget_exhausted_total %d; want 21, 29", r.mRetries.Get(), r.mExhausted.Get())
+		}
+		time.Sleep(3 * time.Second) // min_retries_per_sec accrues with time
+		if !r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, true) {
+			t.Fatal("no retry after the per-second minimum accrued")
+		}
+		time.Sleep(20 * time.Second) // the window has moved past it all
+		granted = 0
+		for range 50 {
+			if r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, true) {
+				granted++
+			}
+		}
+		if granted == 0 || granted >= 50 {
+			t.Fatalf("after the window: granted %d", granted)
+		}
+	})
+}
