@@ -102,7 +102,12 @@ func ResponseHeadLen(h *frames.Head, body Body, keepAlive bool) int {
 	return n + 2
 }
 
-func bodyAllowed(status int) bool { return status >= 200 && status != 204 }
+// bodyAllowed reports whether the status written for status may carry
+// framing fields.
+func bodyAllowed(status int) bool {
+	status = wireStatus(status)
+	return status >= 200 && status != 204
+}
 
 func needClose(h *frames.Head, body Body, keepAlive bool) bool {
 	return (!keepAlive || body.Kind == BodyClose) && !h.Fields.HasToken("connection", "close")
