@@ -8,7 +8,7 @@ import (
 
 func TestAppendRequestHead_Exact(t *testing.T) {
 	h := &frames.Head{Method: "POST", Path: "/up?x=1", Authority: "a.example",
-		Fields: frames.Fields{{"user-agent", "t"}, {"host", "stale"}, {"content-length", "7"}, {"transfer-encoding", "chunked"}, {"x", ""}}}
+		Fields: fl("user-agent", "t", "host", "stale", "content-length", "7", "transfer-encoding", "chunked", "x", "")}
 	tests := []struct {
 		name string
 		h    *frames.Head
@@ -37,7 +37,7 @@ func TestAppendRequestHead_Exact(t *testing.T) {
 }
 
 func TestAppendResponseHead_Exact(t *testing.T) {
-	fs := frames.Fields{{"content-type", "text/plain"}, {"content-length", "3"}, {"transfer-encoding", "chunked"}}
+	fs := fl("content-type", "text/plain", "content-length", "3", "transfer-encoding", "chunked")
 	tests := []struct {
 		name      string
 		h         *frames.Head
@@ -51,7 +51,7 @@ func TestAppendResponseHead_Exact(t *testing.T) {
 			"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\nconnection: close\r\ntransfer-encoding: chunked\r\n\r\n"},
 		{"close-delimited forces close", &frames.Head{Status: 200}, Body{Kind: BodyClose}, true,
 			"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n"},
-		{"close already said", &frames.Head{Status: 200, Fields: frames.Fields{{"connection", "Close"}}}, Body{BodyLength, 0}, false,
+		{"close already said", &frames.Head{Status: 200, Fields: fl("connection", "Close")}, Body{BodyLength, 0}, false,
 			"HTTP/1.1 200 OK\r\nconnection: Close\r\ncontent-length: 0\r\n\r\n"},
 		{"HEAD metadata", &frames.Head{Status: 200, ContentLength: 1000}, Body{}, true,
 			"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n"},
@@ -101,7 +101,7 @@ func TestAppendChunk(t *testing.T) {
 }
 
 func TestAppendLastChunk(t *testing.T) {
-	got := AppendLastChunk(nil, frames.Fields{{"grpc-status", "0"}, {"content-length", "5"}, {"x", "y"}})
+	got := AppendLastChunk(nil, fl("grpc-status", "0", "content-length", "5", "x", "y"))
 	if string(got) != "0\r\ngrpc-status: 0\r\nx: y\r\n\r\n" {
 		t.Fatalf("got %q", got)
 	}
@@ -115,8 +115,8 @@ func TestRequest_RoundTrip(t *testing.T) {
 		h    *frames.Head
 		body Body
 	}{
-		{&frames.Head{Method: "GET", Path: "/", Authority: "a", Fields: frames.Fields{{"accept", "*/*"}}}, Body{}},
-		{&frames.Head{Method: "POST", Path: "/x?y", Authority: "a:8080", Fields: frames.Fields{{"a", "1"}, {"a", "2"}}}, Body{BodyLength, 9}},
+		{&frames.Head{Method: "GET", Path: "/", Authority: "a", Fields: fl("accept", "*/*")}, Body{}},
+		{&frames.Head{Method: "POST", Path: "/x?y", Authority: "a:8080", Fields: fl("a", "1", "a", "2")}, Body{BodyLength, 9}},
 		{&frames.Head{Method: "PUT", Path: "/x", Authority: "[::1]:80"}, Body{Kind: BodyChunked}},
 		{&frames.Head{Method: "CONNECT", Authority: "a:443"}, Body{}},
 		{&frames.Head{Method: "OPTIONS", Path: "*", Authority: "a"}, Body{}},
@@ -170,11 +170,11 @@ func TestResponse_RoundTrip(t *testing.T) {
 		keepAlive bool
 		method    string
 	}{
-		{&frames.Head{Status: 200, Fields: frames.Fields{{"content-type", "text/html"}}}, Body{BodyLength, 10}, true, "GET"},
+		{&frames.Head{Status: 200, Fields: fl("content-type", "text/html")}, Body{BodyLength, 10}, true, "GET"},
 		{&frames.Head{Status: 200}, Body{Kind: BodyChunked}, false, "GET"},
 		{&frames.Head{Status: 200}, Body{Kind: BodyClose}, false, "GET"},
 		{&frames.Head{Status: 200, ContentLength: 77}, Body{}, true, "HEAD"},
-		{&frames.Head{Status: 101, Fields: frames.Fields{{"upgrade", "websocket"}}}, Body{}, true, "GET"},
+		{&frames.Head{Status: 101, Fields: fl("upgrade", "websocket")}, Body{}, true, "GET"},
 	}
 	for _, tt := range tests {
 		enc := AppendResponseHead(nil, tt.h, tt.body, tt.keepAlive)

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"errors"
+	"github.com/expressgateway/expressgateway/frames"
 	"testing"
 )
 
@@ -24,4 +25,13 @@ func crlf(lines ...string) string {
 		s += l + "\r\n"
 	}
 	return s + "\r\n"
+}
+
+// fl builds a field list from name, value pairs.
+func fl(pairs ...string) frames.Fields {
+	fs := make(frames.Fields, 0, len(pairs)/2)
+	for i := 0; i+1 < len(pairs); i += 2 {
+		fs = append(fs, frames.Field{Name: pairs[i], Value: pairs[i+1]})
+	}
+	return fs
 }

@@ -2,8 +2,6 @@ package h1
 
 import (
 	"testing"
-
-	"github.com/expressgateway/expressgateway/frames"
 )
 
 func TestParseResponse_Framing(t *testing.T) {
@@ -64,7 +62,7 @@ func TestParseResponse_Fields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := frames.Fields{{"set-cookie", "a=1"}, {"content-type", "text/html"}, {"set-cookie", "b=2"}, {"host", "x"}, {"content-length", "3"}}
+	want := fl("set-cookie", "a=1", "content-type", "text/html", "set-cookie", "b=2", "host", "x", "content-length", "3")
 	if len(resp.Head.Fields) != len(want) {
 		t.Fatalf("fields = %q", resp.Head.Fields)
 	}
