@@ -6,8 +6,11 @@ type Kind uint8
 // The frame kinds. A stream is Headers, then any number of Data, then
 // optionally Trailers; End marks the last frame of that direction. Reset
 // ends a direction abnormally and carries a Code.
+//
+// The zero Kind is invalid, so that a zero Frame is never mistaken for a
+// head.
 const (
-	KindHeaders Kind = iota
+	KindHeaders Kind = iota + 1
 	KindData
 	KindTrailers
 	KindReset
@@ -15,6 +18,7 @@ const (
 )
 
 var kindNames = [...]string{
+	0:            "invalid",
 	KindHeaders:  "headers",
 	KindData:     "data",
 	KindTrailers: "trailers",

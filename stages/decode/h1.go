@@ -219,6 +219,11 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 			if err == nil {
 				c.src.Consume(n)
 				c.idle.Store(false)
+				if req.Body.Kind == h1.BodyLength && req.Body.Length > c.cfg.MaxBodyBytes {
+					// RFC 9110 §15.5.14: refuse before forwarding anything.
+					guard.BodyTooLarge.Inc()
+					return nil, h1.Request{}, &headError{status: 413}
+				}
 				return c.newExchange(req), req, nil
 			}
 			if !errors.Is(err, h1.ErrShort) {
@@ -270,14 +275,6 @@ func (c *H1Conn) newExchange(req h1.Request) *encode.H1Exchange {
 // returns false when the connection cannot carry another request.
 func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.Head, body h1.Body) bool {
 	st := x.Stream
-	if body.Kind == h1.BodyLength && body.Length > c.cfg.MaxBodyBytes {
-		// RFC 9110 §15.5.14: refuse before forwarding anything.
-		guard.BodyTooLarge.Inc()
-		st.Req.Send(ctx, frames.HeadersFrame(h, false))
-		st.Req.Send(ctx, frames.ResetFrame(frames.CodeTooLarge))
-		st.Req.Close(&frames.ResetError{Code: frames.CodeTooLarge})
-		return false
-	}
 	noBody := body.Kind == h1.BodyNone || (body.Kind == h1.BodyLength && body.Length == 0)
 	if err := st.Req.Send(ctx, frames.HeadersFrame(h, noBody)); err != nil {
 		return false

@@ -233,6 +233,9 @@ func (s *Source) nextChunked() (frames.Frame, error) {
 					}
 					return frames.TrailersFrame(tr), nil
 				}
+				if len(f.Data) == 0 {
+					return frames.EndFrame(), nil
+				}
 				f.End = true
 				return f, nil
 			}
