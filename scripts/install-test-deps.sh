@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the test peers and tools: curl, nghttp2 (nghttp, h2load), nginx
+# and haproxy (bench peers), clang/llvm/libbpf (BPF regeneration check),
+# iproute2 (netns tests), staticcheck and h2spec.
+set -euo pipefail
+pkgs="curl nghttp2-client nginx-light haproxy wrk clang llvm libbpf-dev iproute2"
+missing=""
+for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+bin="$(go env GOPATH)/bin"
+[ -x "$bin/staticcheck" ] || go install honnef.co/go/tools/cmd/staticcheck@latest
+[ -x "$bin/h2spec" ] || go install github.com/summerwind/h2spec/cmd/h2spec@latest
