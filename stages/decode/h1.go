@@ -342,6 +342,7 @@ func (c *H1Conn) answerError(err error) {
 	switch {
 	case errors.As(err, &he):
 		status = he.Status
+		guard.Counter(he.Token).Inc()
 		switch status {
 		case 431:
 			guard.HeadTooLarge.Inc()

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -270,11 +269,22 @@ func statusFor(ctx context.Context, err error) int {
 		upstreamTimeouts.Inc()
 		return http.StatusGatewayTimeout
 	case errors.As(err, &re):
-		return encode.StatusForCode(re.Code)
+		// A reset here came from the client's own body (cut, too large,
+		// malformed, too slow): answer for the client's fault.
+		return clientStatus(re.Code)
 	case errors.As(err, new(*route.DialError)):
 		connectErrors.Inc()
 	}
 	return http.StatusBadGateway
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+// clientStatus is the status for a request whose body the decoder refused.
+func clientStatus(c frames.ErrCode) int {
+	switch c {
+	case frames.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case frames.CodeTimeout:
+		return http.StatusRequestTimeout
+	}
+	return http.StatusBadRequest
+}

@@ -114,6 +114,13 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		}
 		if err = c.src.Fill(); err != nil {
 			ex.fail()
+			// When the client's body failed, that is the cause, not the
+			// backend hanging up on a half-sent request.
+			ex.wg.Wait()
+			var re *frames.ResetError
+			if errors.As(ex.pumpErr, &re) {
+				return nil, ex.pumpErr
+			}
 			if ctx.Err() != nil {
 				return nil, context.Cause(ctx)
 			}
