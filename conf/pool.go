@@ -286,6 +286,8 @@ func (p *Pool) setDefaults() {
 func (p *Pool) validate(k string, ps *Problems) {
 	if p.Name == "" {
 		ps.Addf(key(k, "name"), "a pool needs a name")
+	} else if strings.Trim(p.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "" {
+		ps.Addf(key(k, "name"), "pool name %q: use letters, digits, '_', '.' and '-' only", p.Name)
 	}
 	if !slices.Contains(Algorithms, p.Algorithm) {
 		ps.Addf(key(k, "algorithm"), "unknown algorithm %q (want one of %s)", p.Algorithm, strings.Join(Algorithms, ", "))

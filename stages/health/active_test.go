@@ -221,4 +221,4 @@ func TestProbe_OneInFlight(t *testing.T) {
 type proberFunc func(context.Context, *route.Backend) error
 
 func (f proberFunc) Probe(ctx context.Context, b *route.Backend) error { return f(ctx, b) }
-func (proberFunc) Close()                                             {}
+func (proberFunc) Close()                                              {}

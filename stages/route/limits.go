@@ -21,12 +21,7 @@ const (
 	ringPointsPerWeight = 256
 	maxRingSize         = 1 << 20
 
-	// maglevSize is the default Maglev table size (a prime, Envoy's and
-	// Katran's 65537); pools of more than maglevSize/100 backends get the
-	// next prime above 100 × backends.
-	maglevSize = 65537
-
-	// ewmaDecay is the peak-EWMA time constant (Finagle's 10 s).
+	// ewmaDecayNanos is the peak-EWMA time constant (Finagle's 10 s).
 	ewmaDecayNanos = 10e9
 
 	// budgetWindow is the retry budget's window in seconds (Linkerd's ttl).

@@ -86,8 +86,10 @@ func TestCircuit_ConnectionsAndPending(t *testing.T) {
 		c.Circuit = &conf.Circuit{MaxConnections: 2, MaxPending: 1}
 	})
 	b := p.backends[0]
-	if !b.ConnOpen() || !b.ConnOpen() || b.ConnOpen() {
-		t.Fatal("max_connections 2 not enforced")
+	for i, want := range []bool{true, true, false} {
+		if got := b.ConnOpen(); got != want {
+			t.Fatalf("ConnOpen %d = %v, want %v (max_connections 2)", i, got, want)
+		}
 	}
 	if _, err := p.Pick(Key{}); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("L4 backend at max_connections: %v, want ErrCircuitOpen", err)
