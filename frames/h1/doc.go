@@ -6,7 +6,9 @@
 // goroutines, clocks, config or logs; it imports frames only (DESIGN §2).
 //
 // Parsers take the bytes received so far and return how many they consumed.
-// ErrShort means "need more input"; any other error is an *Error carrying
+// Head parsers keep no state between calls: call again only after a read
+// added bytes, since each call rescans the head (MaxHeadBytes bounds the
+// cost). ErrShort means "need more input"; any other error is an *Error carrying
 // the status to answer with and a unique counter token. Nothing a parser
 // returns can contain CR, LF or NUL, so encoders write values unchecked.
 //
@@ -27,6 +29,11 @@
 //     URI has a non-empty host (RFC 9110 §4.2.1).
 //   - HTTP/1.x with x > 1 is processed as HTTP/1.1 (RFC 9110 §2.5); any
 //     other major version answers 505.
+//   - Responses that cannot have a body (1xx, 204, 304, to HEAD, 2xx to
+//     CONNECT) are not judged on their framing fields beyond syntax: RFC
+//     9112 §6.3 items 1–2 end them at the empty line whatever they say.
+//   - Upgrade is reported as the whole Upgrade field value when Connection
+//     lists "upgrade"; a client offering several protocols sends a list.
 //   - Forbidden trailer fields (framing, routing, authentication, ...) are
 //     dropped from decoded trailers and never encoded (RFC 9110 §6.5.1).
 package h1

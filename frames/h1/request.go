@@ -31,20 +31,29 @@ type Request struct {
 	Upgrade string
 }
 
-// smallFields is how many fields fit in the allocation that holds the
-// Head itself; a typical browser request has 10–20.
-const smallFields = 24
-
-// headWithFields puts a Head and room for its fields in one allocation.
-type headWithFields struct {
-	head   frames.Head
-	fields [smallFields]frames.Field
-}
-
 // newHead returns a Head and an empty field list with room for n fields.
+// Up to 32 fields (a browser sends 10–20) the list lives in the same
+// allocation as the Head, sized by class so that a small head stays small;
+// the spare capacity lets translate append forwarding fields in place.
 func newHead(n int) (*frames.Head, frames.Fields) {
-	if n <= smallFields {
-		hf := new(headWithFields)
+	switch {
+	case n <= 8:
+		hf := new(struct {
+			head   frames.Head
+			fields [8]frames.Field
+		})
+		return &hf.head, hf.fields[:0]
+	case n <= 16:
+		hf := new(struct {
+			head   frames.Head
+			fields [16]frames.Field
+		})
+		return &hf.head, hf.fields[:0]
+	case n <= 32:
+		hf := new(struct {
+			head   frames.Head
+			fields [32]frames.Field
+		})
 		return &hf.head, hf.fields[:0]
 	}
 	return new(frames.Head), make(frames.Fields, 0, n)
