@@ -241,3 +241,11 @@ func BenchmarkChunkedDecoder(b *testing.B) {
 		}
 	}
 }
+
+func TestBodyKind_String(t *testing.T) {
+	for k, want := range map[BodyKind]string{BodyNone: "none", BodyLength: "length", BodyChunked: "chunked", BodyClose: "close", 9: "unknown"} {
+		if k.String() != want {
+			t.Fatalf("%d: %q", k, k.String())
+		}
+	}
+}

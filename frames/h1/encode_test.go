@@ -95,6 +95,9 @@ func TestAppendChunk(t *testing.T) {
 			t.Fatalf("n %d: decoded %d, %v", n, len(p), err)
 		}
 	}
+	if ChunkLen(0) != 0 {
+		t.Fatal("ChunkLen(0) must be 0: AppendChunk writes nothing")
+	}
 	if got := string(AppendChunk(nil, []byte("hello world"))); got != "b\r\nhello world\r\n" {
 		t.Fatalf("got %q", got)
 	}

@@ -104,6 +104,9 @@ func TestParseRequest_Accepts(t *testing.T) {
 		{name: "gzip then chunked, lax", in: crlf("POST /p HTTP/1.1", "Host: a", "Transfer-Encoding: gzip", "Transfer-Encoding: chunked"),
 			method: "POST", path: "/p", authority: "a", proto: "HTTP/1.1", cl: -1, keepAlive: true,
 			body: Body{Kind: BodyChunked}, fields: fl("transfer-encoding", "gzip", "transfer-encoding", "chunked")},
+		{name: "coding with parameters before chunked", in: crlf("POST /p HTTP/1.1", "Host: a", "Transfer-Encoding: x-c;a=b;c=\"d e\", chunked"),
+			method: "POST", path: "/p", authority: "a", proto: "HTTP/1.1", cl: -1, keepAlive: true,
+			body: Body{Kind: BodyChunked}, fields: fl("transfer-encoding", "x-c;a=b;c=\"d e\", chunked")},
 		{name: "chunked strict", in: crlf("POST /p HTTP/1.1", "Host: a", "Transfer-Encoding: chunked"), lim: &Limits{StrictTE: true},
 			method: "POST", path: "/p", authority: "a", proto: "HTTP/1.1", cl: -1, keepAlive: true,
 			body: Body{Kind: BodyChunked}, fields: fl("transfer-encoding", "chunked")},
@@ -223,6 +226,9 @@ func TestParseRequest_Rejects(t *testing.T) {
 		{"te empty", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: "), nil, 400, "h1_bad_te"},
 		{"te only commas", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: , ,"), nil, 400, "h1_bad_te"},
 		{"te chunked with param", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: chunked;q=1"), nil, 400, "h1_bad_te"},
+		{"te param without value", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: x;a, chunked"), nil, 400, "h1_bad_te"},
+		{"te param bad value", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: x;a=(b), chunked"), nil, 400, "h1_bad_te"},
+		{"te param empty name", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: x;=b, chunked"), nil, 400, "h1_bad_te"},
 		{"te bad token", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: \"chunked\""), nil, 400, "h1_bad_te"},
 		{"te vertical tab", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: \x0bchunked"), nil, 400, "h1_bad_field_value"},
 		{"te strict gzip chunked", crlf("POST / HTTP/1.1", "Host: a", "Transfer-Encoding: gzip, chunked"), &Limits{StrictTE: true}, 400, "h1_te_strict"},
@@ -387,6 +393,30 @@ func TestParseRequest_ValuesNeverHoldCRLFOrNUL(t *testing.T) {
 		}
 		if err == nil && strings.ContainsAny(req.Head.Fields[0].Value, "\r\n\x00") {
 			t.Fatalf("byte %#x reached a value", c)
+		}
+	}
+}
+
+func TestParseRequest_FieldCountClasses(t *testing.T) {
+	// The field list shares the Head's allocation up to 32 fields; past
+	// that it is separate. Either way every field arrives, in order.
+	for _, count := range []int{0, 1, 8, 9, 16, 17, 32, 33, 200} {
+		lines := []string{"GET / HTTP/1.1", "Host: a"}
+		for i := range count {
+			lines = append(lines, "X-"+strings.Repeat("n", i%7)+": "+strings.Repeat("v", i))
+		}
+		req, _, err := ParseRequest([]byte(crlf(lines...)), nil)
+		if err != nil {
+			t.Fatalf("%d fields: %v", count, err)
+		}
+		fs := req.Head.Fields
+		if len(fs) != count || cap(fs) < count {
+			t.Fatalf("%d fields: got %d (cap %d)", count, len(fs), cap(fs))
+		}
+		for i, f := range fs {
+			if f.Value != strings.Repeat("v", i) {
+				t.Fatalf("%d fields: field %d = %q", count, i, f)
+			}
 		}
 	}
 }
