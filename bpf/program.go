@@ -166,12 +166,28 @@ func (p *Program) Attach(ifname string, mode Mode) error {
 	if p.link != nil {
 		return fmt.Errorf("bpf: attach %s: already attached to %s", ifname, p.ifname)
 	}
+	l, m, mtu, err := attachXDP(p.objs.XdpLb, ifname, mode)
+	if err != nil {
+		return err
+	}
+	p.link, p.ifname, p.mode, p.ifMTU = l, ifname, m, mtu
+	if p.last != nil && p.lastMTU == 0 {
+		// The applied State left the MTU to the interface: now known.
+		if err := p.writeConfig(p.last.cfg, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attachXDP attaches prog to ifname in mode (auto: native, then generic)
+// and returns the link, the mode used and the interface MTU.
+func attachXDP(prog *ebpf.Program, ifname string, mode Mode) (link.Link, Mode, int, error) {
 	op := fmt.Sprintf("attach %s %s", ifname, mode)
 	iface, err := net.InterfaceByName(ifname)
 	if err != nil {
-		return &UnavailableError{Cause: CauseNoInterface, Op: op, Err: err}
+		return nil, 0, 0, &UnavailableError{Cause: CauseNoInterface, Op: op, Err: err}
 	}
-
 	var tries []Mode
 	switch mode {
 	case ModeAuto:
@@ -179,7 +195,7 @@ func (p *Program) Attach(ifname string, mode Mode) error {
 	case ModeNative, ModeGeneric:
 		tries = []Mode{mode}
 	default:
-		return fmt.Errorf("bpf: %s: unknown mode", op)
+		return nil, 0, 0, fmt.Errorf("bpf: %s: unknown mode", op)
 	}
 	var errs []error
 	for _, m := range tries {
@@ -187,26 +203,19 @@ func (p *Program) Attach(ifname string, mode Mode) error {
 		if m == ModeNative {
 			flags = link.XDPDriverMode
 		}
-		l, err := link.AttachXDP(link.XDPOptions{Program: p.objs.XdpLb, Interface: iface.Index, Flags: flags})
+		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: iface.Index, Flags: flags})
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", m, err))
 			continue
 		}
-		p.link, p.ifname, p.mode, p.ifMTU = l, ifname, m, iface.MTU
-		if p.last != nil && p.lastMTU == 0 {
-			// The applied State left the MTU to the interface: now known.
-			if err := p.writeConfig(p.last.cfg, 0); err != nil {
-				return err
-			}
-		}
-		return nil
+		return l, m, iface.MTU, nil
 	}
 	err = errors.Join(errs...)
 	if u := classify(op, err); IsUnavailable(u) {
-		return u
+		return nil, 0, 0, u
 	}
 	// An unclassified attach failure still means XDP is not usable here.
-	return &UnavailableError{Cause: CauseKernelRefused, Op: op, Err: err}
+	return nil, 0, 0, &UnavailableError{Cause: CauseKernelRefused, Op: op, Err: err}
 }
 
 // Mode reports the mode the program is attached in, and whether it is.
