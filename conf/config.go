@@ -38,7 +38,7 @@ type Listener struct {
 	H2       H2Security   `koanf:"h2_security"`
 	WS       *WebSocket   `koanf:"websocket"`
 	GRPC     *GRPC        `koanf:"grpc"`
-	Backends []Backend    `koanf:"backends"`
+	Backends []Backend    `koanf:"backends"` // The default route's backends (round robin); see the backends table.
 	// Pool names a [[pools]] entry used as the default route (instead of
 	// backends).
 	Pool string `koanf:"pool"`
@@ -62,24 +62,24 @@ type ListenerTLS struct {
 
 // QUIC is [listeners.quic]: HTTP/3 termination settings.
 type QUIC struct {
-	CertPath               string `koanf:"cert_path"`
-	KeyPath                string `koanf:"key_path"`
-	RetrySecretPath        string `koanf:"retry_secret_path"`
-	MaxIdleTimeoutMs       int    `koanf:"max_idle_timeout_ms"`
-	MaxRecvUDPPayloadSize  int    `koanf:"max_recv_udp_payload_size"`
-	Allow0RTT              bool   `koanf:"allow_0rtt"`
-	EarlyDataPolicy        string `koanf:"early_data_policy"`
-	MaxConnectionsPerIP    int    `koanf:"max_connections_per_ip"`
-	MaxConnections         int    `koanf:"max_connections"`
-	RetryAboveNewConnsPerS int    `koanf:"retry_above_new_conns_per_sec"`
-	MaxFieldSectionSize    int    `koanf:"max_field_section_size"`
+	CertPath               string `koanf:"cert_path"`                     // PEM certificate chain of the QUIC listener.
+	KeyPath                string `koanf:"key_path"`                      // PEM private key (mode 0600).
+	RetrySecretPath        string `koanf:"retry_secret_path"`             // 32-byte secret keying Retry tokens; created 0600 if absent, so tokens survive a restart.
+	MaxIdleTimeoutMs       int    `koanf:"max_idle_timeout_ms"`           // QUIC idle timeout.
+	MaxRecvUDPPayloadSize  int    `koanf:"max_recv_udp_payload_size"`     // Largest UDP payload accepted (≥ 1200, RFC 9000 §14).
+	Allow0RTT              bool   `koanf:"allow_0rtt"`                    // Accept TLS early data (0-RTT); see early_data_policy.
+	EarlyDataPolicy        string `koanf:"early_data_policy"`             // reject: non-idempotent requests in early data get 425; wait: they are held until the handshake completes.
+	MaxConnectionsPerIP    int    `koanf:"max_connections_per_ip"`        // QUIC connections one source IP may hold (0 = none).
+	MaxConnections         int    `koanf:"max_connections"`               // QUIC connections the listener may hold (0 = none).
+	RetryAboveNewConnsPerS int    `koanf:"retry_above_new_conns_per_sec"` // Send a stateless Retry above this many new connections per second (0 = always).
+	MaxFieldSectionSize    int    `koanf:"max_field_section_size"`        // Decoded header section cap (QPACK bomb guard).
 }
 
 // AltSvc is [listeners.alt_svc]: advertise an HTTP/3 endpoint on H1/H2
 // responses.
 type AltSvc struct {
-	H3Port int `koanf:"h3_port"`
-	MaxAge int `koanf:"max_age"`
+	H3Port int `koanf:"h3_port"` // UDP port of the HTTP/3 listener to advertise.
+	MaxAge int `koanf:"max_age"` // ma= seconds in the Alt-Svc value.
 }
 
 // HTTP is [listeners.http]: timeouts and size caps of an HTTP listener.
@@ -113,15 +113,15 @@ type HTTP struct {
 
 // H2Security is [listeners.h2_security]: HTTP/2 limits and flood guards.
 type H2Security struct {
-	MaxPendingAcceptResetStreams int `koanf:"max_pending_accept_reset_streams"`
-	MaxLocalErrorResetStreams    int `koanf:"max_local_error_reset_streams"`
-	MaxConcurrentStreams         int `koanf:"max_concurrent_streams"`
-	MaxHeaderListSize            int `koanf:"max_header_list_size"`
-	MaxSendBufSize               int `koanf:"max_send_buf_size"`
-	KeepAliveIntervalMs          int `koanf:"keep_alive_interval_ms"`
-	KeepAliveTimeoutMs           int `koanf:"keep_alive_timeout_ms"`
-	InitialStreamWindowSize      int `koanf:"initial_stream_window_size"`
-	InitialConnectionWindowSize  int `koanf:"initial_connection_window_size"`
+	MaxPendingAcceptResetStreams int `koanf:"max_pending_accept_reset_streams"` // Streams reset before being served that are tolerated (rapid reset).
+	MaxLocalErrorResetStreams    int `koanf:"max_local_error_reset_streams"`    // Streams we reset for peer errors that are tolerated before GOAWAY.
+	MaxConcurrentStreams         int `koanf:"max_concurrent_streams"`           // SETTINGS_MAX_CONCURRENT_STREAMS; more streams are refused.
+	MaxHeaderListSize            int `koanf:"max_header_list_size"`             // SETTINGS_MAX_HEADER_LIST_SIZE: decoded header block cap (HPACK bomb guard).
+	MaxSendBufSize               int `koanf:"max_send_buf_size"`                // Bytes buffered per stream toward the client.
+	KeepAliveIntervalMs          int `koanf:"keep_alive_interval_ms"`           // PING an idle connection this often (0 disables).
+	KeepAliveTimeoutMs           int `koanf:"keep_alive_timeout_ms"`            // Close when a PING is not answered within this.
+	InitialStreamWindowSize      int `koanf:"initial_stream_window_size"`       // SETTINGS_INITIAL_WINDOW_SIZE we advertise.
+	InitialConnectionWindowSize  int `koanf:"initial_connection_window_size"`   // Connection flow-control window we advertise.
 	// RapidResetThreshold is how many client-reset streams in the window
 	// trigger GOAWAY ENHANCE_YOUR_CALM.
 	RapidResetThreshold int `koanf:"rapid_reset_threshold"`
@@ -141,21 +141,21 @@ type H2Security struct {
 
 // WebSocket is [listeners.websocket].
 type WebSocket struct {
-	Enabled                    *bool `koanf:"enabled"`
-	IdleTimeoutSeconds         int   `koanf:"idle_timeout_seconds"`
-	MaxMessageSizeBytes        int   `koanf:"max_message_size_bytes"`
-	PingRateLimitPerWindow     int   `koanf:"ping_rate_limit_per_window"`
-	PingRateLimitWindowSeconds int   `koanf:"ping_rate_limit_window_seconds"`
-	ReadFrameTimeoutSeconds    int   `koanf:"read_frame_timeout_seconds"`
-	H2ExtendedConnect          bool  `koanf:"h2_extended_connect"`
-	H3ExtendedConnect          bool  `koanf:"h3_extended_connect"`
+	Enabled                    *bool `koanf:"enabled"`                        // Accept WebSocket upgrades on this listener.
+	IdleTimeoutSeconds         int   `koanf:"idle_timeout_seconds"`           // Close an idle tunnel (1001).
+	MaxMessageSizeBytes        int   `koanf:"max_message_size_bytes"`         // Largest message relayed.
+	PingRateLimitPerWindow     int   `koanf:"ping_rate_limit_per_window"`     // Client PINGs allowed per window (1008 past it).
+	PingRateLimitWindowSeconds int   `koanf:"ping_rate_limit_window_seconds"` // The PING rate window.
+	ReadFrameTimeoutSeconds    int   `koanf:"read_frame_timeout_seconds"`     // A frame must complete within this (1008).
+	H2ExtendedConnect          bool  `koanf:"h2_extended_connect"`            // Accept RFC 8441 extended CONNECT over HTTP/2.
+	H3ExtendedConnect          bool  `koanf:"h3_extended_connect"`            // Accept RFC 9220 extended CONNECT over HTTP/3.
 }
 
 // GRPC is [listeners.grpc].
 type GRPC struct {
-	Enabled            *bool `koanf:"enabled"`
-	MaxDeadlineSeconds int   `koanf:"max_deadline_seconds"`
-	HealthSynthesized  *bool `koanf:"health_synthesized"`
+	Enabled            *bool `koanf:"enabled"`              // gRPC-aware proxying (deadline clamp, status mapping).
+	MaxDeadlineSeconds int   `koanf:"max_deadline_seconds"` // grpc-timeout is clamped to this.
+	HealthSynthesized  *bool `koanf:"health_synthesized"`   // Answer grpc.health.v1 Check locally.
 }
 
 // Route is one [[listeners.routes]] entry: a host/path match to backends, a
@@ -168,34 +168,34 @@ type Route struct {
 	Host string `koanf:"host"`
 	// PathPrefix matches the start of the path; empty matches any path.
 	PathPrefix     string          `koanf:"path_prefix"`
-	Backends       []Backend       `koanf:"backends"`
-	Pool           string          `koanf:"pool"`
-	DirectResponse *DirectResponse `koanf:"direct_response"`
+	Backends       []Backend       `koanf:"backends"`        // This route's backends (round robin).
+	Pool           string          `koanf:"pool"`            // Name of a [[pools]] entry serving this route.
+	DirectResponse *DirectResponse `koanf:"direct_response"` // Answer from the gateway: { status, body, content_type }.
 }
 
 // DirectResponse answers a route from the gateway itself.
 type DirectResponse struct {
-	Status      int    `koanf:"status"`
-	Body        string `koanf:"body"`
-	ContentType string `koanf:"content_type"`
+	Status      int    `koanf:"status"`       // Status code of the direct response.
+	Body        string `koanf:"body"`         // Body of the direct response.
+	ContentType string `koanf:"content_type"` // Content-Type of the direct response.
 }
 
 // Runtime is [runtime]: process-wide settings.
 type Runtime struct {
-	XDPEnabled                 bool     `koanf:"xdp_enabled"`
-	XDPInterface               string   `koanf:"xdp_interface"`
-	XDPMode                    string   `koanf:"xdp_mode"`
-	XDPNewFlowCapPerSecPerCPU  int      `koanf:"xdp_new_flow_cap_per_sec_per_cpu"`
-	DrainTimeoutMs             int      `koanf:"drain_timeout_ms"`
-	ReadinessSettleMs          int      `koanf:"readiness_settle_ms"`
-	DrainJitterMs              *int     `koanf:"drain_jitter_ms"`
-	HandshakeTimeoutMs         int      `koanf:"handshake_timeout_ms"`
-	ConnectTimeoutMs           int      `koanf:"connect_timeout_ms"`
-	MaxInflightConnections     int      `koanf:"max_inflight_connections"`
-	PerIPConnectionCap         int      `koanf:"per_ip_connection_cap"`
-	HeaderUnderscorePolicy     string   `koanf:"header_underscore_policy"`
-	MaxKeepaliveRequests       int      `koanf:"max_keepalive_requests"`
-	MaxRequestsPerH3Connection int      `koanf:"max_requests_per_h3_connection"`
+	XDPEnabled                 bool     `koanf:"xdp_enabled"`                      // Load and attach the XDP fast path.
+	XDPInterface               string   `koanf:"xdp_interface"`                    // Interface to attach XDP to (required when enabled).
+	XDPMode                    string   `koanf:"xdp_mode"`                         // auto (native, else generic), native (refuse to boot without it) or generic.
+	XDPNewFlowCapPerSecPerCPU  int      `koanf:"xdp_new_flow_cap_per_sec_per_cpu"` // New flows per second per CPU above which XDP sheds new flows (0 disables).
+	DrainTimeoutMs             int      `koanf:"drain_timeout_ms"`                 // Longest a drain waits for in-flight requests before closing them.
+	ReadinessSettleMs          int      `koanf:"readiness_settle_ms"`              // On SIGTERM, /readyz fails this long before accepting stops.
+	DrainJitterMs              *int     `koanf:"drain_jitter_ms"`                  // Spread connection closes over this much of the drain.
+	HandshakeTimeoutMs         int      `koanf:"handshake_timeout_ms"`             // TLS handshake deadline.
+	ConnectTimeoutMs           int      `koanf:"connect_timeout_ms"`               // Backend connect deadline (502 past it).
+	MaxInflightConnections     int      `koanf:"max_inflight_connections"`         // Connections the process holds at once; past it H1 gets 503 + Retry-After.
+	PerIPConnectionCap         int      `koanf:"per_ip_connection_cap"`            // Connections one source IP may hold; past it the connection is closed.
+	HeaderUnderscorePolicy     string   `koanf:"header_underscore_policy"`         // Field names with _: reject (400), drop (removed) or allow.
+	MaxKeepaliveRequests       int      `koanf:"max_keepalive_requests"`           // Requests per client connection before Connection: close (0 = no cap).
+	MaxRequestsPerH3Connection int      `koanf:"max_requests_per_h3_connection"`   // Requests per HTTP/3 connection before GOAWAY (0 = no cap).
 	TLS                        TLSOpts  `koanf:"tls"`
 	Watchdog                   Watchdog `koanf:"watchdog"`
 	// UpstreamIdleTimeoutMs closes pooled backend connections idle this long.
@@ -208,7 +208,7 @@ type Runtime struct {
 
 // TLSOpts is [runtime.tls].
 type TLSOpts struct {
-	TLS13Only bool `koanf:"tls13_only"`
+	TLS13Only bool `koanf:"tls13_only"` // Refuse TLS 1.2.
 }
 
 // Watchdog is [runtime.watchdog].

@@ -110,7 +110,7 @@ type HealthCheck struct {
 	Type string `koanf:"type"`
 	// Path and Method of an http check; default "/" and GET.
 	Path   string `koanf:"path"`
-	Method string `koanf:"method"`
+	Method string `koanf:"method"` // HTTP method of the probe.
 	// ExpectStatus is the status an http check wants; 0 accepts 200..399.
 	ExpectStatus int `koanf:"expect_status"`
 	// BodyContains, when set, must occur in the first 64 KiB of the body.
@@ -122,11 +122,11 @@ type HealthCheck struct {
 	// IntervalMs between probes of one backend (default 5000), TimeoutMs per
 	// probe (default 2000, < interval).
 	IntervalMs int `koanf:"interval_ms"`
-	TimeoutMs  int `koanf:"timeout_ms"`
+	TimeoutMs  int `koanf:"timeout_ms"` // Probe deadline.
 	// Rise consecutive passes mark a backend up (default 2); Fall
 	// consecutive failures mark it down (default 3).
 	Rise int `koanf:"rise"`
-	Fall int `koanf:"fall"`
+	Fall int `koanf:"fall"` // Consecutive failures that mark a backend down.
 }
 
 // Outlier is `[pools.outlier]`: passive detection from live responses.
@@ -141,7 +141,7 @@ type Outlier struct {
 	// BaseEjectionMs × the number of recent ejections is how long a backend
 	// stays out (default 30000), capped at MaxEjectionMs (default 300000).
 	BaseEjectionMs int `koanf:"base_ejection_ms"`
-	MaxEjectionMs  int `koanf:"max_ejection_ms"`
+	MaxEjectionMs  int `koanf:"max_ejection_ms"` // Cap on one ejection's length.
 	// MaxEjectedPercent of the pool may be ejected at once (default 10; at
 	// least one backend may always be ejected).
 	MaxEjectedPercent int `koanf:"max_ejected_percent"`
@@ -170,9 +170,9 @@ type Retry struct {
 // Circuit is `[pools.circuit_breaker]`: per-backend limits; past one the
 // request gets 503 and circuit_open_total counts it. 0 means no limit.
 type Circuit struct {
-	MaxConnections int `koanf:"max_connections"`
-	MaxPending     int `koanf:"max_pending"`
-	MaxRequests    int `koanf:"max_requests"`
+	MaxConnections int `koanf:"max_connections"` // Open connections per backend (L4) past which it is skipped.
+	MaxPending     int `koanf:"max_pending"`     // Requests waiting for a connection per backend.
+	MaxRequests    int `koanf:"max_requests"`    // Active requests per backend; past it 503.
 }
 
 // Sticky is `[pools.sticky]`, the session cookie of the sticky algorithm.

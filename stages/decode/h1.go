@@ -127,6 +127,10 @@ func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) 
 			x.Discard()
 			continue
 		}
+		if c.draining() {
+			// Draining: the response in flight tells the client to go.
+			x.KeepAlive = false
+		}
 		keep, err := w.WriteResponse(ctx, x)
 		if err != nil || !keep {
 			x.Discard()
