@@ -1,0 +1,223 @@
+package accept
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
+)
+
+// QUICConfig is what a QUIC listener needs: its socket, certificate, the
+// address-validation secret, and the QUIC-level caps.
+type QUICConfig struct {
+	Address string
+	// TLS is the server config; ALPN h3 is set by ListenQUIC.
+	TLS func() *tls.Config
+	// RetrySecret keys the address-validation tokens (Retry and NEW_TOKEN).
+	// Tokens are bound to the client address and age-limited by quic-go;
+	// the same secret after a restart keeps outstanding tokens valid.
+	RetrySecret []byte
+	// RetryAbovePerSec sends a Retry to every Initial without a valid token
+	// once more than this many new connections arrive in a second; 0 means
+	// always.
+	RetryAbovePerSec int
+	MaxIdleTimeout   time.Duration
+	HandshakeTimeout time.Duration
+	// MaxUDPPayload is the largest UDP payload we accept (and advertise).
+	MaxUDPPayload int
+	Allow0RTT     bool
+	// MaxStreams caps concurrent request streams per connection (QUIC
+	// MAX_STREAMS): a stream's credit returns only once its handler is done.
+	MaxStreams int64
+	// StreamWindow and ConnWindow are the QUIC receive windows; they equal
+	// the bus budgets so that QUIC flow control follows the bus.
+	StreamWindow, ConnWindow uint64
+	// Gate holds the per-IP and global QUIC connection caps.
+	Gate     *Gate
+	OnReject func(Reject)
+	// OnRetry is called for each Retry sent (a counter).
+	OnRetry func()
+	Log     zerolog.Logger
+}
+
+// QUICListener is a listening QUIC endpoint: one UDP socket, one quic-go
+// Transport, early connections (0-RTT when allowed).
+type QUICListener struct {
+	cfg *QUICConfig
+	udp *net.UDPConn
+	tr  *quic.Transport
+	ln  *quic.EarlyListener
+
+	// second-granular new-connection counter for RetryAbovePerSec.
+	rateSec atomic.Int64
+	rateN   atomic.Int64
+
+	wg sync.WaitGroup
+}
+
+// deriveKey turns the retry secret file's bytes into the token and
+// stateless-reset keys (domain-separated SHA-256, so one secret serves
+// both without reuse).
+func deriveKey(secret []byte, label string) [32]byte {
+	h := sha256.New()
+	h.Write([]byte("expressgateway quic " + label + "\x00"))
+	h.Write(secret)
+	var k [32]byte
+	copy(k[:], h.Sum(nil))
+	return k
+}
+
+// ReadRetrySecret reads a retry secret file; it must hold at least 16 bytes.
+func ReadRetrySecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read retry secret %s: %w", path, err)
+	}
+	if len(b) < 16 {
+		return nil, fmt.Errorf("retry secret %s: want at least 16 bytes, got %d", path, len(b))
+	}
+	return b, nil
+}
+
+// ListenQUIC binds the UDP socket and starts the QUIC endpoint.
+func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
+	ua, err := net.ResolveUDPAddr("udp", cfg.Address)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, err
+	}
+	l := &QUICListener{cfg: cfg, udp: udp}
+	tk := quic.TokenGeneratorKey(deriveKey(cfg.RetrySecret, "token"))
+	sk := quic.StatelessResetKey(deriveKey(cfg.RetrySecret, "reset"))
+	l.tr = &quic.Transport{
+		Conn:                udp,
+		TokenGeneratorKey:   &tk,
+		StatelessResetKey:   &sk,
+		VerifySourceAddress: l.needRetry,
+		ConnContext:         l.admit,
+	}
+	base := cfg.TLS()
+	tlsCfg := &tls.Config{
+		MinVersion: tls.VersionTLS13,
+		NextProtos: []string{"h3"},
+		// Rotated certificates apply to new handshakes.
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := cfg.TLS().Clone()
+			c.MinVersion = tls.VersionTLS13
+			c.NextProtos = []string{"h3"}
+			return c, nil
+		},
+	}
+	if base != nil {
+		tlsCfg.Certificates = base.Certificates
+	}
+	qc := &quic.Config{
+		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
+		MaxIdleTimeout:                 cfg.MaxIdleTimeout,
+		InitialStreamReceiveWindow:     cfg.StreamWindow,
+		MaxStreamReceiveWindow:         cfg.StreamWindow,
+		InitialConnectionReceiveWindow: cfg.ConnWindow,
+		MaxConnectionReceiveWindow:     cfg.ConnWindow,
+		MaxIncomingStreams:             cfg.MaxStreams,
+		// Control, QPACK encoder and decoder, plus room for greased types.
+		MaxIncomingUniStreams:      8,
+		RequireStreamCreditRelease: true,
+		Allow0RTT:                  cfg.Allow0RTT,
+	}
+	if cfg.MaxUDPPayload > 0 && cfg.MaxUDPPayload <= 65527 {
+		qc.InitialPacketSize = uint16(min(cfg.MaxUDPPayload, 1452))
+	}
+	ln, err := l.tr.ListenEarly(tlsCfg, qc)
+	if err != nil {
+		l.tr.Close()
+		udp.Close()
+		return nil, err
+	}
+	l.ln = ln
+	return l, nil
+}
+
+// Addr is the bound UDP address.
+func (l *QUICListener) Addr() net.Addr { return l.udp.LocalAddr() }
+
+// needRetry is quic-go's VerifySourceAddress: true sends a stateless Retry
+// to an Initial that carries no valid token (RFC 9000 §8.1.2).
+func (l *QUICListener) needRetry(net.Addr) bool {
+	if l.overRate() {
+		if l.cfg.OnRetry != nil {
+			l.cfg.OnRetry()
+		}
+		return true
+	}
+	return false
+}
+
+func (l *QUICListener) overRate() bool {
+	if l.cfg.RetryAbovePerSec <= 0 {
+		return true
+	}
+	now := time.Now().Unix()
+	if l.rateSec.Load() != now {
+		l.rateSec.Store(now)
+		l.rateN.Store(0)
+	}
+	return l.rateN.Add(1) > int64(l.cfg.RetryAbovePerSec)
+}
+
+// errQUICRejected is the ConnContext verdict for a connection over a cap;
+// quic-go answers it with CONNECTION_REFUSED before any handshake work.
+var errQUICRejected = errors.New("accept: quic connection over cap")
+
+// admit is quic-go's ConnContext: the per-IP and global caps, counted
+// from the first Initial until the connection's context ends.
+func (l *QUICListener) admit(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	if l.cfg.Gate == nil {
+		return ctx, nil
+	}
+	ip := addrPort(info.RemoteAddr).Addr().Unmap()
+	if r := l.cfg.Gate.Admit(ip); r != Admitted {
+		if l.cfg.OnReject != nil {
+			l.cfg.OnReject(r)
+		}
+		return nil, errQUICRejected
+	}
+	context.AfterFunc(ctx, func() { l.cfg.Gate.Leave(ip) })
+	return ctx, nil
+}
+
+// Serve accepts connections until ctx ends, running handle for each in its
+// own goroutine, and returns once every handler has returned.
+func (l *QUICListener) Serve(ctx context.Context, handle func(ctx context.Context, c *quic.Conn, remote netip.AddrPort)) {
+	stop := context.AfterFunc(ctx, func() { l.ln.Close() })
+	defer stop()
+	for {
+		c, err := l.ln.Accept(context.Background())
+		if err != nil {
+			break
+		}
+		remote := addrPort(c.RemoteAddr())
+		l.wg.Go(func() { handle(ctx, c, remote) })
+	}
+	l.wg.Wait()
+}
+
+// Close stops the endpoint: connections are closed, the socket released.
+func (l *QUICListener) Close() error {
+	l.ln.Close()
+	err := l.tr.Close()
+	l.udp.Close()
+	return err
+}
