@@ -250,3 +250,15 @@ func (p *Program) Close() error {
 // XDPProgram exposes the loaded program, for BPF_PROG_TEST_RUN in tests
 // and benchmarks (ebpf.Program.Run).
 func (p *Program) XDPProgram() *ebpf.Program { return p.objs.XdpLb }
+
+// TestRun runs the program once on frame with BPF_PROG_TEST_RUN and
+// returns the raw XDP verdict and the frame as it left (for tests, fuzzers
+// and benchmarks; the live path never calls it).
+func (p *Program) TestRun(frame []byte) (uint32, []byte, error) {
+	opts := ebpf.RunOptions{Data: frame, DataOut: make([]byte, len(frame)+256), Repeat: 1}
+	ret, err := p.objs.XdpLb.Run(&opts)
+	if err != nil {
+		return 0, nil, fmt.Errorf("bpf: test run: %w", err)
+	}
+	return ret, opts.DataOut, nil
+}
