@@ -36,7 +36,7 @@ func TestConfigDoc_IsGeneratedFromTheSchema(t *testing.T) {
 	be.setDefaults()
 	sections := []struct {
 		title, path string
-		v       any
+		v           any
 	}{
 		{"[[listeners]]", "listeners[]", l},
 		{"[[listeners.routes]]", "listeners[].routes[]", Route{}},

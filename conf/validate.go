@@ -49,7 +49,9 @@ func (c *Config) validate(ps *Problems) {
 			network = "udp"
 		}
 		b := bound{network, l.Address}
-		if prev, ok := seen[b]; ok {
+		if strings.HasSuffix(l.Address, ":0") {
+			// Port 0 binds an ephemeral port: never a clash.
+		} else if prev, ok := seen[b]; ok {
 			ps.Addf(key(k, "address"), "address %s (%s) is already used by %s", l.Address, network, prev)
 		} else {
 			seen[b] = k

@@ -119,6 +119,7 @@ func (c *H1Conn) draining() bool {
 // response that must end the connection it cancels the connection.
 func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) {
 	w := encode.NewH1Writer(c.conn, c.cfg.WriteTimeout)
+	w.Draining = c.draining
 	open := true
 	for x := range c.queue {
 		if !open {

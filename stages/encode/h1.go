@@ -25,6 +25,9 @@ type H1Writer struct {
 	bw           *bufio.Writer
 	writeTimeout time.Duration
 	buf          []byte // scratch for heads and chunk framing
+	// Draining, when it reports true as a final head is written, turns
+	// keep-alive off so the client leaves during a graceful drain.
+	Draining func() bool
 }
 
 // NewH1Writer returns a writer on conn.
@@ -88,6 +91,9 @@ func (w *H1Writer) WriteResponse(ctx context.Context, x *H1Exchange) (keepAlive 
 				return false, ErrAborted
 			}
 			body = responseBody(h, x, f.End)
+			if w.Draining != nil && w.Draining() {
+				keepAlive = false
+			}
 			if body.Kind == h1.BodyClose {
 				keepAlive = false
 			}

@@ -289,9 +289,9 @@ func TestL4_TCPAndTLSRelayWithHalfClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer ln.Close() // runs first: ends the accept loop wg waits for
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
