@@ -69,6 +69,7 @@ type listener struct {
 	pool   atomic.Pointer[route.Pool] // L4 listeners' pool
 	tlsCfg atomic.Pointer[tls.Config]
 	h1cfg  atomic.Pointer[decode.H1Config]
+	h2cfg  atomic.Pointer[decode.H2Config]
 	srv    *accept.Server
 	active *metrics.Gauge
 	conns  atomic.Int64
@@ -162,7 +163,8 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		MaxBodyBytes:   lc.HTTP.MaxBodyBytes,
 	}
 	h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: h1.UnderscoreAllow}}
-	l.proxy.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t}
+	l.proxy.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t, "h2": &upstream.H2{Opts: uo}}
+	l.h2cfg.Store(h2Config(lc, cfg, g.draining))
 	l.h1cfg.Store(&decode.H1Config{
 		Limits:        limits,
 		HeaderTimeout: ms(lc.HTTP.HeaderTimeoutMs),
@@ -200,8 +202,12 @@ func newPool(pc conf.Pool, key string, cfg *conf.Config, prev *route.Pool) (*rou
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range p.Backends() {
-		b.Opts = upstream.NewBackendOpts(nil)
+	for i, b := range p.Backends() {
+		tc, err := upstream.BackendTLS(pc.Backends[i])
+		if err != nil {
+			return nil, fmt.Errorf("%s.backends[%d]: %w", key, i, err)
+		}
+		b.Opts = upstream.NewBackendOpts(tc)
 	}
 	return p, nil
 }
@@ -308,7 +314,7 @@ func (g *Gateway) serve(l *listener) {
 				cs := tc.ConnectionState()
 				info.TLS = &cs
 			}
-			decode.ServeH1(ctx, c, info, l.h1cfg.Load(), l.proxy)
+			decode.ServeHTTP(ctx, c, info, l.h1cfg.Load(), l.h2cfg.Load(), l.proxy)
 		}
 	}
 	l.srv = srv

@@ -78,6 +78,7 @@ func (g *Gateway) Reload(next *conf.Config) error {
 		s.l.cfg.Routes, s.l.cfg.Backends, s.l.cfg.HTTP, s.l.cfg.Pool = s.lc.Routes, s.lc.Backends, s.lc.HTTP, s.lc.Pool
 		s.l.pool.Store(shadow.pool.Load())
 		s.l.h1cfg.Store(shadow.h1cfg.Load())
+		s.l.h2cfg.Store(shadow.h2cfg.Load())
 		if shadow.proxy != nil && s.l.proxy != nil {
 			s.l.proxy.Table.Store(shadow.proxy.Table.Load())
 			s.l.proxy.Settings.Store(shadow.proxy.Settings.Load())

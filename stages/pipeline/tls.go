@@ -8,7 +8,7 @@ import (
 )
 
 // loadTLS builds a listener's TLS config from its certificate pair. http
-// listeners offer ALPN http/1.1 (h2 joins when the H2 front lands).
+// listeners offer ALPN h2, then http/1.1.
 func loadTLS(t *conf.ListenerTLS, rt *conf.Runtime, http bool) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(t.CertPath, t.KeyPath)
 	if err != nil {
@@ -22,7 +22,7 @@ func loadTLS(t *conf.ListenerTLS, rt *conf.Runtime, http bool) (*tls.Config, err
 		c.MinVersion = tls.VersionTLS13
 	}
 	if http {
-		c.NextProtos = []string{"http/1.1"}
+		c.NextProtos = []string{"h2", "http/1.1"}
 	}
 	return c, nil
 }

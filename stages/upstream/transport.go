@@ -58,6 +58,7 @@ type Transport interface {
 type BackendOpts struct {
 	TLS  *tls.Config
 	pool *connPool
+	h2   h2Pool // multiplexed HTTP/2 connections (protocol h2)
 }
 
 // ErrTimeout is returned when the backend did not answer in time (→ 504).

@@ -1,0 +1,682 @@
+package decode
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/h2"
+	"github.com/expressgateway/expressgateway/stages"
+	"github.com/expressgateway/expressgateway/stages/encode"
+	"github.com/expressgateway/expressgateway/stages/guard"
+)
+
+// H2Config is what an HTTP/2 front needs from its listener's config.
+type H2Config struct {
+	MaxConcurrentStreams int
+	MaxHeaderListSize    int
+	MaxFields            int
+	StreamWindow         int // SETTINGS_INITIAL_WINDOW_SIZE we announce
+	ConnWindow           int // our connection receive window
+	MaxContinuation      int // frames per header block
+	ControlPerSecond     int
+	RapidResetThreshold  int
+	ZeroWindowTimeout    time.Duration
+	MaxStreamsPerConn    int
+	GlitchThreshold      int
+
+	HeaderTimeout time.Duration // preface and every header block, from its first frame
+	IdleTimeout   time.Duration // no stream open for this long → GOAWAY
+	WriteTimeout  time.Duration
+	MaxBodyBytes  int64
+	StreamBytes   int64       // bus budget of one stream direction
+	Global        *bus.Budget // the process budget (nil: none)
+	Draining      <-chan struct{}
+}
+
+// h2ReadBuf is the connection's read buffer: one full default frame plus
+// its header, so most frames take one read.
+const h2ReadBuf = 32 << 10
+
+// h2LinkFrames bounds the frames on a request link: tiny DATA frames cost
+// no budget bytes, so the count bound is what stops them piling up.
+const h2LinkFrames = 256
+
+// h2LingerTimeout is how long a connection we closed with an error still
+// reads (and drops) what the client sent, so that our GOAWAY is not lost
+// to a TCP reset.
+const h2LingerTimeout = time.Second
+
+// H2Conn serves one HTTP/2 client connection. This goroutine is the reader
+// (decode + guard); a writer goroutine (encode.H2Writer) owns the wire's
+// send side; each stream has an actor (the handler) and a pump (response
+// link → writer).
+type H2Conn struct {
+	conn    net.Conn
+	info    *stages.ConnInfo
+	cfg     *H2Config
+	handler stages.Handler
+
+	codec *h2.Conn
+	out   *encode.H2Writer
+	ctx   context.Context
+	wg    sync.WaitGroup
+
+	inBudget, outBudget *bus.Budget
+
+	mu        sync.Mutex
+	streams   map[uint32]*h2Stream
+	active    int
+	inHeader  bool
+	goingAway bool
+	fatal     atomic.Bool // a GOAWAY with an error is queued: stop
+
+	// Reader-owned guard state.
+	limit    guard.StreamLimit
+	rapid    guard.RapidReset
+	block    guard.HeaderBlock
+	glitch   guard.Glitches
+	settings guard.FrameRate
+	ping     guard.FrameRate
+	empty    guard.FrameRate
+	window   guard.FrameRate
+	prio     guard.FrameRate
+}
+
+type h2Stream struct {
+	id        uint32
+	st        *stages.Stream
+	out       *encode.H2Stream
+	cs        *h2.Stream
+	cancel    context.CancelCauseFunc
+	received  int64
+	reqDone   bool
+	actorDone chan struct{}
+}
+
+// ServeH2 serves an HTTP/2 connection until the client is done, an error,
+// or ctx ends. r yields the connection's bytes; prefaceRead says the client
+// preface was already consumed (h2c prior knowledge). It closes conn and
+// returns after every goroutine it started has finished.
+func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, info *stages.ConnInfo, cfg *H2Config, h stages.Handler) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	inf := *info
+	inf.Proto = "HTTP/2"
+	c := &H2Conn{
+		conn:      conn,
+		info:      &inf,
+		cfg:       cfg,
+		handler:   h,
+		ctx:       ctx,
+		streams:   map[uint32]*h2Stream{},
+		inBudget:  bus.NewBudget(int64(max(cfg.ConnWindow, h2.InitialWindowSize)), cfg.Global),
+		outBudget: bus.NewBudget(4*cfg.StreamBytes, cfg.Global),
+		limit:     guard.StreamLimit{MaxConcurrent: cfg.MaxConcurrentStreams, MaxLifetime: cfg.MaxStreamsPerConn},
+		rapid:     guard.RapidReset{Threshold: cfg.RapidResetThreshold},
+		block:     guard.HeaderBlock{MaxFrames: cfg.MaxContinuation + 1, MaxEncoded: h2.MaxEncodedBlockFactor * cfg.MaxHeaderListSize},
+		glitch:    guard.Glitches{Threshold: cfg.GlitchThreshold},
+		settings:  guard.FrameRate{PerSecond: cfg.ControlPerSecond},
+		ping:      guard.FrameRate{PerSecond: cfg.ControlPerSecond},
+		empty:     guard.FrameRate{PerSecond: cfg.ControlPerSecond},
+		window:    guard.FrameRate{PerSecond: cfg.ControlPerSecond},
+		prio:      guard.FrameRate{PerSecond: cfg.ControlPerSecond},
+	}
+	local := h2.Settings{
+		HeaderTableSize:      h2.DefaultHeaderTableSize,
+		EnablePush:           false,
+		MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
+		InitialWindowSize:    uint32(cfg.StreamWindow),
+		MaxFrameSize:         h2.DefaultMaxFrameSize,
+		MaxHeaderListSize:    uint32(cfg.MaxHeaderListSize),
+	}
+	bw := bufio.NewWriterSize(conn, 32<<10)
+	br := bufio.NewReaderSize(r, h2ReadBuf)
+	c.codec = h2.NewConn(h2.RoleServer, bw, br, local)
+	c.codec.MaxFields = cfg.MaxFields
+	c.out = encode.NewH2Writer(conn, bw, h2.NewWriter(c.codec), cfg.WriteTimeout, cfg.ConnWindow)
+
+	// RFC 9113 §3.4: the server preface is a SETTINGS frame, sent first.
+	c.out.Settings(local)
+	if extra := cfg.ConnWindow - h2.InitialWindowSize; extra > 0 {
+		c.codec.ConnWindow().Credit(extra)
+		c.out.Credit(nil, extra, false)
+	}
+	var werr error
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		werr = c.out.Run(ctx)
+		if werr != nil {
+			cancel(werr)
+			conn.SetReadDeadline(time.Unix(1, 0))
+		}
+	}()
+	c.wg.Go(func() { c.watchLoop(ctx) })
+
+	conn.SetReadDeadline(time.Now().Add(cfg.HeaderTimeout))
+	if prefaceRead || readPreface(br) {
+		c.readLoop()
+	}
+	if c.fatal.Load() {
+		// Let the GOAWAY go out before anything is torn down.
+		select {
+		case <-writerDone:
+		case <-time.After(max(cfg.WriteTimeout, time.Second)):
+		}
+	}
+	cancel(errConnDone)
+	<-writerDone
+	c.out.Discard()
+	c.wg.Wait()
+	if c.fatal.Load() && werr == nil {
+		c.linger()
+	}
+	conn.Close()
+}
+
+var errConnDone = errors.New("decode: h2 connection done")
+
+// readPreface reads the client preface (RFC 9113 §3.4); a client that
+// sends anything else is not speaking HTTP/2 and is closed.
+func readPreface(r io.Reader) bool {
+	var buf [len(h2.Preface)]byte
+	_, err := io.ReadFull(r, buf[:])
+	return err == nil && string(buf[:]) == h2.Preface
+}
+
+// linger half-closes and drops incoming bytes for a moment, so the client
+// reads our GOAWAY before the socket goes away.
+func (c *H2Conn) linger() {
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	c.conn.SetReadDeadline(time.Now().Add(h2LingerTimeout))
+	io.Copy(io.Discard, io.LimitReader(c.conn, 1<<20))
+}
+
+// readLoop reads and dispatches events until the connection must stop.
+func (c *H2Conn) readLoop() {
+	for {
+		ev, err := c.codec.Next()
+		if err != nil {
+			if !c.onError(ev, err) {
+				return
+			}
+			continue
+		}
+		if !c.dispatch(ev) {
+			return
+		}
+	}
+}
+
+// onError handles a codec or transport error; false stops the reader.
+func (c *H2Conn) onError(ev h2.Event, err error) bool {
+	var se *h2.StreamError
+	var ce *h2.ConnError
+	switch {
+	case errors.As(err, &se):
+		guard.Counter(se.Reason).Inc()
+		if ev.Flow > 0 {
+			c.out.Credit(nil, ev.Flow, false)
+			c.codec.ConnWindow().Credit(ev.Flow)
+		}
+		c.out.Reset(se.ID, se.Code)
+		if s := c.lookup(se.ID); s != nil {
+			c.abort(s, frames.CodeProtocol)
+		}
+		return c.addGlitch(guard.GlitchStreamError)
+	case errors.As(err, &ce):
+		guard.Counter(ce.Reason).Inc()
+		c.goAwayError(ce.Code, ce.Reason)
+		return false
+	}
+	if c.fatal.Load() {
+		return false
+	}
+	if isTimeout(err) {
+		c.mu.Lock()
+		inHeader, active, away := c.inHeader, c.active, c.goingAway
+		c.mu.Unlock()
+		switch {
+		case inHeader:
+			// The H2 form of slowloris: a header block that never ends.
+			guard.SlowlorisReaped.Inc()
+			c.goAwayError(h2.ErrCodeEnhanceYourCalm, "h2_header_timeout")
+		case active == 0 && !away:
+			c.goAwayGraceful() // idle
+		case active > 0:
+			return true // a stale deadline: streams are running
+		}
+	}
+	return false
+}
+
+// dispatch handles one event; false stops the reader.
+func (c *H2Conn) dispatch(ev h2.Event) bool {
+	switch ev.Type {
+	case h2.EvHeaders:
+		c.endHeader()
+		return c.open(ev)
+	case h2.EvHeaderFragment:
+		if ev.Frags == 1 {
+			c.mu.Lock()
+			c.inHeader = true
+			c.mu.Unlock()
+			c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
+		}
+		if !c.block.Allow(ev.Frags, ev.Encoded) {
+			guard.H2ContinuationFlood.Inc()
+			c.goAwayError(h2.ErrCodeEnhanceYourCalm, "h2_continuation_flood")
+			return false
+		}
+	case h2.EvData:
+		return c.data(ev)
+	case h2.EvTrailers:
+		c.endHeader()
+		if !c.block.Allow(ev.Frags, ev.Encoded) {
+			guard.H2ContinuationFlood.Inc()
+			c.goAwayError(h2.ErrCodeEnhanceYourCalm, "h2_continuation_flood")
+			return false
+		}
+		if s := c.lookup(ev.Stream); s != nil && !s.reqDone {
+			s.reqDone = true
+			s.st.Req.Send(c.ctx, frames.TrailersFrame(ev.Head.Fields))
+			s.st.Req.Close(io.EOF)
+		}
+	case h2.EvReset:
+		return c.clientReset(ev)
+	case h2.EvWindowUpdate:
+		if !c.rate(&c.window, guard.H2WindowUpdateFlood, "h2_window_update_flood") {
+			return false
+		}
+		if !c.out.WindowUpdate(ev.Stream, ev.Incr) {
+			// RFC 9113 §6.9.1: a window above 2^31-1 is a
+			// FLOW_CONTROL_ERROR, of the stream or the connection.
+			if ev.Stream == 0 {
+				c.goAwayError(h2.ErrCodeFlowControl, "h2_conn_window_overflow")
+				return false
+			}
+			c.out.Reset(ev.Stream, h2.ErrCodeFlowControl)
+			c.codec.Forget(ev.Stream)
+			if s := c.lookup(ev.Stream); s != nil {
+				c.abort(s, frames.CodeProtocol)
+			}
+		}
+	case h2.EvSettings:
+		if !c.rate(&c.settings, guard.H2SettingsFlood, "h2_settings_flood") {
+			return false
+		}
+		if !c.out.SettingsAck(ev.Settings, ev.InitialDelta) {
+			c.goAwayError(h2.ErrCodeFlowControl, "h2_settings_window_overflow")
+			return false
+		}
+	case h2.EvPing:
+		if !c.rate(&c.ping, guard.H2PingFlood, "h2_ping_flood") {
+			return false
+		}
+		c.out.PingAck(ev.Ping)
+	case h2.EvPriority:
+		return c.rate(&c.prio, guard.H2PriorityFlood, "h2_priority_flood")
+	case h2.EvGoAway:
+		c.mu.Lock()
+		c.goingAway = true
+		idle := c.active == 0
+		c.mu.Unlock()
+		if idle {
+			return false
+		}
+	case h2.EvIgnored, h2.EvUnknown:
+		if ev.Flow > 0 {
+			c.codec.ConnWindow().Credit(ev.Flow)
+			c.out.Credit(nil, ev.Flow, false)
+		}
+	}
+	return true
+}
+
+// rate applies a control-frame flood rule.
+func (c *H2Conn) rate(r *guard.FrameRate, ctr interface{ Inc() }, reason string) bool {
+	if r.Allow(time.Now()) {
+		return true
+	}
+	ctr.Inc()
+	c.goAwayError(h2.ErrCodeEnhanceYourCalm, reason)
+	return false
+}
+
+// addGlitch adds to the abuse score; false stops the reader.
+func (c *H2Conn) addGlitch(w int) bool {
+	switch c.glitch.Add(w) {
+	case guard.GlitchGoAway:
+		guard.H2GlitchGoAway.Inc()
+		c.goAwayGraceful()
+	case guard.GlitchClose:
+		guard.H2GlitchClose.Inc()
+		c.goAwayError(h2.ErrCodeEnhanceYourCalm, "h2_glitch_threshold")
+		return false
+	}
+	return true
+}
+
+func (c *H2Conn) endHeader() {
+	c.mu.Lock()
+	was := c.inHeader
+	c.inHeader = false
+	c.mu.Unlock()
+	if was {
+		c.setDeadline()
+	}
+}
+
+// setDeadline arms the read deadline for the connection's state: the idle
+// timeout when no stream is open, none otherwise.
+func (c *H2Conn) setDeadline() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.setDeadlineLocked()
+}
+
+func (c *H2Conn) setDeadlineLocked() {
+	switch {
+	case c.inHeader:
+	case c.active == 0 && c.goingAway:
+		c.conn.SetReadDeadline(time.Unix(1, 0))
+	case c.active == 0 && c.cfg.IdleTimeout > 0:
+		c.conn.SetReadDeadline(time.Now().Add(c.cfg.IdleTimeout))
+	default:
+		c.conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// goAwayGraceful sends GOAWAY(NO_ERROR) naming the last stream we accept;
+// the connection closes once the streams below it are done.
+func (c *H2Conn) goAwayGraceful() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.goingAway {
+		return
+	}
+	c.goingAway = true
+	c.out.GoAway(c.codec.LastPeerStream(), h2.ErrCodeNo, "", false)
+	if c.active == 0 {
+		c.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// goAwayError sends GOAWAY with an error and stops the connection.
+func (c *H2Conn) goAwayError(code h2.ErrCode, reason string) {
+	if c.fatal.Swap(true) {
+		return
+	}
+	c.out.GoAway(c.codec.LastPeerStream(), code, reason, true)
+	c.conn.SetReadDeadline(time.Unix(1, 0))
+}
+
+func (c *H2Conn) lookup(id uint32) *h2Stream {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.streams[id]
+}
+
+// open starts a stream for a request head.
+func (c *H2Conn) open(ev h2.Event) bool {
+	id := ev.Stream
+	c.mu.Lock()
+	away, active := c.goingAway, c.active
+	c.mu.Unlock()
+	if away {
+		// RFC 9113 §6.8: streams above our GOAWAY's last id are not
+		// processed; REFUSED_STREAM tells the client it may retry them.
+		c.out.Reset(id, h2.ErrCodeRefusedStream)
+		c.codec.Forget(id)
+		return true
+	}
+	verdict := c.limit.Open(active)
+	if verdict == guard.StreamRefuse {
+		// RFC 9113 §5.1.2: over SETTINGS_MAX_CONCURRENT_STREAMS, "the
+		// endpoint ... MUST treat this as a stream error ... of type
+		// PROTOCOL_ERROR or REFUSED_STREAM".
+		guard.H2StreamRefused.Inc()
+		c.out.Reset(id, h2.ErrCodeRefusedStream)
+		c.codec.Forget(id)
+		return c.addGlitch(guard.GlitchRefusedStream)
+	}
+	var handler stages.Handler = c.handler
+	method := "GET"
+	if ev.Head != nil {
+		method = ev.Head.Method
+	}
+	switch {
+	case ev.Refuse == guard.HeaderListStatus:
+		guard.H2HPACKBomb.Inc()
+		handler = localStatus(ev.Refuse)
+	case ev.Refuse != 0:
+		guard.Smuggling.Inc()
+		guard.Counter(ev.RefuseReason).Inc()
+		handler = localStatus(ev.Refuse)
+	case ev.Head.ContentLength > c.cfg.MaxBodyBytes:
+		// RFC 9110 §15.5.14: refuse before forwarding anything.
+		guard.BodyTooLarge.Inc()
+		handler = localStatus(413)
+	}
+	sctx, cancel := context.WithCancelCause(c.ctx)
+	s := &h2Stream{id: id, cancel: cancel, actorDone: make(chan struct{})}
+	s.cs = c.codec.Stream(id)
+	window := c.cfg.StreamWindow
+	req := bus.NewLink(max(c.cfg.StreamBytes, int64(window)), c.inBudget, bus.WithFrames(h2LinkFrames),
+		bus.WithCredit(func(n int) { c.credit(s, n) }))
+	resp := bus.NewLink(c.cfg.StreamBytes, c.outBudget)
+	s.st = &stages.Stream{Req: req, Resp: resp, Conn: c.info}
+	s.out = c.out.Open(id, resp, method, window)
+	c.mu.Lock()
+	c.streams[id] = s
+	c.active++
+	if c.active == 1 {
+		c.setDeadlineLocked()
+	}
+	c.mu.Unlock()
+
+	c.wg.Go(func() {
+		defer close(s.actorDone)
+		handler.ServeStream(sctx, s.st)
+	})
+	c.wg.Go(func() { c.streamLoop(sctx, s) })
+
+	head := ev.Head
+	if head == nil {
+		head = &frames.Head{Method: method, ContentLength: -1, Proto: "HTTP/2"}
+	}
+	s.reqDone = ev.End
+	if err := req.Send(c.ctx, frames.HeadersFrame(head, ev.End)); err == nil && ev.End {
+		req.Close(io.EOF)
+	}
+	if verdict == guard.StreamLast {
+		guard.H2StreamLifetime.Inc()
+		c.goAwayGraceful()
+	}
+	return true
+}
+
+// streamLoop pumps a stream's response to the writer and, once both the
+// actor and the send side are over, retires the stream.
+func (c *H2Conn) streamLoop(ctx context.Context, s *h2Stream) {
+	c.out.Pump(ctx, s.out)
+	select {
+	case <-s.out.Finished:
+	case <-ctx.Done():
+	}
+	<-s.actorDone
+	<-s.out.Finished
+	s.cancel(nil)
+	if c.codec.RemoteOpen(s.id) {
+		// RFC 9113 §8.1: the response is complete before the request:
+		// ask the client to stop sending with RST_STREAM(NO_ERROR).
+		c.out.Reset(s.id, h2.ErrCodeNo)
+	}
+	c.codec.Forget(s.id)
+	c.out.Close(s.out)
+	s.st.Req.Discard(io.EOF)
+	c.mu.Lock()
+	delete(c.streams, s.id)
+	c.active--
+	if c.active == 0 {
+		c.setDeadlineLocked()
+	}
+	c.mu.Unlock()
+}
+
+// credit reopens the client's windows as a stream's consumer drains its
+// request link.
+func (c *H2Conn) credit(s *h2Stream, n int) {
+	if s.cs != nil {
+		s.cs.Recv.Credit(n)
+	}
+	c.codec.ConnWindow().Credit(n)
+	c.out.Credit(s.out, n, c.codec.RemoteOpen(s.id))
+}
+
+// abort ends a stream's request abnormally and cancels its actor.
+func (c *H2Conn) abort(s *h2Stream, code frames.ErrCode) {
+	err := &frames.ResetError{Code: code}
+	s.st.Req.Close(err)
+	s.cancel(err)
+}
+
+func (c *H2Conn) clientReset(ev h2.Event) bool {
+	s := c.lookup(ev.Stream)
+	if s == nil {
+		return true
+	}
+	c.out.Drop(ev.Stream)
+	c.abort(s, h2.ToNeutral(ev.Code))
+	if !c.rapid.Reset(time.Now()) {
+		guard.H2RapidReset.Inc()
+		c.goAwayError(h2.ErrCodeEnhanceYourCalm, "h2_rapid_reset")
+		return false
+	}
+	return c.addGlitch(guard.GlitchClientReset)
+}
+
+// data forwards one DATA payload into the stream's request link.
+func (c *H2Conn) data(ev h2.Event) bool {
+	s := c.lookup(ev.Stream)
+	n := len(ev.Data)
+	if pad := ev.Flow - n; pad > 0 {
+		// Padding never reaches the link: credit it at once.
+		c.creditNow(s, pad)
+	}
+	if s == nil || s.reqDone {
+		c.creditNow(s, n)
+		return true
+	}
+	if n == 0 && !ev.End {
+		if !c.rate(&c.empty, guard.H2EmptyDataFlood, "h2_empty_data_flood") {
+			return false
+		}
+		return c.addGlitch(guard.GlitchEmptyFrame)
+	}
+	s.received += int64(n)
+	if s.received > c.cfg.MaxBodyBytes {
+		// Over the body cap mid-stream: the backend must never see it
+		// complete (DESIGN §4), and the client gets a reset.
+		guard.BodyTooLarge.Inc()
+		s.reqDone = true
+		c.creditNow(s, n)
+		c.out.Reset(s.id, h2.ErrCodeCancel)
+		c.codec.Forget(s.id)
+		c.abort(s, frames.CodeTooLarge)
+		return true
+	}
+	data := ev.Data
+	for len(data) > 0 || ev.End {
+		k := min(len(data), frames.MaxDataChunk)
+		last := k == len(data)
+		f := frames.CopyData(data[:k], ev.End && last)
+		data = data[k:]
+		if err := s.st.Req.Send(c.ctx, f); err != nil {
+			// The consumer stopped reading: nothing will credit these.
+			c.creditNow(s, k+len(data))
+			break
+		}
+		if last {
+			break
+		}
+	}
+	if ev.End {
+		s.reqDone = true
+		s.st.Req.Close(io.EOF)
+	}
+	return true
+}
+
+// creditNow returns bytes that never reach a link.
+func (c *H2Conn) creditNow(s *h2Stream, n int) {
+	if n <= 0 {
+		return
+	}
+	if s == nil {
+		c.codec.ConnWindow().Credit(n)
+		c.out.Credit(nil, n, false)
+		return
+	}
+	c.credit(s, n)
+}
+
+// watchLoop runs the connection's timers: the zero-window stall rule and
+// the gateway's drain.
+func (c *H2Conn) watchLoop(ctx context.Context) {
+	zw := guard.ZeroWindow{Timeout: c.cfg.ZeroWindowTimeout}
+	tick := max(min(zw.Timeout/4, time.Second), 10*time.Millisecond)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	draining := c.cfg.Draining
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-draining:
+			draining = nil
+			c.goAwayGraceful()
+		case now := <-t.C:
+			if zw.Timeout <= 0 {
+				continue
+			}
+			stalled := c.out.ZeroWindowStalled(now.Add(-zw.Timeout))
+			for _, id := range stalled {
+				guard.H2ZeroWindow.Inc()
+				c.out.Reset(id, h2.ErrCodeFlowControl)
+				if s := c.lookup(id); s != nil {
+					c.abort(s, frames.CodeTimeout)
+				}
+			}
+			if len(stalled) > 0 {
+				c.goAwayError(h2.ErrCodeEnhanceYourCalm, "h2_zero_window_stall")
+				return
+			}
+		}
+	}
+}
+
+// localStatus is a stream actor that answers with a status of its own and
+// forwards nothing.
+type localStatus int
+
+func (l localStatus) ServeStream(ctx context.Context, st *stages.Stream) {
+	st.Req.Discard(io.EOF)
+	text := encode.StatusText(int(l)) + "\n"
+	h := &frames.Head{Status: int(l), ContentLength: int64(len(text))}
+	h.Fields.Add("content-type", "text/plain; charset=utf-8")
+	if st.Resp.Send(ctx, frames.HeadersFrame(h, false)) == nil {
+		st.Resp.Send(ctx, frames.CopyData([]byte(text), true))
+	}
+	st.Resp.Close(io.EOF)
+}

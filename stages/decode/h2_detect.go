@@ -1,0 +1,108 @@
+package decode
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"time"
+
+	"github.com/expressgateway/expressgateway/frames/h2"
+	"github.com/expressgateway/expressgateway/stages"
+)
+
+// ServeHTTP serves a connection of an HTTP listener in the protocol the
+// client speaks: HTTP/2 when TLS negotiated ALPN "h2" or when a cleartext
+// client opens with the HTTP/2 preface (h2c with prior knowledge, RFC 9113
+// §3.3), HTTP/1.x otherwise. h2cfg nil turns HTTP/2 off.
+func ServeHTTP(ctx context.Context, conn net.Conn, info *stages.ConnInfo, h1cfg *H1Config, h2cfg *H2Config, h stages.Handler) {
+	if h2cfg == nil {
+		ServeH1(ctx, conn, info, h1cfg, h)
+		return
+	}
+	if tc, ok := conn.(*tls.Conn); ok {
+		if tc.ConnectionState().NegotiatedProtocol == "h2" {
+			ServeH2(ctx, conn, conn, false, info, h2cfg, h)
+			return
+		}
+		ServeH1(ctx, conn, info, h1cfg, h)
+		return
+	}
+	got, isH2 := peekPreface(conn, h1cfg.HeaderTimeout)
+	if isH2 {
+		var r io.Reader = conn
+		if extra := got[len(h2.Preface):]; len(extra) > 0 {
+			r = io.MultiReader(bytes.NewReader(extra), conn)
+		}
+		ServeH2(ctx, conn, r, true, info, h2cfg, h)
+		return
+	}
+	if len(got) == 0 || notHTTP1(got) {
+		// Closed or silent before its first byte, or a first line that is
+		// neither HTTP/1.x nor the HTTP/2 preface (RFC 9113 §3.4: a
+		// broken preface ends the connection).
+		conn.Close()
+		return
+	}
+	ServeH1(ctx, &prefixConn{Conn: conn, buf: got}, info, h1cfg, h)
+}
+
+// peekBytes is what the protocol sniff reads at most: enough for a first
+// request line, so a line that names no HTTP version is caught at once.
+const peekBytes = 4 << 10
+
+// peekPreface reads only while what arrived is consistent with the HTTP/2
+// preface: an HTTP/1.x request differs at its first byte, so it costs one
+// read. It returns the bytes read and whether they start with the whole
+// preface.
+func peekPreface(conn net.Conn, timeout time.Duration) ([]byte, bool) {
+	buf := make([]byte, peekBytes)
+	n := 0
+	if timeout > 0 {
+		conn.SetReadDeadline(time.Now().Add(timeout))
+	}
+	for {
+		k, err := conn.Read(buf[n:])
+		n += k
+		m := min(n, len(h2.Preface))
+		if string(buf[:m]) != h2.Preface[:m] {
+			return buf[:n], false
+		}
+		if m == len(h2.Preface) {
+			return buf[:n], true
+		}
+		if err != nil {
+			return buf[:n], false
+		}
+	}
+}
+
+// prefixConn replays bytes already read before the connection's own.
+type prefixConn struct {
+	net.Conn
+	buf []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.buf) > 0 {
+		n := copy(b, p.buf)
+		p.buf = p.buf[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
+}
+
+// CloseWrite half-closes when the underlying connection can.
+func (p *prefixConn) CloseWrite() error {
+	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// notHTTP1 reports whether a complete first line names no HTTP version.
+func notHTTP1(b []byte) bool {
+	line, _, ok := bytes.Cut(b, []byte("\r\n"))
+	return ok && !bytes.Contains(line, []byte(" HTTP/"))
+}

@@ -1,0 +1,33 @@
+package pipeline
+
+import (
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/stages/decode"
+)
+
+// h2Config builds an HTTP listener's HTTP/2 front settings from its
+// [listeners.h2_security] and [listeners.http] sections.
+func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *decode.H2Config {
+	s := lc.H2
+	return &decode.H2Config{
+		MaxConcurrentStreams: s.MaxConcurrentStreams,
+		MaxHeaderListSize:    s.MaxHeaderListSize,
+		MaxFields:            lc.HTTP.MaxHeaderFields,
+		StreamWindow:         s.InitialStreamWindowSize,
+		ConnWindow:           s.InitialConnectionWindowSize,
+		MaxContinuation:      s.MaxContinuationFrames,
+		ControlPerSecond:     s.ControlFramesPerSecond,
+		RapidResetThreshold:  s.RapidResetThreshold,
+		ZeroWindowTimeout:    ms(s.ZeroWindowTimeoutMs),
+		MaxStreamsPerConn:    s.MaxStreamsPerConnection,
+		GlitchThreshold:      s.GlitchThreshold,
+		HeaderTimeout:        ms(lc.HTTP.HeaderTimeoutMs),
+		IdleTimeout:          ms(lc.HTTP.IdleTimeoutMs),
+		WriteTimeout:         ms(lc.HTTP.WriteTimeoutMs),
+		MaxBodyBytes:         lc.HTTP.MaxBodyBytes,
+		StreamBytes:          bus.DefaultStreamBytes,
+		Global:               globalBudget,
+		Draining:             draining,
+	}
+}
