@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,6 +71,8 @@ type listener struct {
 	tlsCfg atomic.Pointer[tls.Config]
 	h1cfg  atomic.Pointer[decode.H1Config]
 	h2cfg  atomic.Pointer[decode.H2Config]
+	h3cfg  atomic.Pointer[decode.H3Config]
+	quic   *accept.QUICListener
 	srv    *accept.Server
 	active *metrics.Gauge
 	conns  atomic.Int64
@@ -122,7 +125,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		case rc.Pool != "":
 			r.Pool = g.pools[rc.Pool]
 		case len(rc.Backends) > 0:
-			pc := conf.Pool{Name: lc.Name + "/" + rc.Name, Algorithm: "round_robin", Backends: rc.Backends}
+			pc := conf.Pool{Name: poolName(lc.Name + "-route" + strconv.Itoa(i)), Algorithm: "round_robin", Backends: rc.Backends}
 			if r.Pool, err = newPool(pc, fmt.Sprintf("listeners.%s.routes[%d]", lc.Name, i), cfg, nil); err != nil {
 				return err
 			}
@@ -165,6 +168,10 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 	h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: h1.UnderscoreAllow}}
 	l.proxy.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t, "h2": &upstream.H2{Opts: uo}}
 	l.h2cfg.Store(h2Config(lc, cfg, g.draining))
+	l.proxy.Transports["h3"] = h3Transport(uo)
+	if lc.Protocol == "quic" {
+		l.h3cfg.Store(h3Config(lc, cfg, g.draining, g.log))
+	}
 	l.h1cfg.Store(&decode.H1Config{
 		Limits:        limits,
 		HeaderTimeout: ms(lc.HTTP.HeaderTimeoutMs),
@@ -190,7 +197,7 @@ func (g *Gateway) listenerPool(lc conf.Listener, cfg *conf.Config) (*route.Pool,
 	if len(lc.Backends) == 0 {
 		return nil, nil
 	}
-	pc := conf.Pool{Name: lc.Name, Algorithm: "round_robin", Backends: lc.Backends}
+	pc := conf.Pool{Name: poolName(lc.Name), Algorithm: "round_robin", Backends: lc.Backends}
 	return newPool(pc, "listeners."+lc.Name, cfg, nil)
 }
 
@@ -208,6 +215,9 @@ func newPool(pc conf.Pool, key string, cfg *conf.Config, prev *route.Pool) (*rou
 			return nil, fmt.Errorf("%s.backends[%d]: %w", key, i, err)
 		}
 		b.Opts = upstream.NewBackendOpts(tc)
+	}
+	if err := setH3Backends(pc, key, p); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -230,7 +240,14 @@ func (g *Gateway) Start(ctx context.Context) error {
 	g.acceptCtx, g.stopAccept = context.WithCancel(ctx)
 	g.connCtx, g.killConns = context.WithCancel(context.Background())
 	for _, l := range g.listeners {
-		if l.cfg.Protocol == "quic" || l.cfg.Protocol == "udp" {
+		if l.cfg.Protocol == "quic" {
+			if err := g.listenQUIC(l); err != nil {
+				g.closeAll()
+				return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
+			}
+			continue
+		}
+		if l.cfg.Protocol == "udp" {
 			g.closeAll()
 			return fmt.Errorf("listener %s: protocol %q is not served by this build yet", l.cfg.Name, l.cfg.Protocol)
 		}
@@ -254,6 +271,9 @@ func (g *Gateway) Addr(name string) net.Addr {
 		if l.cfg.Name == name && l.ln != nil {
 			return l.ln.Addr()
 		}
+		if l.cfg.Name == name && l.quic != nil {
+			return l.quic.Addr()
+		}
 	}
 	return nil
 }
@@ -263,10 +283,17 @@ func (g *Gateway) closeAll() {
 		if l.ln != nil {
 			l.ln.Close()
 		}
+		if l.quic != nil {
+			l.quic.Close()
+		}
 	}
 }
 
 func (g *Gateway) serve(l *listener) {
+	if l.quic != nil {
+		g.serveQUIC(l)
+		return
+	}
 	l.active = metrics.GetOrCreateGauge(`connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
 	connsTotal := metrics.GetOrCreateCounter(`connections_total{listener="` + l.cfg.Name + `"}`)
 	srv := &accept.Server{
@@ -355,6 +382,7 @@ func (g *Gateway) Drain(timeout time.Duration) {
 		<-done
 	}
 	g.killConns()
+	g.closeH3()
 }
 
 func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }
@@ -396,6 +424,18 @@ func trustedProxies(cidrs []string) func(netip.Addr) bool {
 		}
 		return false
 	}
+}
+
+// poolName makes a pool name (letters, digits, '_', '.', '-': safe as a
+// metric label) for the anonymous pool of a listener or route.
+func poolName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 func lowerHost(h string) string { return hostOnly(h) }

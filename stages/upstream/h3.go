@@ -99,7 +99,6 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 		MaxStreamReceiveWindow:         t.StreamWindow,
 		InitialConnectionReceiveWindow: t.ConnWindow,
 		MaxConnectionReceiveWindow:     t.ConnWindow,
-		KeepAlivePeriod:                t.Opts.IdleTimeout / 2,
 	})
 	if err != nil {
 		return nil, &route.DialError{Err: err}

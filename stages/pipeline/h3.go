@@ -1,0 +1,175 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/netip"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
+
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/frames/h3"
+	"github.com/expressgateway/expressgateway/stages"
+	"github.com/expressgateway/expressgateway/stages/accept"
+	"github.com/expressgateway/expressgateway/stages/decode"
+	"github.com/expressgateway/expressgateway/stages/guard"
+	"github.com/expressgateway/expressgateway/stages/route"
+	"github.com/expressgateway/expressgateway/stages/upstream"
+)
+
+// defaultH3Streams is the concurrent request streams per QUIC connection
+// when [listeners.h2_security] max_concurrent_streams is unset: it is the
+// MAX_STREAMS credit, returned only when a stream's handler is done.
+const defaultH3Streams = 100
+
+// h3Config builds a quic listener's HTTP/3 front settings. The stream cap
+// and the reset-flood threshold come from [listeners.h2_security], so both
+// multiplexed fronts share one set of knobs.
+func h3Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}, log zerolog.Logger) *decode.H3Config {
+	q := lc.QUIC
+	c := &decode.H3Config{
+		Limits:            h3.Limits{MaxSize: h3.DefaultMaxFieldSectionSize, MaxFields: lc.HTTP.MaxHeaderFields},
+		MaxBodyBytes:      lc.HTTP.MaxBodyBytes,
+		StreamBytes:       bus.DefaultStreamBytes,
+		ConnBytes:         bus.DefaultConnBytes,
+		Global:            globalBudget,
+		MaxStreamsPerConn: cfg.Runtime.MaxRequestsPerH3Connection,
+		ResetFlood:        guard.ResetFlood{Max: guard.DefaultH3ResetFloodMax, Window: guard.DefaultH3ResetFloodWindow},
+		HeaderTimeout:     ms(lc.HTTP.HeaderTimeoutMs),
+		BodyTimeout:       ms(lc.HTTP.BodyTimeoutMs),
+		WriteTimeout:      ms(lc.HTTP.WriteTimeoutMs),
+		Draining:          draining,
+		OnPanic: func(v any, stack []byte) {
+			PanicsTotal.Inc()
+			log.Error().Interface("panic", v).Bytes("stack", stack).Str("listener", lc.Name).Msg("h3 connection panic")
+		},
+	}
+	if lc.H2.RapidResetThreshold > 0 {
+		c.ResetFlood.Max = lc.H2.RapidResetThreshold
+	}
+	if q != nil {
+		if q.MaxFieldSectionSize > 0 {
+			c.Limits.MaxSize = q.MaxFieldSectionSize
+		}
+		c.Allow0RTT = q.Allow0RTT
+		if q.EarlyDataPolicy == "wait" {
+			c.Early = decode.EarlyWait
+		}
+	}
+	return c
+}
+
+// h3Transport is the "h3" backend transport of a listener.
+func h3Transport(uo upstream.Options) *upstream.H3 {
+	return &upstream.H3{Opts: uo, StreamWindow: bus.DefaultStreamBytes, ConnWindow: bus.DefaultConnBytes}
+}
+
+// setH3Backends gives a pool's h3 backends their TLS client config: QUIC is
+// always TLS, verified by default, whether or not the backend says tls.
+func setH3Backends(pc conf.Pool, key string, p *route.Pool) error {
+	for i, b := range p.Backends() {
+		if b.Protocol != "h3" {
+			continue
+		}
+		tc, err := upstream.H3TLS(pc.Backends[i])
+		if err != nil {
+			return fmt.Errorf("%s.backends[%d]: %w", key, i, err)
+		}
+		b.Opts = upstream.NewBackendOpts(tc)
+	}
+	return nil
+}
+
+// listenQUIC opens a quic listener's UDP socket and QUIC endpoint.
+func (g *Gateway) listenQUIC(l *listener) error {
+	q := l.cfg.QUIC
+	secret, err := accept.ReadRetrySecret(q.RetrySecretPath)
+	if err != nil {
+		return err
+	}
+	if l.tlsCfg.Load() == nil {
+		cert, err := tls.LoadX509KeyPair(q.CertPath, q.KeyPath)
+		if err != nil {
+			return fmt.Errorf("load certificate %s / %s: %w", q.CertPath, q.KeyPath, err)
+		}
+		l.tlsCfg.Store(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"h3"}})
+	}
+	streams := int64(l.cfg.H2.MaxConcurrentStreams)
+	if streams <= 0 {
+		streams = defaultH3Streams
+	}
+	perIP, maxConns := q.MaxConnectionsPerIP, q.MaxConnections
+	if perIP <= 0 {
+		perIP = g.cfg.Runtime.PerIPConnectionCap
+	}
+	if maxConns <= 0 {
+		maxConns = g.cfg.Runtime.MaxInflightConnections
+	}
+	ql, err := accept.ListenQUIC(&accept.QUICConfig{
+		Address:          l.cfg.Address,
+		TLS:              func() *tls.Config { return l.tlsCfg.Load() },
+		RetrySecret:      secret,
+		RetryAbovePerSec: q.RetryAboveNewConnsPerS,
+		MaxIdleTimeout:   ms(q.MaxIdleTimeoutMs),
+		HandshakeTimeout: ms(g.cfg.Runtime.HandshakeTimeoutMs),
+		MaxUDPPayload:    q.MaxRecvUDPPayloadSize,
+		Allow0RTT:        q.Allow0RTT,
+		MaxStreams:       streams,
+		StreamWindow:     bus.DefaultStreamBytes,
+		ConnWindow:       bus.DefaultConnBytes,
+		Gate:             accept.NewGate(perIP, maxConns),
+		OnReject: func(r accept.Reject) {
+			if r == accept.OverPerIP {
+				guard.QUICPerIPCap.Inc()
+				rejectPerIP.Inc()
+			} else {
+				guard.QUICConnCap.Inc()
+				rejectInflight.Inc()
+			}
+		},
+		OnRetry: guard.QUICRetry.Inc,
+		Log:     g.log,
+	})
+	if err != nil {
+		return err
+	}
+	l.quic = ql
+	return nil
+}
+
+// serveQUIC runs a quic listener's accept loop: every connection that
+// negotiated h3 gets an HTTP/3 front on the listener's stream actor.
+func (g *Gateway) serveQUIC(l *listener) {
+	l.active = metrics.GetOrCreateGauge(`connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
+	connsTotal := metrics.GetOrCreateCounter(`connections_total{listener="` + l.cfg.Name + `"}`)
+	local := l.quic.Addr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
+	g.wg.Go(func() {
+		l.quic.Serve(g.acceptCtx, func(_ context.Context, c *quic.Conn, remote netip.AddrPort) {
+			l.conns.Add(1)
+			defer l.conns.Add(-1)
+			connsTotal.Inc()
+			info := &stages.ConnInfo{Listener: l.cfg.Name, Remote: remote, Local: local, Proto: "HTTP/3"}
+			cs := c.ConnectionState().TLS
+			info.TLS = &cs
+			decode.ServeH3(g.connCtx, c, info, l.h3cfg.Load(), l.proxy)
+		})
+		l.quic.Close()
+	})
+}
+
+// closeH3 closes the pooled backend QUIC connections of every listener
+// once the gateway has drained.
+func (g *Gateway) closeH3() {
+	for _, l := range g.listeners {
+		if l.proxy == nil {
+			continue
+		}
+		if t, ok := l.proxy.Transports["h3"].(*upstream.H3); ok {
+			t.Close()
+		}
+	}
+}
