@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/expressgateway/expressgateway/bpf"
-	"github.com/expressgateway/expressgateway/bpf/internal/lbnet"
+	"github.com/expressgateway/expressgateway/bpf/lbnet"
 )
 
 const (

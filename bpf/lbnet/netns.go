@@ -2,8 +2,11 @@
 // end-to-end tests and benchmarks: a client, the balancer and backends on
 // one bridged L2 segment, with direct server return.
 //
-// It shells out to iproute2 (ip) and never touches the caller's own
-// namespace beyond creating and deleting the named ones.
+// It is test and benchmark support (like net/http/httptest), used by the
+// bpf tests and bench/xdp; the gateway never imports it. It shells out to
+// iproute2 (ip) and never touches the caller's own namespace beyond
+// creating and deleting the named ones (all prefixed "egx";
+// scripts/netns-clean.sh removes any a killed run left behind).
 package lbnet
 
 import (
