@@ -50,11 +50,13 @@ type H1Conn struct {
 	cfg     *H1Config
 	handler stages.Handler
 
-	src   *Source
-	rate  guard.BodyRate
-	idle  atomic.Bool
-	queue chan *encode.H1Exchange
-	wg    sync.WaitGroup
+	src  *Source
+	rate guard.BodyRate
+	idle atomic.Bool
+	// halfClosed is set once the write side is shut after a final response.
+	halfClosed atomic.Bool
+	queue      chan *encode.H1Exchange
+	wg         sync.WaitGroup
 }
 
 // ServeH1 serves conn until the client is done, an error, or ctx ends. It
@@ -88,8 +90,22 @@ func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1C
 	c.readLoop(ctx)
 	close(c.queue)
 	c.wg.Wait()
+	if c.halfClosed.Load() && ctx.Err() == nil {
+		// Lingering close: unread request bytes at close(2) make the kernel
+		// send RST, which can destroy our last response before the client
+		// reads it. Drain a bounded amount for a short while first.
+		conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+		io.CopyN(io.Discard, conn, lingerBytes)
+	}
 	conn.Close()
 }
+
+// The lingering close's bounds: enough for a client to read our response
+// and stop sending, never enough to matter as a resource.
+const (
+	lingerTimeout = 500 * time.Millisecond
+	lingerBytes   = 256 << 10
+)
 
 func contextFromChan(ch <-chan struct{}) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -141,6 +157,7 @@ func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) 
 			} else if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
 				// Half-close: the client reads our last response to its end.
 				tc.CloseWrite()
+				c.halfClosed.Store(true)
 			}
 			// Stop the reader: no further request will be answered.
 			c.conn.SetReadDeadline(time.Now())

@@ -38,13 +38,13 @@ func ServeHTTP(ctx context.Context, conn net.Conn, info *stages.ConnInfo, h1cfg 
 		ServeH2(ctx, conn, r, true, info, h2cfg, h)
 		return
 	}
-	if len(got) == 0 || notHTTP1(got) {
-		// Closed or silent before its first byte, or a first line that is
-		// neither HTTP/1.x nor the HTTP/2 preface (RFC 9113 §3.4: a
-		// broken preface ends the connection).
+	if len(got) == 0 {
+		// Closed or silent before its first byte.
 		conn.Close()
 		return
 	}
+	// Anything else is for the strict H1 parser, which answers a malformed
+	// first line with a clear 400/505 rather than a silent close.
 	ServeH1(ctx, &prefixConn{Conn: conn, buf: got}, info, h1cfg, h)
 }
 
@@ -67,6 +67,11 @@ func peekPreface(conn net.Conn, timeout time.Duration) ([]byte, bool) {
 		n += k
 		m := min(n, len(h2.Preface))
 		if string(buf[:m]) != h2.Preface[:m] {
+			// Not HTTP/2: read on to the end of the first line (HTTP/1.x
+			// needs it anyway) so that notHTTP1 can judge it whole.
+			if err == nil && n < len(buf) && !bytes.Contains(buf[:n], []byte("\r\n")) {
+				continue
+			}
 			return buf[:n], false
 		}
 		if m == len(h2.Preface) {
