@@ -18,6 +18,16 @@
 //	st, err := p.Stats()
 //	p.Close()
 //
+// State.GatewayMAC or Backend.MAC name the next hop; ResolveNextHop reads
+// it from the kernel's route and neighbour tables. Backends decapsulate
+// with ipip/ip6tnl devices, or, on kernels without them, with Decap, the
+// small XDP decapsulator in decap.c. Package bpf/lbnet builds the network
+// namespaces the tests and bench/xdp run in.
+//
+// Regenerate the objects with `go generate ./bpf` or scripts/gen-bpf.sh;
+// `scripts/gen-bpf.sh check` fails when the committed ones differ from a
+// fresh build.
+//
 // MaglevTable is the one Maglev implementation of the project: the
 // userspace L4 relays and the L7 maglev picker call it too.
 //

@@ -428,6 +428,21 @@ func TestE2E_XDP_BalancesDSR(t *testing.T) {
 		}
 	})
 
+	t.Run("resolve next hop", func(t *testing.T) {
+		for _, b := range l.net.Backends {
+			for _, a := range []netip.Addr{b.Addr4, b.Addr6} {
+				var mac net.HardwareAddr
+				err := l.net.LB.Run(func() (err error) {
+					mac, err = bpf.ResolveNextHop(a, 2*time.Second)
+					return err
+				})
+				if err != nil || mac.String() != b.MAC.String() {
+					t.Errorf("ResolveNextHop(%s) = %s, %v; want %s", a, mac, err, b.MAC)
+				}
+			}
+		}
+	})
+
 	t.Run("deny", func(t *testing.T) {
 		deny := []netip.Prefix{
 			netip.PrefixFrom(lbnet.DeniedAddr4, 32),
