@@ -94,6 +94,7 @@ func run(args []string) int {
 				err = gw.Reload(next)
 			}
 			if err != nil {
+				pipeline.CountReloadFailure()
 				log.Error().Err(err).Msg("reload rejected; the running config stays")
 				continue
 			}

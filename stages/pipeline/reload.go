@@ -89,3 +89,7 @@ func (g *Gateway) Reload(next *conf.Config) error {
 	g.log.Info().Str("file", next.File).Msg("config reloaded")
 	return nil
 }
+
+// CountReloadFailure counts a reload that failed before reaching Reload (a
+// file that does not parse or validate).
+func CountReloadFailure() { reloadFailed.Inc() }
