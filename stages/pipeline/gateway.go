@@ -22,6 +22,7 @@ import (
 	"github.com/expressgateway/expressgateway/stages/accept"
 	"github.com/expressgateway/expressgateway/stages/decode"
 	"github.com/expressgateway/expressgateway/stages/guard"
+	"github.com/expressgateway/expressgateway/stages/health"
 	"github.com/expressgateway/expressgateway/stages/l4"
 	"github.com/expressgateway/expressgateway/stages/route"
 	"github.com/expressgateway/expressgateway/stages/translate"
@@ -52,6 +53,7 @@ type Gateway struct {
 	cfg       *conf.Config
 	listeners []*listener
 	pools     map[string]*route.Pool
+	checkers  []*health.Checker // one per named pool, swapped on reload
 	gate      *accept.Gate
 
 	draining   chan struct{}
@@ -89,6 +91,9 @@ func New(cfg *conf.Config, log zerolog.Logger) (*Gateway, error) {
 		return nil, err
 	}
 	g.pools = pools
+	if g.checkers, err = g.newCheckers(cfg, pools); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Listeners {
 		lc := cfg.Listeners[i]
 		l := &listener{cfg: lc}
@@ -261,6 +266,7 @@ func (g *Gateway) Start(ctx context.Context) error {
 	for _, l := range g.listeners {
 		g.serve(l)
 	}
+	startCheckers(g.acceptCtx, g.checkers)
 	return nil
 }
 
@@ -383,6 +389,9 @@ func (g *Gateway) Drain(timeout time.Duration) {
 	}
 	g.killConns()
 	g.closeH3()
+	g.mu.Lock()
+	stopCheckers(g.checkers)
+	g.mu.Unlock()
 }
 
 func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }

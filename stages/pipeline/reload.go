@@ -20,7 +20,13 @@ func (g *Gateway) Reload(next *conf.Config) error {
 		reloadFailed.Inc()
 		return err
 	}
-	pools, err := buildPools(next, nil)
+	// Backends present before and after keep their health and latency.
+	pools, err := buildPools(next, g.pools)
+	if err != nil {
+		reloadFailed.Inc()
+		return err
+	}
+	checkers, err := g.newCheckers(next, pools)
 	if err != nil {
 		reloadFailed.Inc()
 		return err
@@ -65,25 +71,38 @@ func (g *Gateway) Reload(next *conf.Config) error {
 	if next.Runtime.PerIPConnectionCap != g.cfg.Runtime.PerIPConnectionCap || next.Runtime.MaxInflightConnections != g.cfg.Runtime.MaxInflightConnections {
 		restart("runtime", "connection caps change on restart")
 	}
+	// Build every listener's new state against the new pools, then swap:
+	// a failure anywhere leaves the running config whole.
 	prevPools := g.pools
 	g.pools = pools
-	for _, s := range plan {
-		shadow := &listener{cfg: s.lc, proxy: nil}
+	shadows := make([]*listener, len(plan))
+	for i, s := range plan {
+		shadow := &listener{cfg: s.lc}
 		shadow.tlsCfg.Store(s.l.tlsCfg.Load())
 		if err := g.configure(shadow, next, prevPools); err != nil {
 			g.pools = prevPools
+			stopCheckers(checkers)
 			reloadFailed.Inc()
 			return fmt.Errorf("listener %s: %w", s.lc.Name, err)
 		}
+		shadows[i] = shadow
+	}
+	for i, s := range plan {
+		shadow := shadows[i]
 		s.l.cfg.Routes, s.l.cfg.Backends, s.l.cfg.HTTP, s.l.cfg.Pool = s.lc.Routes, s.lc.Backends, s.lc.HTTP, s.lc.Pool
 		s.l.pool.Store(shadow.pool.Load())
 		s.l.h1cfg.Store(shadow.h1cfg.Load())
-		s.l.h2cfg.Store(shadow.h2cfg.Load())
+		if c := shadow.h2cfg.Load(); c != nil {
+			s.l.h2cfg.Store(c)
+		}
 		if shadow.proxy != nil && s.l.proxy != nil {
 			s.l.proxy.Table.Store(shadow.proxy.Table.Load())
 			s.l.proxy.Settings.Store(shadow.proxy.Settings.Load())
 		}
 	}
+	stopCheckers(g.checkers)
+	g.checkers = checkers
+	startCheckers(g.acceptCtx, checkers)
 	g.cfg = next
 	reloadOK.Inc()
 	g.log.Info().Str("file", next.File).Msg("config reloaded")
