@@ -376,8 +376,9 @@ func shedH1(c net.Conn) {
 // after timeout cuts whatever is left. It returns when every goroutine is
 // done.
 func (g *Gateway) Drain(timeout time.Duration) {
-	g.drainOnce.Do(func() { close(g.draining) })
+	// Stop accepting first, so no connection arrives after idle ones close.
 	g.stopAccept()
+	g.drainOnce.Do(func() { close(g.draining) })
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
 	select {
