@@ -186,7 +186,7 @@ func (t *H3) try(ctx context.Context, c *h3Conn, u *url.URL, req *frames.Head, b
 		}
 		hr.Header[http.CanonicalHeaderKey(f.Name)] = append(hr.Header[http.CanonicalHeaderKey(f.Name)], f.Value)
 	}
-	lr := &linkReader{link: body, req: hr}
+	lr := &linkReader{link: body, req: hr, onReset: cancel}
 	if req.ContentLength == 0 {
 		body.Discard(io.EOF)
 	} else {
@@ -228,6 +228,12 @@ func (t *H3) try(ctx context.Context, c *h3Conn, u *url.URL, req *frames.Head, b
 			h.Fields = append(h.Fields, frames.Field{Name: name, Value: v})
 		}
 	}
+	if len(resp.Trailer) > 0 {
+		// Announced trailers need a framing that can carry them: an H1
+		// front must send this body chunked, whatever its length.
+		h.ContentLength = -1
+		h.Fields.Del("content-length")
+	}
 	if req.Method == "HEAD" {
 		h.ContentLength = -1
 		if v := resp.Header.Get("Content-Length"); v != "" {
@@ -256,8 +262,9 @@ func parseLen(s string) int64 {
 // the client sends them after the body; a Reset is an error, which makes
 // the client reset the stream instead of ending it cleanly.
 type linkReader struct {
-	link *bus.Link
-	req  *http.Request
+	link    *bus.Link
+	req     *http.Request
+	onReset context.CancelCauseFunc
 	cur  frames.Frame
 	off  int
 	done bool
@@ -305,7 +312,11 @@ func (r *linkReader) Read(p []byte) (int, error) {
 			}
 			r.done = true
 		case frames.KindReset:
-			return 0, &frames.ResetError{Code: f.Code}
+			// The client's body was cut: the backend must see an abort,
+			// and the response must not end cleanly either.
+			err := &frames.ResetError{Code: f.Code}
+			r.onReset(err)
+			return 0, err
 		default:
 			r.link.Consumed(&f)
 		}
@@ -354,7 +365,10 @@ func (x *h3Exchange) Next(ctx context.Context) (frames.Frame, error) {
 			x.eof = true
 		} else if err != nil {
 			f.Release()
+			var re *frames.ResetError
 			switch cause := context.Cause(x.resp.Request.Context()); {
+			case errors.As(cause, &re):
+				return frames.Frame{}, re
 			case errors.Is(cause, ErrTimeout):
 				return frames.Frame{}, ErrTimeout
 			case ctx.Err() != nil:
