@@ -265,9 +265,9 @@ type linkReader struct {
 	link    *bus.Link
 	req     *http.Request
 	onReset context.CancelCauseFunc
-	cur  frames.Frame
-	off  int
-	done bool
+	cur     frames.Frame
+	off     int
+	done    bool
 }
 
 var errBodyCut = errors.New("upstream: request body cut short")
