@@ -11,6 +11,8 @@ type Config struct {
 	Observability Observability `koanf:"observability"`
 	Admin         Admin         `koanf:"admin"`
 	Security      Security      `koanf:"security"`
+	// XDP is the kernel fast path's services and deny list (conf/xdp.go).
+	XDP XDP `koanf:"xdp"`
 
 	// File is the path the config was loaded from (not a TOML key).
 	File string `koanf:"-"`
@@ -39,6 +41,8 @@ type Listener struct {
 	WS       *WebSocket   `koanf:"websocket"`
 	GRPC     *GRPC        `koanf:"grpc"`
 	Backends []Backend    `koanf:"backends"` // The default route's backends (round robin); see the backends table.
+	// UDP tunes the datagram relay of a udp listener (conf/xdp.go).
+	UDP UDPRelay `koanf:"udp"`
 	// Pool names a [[pools]] entry used as the default route (instead of
 	// backends).
 	Pool string `koanf:"pool"`

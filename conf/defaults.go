@@ -89,12 +89,14 @@ func (c *Config) setDefaults() {
 	for i := range c.Pools {
 		c.Pools[i].setDefaults()
 	}
+	c.setL4Defaults()
 }
 
 func (l *Listener) setDefaults() {
 	if l.Name == "" {
 		l.Name = l.Address
 	}
+	l.UDP.setDefaults()
 	h := &l.HTTP
 	def(&h.HeaderTimeoutMs, DefaultHeaderTimeoutMs)
 	def(&h.BodyTimeoutMs, DefaultBodyTimeoutMs)

@@ -47,6 +47,8 @@ func TestConfigDoc_IsGeneratedFromTheSchema(t *testing.T) {
 		{"[observability]", "observability", def.Observability},
 		{"[admin]", "admin", def.Admin},
 		{"[security]", "security", def.Security},
+		{"[xdp]", "xdp", XDP{OverCap: DefaultXDPOverCap}},
+		{"[[xdp.services]]", "xdp.services[]", XDPService{}},
 	}
 	for _, s := range sections {
 		fmt.Fprintf(&b, "\n## %s\n\n| key | type | default | reload | meaning |\n|---|---|---|---|---|\n", s.title)

@@ -20,6 +20,7 @@ var liveKeys = []string{
 	"runtime.watchdog",
 	"security",
 	"observability.access_log",
+	"xdp", // Program.Apply swaps services, backends and deny list live
 }
 
 // Reloads reports whether a change to the key path (in the docs' form,

@@ -63,6 +63,7 @@ func (c *Config) validate(ps *Problems) {
 		}
 	}
 	c.Runtime.validate(ps)
+	c.validateL4(ps)
 	c.Observability.validate(c, ps)
 	c.Admin.validate(ps)
 	for i, cidr := range c.Security.TrustedProxies {
