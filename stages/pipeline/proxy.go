@@ -169,7 +169,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	)
 	retry := rt.Pool.Retry()
 	for try := 0; ; try++ {
-		b, err = rt.Pool.Pick(key)
+		b, attempt, err = rt.Pool.PickBegin(key)
 		if err != nil {
 			rec.err = err
 			p.local(ctx, st, http.StatusServiceUnavailable, frames.Fields{{Name: "retry-after", Value: "1"}}, rec)
@@ -187,12 +187,27 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			body = bus.NewLink(0, nil)
 			body.Close(io.EOF)
 		}
-		attempt = b.Begin()
+		key.Exclude(b) // a retry goes to another backend if one is usable
 		t0 := time.Now()
-		resp, err = tr.RoundTrip(ctx, b, req.Clone(), body)
-		if err == nil {
-			break
+		tctx, tt := retry.TryContext(ctx)
+		resp, err = tr.RoundTrip(tctx, b, req.Clone(), body)
+		if err == nil && !tt.Stop() {
+			resp.Close(true) // the per-try timeout fired as the head came
+			err = route.ErrTryTimeout
 		}
+		if err == nil {
+			// A status in retry.on_status is retried like a failure, for
+			// idempotent requests, while the budget allows.
+			code := resp.Head.Status
+			if !retry.RetryStatus(code) || ctx.Err() != nil || !retry.ShouldRetry(&route.StatusError{Status: code}, req.Method, try+1, !hasBody) {
+				break
+			}
+			resp.Close(true)
+			tt.Cancel()
+			attempt.End(route.Outcome{Status: code, Latency: time.Since(t0)})
+			continue
+		}
+		tt.Cancel()
 		attempt.End(route.Outcome{Err: err, Latency: time.Since(t0)})
 		if retry == nil || !retry.ShouldRetry(err, req.Method, try+1, !hasBody) || ctx.Err() != nil {
 			break
@@ -207,6 +222,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	t0 := time.Now()
 	h := resp.Head
 	translate.Response(h, st.Conn.Proto, set.Forwarding.Via, set.AltSvc)
+	if c := rt.Pool.StickyCookie(key, b); c != "" {
+		h.Fields.Add("set-cookie", c)
+	}
 	rec.status = h.Status
 	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, false)); err != nil {
 		resp.Close(true)
@@ -261,11 +279,14 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 }
 
 // statusFor maps an upstream failure to the client's status (DESIGN §5):
-// timeout → 504, nothing reachable → 502, client's body too large → 413.
+// timeout → 504, nothing reachable → 502, client's body too large → 413,
+// a backend at max_connections → 503.
 func statusFor(ctx context.Context, err error) int {
 	var re *frames.ResetError
 	switch {
-	case errors.Is(context.Cause(ctx), errTotalTimeout), errors.Is(err, upstream.ErrTimeout):
+	case errors.Is(err, route.ErrCircuitOpen):
+		return http.StatusServiceUnavailable
+	case errors.Is(context.Cause(ctx), errTotalTimeout), errors.Is(err, upstream.ErrTimeout), errors.Is(err, route.ErrTryTimeout):
 		upstreamTimeouts.Inc()
 		return http.StatusGatewayTimeout
 	case errors.As(err, &re):

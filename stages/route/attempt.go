@@ -37,10 +37,27 @@ type Attempt struct {
 // max_requests breaker read it) and returns the Attempt whose End must be
 // called exactly once.
 //
-// Pick checked the breakers, Begin does not: concurrent picks can overshoot
-// max_requests by at most their number.
+// Begin does not check the breakers: L4 relays, where Pick's check is
+// enough, use it; the HTTP path uses Pool.PickBegin, which reserves the
+// place atomically.
 func (b *Backend) Begin() *Attempt {
 	b.active.Add(1)
+	b.requests.Add(1)
+	return &Attempt{b: b, start: time.Now()}
+}
+
+// tryBegin is Begin unless max_requests are already active: then nil.
+func (b *Backend) tryBegin() *Attempt {
+	max := b.pool.circuit.maxRequests
+	for {
+		n := b.active.Load()
+		if max > 0 && n >= max {
+			return nil
+		}
+		if b.active.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
 	b.requests.Add(1)
 	return &Attempt{b: b, start: time.Now()}
 }

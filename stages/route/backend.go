@@ -98,25 +98,23 @@ func (b *Backend) Conns() int64 { return b.conns.Load() }
 // Pending returns the number of requests waiting for a connection.
 func (b *Backend) Pending() int64 { return b.pending.Load() }
 
-// ConnOpen asks to open one more connection to the backend. It returns
-// false (and counts circuit_open_total) when max_connections are open; the
-// caller then waits for a pooled connection or gives up with 503. Each true
-// must be paired with one ConnClosed.
+// ConnOpen counts one more open connection to the backend (least_conn
+// reads the count). It returns false, and counts circuit_open_total, when
+// max_connections were already open: the caller should then not open it
+// (or close it at once). Every call, true or false, must be paired with
+// one ConnClosed, so that a caller that ignores the answer still keeps the
+// count balanced.
 func (b *Backend) ConnOpen() bool {
 	max := b.pool.circuit.maxConns
-	for {
-		n := b.conns.Load()
-		if max > 0 && n >= max {
-			b.circuitOpen.Inc()
-			return false
-		}
-		if b.conns.CompareAndSwap(n, n+1) {
-			return true
-		}
+	if n := b.conns.Add(1); max > 0 && n > max {
+		b.circuitOpen.Inc()
+		return false
 	}
+	return true
 }
 
-// ConnClosed reports that a connection counted by ConnOpen closed.
+// ConnClosed reports that a connection counted by ConnOpen closed (or was
+// never opened because ConnOpen said false).
 func (b *Backend) ConnClosed() {
 	if b.conns.Add(-1) < 0 {
 		b.conns.Add(1)

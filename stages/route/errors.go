@@ -14,6 +14,11 @@ var (
 	ErrCircuitOpen = errors.New("route: circuit breaker open")
 )
 
+// ErrTryTimeout is the cause of a try cut by retry.per_try_timeout_ms
+// (→ 504 when no retry follows). Like any timeout it is retried for
+// idempotent methods only: the backend may have started the request.
+var ErrTryTimeout = errors.New("route: per-try timeout")
+
 // DialError means nothing reached the backend: the connection was refused,
 // timed out while connecting, or failed its TLS handshake. Any request,
 // whatever its method, may be retried after one.

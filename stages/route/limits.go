@@ -24,6 +24,10 @@ const (
 	// ewmaDecayNanos is the peak-EWMA time constant (Finagle's 10 s).
 	ewmaDecayNanos = 10e9
 
+	// pickBeginTries bounds PickBegin's re-picks when concurrent requests
+	// take a backend's last max_requests place between Pick and Begin.
+	pickBeginTries = 3
+
 	// budgetWindow is the retry budget's window in seconds (Linkerd's ttl).
 	budgetWindow = 10
 )

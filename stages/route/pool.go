@@ -29,6 +29,10 @@ type Key struct {
 	// Head is the request head; nil for L4 traffic.
 	Head *frames.Head
 
+	// tried marks backends an earlier try of this request used (bit
+	// index&63), so a retry goes to another backend when one is usable.
+	tried uint64
+
 	// Filled by Pool.Pick for the picker.
 	now    int64 // unix nanos, set only while some backend slow-starts
 	panic  bool  // too few healthy backends: route to all
@@ -222,6 +226,34 @@ func (p *Pool) Pick(k Key) (*Backend, error) {
 	return nil, p.whyNone(&k)
 }
 
+// PickBegin picks a backend for k and begins an attempt on it, reserving
+// a place under max_requests atomically: concurrent picks cannot overshoot
+// the breaker. Backends excluded by Key.Exclude are avoided while another
+// is usable, and used again when none is (a pool of one still retries).
+// Errors are Pick's.
+func (p *Pool) PickBegin(k Key) (*Backend, *Attempt, error) {
+	var last *Backend
+	for range pickBeginTries {
+		b, err := p.Pick(k)
+		if err != nil && k.tried != 0 {
+			k.tried = 0
+			b, err = p.Pick(k)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if a := b.tryBegin(); a != nil {
+			return b, a, nil
+		}
+		last = b // lost the race for its last place: pick again
+	}
+	last.circuitOpen.Inc()
+	return nil, nil, ErrCircuitOpen
+}
+
+// Exclude marks b as tried by this request: PickBegin prefers others.
+func (k *Key) Exclude(b *Backend) { k.tried |= 1 << (uint(b.index) & 63) }
+
 // fill prepares the per-pick state of k; it returns false when no backend
 // can serve (none healthy, panic mode off).
 func (p *Pool) fill(k *Key) bool {
@@ -252,9 +284,12 @@ func (p *Pool) whyNone(k *Key) error {
 	return err
 }
 
-// Usable reports whether a picker may return b for k: Available, or in
-// panic mode merely not full.
+// Usable reports whether a picker may return b for k: not excluded by
+// Key.Exclude, and Available, or in panic mode merely not full.
 func (p *Pool) Usable(b *Backend, k *Key) bool {
+	if k.tried != 0 && k.tried&(1<<(uint(b.index)&63)) != 0 {
+		return false
+	}
 	if k.panic {
 		return !b.Full()
 	}

@@ -91,6 +91,10 @@ func TestCircuit_ConnectionsAndPending(t *testing.T) {
 			t.Fatalf("ConnOpen %d = %v, want %v (max_connections 2)", i, got, want)
 		}
 	}
+	b.ConnClosed() // the refused one is paired too
+	if b.Conns() != 2 {
+		t.Fatalf("conns = %d after a refused ConnOpen was closed, want 2", b.Conns())
+	}
 	if _, err := p.Pick(Key{}); !errors.Is(err, ErrCircuitOpen) {
 		t.Fatalf("L4 backend at max_connections: %v, want ErrCircuitOpen", err)
 	}

@@ -84,6 +84,38 @@ func (r *RetryPolicy) Attempts() int { return r.attempts }
 // own timeout applies.
 func (r *RetryPolicy) PerTryTimeout() time.Duration { return r.perTry }
 
+// TryTimer bounds one try by the per-try timeout: it cancels the try's
+// context with ErrTryTimeout unless stopped first. A nil *TryTimer (no
+// per-try timeout) is valid and does nothing.
+type TryTimer struct {
+	t      *time.Timer
+	cancel context.CancelCauseFunc
+}
+
+// TryContext returns the context of one try, bounded by the per-try
+// timeout when one is set. The caller calls Stop once the response head
+// arrived (the body is bounded by the upstream's body timeout, not by
+// this) and Cancel when the try failed.
+func (r *RetryPolicy) TryContext(ctx context.Context) (context.Context, *TryTimer) {
+	if r == nil || r.perTry <= 0 {
+		return ctx, nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	return ctx, &TryTimer{t: time.AfterFunc(r.perTry, func() { cancel(ErrTryTimeout) }), cancel: cancel}
+}
+
+// Stop stops the timer; it returns false when the timeout already fired
+// (the try's context is cancelled: treat the try as timed out).
+func (t *TryTimer) Stop() bool { return t == nil || t.t.Stop() }
+
+// Cancel releases the try's context.
+func (t *TryTimer) Cancel() {
+	if t != nil {
+		t.t.Stop()
+		t.cancel(context.Canceled)
+	}
+}
+
 // RetryStatus reports whether a response status is one the policy retries
 // (then the upstream returns a *StatusError to ShouldRetry).
 func (r *RetryPolicy) RetryStatus(status int) bool {
