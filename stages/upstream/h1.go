@@ -60,12 +60,21 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		c = o.pool.get(time.Now(), &t.Opts)
 	}
 	if c == nil {
+		// Count the connection before dialling, so that max_connections
+		// holds under concurrent dials; every count is paired with one
+		// ConnClosed (pconn.close).
+		if !b.ConnOpen() {
+			b.ConnClosed()
+			body.Discard(route.ErrCircuitOpen)
+			return nil, route.ErrCircuitOpen
+		}
 		var err error
 		if c, err = t.dial(ctx, b); err != nil {
+			b.ConnClosed()
 			body.Discard(err)
 			return nil, err
 		}
-		b.ConnOpen()
+		c.b = b
 	}
 	ex := &h1Exchange{t: t, b: b, c: c, method: req.Method}
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
@@ -270,7 +279,4 @@ func (x *h1Exchange) Close(abort bool) {
 	x.fail()
 }
 
-func (x *h1Exchange) fail() {
-	x.c.conn.Close()
-	x.b.ConnClosed()
-}
+func (x *h1Exchange) fail() { x.c.close() }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/expressgateway/expressgateway/stages/decode"
+	"github.com/expressgateway/expressgateway/stages/route"
 )
 
 // pconn is a pooled backend connection with its read buffer, which
@@ -15,6 +16,17 @@ type pconn struct {
 	src     *decode.Source
 	created time.Time
 	idleAt  time.Time
+	b       *route.Backend // told of the close: least_conn counts connections
+	closed  bool
+}
+
+// close closes the connection and reports it to its backend's count once.
+func (c *pconn) close() {
+	c.conn.Close()
+	if !c.closed && c.b != nil {
+		c.closed = true
+		c.b.ConnClosed()
+	}
 }
 
 // connPool is one backend's idle HTTP/1.1 connections, newest last (LIFO
@@ -34,7 +46,7 @@ func (p *connPool) get(now time.Time, o *Options) *pconn {
 		if now.Sub(c.idleAt) < o.IdleTimeout && now.Sub(c.created) < o.MaxAge && alive(c) {
 			return c
 		}
-		c.conn.Close()
+		c.close()
 	}
 	return nil
 }
@@ -42,14 +54,14 @@ func (p *connPool) get(now time.Time, o *Options) *pconn {
 func (p *connPool) put(c *pconn, now time.Time, o *Options) {
 	if len(c.src.Buffered()) > 0 || now.Sub(c.created) >= o.MaxAge {
 		// Bytes past the response end: the backend broke framing. Never reuse.
-		c.conn.Close()
+		c.close()
 		return
 	}
 	c.idleAt = now
 	p.mu.Lock()
 	if len(p.idle) >= o.MaxIdle {
 		p.mu.Unlock()
-		c.conn.Close()
+		c.close()
 		return
 	}
 	p.idle = append(p.idle, c)
@@ -60,7 +72,7 @@ func (p *connPool) closeAll() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, c := range p.idle {
-		c.conn.Close()
+		c.close()
 	}
 	p.idle = nil
 }
