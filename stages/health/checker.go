@@ -176,6 +176,16 @@ func (c *Checker) probeLoop(ctx context.Context, st *backendState, delay time.Du
 
 // verdict applies rise/fall to one probe result.
 func (c *Checker) verdict(st *backendState, err error) {
+	if st.b.FirstProbe() && err != nil && !st.b.Down() {
+		// Never judged: a backend that fails its first check is out at
+		// once rather than serving until fall checks fail.
+		st.rise, st.fall = 0, 0
+		if c.pool.SetDown(st.b, true) {
+			st.m.up.Set(0)
+			c.log.Warn().Str("backend", st.b.Address).Err(err).Msg("health: backend down at its first check")
+		}
+		return
+	}
 	if err == nil {
 		st.fall = 0
 		if st.b.Down() {

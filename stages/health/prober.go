@@ -13,6 +13,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/quic-go/quic-go/http3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -62,39 +63,70 @@ func (tcpProber) Probe(ctx context.Context, b *route.Backend) error {
 
 func (tcpProber) Close() {}
 
-// httpProber sends method path over HTTP/1.1 (TLS if the backend has tls)
-// on a fresh connection each time (so a probe proves the backend still
-// accepts), and passes on the expected status and body.
-//
-// TODO(route): H2 and H3 backends are probed over HTTP/1.1 for now; probe
-// over the backend's own protocol once stages/upstream has those
-// transports, behind this same interface.
+// httpProber sends method path over the backend's own protocol (HTTP/1.1
+// for h1 and tcp backends, HTTP/2 for h2, prior knowledge when cleartext,
+// HTTP/3 for h3), with TLS when the backend has it, on a fresh connection
+// each time (so a probe proves the backend still accepts), and passes on
+// the expected status and body.
 type httpProber struct {
 	hc      *conf.HealthCheck
-	clients []*http.Client // per backend: TLS settings differ
+	clients []*http.Client // per backend: protocol and TLS settings differ
 	schemes []string
+	closers []func() // per backend: drop the probe's connection
 }
 
 func newHTTPProber(hc *conf.HealthCheck, bs []conf.Backend) (*httpProber, error) {
 	p := &httpProber{hc: hc}
 	for _, bc := range bs {
-		tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
-		scheme := "http"
-		if bc.TLS {
-			tc, err := tlsConfig(bc)
-			if err != nil {
-				return nil, err
-			}
-			tr.TLSClientConfig = tc
-			scheme = "https"
+		rt, scheme, closeIdle, err := probeTransport(bc)
+		if err != nil {
+			p.Close()
+			return nil, err
 		}
 		p.clients = append(p.clients, &http.Client{
-			Transport:     tr,
+			Transport:     rt,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		})
 		p.schemes = append(p.schemes, scheme)
+		p.closers = append(p.closers, closeIdle)
 	}
 	return p, nil
+}
+
+// probeTransport builds the round tripper that speaks bc's protocol, its
+// URL scheme, and a function that closes its idle connections.
+func probeTransport(bc conf.Backend) (http.RoundTripper, string, func(), error) {
+	var tc *tls.Config
+	if bc.TLS || bc.Protocol == "h3" { // QUIC is always TLS
+		var err error
+		if tc, err = tlsConfig(bc); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	switch bc.Protocol {
+	case "h2":
+		// HTTP/2 only: h2c with prior knowledge (RFC 9113 §3.3) when
+		// cleartext, as the upstream does, ALPN h2 over TLS.
+		ps := new(http.Protocols)
+		scheme := "https"
+		if tc == nil {
+			ps.SetUnencryptedHTTP2(true)
+			scheme = "http"
+		} else {
+			ps.SetHTTP2(true)
+		}
+		tr := &http.Transport{Proxy: nil, TLSClientConfig: tc, DisableCompression: true, Protocols: ps}
+		return tr, scheme, tr.CloseIdleConnections, nil
+	case "h3":
+		tc.MinVersion = tls.VersionTLS13
+		tr := &http3.Transport{TLSClientConfig: tc, DisableCompression: true}
+		return tr, "https", tr.CloseIdleConnections, nil
+	}
+	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil, TLSClientConfig: tc}
+	if tc != nil {
+		return tr, "https", tr.CloseIdleConnections, nil
+	}
+	return tr, "http", tr.CloseIdleConnections, nil
 }
 
 func (p *httpProber) Probe(ctx context.Context, b *route.Backend) error {
@@ -109,8 +141,10 @@ func (p *httpProber) Probe(ctx context.Context, b *route.Backend) error {
 	req.Header.Set("User-Agent", "expressgateway-health")
 	res, err := p.clients[i].Do(req)
 	if err != nil {
+		p.closers[i]()
 		return err
 	}
+	defer p.closers[i]() // a fresh connection for the next probe
 	defer res.Body.Close()
 	if want := p.hc.ExpectStatus; want != 0 && res.StatusCode != want || want == 0 && (res.StatusCode < 200 || res.StatusCode > 399) {
 		return fmt.Errorf("health: status %d", res.StatusCode)
@@ -128,8 +162,13 @@ func (p *httpProber) Probe(ctx context.Context, b *route.Backend) error {
 }
 
 func (p *httpProber) Close() {
+	for _, c := range p.closers {
+		c()
+	}
 	for _, c := range p.clients {
-		c.CloseIdleConnections()
+		if t, ok := c.Transport.(*http3.Transport); ok {
+			t.Close() // also closes its UDP socket
+		}
 	}
 }
 

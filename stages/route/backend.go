@@ -40,6 +40,7 @@ type Backend struct {
 	requests atomic.Uint64 // Begin calls, ever (feeds the retry budget)
 
 	state     atomic.Uint32 // stateDown | stateEjected
+	probed    atomic.Bool   // an active check has judged it (kept on reload)
 	slowSince atomic.Int64  // unix nanos slow start began; 0 when not slow
 
 	ewmaBits  atomic.Uint64 // float64 nanoseconds, peak EWMA latency
@@ -57,6 +58,12 @@ func (b *Backend) Pool() *Pool { return b.pool }
 // Healthy reports whether active checks say up and outlier detection has
 // not ejected the backend.
 func (b *Backend) Healthy() bool { return b.state.Load() == 0 }
+
+// FirstProbe reports whether no active check has judged the backend yet,
+// and records that one now has. The first verdict of a backend's life is
+// applied at once (no fall hysteresis), so a backend dead at boot or when
+// added by a reload never serves; later ones need rise or fall in a row.
+func (b *Backend) FirstProbe() bool { return !b.probed.Swap(true) }
 
 // Down reports whether active health checks marked the backend down.
 func (b *Backend) Down() bool { return b.state.Load()&stateDown != 0 }

@@ -133,3 +133,11 @@ func TestHashKey_HeaderCookiePath(t *testing.T) {
 		}
 	}
 }
+
+// With equal weights source_ip compares hashes without the logarithm; the
+// split must stay even.
+func TestSourceIP_EqualWeightsDistribution(t *testing.T) {
+	w := []int{2, 2, 2, 2, 2}
+	p := newTestPool(t, "source_ip", w, nil)
+	wantShares(t, idleShares(t, p, picks, ipKey), w, 0.01)
+}

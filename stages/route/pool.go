@@ -54,6 +54,7 @@ type Pool struct {
 	sticky   *stickyConf
 	byID     map[string]*Backend
 
+	sameWeights    bool  // every backend has the same weight
 	slowStart      int64 // nanos; 0 = off
 	panicThreshold int   // percent; 0 = off
 	circuit        struct{ maxConns, maxPending, maxRequests int64 }
@@ -132,6 +133,10 @@ func NewPool(cfg conf.Pool, o Options) (*Pool, error) {
 		p.byID[b.id] = b
 		p.backends = append(p.backends, b)
 	}
+	p.sameWeights = true
+	for _, b := range p.backends {
+		p.sameWeights = p.sameWeights && b.Weight == p.backends[0].Weight
+	}
 	p.retry = newRetryPolicy(p, cfg.Retry, set, pl)
 	if p.picker, err = newPicker(p, p.algo); err != nil {
 		return nil, err
@@ -190,6 +195,7 @@ func (p *Pool) inherit(prev *Pool) {
 		if ob.Down() {
 			p.SetDown(b, true)
 		}
+		b.probed.Store(ob.probed.Load())
 		b.ewmaBits.Store(ob.ewmaBits.Load())
 		b.ewmaStamp.Store(ob.ewmaStamp.Load())
 		if s := ob.slowSince.Load(); s != 0 && p.slowStart > 0 {

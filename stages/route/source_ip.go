@@ -20,6 +20,17 @@ func (sourceIP) Pick(p *Pool, k Key) *Backend {
 		h = uint64(randN(math.MaxInt))
 	}
 	var best *Backend
+	if p.sameWeights {
+		// Equal weights: the lowest -ln(u)/w is the highest u, so compare
+		// the hashes themselves and skip the logarithm (~5× faster).
+		var bestH uint64
+		for _, b := range p.backends {
+			if h := mix64(h ^ b.seed); p.Usable(b, &k) && (best == nil || h > bestH) {
+				best, bestH = b, h
+			}
+		}
+		return best
+	}
 	bestScore := math.Inf(1)
 	for _, b := range p.backends {
 		if !p.Usable(b, &k) {
