@@ -15,6 +15,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
+	"github.com/expressgateway/expressgateway/bpf"
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/frames/h1"
@@ -54,6 +55,7 @@ type Gateway struct {
 	listeners []*listener
 	pools     map[string]*route.Pool
 	checkers  []*health.Checker // one per named pool, swapped on reload
+	xdp       *bpf.Program      // the attached XDP fast path, or nil (xdp.go)
 	gate      *accept.Gate
 
 	draining   chan struct{}
@@ -78,6 +80,7 @@ type listener struct {
 	srv    *accept.Server
 	active *metrics.Gauge
 	conns  atomic.Int64
+	udp    *udpListener // udp listeners (xdp_udp.go)
 }
 
 // New builds the data plane for cfg without opening any socket: pools,
@@ -244,6 +247,9 @@ func buildPools(cfg *conf.Config, prev map[string]*route.Pool) (map[string]*rout
 func (g *Gateway) Start(ctx context.Context) error {
 	g.acceptCtx, g.stopAccept = context.WithCancel(ctx)
 	g.connCtx, g.killConns = context.WithCancel(context.Background())
+	if err := g.startXDP(g.cfg); err != nil {
+		return err
+	}
 	for _, l := range g.listeners {
 		if l.cfg.Protocol == "quic" {
 			if err := g.listenQUIC(l); err != nil {
@@ -253,8 +259,11 @@ func (g *Gateway) Start(ctx context.Context) error {
 			continue
 		}
 		if l.cfg.Protocol == "udp" {
-			g.closeAll()
-			return fmt.Errorf("listener %s: protocol %q is not served by this build yet", l.cfg.Name, l.cfg.Protocol)
+			if err := g.listenUDP(l); err != nil {
+				g.closeAll()
+				return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
+			}
+			continue
 		}
 		ln, err := accept.Listen(ctx, l.cfg.Address)
 		if err != nil {
@@ -280,11 +289,15 @@ func (g *Gateway) Addr(name string) net.Addr {
 		if l.cfg.Name == name && l.quic != nil {
 			return l.quic.Addr()
 		}
+		if l.cfg.Name == name && l.udp != nil {
+			return l.udp.conn.LocalAddr()
+		}
 	}
 	return nil
 }
 
 func (g *Gateway) closeAll() {
+	g.stopXDP()
 	for _, l := range g.listeners {
 		if l.ln != nil {
 			l.ln.Close()
@@ -292,10 +305,17 @@ func (g *Gateway) closeAll() {
 		if l.quic != nil {
 			l.quic.Close()
 		}
+		if l.udp != nil {
+			l.udp.conn.Close()
+		}
 	}
 }
 
 func (g *Gateway) serve(l *listener) {
+	if l.udp != nil {
+		g.serveUDP(l)
+		return
+	}
 	if l.quic != nil {
 		g.serveQUIC(l)
 		return
@@ -392,6 +412,7 @@ func (g *Gateway) Drain(timeout time.Duration) {
 	g.closeH3()
 	g.mu.Lock()
 	stopCheckers(g.checkers)
+	g.stopXDP()
 	g.mu.Unlock()
 }
 

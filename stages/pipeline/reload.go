@@ -87,6 +87,12 @@ func (g *Gateway) Reload(next *conf.Config) error {
 		}
 		shadows[i] = shadow
 	}
+	if err := g.reloadXDP(next); err != nil {
+		g.pools = prevPools
+		stopCheckers(checkers)
+		reloadFailed.Inc()
+		return err
+	}
 	for i, s := range plan {
 		shadow := shadows[i]
 		s.l.cfg.Routes, s.l.cfg.Backends, s.l.cfg.HTTP, s.l.cfg.Pool = s.lc.Routes, s.lc.Backends, s.lc.HTTP, s.lc.Pool
