@@ -110,14 +110,20 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		ConnContext:         l.admit,
 	}
 	base := cfg.TLS()
+	// Session tickets (resumption, and so 0-RTT) must decrypt on every
+	// connection and across a restart: their key comes from the secret,
+	// not from each per-handshake config.
+	ticketKey := deriveKey(cfg.RetrySecret, "ticket")
 	tlsCfg := &tls.Config{
-		MinVersion: tls.VersionTLS13,
-		NextProtos: []string{"h3"},
+		MinVersion:       tls.VersionTLS13,
+		NextProtos:       []string{"h3"},
+		SessionTicketKey: ticketKey,
 		// Rotated certificates apply to new handshakes.
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			c := cfg.TLS().Clone()
 			c.MinVersion = tls.VersionTLS13
 			c.NextProtos = []string{"h3"}
+			c.SessionTicketKey = ticketKey
 			return c, nil
 		},
 	}
