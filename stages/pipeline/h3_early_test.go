@@ -37,7 +37,7 @@ type holdRelay struct {
 	hold    bool
 	holdAll bool // keep back everything: the client falls silent
 	held    [][]byte
-	wg   sync.WaitGroup
+	wg      sync.WaitGroup
 }
 
 func newHoldRelay(t *testing.T, target string) *holdRelay {
