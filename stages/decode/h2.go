@@ -295,7 +295,7 @@ func (c *H2Conn) dispatch(ev h2.Event) bool {
 	case h2.EvReset:
 		return c.clientReset(ev)
 	case h2.EvWindowUpdate:
-		if !c.rate(&c.window, guard.H2WindowUpdateFlood, "h2_window_update_flood") {
+		if ev.Incr < guard.TinyWindowIncrement && !c.rate(&c.window, guard.H2WindowUpdateFlood, "h2_window_update_flood") {
 			return false
 		}
 		if !c.out.WindowUpdate(ev.Stream, ev.Incr) {

@@ -212,8 +212,12 @@ func responseBody(h *frames.Head, x *H1Exchange, end bool) h1.Body {
 		return h1.Body{Kind: h1.BodyNone}
 	}
 	switch {
-	case h.ContentLength >= 0:
+	case h.ContentLength >= 0 && (x.HTTP10 || !h.Fields.Has("trailer")):
 		return h1.Body{Kind: h1.BodyLength, Length: h.ContentLength}
+	case h.ContentLength >= 0:
+		// Announced trailers need chunked framing to reach the client
+		// (an HTTP/2 or HTTP/3 backend may send both a length and trailers).
+		return h1.Body{Kind: h1.BodyChunked}
 	case end:
 		return h1.Body{Kind: h1.BodyLength, Length: 0}
 	case x.HTTP10:

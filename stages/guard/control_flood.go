@@ -11,6 +11,12 @@ var (
 	H2PriorityFlood     = Counter("h2_priority_flood")
 )
 
+// TinyWindowIncrement is the WINDOW_UPDATE increment below which an update
+// counts against the flood rate. A real client returns credit for data we
+// sent, in large steps; a flood of tiny increments only makes us work (and a
+// flood of large ones overflows the window: FLOW_CONTROL_ERROR).
+const TinyWindowIncrement = 1024
+
 // FrameRate is the control-frame flood rule: a token bucket per connection
 // and frame kind (SETTINGS, PING, empty DATA, WINDOW_UPDATE, PRIORITY)
 // holding PerSecond tokens, refilled at PerSecond per second. Each of those

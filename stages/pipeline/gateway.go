@@ -410,6 +410,7 @@ func (g *Gateway) Drain(timeout time.Duration) {
 	}
 	g.killConns()
 	g.closeH3()
+	g.closeH2()
 	g.mu.Lock()
 	stopCheckers(g.checkers)
 	g.stopXDP()

@@ -15,8 +15,9 @@ var hopByHop = [...]string{
 	"keep-alive",
 	"proxy-authenticate",
 	"proxy-authorization",
-	"te",      // re-added as "te: trailers" when the client sent it
-	"trailer", // not "trailers" (RFC 9110 erratum 4522)
+	"te", // re-added as "te: trailers" when the client sent it
+	// Not "trailer": RFC 9110 §6.6.2 makes it end-to-end, and an HTTP/2
+	// peer keeps only the trailer fields the head announced.
 	"transfer-encoding",
 	"upgrade",
 }

@@ -45,6 +45,26 @@ var errConnLost = errors.New("upstream: backend connection lost")
 type H2 struct {
 	Opts   Options
 	dialer net.Dialer
+
+	mu      sync.Mutex
+	clients map[*h2Client]struct{} // every live connection, for Close
+	closed  bool
+}
+
+// Close closes every backend connection of the transport and waits for
+// their goroutines (the gateway's drain calls it last).
+func (t *H2) Close() {
+	t.mu.Lock()
+	t.closed = true
+	cs := make([]*h2Client, 0, len(t.clients))
+	for c := range t.clients {
+		cs = append(cs, c)
+	}
+	t.mu.Unlock()
+	for _, c := range cs {
+		c.close(errConnLost)
+		c.wg.Wait()
+	}
 }
 
 // h2Pool is one backend's HTTP/2 connections.
@@ -107,6 +127,22 @@ func (t *H2) dial(ctx context.Context, b *route.Backend, o *BackendOpts) (*h2Cli
 	}
 	b.ConnOpen()
 	c := newH2Client(nc, b, t.Opts, o.TLS != nil)
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		c.close(errConnLost)
+		return nil, &route.DialError{Err: errConnLost}
+	}
+	if t.clients == nil {
+		t.clients = map[*h2Client]struct{}{}
+	}
+	t.clients[c] = struct{}{}
+	t.mu.Unlock()
+	c.onClose = func() {
+		t.mu.Lock()
+		delete(t.clients, c)
+		t.mu.Unlock()
+	}
 	if err := c.start(); err != nil {
 		c.close(err)
 		return nil, &route.DialError{Err: err}
@@ -204,6 +240,7 @@ type h2Client struct {
 	ctrlWake  chan struct{}
 	idleTimer *time.Timer
 	connDebt  int
+	onClose   func()
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -293,15 +330,17 @@ func (c *h2Client) reserve() bool {
 // timeout, and at once once it is going away.
 func (c *h2Client) unreserve() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.active--
 	if c.active > 0 || c.closed {
+		c.mu.Unlock()
 		return
 	}
 	if c.goingAway {
-		go c.close(nil) // never under mu: close takes it
+		c.mu.Unlock()
+		c.close(nil)
 		return
 	}
+	defer c.mu.Unlock()
 	if c.opts.IdleTimeout > 0 {
 		c.idleTimer = time.AfterFunc(c.opts.IdleTimeout, func() {
 			c.mu.Lock()
@@ -341,6 +380,9 @@ func (c *h2Client) close(cause error) {
 	}
 	c.conn.Close()
 	c.b.ConnClosed()
+	if c.onClose != nil {
+		c.onClose()
+	}
 }
 
 // queueCtrl queues a control frame for ctrlLoop.
