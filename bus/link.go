@@ -38,7 +38,8 @@ type Link struct {
 	onCredit func(n int)
 
 	mu        sync.Mutex
-	q         []frames.Frame // ring buffer
+	q         []frames.Frame // ring buffer; grows on demand up to maxFrames
+	maxFrames int
 	head      int
 	n         int
 	closed    bool
@@ -58,10 +59,15 @@ type LinkOption func(*Link)
 func WithFrames(n int) LinkOption {
 	return func(l *Link) {
 		if n > 0 {
-			l.q = make([]frames.Frame, n)
+			l.maxFrames = n
 		}
 	}
 }
+
+// initialFrames is the ring a link starts with: a small request or
+// response (head, one data frame, end) fits without growing, so most
+// streams never pay for the full frame bound.
+const initialFrames = 4
 
 // WithCredit registers fn to be called with the byte count of every Release.
 // A decoder uses it to reopen flow-control windows (H2 WINDOW_UPDATE, QUIC
@@ -80,9 +86,10 @@ func NewLink(streamBytes int64, parent *Budget, opts ...LinkOption) *Link {
 	for _, o := range opts {
 		o(l)
 	}
-	if l.q == nil {
-		l.q = make([]frames.Frame, DefaultLinkFrames)
+	if l.maxFrames == 0 {
+		l.maxFrames = DefaultLinkFrames
 	}
+	l.q = make([]frames.Frame, min(initialFrames, l.maxFrames))
 	return l
 }
 
@@ -105,6 +112,9 @@ func (l *Link) Send(ctx context.Context, f frames.Frame) error {
 			l.budget.Release(n)
 			f.Release()
 			return err
+		}
+		if l.n == len(l.q) && len(l.q) < l.maxFrames {
+			l.grow()
 		}
 		if l.n < len(l.q) {
 			l.q[(l.head+l.n)%len(l.q)] = f
@@ -133,6 +143,16 @@ func (l *Link) sendErr(err error) error {
 		return &closedError{l.cause}
 	}
 	return err
+}
+
+// grow doubles the ring (up to maxFrames), unrolling it to start at 0.
+// Called with mu held.
+func (l *Link) grow() {
+	q := make([]frames.Frame, min(2*len(l.q), l.maxFrames))
+	for i := range l.n {
+		q[i] = l.q[(l.head+i)%len(l.q)]
+	}
+	l.q, l.head = q, 0
 }
 
 // Recv returns the next frame. Once the link is closed it still returns the

@@ -23,6 +23,7 @@ var ErrBodyCut = errors.New("decode: body cut short")
 type Source struct {
 	conn net.Conn
 	buf  []byte
+	max  int // the buffer grows on demand up to this
 	r, w int
 	eof  bool
 
@@ -39,8 +40,13 @@ type Source struct {
 // NewSource returns a Source over conn whose head buffer holds bufSize bytes
 // (the head cap plus some room for a pipelined next request).
 func NewSource(conn net.Conn, bufSize int) *Source {
-	return &Source{conn: conn, buf: make([]byte, bufSize)}
+	return &Source{conn: conn, buf: make([]byte, min(initialBuf, bufSize)), max: bufSize}
 }
+
+// initialBuf is a connection's first read buffer: most heads fit, and an
+// idle keep-alive connection pins no more than this (nginx's
+// client_header_buffer_size is 1 KiB for the same reason).
+const initialBuf = 4 << 10
 
 // Buffered returns the unread bytes.
 func (s *Source) Buffered() []byte { return s.buf[s.r:s.w] }
@@ -59,11 +65,17 @@ func (s *Source) Fill() error {
 		s.r, s.w = 0, 0
 	}
 	if s.w == len(s.buf) {
-		if s.r == 0 {
+		switch {
+		case s.r > 0:
+			s.w = copy(s.buf, s.buf[s.r:s.w])
+			s.r = 0
+		case len(s.buf) < s.max:
+			nb := make([]byte, min(2*len(s.buf), s.max))
+			copy(nb, s.buf[:s.w])
+			s.buf = nb
+		default:
 			return errors.New("decode: buffer full")
 		}
-		s.w = copy(s.buf, s.buf[s.r:s.w])
-		s.r = 0
 	}
 	n, err := s.conn.Read(s.buf[s.w:])
 	s.w += n

@@ -32,7 +32,7 @@ type H1Writer struct {
 
 // NewH1Writer returns a writer on conn.
 func NewH1Writer(conn net.Conn, writeTimeout time.Duration) *H1Writer {
-	return &H1Writer{conn: conn, bw: bufio.NewWriterSize(conn, 32<<10), writeTimeout: writeTimeout}
+	return &H1Writer{conn: conn, bw: bufio.NewWriterSize(conn, 8<<10), writeTimeout: writeTimeout}
 }
 
 // H1Exchange is what the writer needs to know of the request it answers.

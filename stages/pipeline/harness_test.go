@@ -34,7 +34,7 @@ type testGateway struct {
 
 // startGateway loads a TOML config (listener addresses may use port 0),
 // starts it, and drains it when the test ends.
-func startGateway(t *testing.T, toml string) *testGateway {
+func startGateway(t testing.TB, toml string) *testGateway {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "eg.toml")

@@ -22,6 +22,10 @@ import (
 // head cap plus one body chunk.
 const respHeadBuf = 64<<10 + frames.MaxDataChunk
 
+// reqWriteBuf batches a request head with the first body bytes; larger
+// body frames bypass it.
+const reqWriteBuf = 4 << 10
+
 // H1 is the HTTP/1.1 transport: keep-alive connections pooled per backend.
 type H1 struct {
 	Opts   Options
@@ -49,7 +53,7 @@ func (t *H1) dial(ctx context.Context, b *route.Backend) (*pconn, error) {
 		}
 		c = tc
 	}
-	return &pconn{conn: c, src: decode.NewSource(c, respHeadBuf), created: time.Now()}, nil
+	return &pconn{conn: c, src: decode.NewSource(c, respHeadBuf), bw: bufio.NewWriterSize(c, reqWriteBuf), created: time.Now()}, nil
 }
 
 // RoundTrip implements Transport.
@@ -89,8 +93,9 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 			reqBody = h1.Body{Kind: h1.BodyChunked}
 		}
 	}
-	bw := bufio.NewWriterSize(c.conn, 16<<10)
-	bw.Write(h1.AppendRequestHead(nil, req, reqBody))
+	bw := c.bw
+	c.scratch = h1.AppendRequestHead(c.scratch[:0], req, reqBody)
+	bw.Write(c.scratch)
 	if !hasBody {
 		body.Discard(io.EOF)
 		if err := bw.Flush(); err != nil {

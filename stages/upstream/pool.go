@@ -1,6 +1,7 @@
 package upstream
 
 import (
+	"bufio"
 	"net"
 	"sync"
 	"time"
@@ -14,6 +15,8 @@ import (
 type pconn struct {
 	conn    net.Conn
 	src     *decode.Source
+	bw      *bufio.Writer // request writes, kept across requests
+	scratch []byte        // request head and chunk framing
 	created time.Time
 	idleAt  time.Time
 	b       *route.Backend // told of the close: least_conn counts connections
