@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +48,13 @@ func run(args []string) int {
 		path = fs.Arg(0)
 	}
 	log := newLogger()
+	if prof := os.Getenv("EG_CPUPROFILE"); prof != "" {
+		// A CPU profile of the whole run, for measuring (bench/ uses it).
+		if f, err := os.Create(prof); err == nil {
+			pprof.StartCPUProfile(f)
+			defer func() { pprof.StopCPUProfile(); f.Close() }()
+		}
+	}
 	cfg, err := conf.Load(path)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "expressgateway: invalid config:\n%v\n", err)

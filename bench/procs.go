@@ -79,7 +79,9 @@ protocol = "h1"
 address = %q
 protocol = "h1"
 `, addr, backend)), 0o600)
-	return startProc(addr, exec.Command(bin, cfg))
+	cmd := exec.Command(bin, cfg)
+	cmd.Env = append(os.Environ(), "EG_CPUPROFILE="+os.Getenv("BENCH_GATEWAY_CPUPROFILE"))
+	return startProc(addr, cmd)
 }
 
 func startNginx(dir, backend string) (*proc, error) {
