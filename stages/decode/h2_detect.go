@@ -38,13 +38,17 @@ func ServeHTTP(ctx context.Context, conn net.Conn, info *stages.ConnInfo, h1cfg 
 		ServeH2(ctx, conn, r, true, info, h2cfg, h)
 		return
 	}
-	if len(got) == 0 {
-		// Closed or silent before its first byte.
+	if len(got) == 0 || notHTTP(got) {
+		// Closed or silent before its first byte, or a first line that
+		// names no HTTP version at all: neither HTTP/1.x nor the HTTP/2
+		// preface (RFC 9113 §3.4: an invalid preface is a connection
+		// error, and h2spec requires the close).
 		conn.Close()
 		return
 	}
 	// Anything else is for the strict H1 parser, which answers a malformed
-	// first line with a clear 400/505 rather than a silent close.
+	// request line (a bad version included) with a clear 400/505 rather
+	// than a silent close.
 	ServeH1(ctx, &prefixConn{Conn: conn, buf: got}, info, h1cfg, h)
 }
 
@@ -68,7 +72,7 @@ func peekPreface(conn net.Conn, timeout time.Duration) ([]byte, bool) {
 		m := min(n, len(h2.Preface))
 		if string(buf[:m]) != h2.Preface[:m] {
 			// Not HTTP/2: read on to the end of the first line (HTTP/1.x
-			// needs it anyway) so that notHTTP1 can judge it whole.
+			// needs it anyway) so that notHTTP can judge it whole.
 			if err == nil && n < len(buf) && !bytes.Contains(buf[:n], []byte("\r\n")) {
 				continue
 			}
@@ -106,8 +110,9 @@ func (p *prefixConn) CloseWrite() error {
 	return nil
 }
 
-// notHTTP1 reports whether a complete first line names no HTTP version.
-func notHTTP1(b []byte) bool {
+// notHTTP reports whether a complete first line names no HTTP version,
+// in any letter case ("GET / http/1.1" is HTTP/1.x gone wrong: 400).
+func notHTTP(b []byte) bool {
 	line, _, ok := bytes.Cut(b, []byte("\r\n"))
-	return ok && !bytes.Contains(line, []byte(" HTTP/"))
+	return ok && !bytes.Contains(bytes.ToUpper(line), []byte(" HTTP/"))
 }
