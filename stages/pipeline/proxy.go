@@ -219,7 +219,8 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		p.local(ctx, st, status, nil, rec)
 		return
 	}
-	t0 := time.Now()
+	// The latency ewma learns is the time to the response head.
+	headLatency := time.Since(attempt.Start())
 	h := resp.Head
 	translate.Response(h, st.Conn.Proto, set.Forwarding.Via, set.AltSvc)
 	if c := rt.Pool.StickyCookie(key, b); c != "" {
@@ -228,7 +229,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	rec.status = h.Status
 	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, false)); err != nil {
 		resp.Close(true)
-		attempt.End(route.Outcome{Status: h.Status, Latency: time.Since(t0)})
+		attempt.End(route.Outcome{Status: h.Status, Latency: headLatency})
 		st.Resp.Close(err)
 		return
 	}
@@ -266,7 +267,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		}
 	}
 	resp.Close(abort)
-	o := route.Outcome{Status: h.Status, Latency: time.Since(t0)}
+	o := route.Outcome{Status: h.Status, Latency: headLatency}
 	if abort {
 		o.Err = rec.err
 	}
