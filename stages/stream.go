@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/expressgateway/expressgateway/bus"
 )
@@ -40,6 +41,9 @@ type Stream struct {
 	KeepAlive bool
 	// Early is set for a request that arrived in TLS/QUIC early data.
 	Early bool
+	// ReqBytes counts request body bytes the decoder passed on (metrics and
+	// the access log).
+	ReqBytes atomic.Int64
 }
 
 // Handler runs the stream actor for one stream: route, translate, upstream.

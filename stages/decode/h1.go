@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h1"
@@ -31,7 +33,8 @@ type H1Config struct {
 	RateWindow    time.Duration
 	MaxRequests   int // keep-alive request cap per connection; 0 = none
 	StreamBytes   int64
-	ConnBudget    *bus.Budget // parent of every stream budget (nil: none)
+	Global        *bus.Budget // the process budget each connection's budget draws from (nil: none)
+	Log           zerolog.Logger
 	// Draining is closed when the gateway drains: idle connections close,
 	// the in-flight request's response carries Connection: close.
 	Draining <-chan struct{}
@@ -50,9 +53,10 @@ type H1Conn struct {
 	cfg     *H1Config
 	handler stages.Handler
 
-	src  *Source
-	rate guard.BodyRate
-	idle atomic.Bool
+	src    *Source
+	rate   guard.BodyRate
+	idle   atomic.Bool
+	budget *bus.Budget // this connection's bytes in flight, under cfg.Global
 	// halfClosed is set once the write side is shut after a final response.
 	halfClosed atomic.Bool
 	queue      chan *encode.H1Exchange
@@ -68,6 +72,7 @@ func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1C
 		cfg:     cfg,
 		handler: h,
 		src:     NewSource(conn, cfg.Limits.MaxHeadBytes+frames.MaxDataChunk),
+		budget:  bus.NewBudget(bus.DefaultConnBytes, cfg.Global),
 		rate:    guard.BodyRate{MinBps: cfg.MinBodyBps, Window: cfg.RateWindow},
 		queue:   make(chan *encode.H1Exchange, pipelineDepth),
 	}
@@ -134,6 +139,15 @@ func (c *H1Conn) draining() bool {
 // writeLoop writes responses in request order. On any write failure or a
 // response that must end the connection it cancels the connection.
 func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) {
+	defer func() {
+		if r := recover(); r != nil {
+			stages.Panicked(c.cfg.Log, r, c.conn)
+			cancel(errPanic)
+			for x := range c.queue { // release the stream actors still queued
+				x.Discard()
+			}
+		}
+	}()
 	w := encode.NewH1Writer(c.conn, c.cfg.WriteTimeout)
 	w.Draining = c.draining
 	open := true
@@ -281,8 +295,8 @@ func (c *H1Conn) newExchange(req h1.Request) *encode.H1Exchange {
 	info := *c.info
 	info.Proto = h.Proto
 	st := &stages.Stream{
-		Req:  bus.NewLink(c.cfg.StreamBytes, c.cfg.ConnBudget),
-		Resp: bus.NewLink(c.cfg.StreamBytes, c.cfg.ConnBudget),
+		Req:  bus.NewLink(c.cfg.StreamBytes, c.budget),
+		Resp: bus.NewLink(c.cfg.StreamBytes, c.budget),
 		Conn: &info,
 	}
 	return &encode.H1Exchange{
@@ -335,6 +349,7 @@ func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.H
 			st.Req.Close(&frames.ResetError{Code: code})
 			return false
 		}
+		st.ReqBytes.Add(int64(f.Len()))
 		if err := st.Req.Send(ctx, f); err != nil {
 			return false
 		}
@@ -344,6 +359,8 @@ func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.H
 }
 
 var errSlowBody = errors.New("decode: request body below the minimum rate")
+
+var errPanic = errors.New("decode: connection goroutine panicked")
 
 func isProtocol(err error) bool {
 	var he *h1.Error

@@ -191,6 +191,8 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		RateWindow:    10 * ms(cfg.Runtime.Watchdog.SweepIntervalMs),
 		MaxRequests:   cfg.Runtime.MaxKeepaliveRequests,
 		StreamBytes:   bus.DefaultStreamBytes,
+		Global:        globalBudget,
+		Log:           g.log,
 		Draining:      g.draining,
 	})
 	return nil

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -331,10 +332,15 @@ max_body_bytes = 2147483648
 address = "`+be+`"`))
 	c := client(t)
 
-	var peak int64
+	var peak, peakHeap int64
+	heap := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	sample := func() {
 		if n := globalBudget.Used(); n > peak {
 			peak = n
+		}
+		metrics.Read(heap) // no stop-the-world, unlike ReadMemStats
+		if h := int64(heap[0].Value.Uint64()); h > peakHeap {
+			peakHeap = h
 		}
 	}
 	// Upload: a generator the size of the test, read by the backend.
@@ -374,6 +380,12 @@ address = "`+be+`"`))
 	if limit := int64(4 * 256 << 10); peak > limit {
 		t.Fatalf("in-flight bus bytes peaked at %d, over %d", peak, limit)
 	}
+	// The heap of the whole test process (client, gateway and backend) stays
+	// a small fraction of what streamed: no stage holds a body.
+	if heapLimit := int64(128 << 20); size >= 1<<30 && peakHeap > heapLimit {
+		t.Fatalf("heap peaked at %d MiB streaming %d MiB each way", peakHeap>>20, size>>20)
+	}
+	t.Logf("streamed %d MiB each way; bus in-flight peak %d KiB, heap peak %d MiB", size>>20, peak>>10, peakHeap>>20)
 }
 
 // zeroReader yields n zero bytes, calling tick now and then.

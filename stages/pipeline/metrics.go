@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"github.com/expressgateway/expressgateway/stages"
 	"strconv"
 	"sync"
 
@@ -9,7 +10,7 @@ import (
 
 // Process-wide families (DESIGN: metrics are the only global state).
 var (
-	PanicsTotal      = metrics.NewCounter("panics_total")
+	PanicsTotal      = stages.PanicsTotal
 	connectErrors    = metrics.NewCounter("upstream_connect_errors_total")
 	upstreamTimeouts = metrics.NewCounter("upstream_timeouts_total")
 	responseTooLarge = metrics.NewCounter("response_body_too_large_total")

@@ -89,6 +89,7 @@ type record struct {
 
 func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
 	d := time.Since(rec.start)
+	rec.in = st.ReqBytes.Load()
 	s := seriesFor(reqKey{listener: p.Listener, route: rec.route, backend: rec.backend, proto: rec.proto, class: uint8(rec.status / 100)})
 	s.count.Inc()
 	s.duration.Update(d.Seconds())
