@@ -4,5 +4,7 @@
 //
 //	go test -run=^$ -fuzz=FuzzH1Request -fuzztime=20s ./fuzz/
 //
-// It may import frames and conf only (DESIGN §2).
+// It imports frames and conf (DESIGN §2), and bpf for FuzzXDPPacket, which
+// runs random packets through the XDP program with BPF_PROG_TEST_RUN: the
+// program is a decoder too, and the kernel is its only faithful harness.
 package fuzz
