@@ -2,7 +2,8 @@
 // packets per second and TCP connections per second from a client, through
 // the balancer (XDP generic mode on a veth, IP-in-IP, direct server return)
 // to three backends; and, for comparison, TCP connections per second
-// through the userspace L4 relay (stages/l4) in the same namespaces. Every
+// and UDP packets per second through the userspace L4 relays (stages/l4
+// RelayTCP and UDPRelay) in the same namespaces, with the ratios. Every
 // phase is bounded in time and count. Needs root.
 //
 //	go run ./bench/xdp -duration 5s -workers 8
@@ -60,9 +61,10 @@ func main() {
 	flag.BoolVar(&c.relay, "relay", true, "also measure the userspace L4 relay")
 	relayServe := flag.String("relay-serve", "", "internal: run the relay child on this address")
 	relayBackends := flag.String("relay-backends", "", "internal: the relay child's backends")
+	relayUDPBackends := flag.String("relay-udp-backends", "", "internal: the relay child's UDP backends")
 	flag.Parse()
 	if *relayServe != "" {
-		if err := serveRelay(*relayServe, *relayBackends); err != nil {
+		if err := serveRelay(*relayServe, *relayBackends, *relayUDPBackends); err != nil {
 			fmt.Fprintln(os.Stderr, "xdp bench relay:", err)
 			os.Exit(1)
 		}
@@ -149,11 +151,22 @@ func run(c config) (err error) {
 	if err != nil {
 		return err
 	}
-	sent, elapsed, err := udpFlood(n.Client, c)
+	recvBefore := received.Load()
+	arrBefore, err := udpArrived(n)
+	if err != nil {
+		return err
+	}
+	sent, elapsed, err := udpFlood(n.Client, netip.AddrPortFrom(lbnet.VIP4, udpPort), c)
 	if err != nil {
 		return err
 	}
 	time.Sleep(200 * time.Millisecond) // let the last packets land
+	xdpDelivered := float64(received.Load()-recvBefore) / elapsed.Seconds()
+	arrAfter, err := udpArrived(n)
+	if err != nil {
+		return err
+	}
+	xdpArrived := float64(arrAfter-arrBefore) / elapsed.Seconds()
 	after, err := prog.Stats()
 	if err != nil {
 		return err
@@ -168,8 +181,8 @@ func run(c config) (err error) {
 		}
 		rcvbuf += v
 	}
-	fmt.Printf("xdp   udp: sent %.0f pkt/s, forwarded by XDP %.0f pkt/s, read by backend apps %.0f pkt/s (%d packets, %d-byte payload; %d dropped at full backend socket buffers)\n",
-		float64(sent)/secs, float64(fwd)/secs, float64(received.Load())/secs, sent, c.payload, rcvbuf)
+	fmt.Printf("xdp   udp: sent %.0f pkt/s, forwarded by XDP %.0f pkt/s, reached backends %.0f pkt/s, read by backend apps %.0f pkt/s (%d packets, %d-byte payload; %d dropped at full backend socket buffers)\n",
+		float64(sent)/secs, float64(fwd)/secs, xdpArrived, xdpDelivered, sent, c.payload, rcvbuf)
 
 	// Phase 2: TCP connections per second through XDP.
 	vip := netip.AddrPortFrom(lbnet.VIP4, tcpPort).String()
@@ -193,8 +206,30 @@ func run(c config) (err error) {
 		return err
 	}
 	fmt.Printf("relay tcp: %.0f conn/s (stages/l4 RelayTCP in a process in the balancer namespace, round robin)\n", relayCPS)
+
+	// Phase 4: UDP packets per second through the userspace UDP relay.
+	recvBefore = received.Load()
+	if arrBefore, err = udpArrived(n); err != nil {
+		return err
+	}
+	relaySent, relayElapsed, err := udpFlood(n.Client, netip.AddrPortFrom(lbnet.LBAddr4, relayPort), c)
+	if err != nil {
+		return err
+	}
+	time.Sleep(200 * time.Millisecond)
+	relayDelivered := float64(received.Load()-recvBefore) / relayElapsed.Seconds()
+	if arrAfter, err = udpArrived(n); err != nil {
+		return err
+	}
+	relayArrived := float64(arrAfter-arrBefore) / relayElapsed.Seconds()
+	fmt.Printf("relay udp: sent %.0f pkt/s, reached backends %.0f pkt/s, read by backend apps %.0f pkt/s (stages/l4 UDPRelay, %d flows, %d packets)\n",
+		float64(relaySent)/relayElapsed.Seconds(), relayArrived, relayDelivered, c.workers, relaySent)
 	if relayCPS > 0 {
-		fmt.Printf("ratio tcp: xdp/relay = %.2f; udp relay not built yet: no pps comparison\n", xdpCPS/relayCPS)
+		fmt.Printf("ratio tcp: xdp/relay = %.2f conn/s\n", xdpCPS/relayCPS)
+	}
+	if relayArrived > 0 && relayDelivered > 0 {
+		fmt.Printf("ratio udp: xdp/relay = %.2f forwarded pkt/s (reached backends), %.2f read by backend apps\n",
+			xdpArrived/relayArrived, xdpDelivered/relayDelivered)
 	}
 	return nil
 }
@@ -254,14 +289,14 @@ func (s *server) close() {
 
 // udpFlood sends from c.workers connected sockets (one flow each) until
 // the duration or the packet cap is reached.
-func udpFlood(client lbnet.NS, c config) (int64, time.Duration, error) {
+func udpFlood(client lbnet.NS, to netip.AddrPort, c config) (int64, time.Duration, error) {
 	var sent atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, c.workers)
 	start := time.Now()
 	deadline := start.Add(c.duration)
 	for range c.workers {
-		conn, err := client.Dial("udp4", nil, netip.AddrPortFrom(lbnet.VIP4, udpPort).String(), ioWait)
+		conn, err := client.Dial("udp4", nil, to.String(), ioWait)
 		if err != nil {
 			return 0, 0, err
 		}
@@ -349,13 +384,15 @@ func startRelay(n *lbnet.Net) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
-	var addrs []string
+	var addrs, udpAddrs []string
 	for _, b := range n.Backends {
 		addrs = append(addrs, netip.AddrPortFrom(b.Addr4, tcpPort).String())
+		udpAddrs = append(udpAddrs, netip.AddrPortFrom(b.Addr4, udpPort).String())
 	}
 	cmd := exec.Command("ip", "netns", "exec", n.LB.Name, self,
 		"-relay-serve", netip.AddrPortFrom(lbnet.LBAddr4, relayPort).String(),
-		"-relay-backends", strings.Join(addrs, ","))
+		"-relay-backends", strings.Join(addrs, ","),
+		"-relay-udp-backends", strings.Join(udpAddrs, ","))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
@@ -399,17 +436,28 @@ func startRelay(n *lbnet.Net) (func() error, error) {
 	return stop, nil
 }
 
-// serveRelay is the child: relay every connection on listen to backends
-// with stages/l4, goroutine per connection, until stdin ends.
-func serveRelay(listen, backends string) error {
-	pc := conf.Pool{Name: "bench", Algorithm: "round_robin"}
-	for _, a := range strings.Split(backends, ",") {
-		pc.Backends = append(pc.Backends, conf.Backend{Address: a, Weight: 1})
+// benchPool is a round-robin pool over addrs.
+func benchPool(name, protocol, addrs string) (*route.Pool, error) {
+	pc := conf.Pool{Name: name, Algorithm: "round_robin"}
+	for _, a := range strings.Split(addrs, ",") {
+		pc.Backends = append(pc.Backends, conf.Backend{Address: a, Protocol: protocol, Weight: 1})
 	}
-	if err := pc.Prepare("bench"); err != nil {
+	if err := pc.Prepare(name); err != nil {
+		return nil, err
+	}
+	return route.NewPool(pc, route.Options{})
+}
+
+// serveRelay is the child: relay every connection on listen to backends
+// with stages/l4 (goroutine per connection), and every datagram on the
+// same address and port to udpBackends with the UDP relay (the gateway's
+// [listeners.udp] defaults), until stdin ends.
+func serveRelay(listen, backends, udpBackends string) error {
+	pool, err := benchPool("bench", "tcp", backends)
+	if err != nil {
 		return err
 	}
-	pool, err := route.NewPool(pc, route.Options{})
+	upool, err := benchPool("bench-udp", "udp", udpBackends)
 	if err != nil {
 		return err
 	}
@@ -417,8 +465,26 @@ func serveRelay(listen, backends string) error {
 	if err != nil {
 		return err
 	}
+	uaddr, err := net.ResolveUDPAddr("udp4", listen)
+	if err != nil {
+		return err
+	}
+	uconn, err := net.ListenUDP("udp4", uaddr)
+	if err != nil {
+		return err
+	}
+	relay, err := l4.NewUDPRelay(uconn, l4.UDPOptions{
+		Pool:        func() *route.Pool { return upool },
+		IdleTimeout: time.Duration(conf.DefaultUDPIdleTimeoutMs) * time.Millisecond,
+		MaxFlows:    conf.DefaultUDPMaxFlows,
+		MaxDatagram: conf.DefaultUDPMaxDatagram,
+	})
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	wg.Go(func() { relay.Serve(ctx) })
 	wg.Go(func() {
 		io.Copy(io.Discard, os.Stdin)
 		cancel()
@@ -438,7 +504,28 @@ func serveRelay(listen, backends string) error {
 
 // udpRcvbufErrors reads the Udp RcvbufErrors counter of a namespace: the
 // datagrams that arrived but found the socket buffer full.
-func udpRcvbufErrors(ns lbnet.NS) (int64, error) {
+func udpRcvbufErrors(ns lbnet.NS) (int64, error) { return udpSNMP(ns, "RcvbufErrors") }
+
+// udpArrived counts the datagrams that reached the UDP layer of every
+// backend: delivered to a socket or dropped at a full socket buffer. It
+// is what the balancer managed to forward, whatever the backends' apps
+// can read.
+func udpArrived(n *lbnet.Net) (int64, error) {
+	var sum int64
+	for _, b := range n.Backends {
+		for _, name := range []string{"InDatagrams", "RcvbufErrors"} {
+			v, err := udpSNMP(b.NS, name)
+			if err != nil {
+				return 0, err
+			}
+			sum += v
+		}
+	}
+	return sum, nil
+}
+
+// udpSNMP reads one Udp counter of /proc/net/snmp in a namespace.
+func udpSNMP(ns lbnet.NS, counter string) (int64, error) {
 	var v int64
 	err := ns.Run(func() error {
 		b, err := os.ReadFile("/proc/thread-self/net/snmp")
@@ -456,13 +543,13 @@ func udpRcvbufErrors(ns lbnet.NS) (int64, error) {
 				continue
 			}
 			for i, name := range names {
-				if name == "RcvbufErrors" && i < len(f) {
+				if name == counter && i < len(f) {
 					_, err := fmt.Sscan(f[i], &v)
 					return err
 				}
 			}
 		}
-		return errors.New("no Udp RcvbufErrors in snmp")
+		return fmt.Errorf("no Udp %s in snmp", counter)
 	})
 	return v, err
 }
