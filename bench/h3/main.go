@@ -9,7 +9,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -34,8 +33,6 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 )
 
 func main() {
@@ -78,7 +75,7 @@ func run(dur time.Duration, conc, size int, gwBin string) error {
 		return err
 	}
 	defer stop1()
-	h2Addr, stop2, err := serveTCP(h2c.NewHandler(h, &http2.Server{}))
+	h2Addr, stop2, err := serveTCP(h) // h1 and h2c (prior knowledge)
 	if err != nil {
 		return err
 	}
@@ -157,10 +154,9 @@ retry_above_new_conns_per_sec = 1000
 	pem, _ := os.ReadFile(certPath)
 	pool.AppendCertsFromPEM(pem)
 	h1c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc, DisableCompression: true}}
-	h2c := &http.Client{Transport: &http2.Transport{AllowHTTP: true, DisableCompression: true,
-		DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, n, a)
-		}}}
+	var h2p http.Protocols
+	h2p.SetUnencryptedHTTP2(true)
+	h2c := &http.Client{Transport: &http.Transport{Protocols: &h2p, DisableCompression: true}}
 	h3tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "localhost"}, DisableCompression: true}
 	defer h3tr.Close()
 	h3c := &http.Client{Transport: h3tr}
@@ -269,7 +265,10 @@ func serveTCP(h http.Handler) (string, func(), error) {
 	if err != nil {
 		return "", nil, err
 	}
-	srv := &http.Server{Handler: h}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, Protocols: &p}
 	go srv.Serve(ln)
 	return ln.Addr().String(), func() { srv.Close() }, nil
 }

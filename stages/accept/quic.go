@@ -115,18 +115,18 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 	// not from each per-handshake config.
 	ticketKey := deriveKey(cfg.RetrySecret, "ticket")
 	tlsCfg := &tls.Config{
-		MinVersion:       tls.VersionTLS13,
-		NextProtos:       []string{"h3"},
-		SessionTicketKey: ticketKey,
+		MinVersion: tls.VersionTLS13,
+		NextProtos: []string{"h3"},
 		// Rotated certificates apply to new handshakes.
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			c := cfg.TLS().Clone()
 			c.MinVersion = tls.VersionTLS13
 			c.NextProtos = []string{"h3"}
-			c.SessionTicketKey = ticketKey
+			c.SetSessionTicketKeys([][32]byte{ticketKey})
 			return c, nil
 		},
 	}
+	tlsCfg.SetSessionTicketKeys([][32]byte{ticketKey})
 	if base != nil {
 		tlsCfg.Certificates = base.Certificates
 	}

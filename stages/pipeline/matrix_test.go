@@ -2,9 +2,7 @@ package pipeline
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,9 +14,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/h2c"
 
 	"github.com/expressgateway/expressgateway/bus"
 )
@@ -87,12 +82,33 @@ func startMatrixBackend(t *testing.T, proto string) *matrixBackend {
 	case "h1":
 		b.conf = "address = \"" + backend(t, h) + "\"\nprotocol = \"h1\""
 	case "h2":
-		b.conf = "address = \"" + backend(t, h2c.NewHandler(h, &http2.Server{})) + "\"\nprotocol = \"h2\""
+		b.conf = "address = \"" + h2cBackend(t, h) + "\"\nprotocol = \"h2\""
 	case "h3":
 		addr, cert := h3Backend(t, h)
 		b.conf = "address = \"" + addr + "\"\nprotocol = \"h3\"\ntls_ca_path = \"" + cert + "\"\ntls_verify_hostname = \"localhost\""
 	}
 	return b
+}
+
+// h2cBackend starts net/http's bundled x/net/http2 server speaking h2c
+// (prior knowledge) on loopback.
+func h2cBackend(t *testing.T, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p http.Protocols
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, Protocols: &p}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String()
 }
 
 // matrixFront is a gateway listener pair (big body cap, small body cap) of
@@ -117,10 +133,10 @@ func startMatrixFront(t *testing.T, proto string, be *matrixBackend) *matrixFron
 		if proto == "h1" {
 			f.client = client(t)
 		} else {
-			tr := &http2.Transport{AllowHTTP: true, DisableCompression: true,
-				DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-					return (&net.Dialer{}).DialContext(ctx, network, addr)
-				}}
+			// net/http's bundled x/net/http2 client, h2c prior knowledge.
+			var p http.Protocols
+			p.SetUnencryptedHTTP2(true)
+			tr := &http.Transport{Protocols: &p, DisableCompression: true}
 			t.Cleanup(tr.CloseIdleConnections)
 			f.client = &http.Client{Transport: tr, Timeout: 120 * time.Second}
 			f.multiplexed = true
