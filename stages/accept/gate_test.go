@@ -8,8 +8,10 @@ import (
 func TestGate_PerIPAndInflightCaps(t *testing.T) {
 	g := NewGate(2, 3)
 	a, b := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
-	if g.Admit(a) != Admitted || g.Admit(a) != Admitted {
-		t.Fatal("first two from a refused")
+	for i := range 2 {
+		if r := g.Admit(a); r != Admitted {
+			t.Fatalf("connection %d from a refused: %v", i, r)
+		}
 	}
 	if r := g.Admit(a); r != OverPerIP {
 		t.Fatalf("third from a: %v, want OverPerIP", r)

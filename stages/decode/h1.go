@@ -230,10 +230,10 @@ func (e *headError) Error() string { return "decode: request refused: " + strcon
 // readHead waits for and parses the next request head. It returns nil, nil
 // at a clean end (EOF or idle timeout between requests).
 func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, h1.Request, error) {
-	var deadline time.Time
 	started := len(c.src.Buffered()) > 0
 	if started {
-		deadline = time.Now().Add(c.cfg.HeaderTimeout)
+		// A pipelined head has begun: the header timeout runs from now.
+		c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
 	} else {
 		if c.draining() && served > 0 {
 			return nil, h1.Request{}, nil
@@ -271,8 +271,7 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 				// runs for the whole head, however slowly it trickles.
 				started = true
 				c.idle.Store(false)
-				deadline = time.Now().Add(c.cfg.HeaderTimeout)
-				c.conn.SetReadDeadline(deadline)
+				c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
 			}
 		}
 		if err := c.src.Fill(); err != nil {

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -473,5 +472,3 @@ func poolName(s string) string {
 }
 
 func lowerHost(h string) string { return hostOnly(h) }
-
-var errNoCert = errors.New("pipeline: no certificate")

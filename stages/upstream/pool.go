@@ -71,15 +71,6 @@ func (p *connPool) put(c *pconn, now time.Time, o *Options) {
 	p.mu.Unlock()
 }
 
-func (p *connPool) closeAll() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.idle {
-		c.close()
-	}
-	p.idle = nil
-}
-
 // alive reports whether an idle connection is still open: a read that
 // would block means yes; EOF or data means the backend closed it (or broke
 // framing). It costs one non-blocking read.
