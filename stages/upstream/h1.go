@@ -61,7 +61,7 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 	o := opts(b)
 	var c *pconn
 	if o != nil && o.pool != nil {
-		c = o.pool.get(time.Now(), &t.Opts)
+		c = o.pool.get(time.Now(), &t.Opts, requestEnded(req) && idempotent(req.Method))
 	}
 	if c == nil {
 		// Count the connection before dialling, so that max_connections
@@ -160,6 +160,15 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 }
 
 func requestEnded(req *frames.Head) bool { return req.ContentLength == 0 }
+
+// idempotent methods may be replayed (RFC 9110 §9.2.2).
+func idempotent(m string) bool {
+	switch m {
+	case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE":
+		return true
+	}
+	return false
+}
 
 func isTimeout(err error) bool {
 	var ne net.Error

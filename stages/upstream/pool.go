@@ -39,14 +39,20 @@ type connPool struct {
 	idle []*pconn
 }
 
-func (p *connPool) get(now time.Time, o *Options) *pconn {
+// get returns an idle connection, or nil. A connection idle long enough
+// for the backend to have closed it is probed first (one non-blocking
+// read); one used within recentIdle is trusted when the request is
+// retryable, since a stale-connection failure then costs a retry, not an
+// error, and the probe costs a syscall on every request.
+func (p *connPool) get(now time.Time, o *Options, retryable bool) *pconn {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for len(p.idle) > 0 {
 		c := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
 		p.idle = p.idle[:len(p.idle)-1]
-		if now.Sub(c.idleAt) < o.IdleTimeout && now.Sub(c.created) < o.MaxAge && alive(c) {
+		idle := now.Sub(c.idleAt)
+		if idle < o.IdleTimeout && now.Sub(c.created) < o.MaxAge && ((retryable && idle < recentIdle) || alive(c)) {
 			return c
 		}
 		c.close()
@@ -70,6 +76,9 @@ func (p *connPool) put(c *pconn, now time.Time, o *Options) {
 	p.idle = append(p.idle, c)
 	p.mu.Unlock()
 }
+
+// recentIdle is how long a pooled connection is trusted without a probe.
+const recentIdle = 500 * time.Millisecond
 
 // alive reports whether an idle connection is still open: a read that
 // would block means yes; EOF or data means the backend closed it (or broke
