@@ -196,8 +196,8 @@ func threeBackends(t *testing.T) []*lbBackend {
 func counter(name string) uint64 { return metrics.GetOrCreateCounter(name).Get() }
 
 // Every weight-honouring algorithm is selectable from config and splits
-// 1200 sequential requests by weight 1:2:3 within 0.06 (4σ of the
-// binomial spread at this count). The hashing ones hash a header that
+// 1200 sequential requests by weight 1:2:3, in order and within 0.06 (4σ
+// of the binomial spread at this count; least_conn 0.12, see below). The hashing ones hash a header that
 // varies per request; least_conn runs with no idle upstream connections,
 // so its count is the connections in use and must return to zero.
 func TestLB_AlgorithmsHonourWeights(t *testing.T) {
@@ -211,7 +211,11 @@ func TestLB_AlgorithmsHonourWeights(t *testing.T) {
 		{"random", "", "", 0.06},
 		{"least_request", "", "", 0.06},
 		{"p2c", "", "", 0.06},
-		{"least_conn", "", "upstream_max_idle_per_backend = 0", 0.06},
+		// A connection closes just after its response reaches the client,
+		// so the next pick may still count it: that pushes a sequential
+		// split at worst to 0.23/0.36/0.41 (the chain that never repeats a
+		// backend), still ordered by weight.
+		{"least_conn", "", "upstream_max_idle_per_backend = 0", 0.12},
 		{"ring_hash", `hash_key = "header:x-user"`, "", 0.06},
 		{"maglev", `hash_key = "header:x-user"`, "", 0.06},
 		{"sticky", "", "", 0.06}, // no cookie sent: the fallback's split
@@ -224,6 +228,9 @@ func TestLB_AlgorithmsHonourWeights(t *testing.T) {
 				return http.Header{"X-User": {"user-" + strconv.Itoa(i)}}
 			})
 			wantWeighted(t, got, bs, weights, tc.tol)
+			if got["a"] >= got["b"] || got["b"] >= got["c"] {
+				t.Errorf("shares %v not ordered by weight 1:2:3", got)
+			}
 			if tc.algo == "least_conn" {
 				// The last connection closes just after its response.
 				lbWait(t, "connection counts back to zero (ConnOpen/ConnClosed balanced)", func() bool {
@@ -471,24 +478,24 @@ max_ejected_percent = 34
 attempts = 0`), "ol", "")
 	c := client(t)
 	b0 := g.pools["ol"].Backends()[0]
+	ejections := `backend_ejections_total{pool="ol",backend="` + bs[0].addr + `"}`
+	ej0 := counter(ejections)
 	for i := 0; !b0.Ejected(); i++ {
 		if i > 100 {
 			t.Fatal("backend answering 500 not ejected after 100 requests")
 		}
 		get(t, c, "GET", g.url("web"), nil)
 	}
-	if n := counter(`backend_ejections_total{pool="ol",backend="` + bs[0].addr + `"}`); n != 1 {
+	if n := counter(ejections) - ej0; n != 1 {
 		t.Fatalf("backend_ejections_total = %d, want 1", n)
 	}
 	bs[0].status.Store(200)
-	before := bs[0].served.Load()
 	for b0.Ejected() {
-		if st, be, _ := get(t, c, "GET", g.url("web"), nil); st != 200 || be == "a" {
+		st, be, _ := get(t, c, "GET", g.url("web"), nil)
+		// a may serve only if its ejection ended during this request.
+		if st != 200 || be == "a" && b0.Ejected() {
 			t.Fatalf("while ejected: %d from %q", st, be)
 		}
-	}
-	if bs[0].served.Load() != before {
-		t.Fatal("ejected backend got requests")
 	}
 	got := shares(t, c, g.url("web"), 300, nil)
 	if got["a"] < 0.2 {
@@ -609,6 +616,8 @@ func TestLB_Retry_Budget(t *testing.T) {
 	}
 	g := lbGateway(t, lbPool("rbud", bs, nil, "[pools.retry]\nattempts = 2\nbudget_percent = 10\nmin_retries_per_sec = 1"), "rbud", "")
 	c := client(t)
+	// Metrics are process-wide: count from here (-count=N reruns).
+	retries0, exhausted0 := counter(`retries_total{pool="rbud"}`), counter(`retry_budget_exhausted_total{pool="rbud"}`)
 	start := time.Now()
 	const n = 200
 	for range n {
@@ -617,7 +626,8 @@ func TestLB_Retry_Budget(t *testing.T) {
 		}
 	}
 	secs := time.Since(start).Seconds()
-	retries := counter(`retries_total{pool="rbud"}`)
+	retries := counter(`retries_total{pool="rbud"}`) - retries0
+	exhausted := counter(`retry_budget_exhausted_total{pool="rbud"}`) - exhausted0
 	// The budget is 10% of the pool's tries (retries included), so at most
 	// n/9 retries for n requests, plus one per second begun.
 	limit := uint64(math.Ceil(n/9.0) + math.Ceil(secs) + 1)
@@ -625,11 +635,11 @@ func TestLB_Retry_Budget(t *testing.T) {
 	for _, b := range bs {
 		served += b.served.Load()
 	}
-	t.Logf("%d requests: %d retries (limit %d), %d tries served, %d exhausted", n, retries, limit, served, counter(`retry_budget_exhausted_total{pool="rbud"}`))
+	t.Logf("%d requests: %d retries (limit %d), %d tries served, %d exhausted", n, retries, limit, served, exhausted)
 	if retries > limit || uint64(served) != n+retries {
 		t.Fatalf("retries %d (limit %d), tries %d", retries, limit, served)
 	}
-	if counter(`retry_budget_exhausted_total{pool="rbud"}`) == 0 {
+	if exhausted == 0 {
 		t.Fatal("retry_budget_exhausted_total not counted")
 	}
 }
@@ -641,12 +651,13 @@ func TestLB_Retry_PerTryTimeout(t *testing.T) {
 	slow.delay.Store(int64(2 * time.Second))
 	g := lbGateway(t, lbPool("pt", []*lbBackend{slow, fast}, nil, "[pools.retry]\nper_try_timeout_ms = 150"), "pt", "")
 	c := client(t)
+	before := counter(`retries_total{pool="pt"}`)
 	for range 6 {
 		if st, be, _ := get(t, c, "GET", g.url("web"), nil); st != 200 || be != "fast" {
 			t.Fatalf("GET: %d from %q", st, be)
 		}
 	}
-	if counter(`retries_total{pool="pt"}`) == 0 {
+	if counter(`retries_total{pool="pt"}`) == before {
 		t.Fatal("no try timed out and retried")
 	}
 }
