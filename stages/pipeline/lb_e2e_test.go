@@ -726,11 +726,6 @@ base_ejection_ms = 200`, slowStart.Milliseconds())), "kill", "")
 	victim := p.Backends()[2]
 	lbWait(t, "all healthy", func() bool { return allHealthy(p) })
 
-	type result struct {
-		status int
-		be     string
-		err    error
-	}
 	var (
 		total, failures atomic.Int64
 		phase           atomic.Int32 // 0 warm, 1 killed, 2 down, 3 revived, 4 ramping, 5 ramped
