@@ -49,7 +49,6 @@ type H2Writer struct {
 	closeNow  bool // write what is queued, then stop
 	connDebt  int  // connection credit not yet announced
 	connStep  int  // announce connection credit from this size on
-	zeroSince time.Time
 }
 
 type h2CtrlKind uint8

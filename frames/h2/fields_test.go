@@ -1,0 +1,97 @@
+package h2
+
+import (
+	"errors"
+	"testing"
+
+	"golang.org/x/net/http2/hpack"
+)
+
+func hf(kv ...string) []hpack.HeaderField {
+	var out []hpack.HeaderField
+	for i := 0; i+1 < len(kv); i += 2 {
+		out = append(out, hpack.HeaderField{Name: kv[i], Value: kv[i+1]})
+	}
+	return out
+}
+
+var base = []string{":method", "GET", ":scheme", "https", ":authority", "example.com", ":path", "/a?b"}
+
+func TestDecodeRequest_RejectsMalformed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		fields []string
+		status int // 0: stream error
+	}{
+		{"uppercase name", append(base[:8:8], "X-A", "1"), 0},
+		{"connection", append(base[:8:8], "connection", "close"), 0},
+		{"keep-alive", append(base[:8:8], "keep-alive", "1"), 0},
+		{"proxy-connection", append(base[:8:8], "proxy-connection", "1"), 0},
+		{"transfer-encoding", append(base[:8:8], "transfer-encoding", "chunked"), 0},
+		{"upgrade", append(base[:8:8], "upgrade", "h2c"), 0},
+		{"te gzip", append(base[:8:8], "te", "gzip"), 0},
+		{"cr in value", append(base[:8:8], "x-a", "a\rb"), 0},
+		{"lf in value", append(base[:8:8], "x-a", "a\nb"), 0},
+		{"nul in value", append(base[:8:8], "x-a", "a\x00b"), 0},
+		{"leading space", append(base[:8:8], "x-a", " a"), 0},
+		{"pseudo after regular", []string{":method", "GET", "x-a", "1", ":scheme", "http", ":path", "/"}, 0},
+		{"duplicate method", append(base[:8:8], ":method", "GET"), 0},
+		{"status in request", append(base[:8:8], ":status", "200"), 0},
+		{"protocol", append(base[:8:8], ":protocol", "websocket"), 0},
+		{"missing path", []string{":method", "GET", ":scheme", "http"}, 0},
+		{"empty path", []string{":method", "GET", ":scheme", "http", ":path", ""}, 0},
+		{"space in path", []string{":method", "GET", ":scheme", "http", ":path", "/a b"}, 0},
+		{"bad content-length", append(base[:8:8], "content-length", "1x"), 0},
+		{"two content-lengths", append(base[:8:8], "content-length", "1", "content-length", "2"), 0},
+		{"host mismatch", append(base[:8:8], "host", "evil.com"), 400},
+		{"userinfo", []string{":method", "GET", ":scheme", "http", ":authority", "u@h", ":path", "/"}, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := DecodeRequest(1, hf(tc.fields...))
+			var se *StreamError
+			var re *RequestError
+			switch {
+			case tc.status == 0 && !errors.As(err, &se):
+				t.Fatalf("got %v, want a stream error", err)
+			case tc.status == 0 && se.Code != ErrCodeProtocol:
+				t.Fatalf("code %v", se.Code)
+			case tc.status != 0 && (!errors.As(err, &re) || re.Status != tc.status):
+				t.Fatalf("got %v, want status %d", err, tc.status)
+			}
+		})
+	}
+}
+
+func TestDecodeRequest_BuildsTheNeutralHead(t *testing.T) {
+	h, err := DecodeRequest(1, hf(append(base[:8:8], "cookie", "a=1", "cookie", "b=2", "content-length", "3", "te", "trailers", "host", "EXAMPLE.com")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Method != "GET" || h.Authority != "example.com" || h.Path != "/a?b" || h.ContentLength != 3 || h.Proto != "HTTP/2" {
+		t.Fatalf("%+v", h)
+	}
+	if h.Fields.Value("cookie") != "a=1; b=2" || h.Fields.Has("host") || h.Fields.Has("content-length") {
+		t.Fatalf("fields %v", h.Fields)
+	}
+}
+
+func TestWriter_EncodesWhatTheDecoderAccepts(t *testing.T) {
+	h, err := DecodeRequest(1, hf(append(base[:8:8], "x-a", "1", "content-length", "5")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.Fields.Add("connection", "close") // never encoded
+	c := NewConn(RoleClient, nil, nil, DefaultSettings())
+	w := NewWriter(c)
+	fields, err := hpack.NewDecoder(4096, nil).DecodeFull(w.EncodeRequest(h, "http"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeRequest(1, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Scheme != "http" || back.ContentLength != 5 || back.Fields.Value("x-a") != "1" || back.Fields.Has("connection") {
+		t.Fatalf("%+v", back)
+	}
+}
