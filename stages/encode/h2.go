@@ -39,16 +39,16 @@ type H2Writer struct {
 
 	wake chan struct{}
 
-	mu        sync.Mutex
-	ctrl      []h2Ctrl
-	streams   map[uint32]*H2Stream
-	ready     []*H2Stream
-	connSend  h2.SendWindow
-	initial   int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peer      *h2.Settings
-	closeNow  bool // write what is queued, then stop
-	connDebt  int  // connection credit not yet announced
-	connStep  int  // announce connection credit from this size on
+	mu       sync.Mutex
+	ctrl     []h2Ctrl
+	streams  map[uint32]*H2Stream
+	ready    []*H2Stream
+	connSend h2.SendWindow
+	initial  int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
+	peer     *h2.Settings
+	closeNow bool // write what is queued, then stop
+	connDebt int  // connection credit not yet announced
+	connStep int  // announce connection credit from this size on
 }
 
 type h2CtrlKind uint8
