@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
@@ -144,7 +145,13 @@ retry_above_new_conns_per_sec = 1000
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	defer func() {
+		// SIGTERM drains (and flushes EG_CPUPROFILE); kill if it hangs.
+		cmd.Process.Signal(syscall.SIGTERM)
+		t := time.AfterFunc(15*time.Second, func() { cmd.Process.Kill() })
+		cmd.Wait()
+		t.Stop()
+	}()
 	if err := waitTCP(tcpAddr); err != nil {
 		return err
 	}

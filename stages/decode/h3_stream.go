@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -89,19 +90,13 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
 	if !hasBody {
 		st.Req.Close(io.EOF)
 	}
-	done := make(chan struct{})
-	go func() { // joined below: done is awaited before return
-		defer close(done)
-		c.handler.ServeStream(ctx, st)
-	}()
-	bodyDone := make(chan struct{})
+	// The stream actor and the body reader are owned here and joined
+	// before the stream's accounting ends.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { c.handler.ServeStream(ctx, st) })
 	if hasBody {
-		go func() { // joined below
-			defer close(bodyDone)
-			c.readBody(ctx, str, br, st.Req, head.ContentLength, first)
-		}()
-	} else {
-		close(bodyDone)
+		wg.Go(func() { c.readBody(ctx, str, br, st.Req, head.ContentLength, first) })
 	}
 	werr := w.WriteResponse(ctx, st.Resp, head.Method)
 	st.Resp.Discard(io.EOF)
@@ -113,8 +108,6 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
 	// STOP_SENDING with error code H3_NO_ERROR". A body reader still
 	// running has nobody left to feed.
 	str.CancelRead(stopCode(h3.ErrCodeNoError))
-	<-bodyDone
-	<-done
 }
 
 func isClientReset(err error) bool {
