@@ -158,10 +158,8 @@ func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) 
 			x.Discard()
 			continue
 		}
-		if c.draining() {
-			// Draining: the response in flight tells the client to go.
-			x.KeepAlive = false
-		}
+		// (Draining turns keep-alive off inside the writer: x is shared with
+		// the reader, which must be the only one to touch it.)
 		keep, err := w.WriteResponse(ctx, x)
 		if err != nil || !keep {
 			x.Discard()
