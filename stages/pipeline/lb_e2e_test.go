@@ -285,11 +285,13 @@ func TestLB_SourceIP_StickyAndWeighted(t *testing.T) {
 // slower than the others gets a small share of sequential traffic.
 func TestLB_EWMA_AvoidsSlowBackend(t *testing.T) {
 	bs := threeBackends(t)
-	bs[2].delay.Store(int64(20 * time.Millisecond))
+	bs[2].delay.Store(int64(50 * time.Millisecond))
 	g := lbGateway(t, lbPool("ew", bs, nil, `algorithm = "ewma"`), "ew", "")
 	got := shares(t, client(t), g.url("web"), 300, nil)
-	if got["c"] > 0.1 {
-		t.Fatalf("slow backend got %.3f of requests under ewma, want ≤ 0.1 (all %v)", got["c"], got)
+	// Its fair share would be 1/3; on a loaded machine the fast backends'
+	// latencies are noisy too, so the bound leaves room for that noise.
+	if got["c"] > 0.2 {
+		t.Fatalf("slow backend got %.3f of requests under ewma, want ≤ 0.2 (all %v)", got["c"], got)
 	}
 	if got["a"] == 0 || got["b"] == 0 {
 		t.Fatalf("fast backends not both used: %v", got)
