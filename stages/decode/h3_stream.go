@@ -265,31 +265,24 @@ func (c *h3Conn) earlyData(ctx context.Context, str *quic.Stream, w *encode.H3Wr
 	return true, false
 }
 
-// peekBody finds out whether a request has a body. For methods that
-// normally have none it waits briefly for the FIN; a content-length of 0
-// waits for it within the header timeout.
+// peekBody finds out whether a request has a body. For a content-length
+// of 0, and for methods that normally have none, it waits briefly for the
+// FIN; when it does not come in time, a request of unknown length is
+// streamed as one with a body, and one of length 0 goes on without one.
 func (c *h3Conn) peekBody(str *quic.Stream, br *bufio.Reader, head *frames.Head) (bool, *h3.FrameHeader, error) {
-	var wait time.Duration
-	switch {
-	case head.ContentLength == 0:
-		wait = c.cfg.HeaderTimeout
-	case head.ContentLength < 0 && bodilessMethod(head.Method):
-		wait = peekFIN
-	default:
+	if head.ContentLength > 0 || (head.ContentLength < 0 && !bodilessMethod(head.Method)) {
 		return true, nil, nil
 	}
-	if wait > 0 {
-		str.SetReadDeadline(time.Now().Add(wait))
-		defer str.SetReadDeadline(time.Time{})
-	}
+	str.SetReadDeadline(time.Now().Add(peekFIN))
+	defer str.SetReadDeadline(time.Time{})
 	_, err := br.Peek(1)
 	switch {
 	case err == nil:
 		return true, nil, nil
 	case errors.Is(err, io.EOF):
 		return false, nil, nil
-	case isTimeout(err) && head.ContentLength < 0:
-		return true, nil, nil
+	case isTimeout(err):
+		return head.ContentLength < 0, nil, nil
 	}
 	return false, nil, err
 }
