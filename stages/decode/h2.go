@@ -34,11 +34,18 @@ type H2Config struct {
 
 	HeaderTimeout time.Duration // preface and every header block, from its first frame
 	IdleTimeout   time.Duration // no stream open for this long → GOAWAY
-	WriteTimeout  time.Duration
-	MaxBodyBytes  int64
-	StreamBytes   int64       // bus budget of one stream direction
-	Global        *bus.Budget // the process budget (nil: none)
-	Draining      <-chan struct{}
+	// BodyTimeout cuts a request body that makes no progress for this long
+	// while the client could send (slow POST).
+	BodyTimeout time.Duration
+	// MinBodyBps is the minimum upload rate over each RateWindow of time
+	// the client could send (0: no floor).
+	MinBodyBps   int
+	RateWindow   time.Duration
+	WriteTimeout time.Duration
+	MaxBodyBytes int64
+	StreamBytes  int64       // bus budget of one stream direction
+	Global       *bus.Budget // the process budget (nil: none)
+	Draining     <-chan struct{}
 }
 
 // h2ReadBuf is the connection's read buffer: one full default frame plus
@@ -75,7 +82,8 @@ type H2Conn struct {
 	streams   map[uint32]*h2Stream
 	active    int
 	inHeader  bool
-	goingAway bool
+	goingAway bool        // the final GOAWAY is queued: new streams are refused
+	drainPing time.Time   // the first GOAWAY of a two-step shutdown and its PING went out
 	fatal     atomic.Bool // a GOAWAY with an error is queued: stop
 
 	// Reader-owned guard state.
@@ -99,6 +107,12 @@ type h2Stream struct {
 	received  int64
 	reqDone   bool
 	actorDone chan struct{}
+
+	// rx counts request DATA bytes (reader writes, watcher reads);
+	// bodyOpen is set while the request body is still due.
+	rx       atomic.Int64
+	bodyOpen atomic.Bool
+	slow     slowBody // watcher-owned
 }
 
 // ServeH2 serves an HTTP/2 connection until the client is done, an error,
@@ -288,7 +302,7 @@ func (c *H2Conn) dispatch(ev h2.Event) bool {
 			return false
 		}
 		if s := c.lookup(ev.Stream); s != nil && !s.reqDone {
-			s.reqDone = true
+			s.bodyDone()
 			s.st.Req.Send(c.ctx, frames.TrailersFrame(ev.Head.Fields))
 			s.st.Req.Close(io.EOF)
 		}
@@ -324,6 +338,10 @@ func (c *H2Conn) dispatch(ev h2.Event) bool {
 			return false
 		}
 		c.out.PingAck(ev.Ping)
+	case h2.EvPingAck:
+		if ev.Ping == drainPing {
+			c.goAwayFinal()
+		}
 	case h2.EvPriority:
 		return c.rate(&c.prio, guard.H2PriorityFlood, "h2_priority_flood")
 	case h2.EvGoAway:
@@ -358,7 +376,7 @@ func (c *H2Conn) addGlitch(w int) bool {
 	switch c.glitch.Add(w) {
 	case guard.GlitchGoAway:
 		guard.H2GlitchGoAway.Inc()
-		c.goAwayGraceful()
+		c.goAwayTwoStep()
 	case guard.GlitchClose:
 		guard.H2GlitchClose.Inc()
 		c.goAwayError(h2.ErrCodeEnhanceYourCalm, "h2_glitch_threshold")
@@ -496,6 +514,7 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		head = &frames.Head{Method: method, ContentLength: -1, Proto: "HTTP/2"}
 	}
 	s.reqDone = ev.End
+	s.bodyOpen.Store(!ev.End)
 	if err := req.Send(c.ctx, frames.HeadersFrame(head, ev.End)); err == nil && ev.End {
 		req.Close(io.EOF)
 	}
@@ -585,11 +604,12 @@ func (c *H2Conn) data(ev h2.Event) bool {
 		return c.addGlitch(guard.GlitchEmptyFrame)
 	}
 	s.received += int64(n)
+	s.rx.Store(s.received)
 	if s.received > c.cfg.MaxBodyBytes {
 		// Over the body cap mid-stream: the backend must never see it
 		// complete (DESIGN §4), and the client gets a reset.
 		guard.BodyTooLarge.Inc()
-		s.reqDone = true
+		s.bodyDone()
 		c.creditNow(s, n)
 		c.out.Reset(s.id, h2.ErrCodeCancel)
 		c.codec.Forget(s.id)
@@ -612,10 +632,16 @@ func (c *H2Conn) data(ev h2.Event) bool {
 		}
 	}
 	if ev.End {
-		s.reqDone = true
+		s.bodyDone()
 		s.st.Req.Close(io.EOF)
 	}
 	return true
+}
+
+// bodyDone marks the request body as over (reader only).
+func (s *h2Stream) bodyDone() {
+	s.reqDone = true
+	s.bodyOpen.Store(false)
 }
 
 // creditNow returns bytes that never reach a link.
@@ -635,7 +661,13 @@ func (c *H2Conn) creditNow(s *h2Stream, n int) {
 // the gateway's drain.
 func (c *H2Conn) watchLoop(ctx context.Context) {
 	zw := guard.ZeroWindow{Timeout: c.cfg.ZeroWindowTimeout}
-	tick := max(min(zw.Timeout/4, time.Second), 10*time.Millisecond)
+	tick := time.Second
+	for _, d := range []time.Duration{zw.Timeout, c.cfg.BodyTimeout, c.cfg.RateWindow} {
+		if d > 0 {
+			tick = min(tick, d/4)
+		}
+	}
+	tick = max(tick, 10*time.Millisecond)
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	draining := c.cfg.Draining
@@ -645,8 +677,10 @@ func (c *H2Conn) watchLoop(ctx context.Context) {
 			return
 		case <-draining:
 			draining = nil
-			c.goAwayGraceful()
+			c.goAwayTwoStep()
 		case now := <-t.C:
+			c.drainPingDue(now)
+			c.slowBodies(now)
 			if zw.Timeout <= 0 {
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -309,4 +310,147 @@ func TestH2_MalformedRequestsNeverReachTheBackend(t *testing.T) {
 	id := uint32(2*len(bad) + 1)
 	p.get(id, "/", "host", "other")
 	p.wantStatus(id, "400")
+}
+
+// post opens stream id with a POST head announcing length body bytes.
+func (p *h2Peer) post(id uint32, path string, length int) {
+	p.buf.Reset()
+	for _, f := range []hpack.HeaderField{{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":authority", Value: "x"}, {Name: ":path", Value: path}, {Name: "content-length", Value: strconv.Itoa(length)}} {
+		p.enc.WriteField(f)
+	}
+	p.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: append([]byte(nil), p.buf.Bytes()...), EndHeaders: true})
+}
+
+// slowBodyGateway starts an h2c listener whose backend reports on done
+// whether it read a request body to its clean end.
+func slowBodyGateway(t *testing.T, global, listener string) (string, chan bool) {
+	done := make(chan bool, 1)
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, err := io.Copy(io.Discard, r.Body)
+		done <- err == nil
+	}))
+	g := startGateway(t, global+h1Listener("web", listener+`
+[[listeners.backends]]
+address = "`+be+`"
+protocol = "h1"`))
+	return g.Addr("web").String(), done
+}
+
+func wantAbortedBody(t *testing.T, done chan bool) {
+	t.Helper()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Fatal("the backend saw a cut request body as complete")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend never saw the request body end")
+	}
+}
+
+func TestH2_SlowPost_TrickleBelowTheMinimumRateIsReset(t *testing.T) {
+	addr, done := slowBodyGateway(t, `
+[runtime.watchdog]
+body_progress_min_bps = 1000
+sweep_interval_ms = 100
+`, "")
+	d := counterDelta("slow_body_reaped")
+	p := dialH2(t, addr)
+	p.post(1, "/", 100000)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // one byte every 100 ms: 10 B/s against a 1000 B/s floor
+		for range 100 {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if p.fr.WriteData(1, false, []byte("x")) != nil {
+				return
+			}
+		}
+	}()
+	p.wantRST(1, http2.ErrCodeCancel)
+	wantAbortedBody(t, done)
+	if d() == 0 {
+		t.Fatal("security_slow_body_reaped_total did not move")
+	}
+}
+
+func TestH2_SlowPost_StalledBodyIsResetAtTheBodyTimeout(t *testing.T) {
+	addr, done := slowBodyGateway(t, "", "[listeners.http]\nbody_timeout_ms = 300\n")
+	p := dialH2(t, addr)
+	p.post(1, "/", 1000)
+	p.fr.WriteData(1, false, make([]byte, 100))
+	p.wantRST(1, http2.ErrCodeCancel)
+	wantAbortedBody(t, done)
+}
+
+// wantTwoStepGoAway reads the first GOAWAY of a graceful shutdown
+// (2^31-1, NO_ERROR) and the PING after it, then opens stream between
+// (it must still be served), answers the PING and reads the final GOAWAY,
+// whose last stream id must be between.
+func (p *h2Peer) wantTwoStepGoAway(between uint32) {
+	p.t.Helper()
+	first := p.wantGoAway(http2.ErrCodeNo)
+	if first.LastStreamID != 1<<31-1 {
+		p.t.Fatalf("first GOAWAY names stream %d, want 2^31-1", first.LastStreamID)
+	}
+	ping := p.next(func(f http2.Frame) bool {
+		pf, ok := f.(*http2.PingFrame)
+		return ok && !pf.IsAck()
+	}).(*http2.PingFrame)
+	p.get(between, "/")
+	p.fr.WritePing(true, ping.Data)
+	final := p.wantGoAway(http2.ErrCodeNo)
+	if final.LastStreamID != between {
+		p.t.Fatalf("final GOAWAY names stream %d, want %d", final.LastStreamID, between)
+	}
+	p.wantStatus(between, "200")
+}
+
+func TestH2_GlitchScore_GracefulGoAwayInTwoSteps(t *testing.T) {
+	addr := guardGateway(t, "glitch_threshold = 40")
+	p := dialH2(t, addr)
+	p.get(1, "/slow")
+	for i := range 3 { // 30 of 40: past 75%
+		p.get(uint32(2*i+3), "/", "X-Upper", "1")
+	}
+	p.wantTwoStepGoAway(9)
+	// A stream above the final GOAWAY's last id is refused.
+	p.get(11, "/")
+	p.wantRST(11, http2.ErrCodeRefusedStream)
+	p.wantStatus(1, "200")
+}
+
+func TestH2_Drain_GracefulGoAwayInTwoSteps(t *testing.T) {
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			time.Sleep(500 * time.Millisecond)
+		}
+		io.WriteString(w, "ok")
+	}))
+	g := startGateway(t, h1Listener("web", `
+[[listeners.backends]]
+address = "`+be+`"`))
+	p := dialH2(t, g.Addr("web").String())
+	p.get(1, "/slow")
+	p.wantServerSettings()
+	drained := make(chan struct{})
+	go func() { g.Drain(10 * time.Second); close(drained) }()
+	p.wantTwoStepGoAway(3)
+	p.wantStatus(1, "200")
+	select {
+	case <-drained:
+	case <-time.After(10 * time.Second):
+		t.Fatal("drain did not finish once the streams were done")
+	}
+}
+
+// wantServerSettings reads up to the server's SETTINGS: the connection is
+// accepted and served before the test acts on it.
+func (p *h2Peer) wantServerSettings() {
+	p.t.Helper()
+	p.next(func(f http2.Frame) bool { _, ok := f.(*http2.SettingsFrame); return ok })
 }
