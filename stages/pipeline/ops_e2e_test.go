@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/expressgateway/expressgateway/conf"
 )
@@ -357,4 +360,31 @@ address = "`+ln.Addr().String()+`"`)
 		t.Fatalf("tls relay: %q", b)
 	}
 	ln.Close()
+}
+
+func TestCertRotation_QUICListenerServesTheNewCertificate(t *testing.T) {
+	f := newH3Files(t)
+	g := startGateway(t, quicListener("h3", f, "", `
+[[listeners.routes]]
+direct_response = { status = 200, body = "hi" }`))
+	cn := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, err := quic.DialAddr(ctx, g.Addr("h3").String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h3"}}, &quic.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseWithError(0, "")
+		return c.ConnectionState().TLS.PeerCertificates[0].Subject.CommonName
+	}
+	if got := cn(); got != "gateway" {
+		t.Fatalf("cn %q", got)
+	}
+	writeCert(t, filepath.Dir(f.cert), "rotated")
+	if err := g.ReloadCerts(); err != nil {
+		t.Fatal(err)
+	}
+	if got := cn(); got != "rotated" {
+		t.Fatalf("after SIGUSR1-style rotation: cn %q", got)
+	}
 }

@@ -34,10 +34,22 @@ func (g *Gateway) ReloadCerts() error {
 	defer g.mu.Unlock()
 	var firstErr error
 	for _, l := range g.listeners {
-		if l.cfg.TLS == nil {
+		var tc *tls.Config
+		var err error
+		switch {
+		case l.cfg.TLS != nil:
+			tc, err = loadTLS(l.cfg.TLS, &g.cfg.Runtime, !conf.IsL4(l.cfg.Protocol))
+		case l.cfg.QUIC != nil:
+			// The QUIC listener builds each handshake's config from this
+			// one, so new handshakes see the new pair (the reference re-read
+			// the files on every connection instead).
+			tc, err = loadTLS(&conf.ListenerTLS{CertPath: l.cfg.QUIC.CertPath, KeyPath: l.cfg.QUIC.KeyPath}, &g.cfg.Runtime, false)
+			if err == nil {
+				tc.MinVersion, tc.NextProtos = tls.VersionTLS13, []string{"h3"}
+			}
+		default:
 			continue
 		}
-		tc, err := loadTLS(l.cfg.TLS, &g.cfg.Runtime, !conf.IsL4(l.cfg.Protocol))
 		if err != nil {
 			certRotateFail.Inc()
 			g.log.Error().Err(err).Str("listener", l.cfg.Name).Msg("certificate rotation failed; keeping the old certificate")
