@@ -230,6 +230,9 @@ type h2Client struct {
 	streams   map[uint32]*h2ClientStream
 	active    int
 	maxActive int
+	// maxFrame is the peer's SETTINGS_MAX_FRAME_SIZE, read by the body
+	// senders under mu (the Writer's copy belongs to the write loop).
+	maxFrame  int
 	connSend  h2.SendWindow
 	initial   int64
 	goingAway bool
@@ -254,6 +257,7 @@ func newH2Client(nc net.Conn, b *route.Backend, o Options, tlsOn bool) *h2Client
 		scheme:    "http",
 		streams:   map[uint32]*h2ClientStream{},
 		maxActive: 100, // until the backend's SETTINGS say otherwise
+		maxFrame:  h2.DefaultMaxFrameSize,
 		connSend:  h2.InitialWindowSize,
 		initial:   h2.InitialWindowSize,
 		sendWake:  make(chan struct{}),
@@ -559,6 +563,7 @@ func (c *h2Client) dispatch(ev h2.Event) {
 	case h2.EvSettings:
 		c.mu.Lock()
 		c.maxActive = int(min(ev.Settings.MaxConcurrentStreams, 1000))
+		c.maxFrame = int(ev.Settings.MaxFrameSize)
 		c.initial = int64(ev.Settings.InitialWindowSize)
 		for _, s := range c.streams {
 			s.send.Add(ev.InitialDelta)
@@ -734,7 +739,7 @@ func (s *h2ClientStream) writeData(ctx context.Context, p []byte, end bool) erro
 			c.mu.Unlock()
 			return errConnLost
 		}
-		n := min(len(p), int(s.send), int(c.connSend), int(c.w.MaxFrame))
+		n := min(len(p), int(s.send), int(c.connSend), c.maxFrame)
 		if n <= 0 && len(p) > 0 {
 			wake := c.sendWake
 			c.mu.Unlock()
