@@ -725,7 +725,12 @@ func (s *h2ClientStream) copyToBackend(ctx context.Context, body *bus.Link) erro
 			return err
 		case frames.KindReset:
 			s.reset(h2.ErrCodeCancel)
-			return &frames.ResetError{Code: f.Code}
+			// The client's body failed: end the wait for the backend's head
+			// at once, with the client's cause (400/408/413), rather than
+			// at the head timeout.
+			cause := &frames.ResetError{Code: f.Code}
+			s.resp.Close(cause)
+			return cause
 		}
 	}
 }
