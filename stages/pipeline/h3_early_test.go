@@ -193,14 +193,47 @@ func waitSignal(t *testing.T, eb *earlyBackend, what string) string {
 // from a first, complete connection through addr.
 func resumeTLS(t *testing.T, addr string, f h3Files, eb *earlyBackend) *tls.Config {
 	tc := rawTLS(t, f.cert)
-	tc.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+	cache := newTicketCache()
+	tc.ClientSessionCache = cache
 	r := dialRawH3(t, addr, tc)
 	if st, err := readStatus(t, r.send(r.enc.AppendRequest(nil, getHead("/warm")), true)); err != nil || st != 200 {
 		t.Fatalf("warm-up: %d %v", st, err)
 	}
 	waitSignal(t, eb, "the warm-up GET")
+	cache.wait(t)
 	r.conn.CloseWithError(0, "")
 	return tc
+}
+
+// ticketCache is a session cache that reports when a ticket arrives: the
+// server sends it after the handshake, so closing the warm-up connection
+// too early (a loaded machine) would leave nothing to resume with 0-RTT.
+type ticketCache struct {
+	tls.ClientSessionCache
+	got chan struct{}
+}
+
+func newTicketCache() *ticketCache {
+	return &ticketCache{ClientSessionCache: tls.NewLRUClientSessionCache(4), got: make(chan struct{}, 1)}
+}
+
+func (c *ticketCache) Put(key string, cs *tls.ClientSessionState) {
+	c.ClientSessionCache.Put(key, cs)
+	if cs != nil {
+		select {
+		case c.got <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *ticketCache) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case <-c.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no session ticket arrived: 0-RTT cannot be tested")
+	}
 }
 
 // dialEarly opens a 0-RTT connection and sends one request in early data.
@@ -235,7 +268,8 @@ func postHead(n int) *frames.Head {
 func TestH3_0RTT_SafeRequestForwardedWithEarlyDataHeader(t *testing.T) {
 	g, f, eb := startEarlyGateway(t, "reject")
 	relay := newHoldRelay(t, g.Addr("h3").String())
-	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(t, f.cert), ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(4)}}
+	cache := newTicketCache()
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(t, f.cert), ServerName: "localhost", ClientSessionCache: cache}}
 	defer tr.Close()
 	c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
 	resp, err := c.Get("https://" + relay.addr() + "/warm")
@@ -245,6 +279,7 @@ func TestH3_0RTT_SafeRequestForwardedWithEarlyDataHeader(t *testing.T) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	waitSignal(t, eb, "the warm-up GET")
+	cache.wait(t)
 	tr.CloseIdleConnections()
 
 	before := guard.H3EarlyForwarded.Get()
