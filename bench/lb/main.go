@@ -5,13 +5,14 @@
 //     backends of weights 1..4 (the same setup as BenchmarkPick in
 //     stages/route, which `go test -bench Pick ./stages/route` runs with
 //     allocation counts);
+//
 //  2. throughput: the gateway in process, one pool per algorithm
 //     (round_robin, least_request, p2c by default) over three net/http
 //     backends of uneven speed (1 ms, 5 ms, 20 ms per request), loaded by
 //     -c keep-alive clients for -n requests or -d, whichever ends first;
 //     it prints requests/s, latency p50/p99 and each backend's share.
 //
-//	go run ./bench/lb -c 32 -n 20000 -d 10s
+//     go run ./bench/lb -c 32 -n 20000 -d 10s
 package main
 
 import (
