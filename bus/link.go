@@ -34,7 +34,7 @@ func IsCleanEnd(err error) bool { return errors.Is(err, io.EOF) }
 // consumer has written its bytes out and calls Release: bytes in the
 // consumer's hands still count.
 type Link struct {
-	budget   *Budget
+	budget   Budget // this link's stream budget, under the parent given to NewLink
 	onCredit func(n int)
 
 	mu        sync.Mutex
@@ -47,9 +47,13 @@ type Link struct {
 	cause     error
 	held      int64 // bytes acquired and not yet released
 
-	done     chan struct{}
-	recvWake chan struct{}
-	sendWake chan struct{}
+	// The channels are made on first need, under mu: most links of small
+	// exchanges never block, and each channel is an allocation per stream.
+	done     chan struct{} // closed by Close
+	recvWake chan struct{} // the consumer waits on it while the ring is empty
+	sendWake chan struct{} // the producer waits on it while a bound is spent
+
+	ring [initialFrames]frames.Frame // the initial q, kept inline
 }
 
 // LinkOption configures a Link.
@@ -77,32 +81,58 @@ func WithCredit(fn func(n int)) LinkOption { return func(l *Link) { l.onCredit =
 // NewLink returns a link whose bytes are drawn from a new stream budget of
 // streamBytes under parent (the connection's budget, or nil).
 func NewLink(streamBytes int64, parent *Budget, opts ...LinkOption) *Link {
-	l := &Link{
-		budget:   NewBudget(streamBytes, parent),
-		done:     make(chan struct{}),
-		recvWake: make(chan struct{}, 1),
-		sendWake: make(chan struct{}, 1),
-	}
+	l := &Link{budget: Budget{limit: streamBytes, parent: parent}}
 	for _, o := range opts {
 		o(l)
 	}
 	if l.maxFrames == 0 {
 		l.maxFrames = DefaultLinkFrames
 	}
-	l.q = make([]frames.Frame, min(initialFrames, l.maxFrames))
+	l.q = l.ring[:min(initialFrames, l.maxFrames)]
 	return l
 }
 
+// closedChan is the Done channel of a link closed before anyone asked.
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
 // Done is closed when the link is closed.
-func (l *Link) Done() <-chan struct{} { return l.done }
+func (l *Link) Done() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.doneLocked()
+}
+
+func (l *Link) doneLocked() chan struct{} {
+	if l.done == nil {
+		if l.closed {
+			return closedChan
+		}
+		l.done = make(chan struct{})
+	}
+	return l.done
+}
+
+// wake returns *c, making it first if needed. Called with mu held.
+func wake(c *chan struct{}) chan struct{} {
+	if *c == nil {
+		*c = make(chan struct{}, 1)
+	}
+	return *c
+}
 
 // Send queues f, blocking while the link's frame or byte budget is spent.
 // On error the frame is released: the caller no longer owns it either way.
 func (l *Link) Send(ctx context.Context, f frames.Frame) error {
 	n := int64(f.Len())
-	if err := l.budget.Acquire(ctx, l.done, n); err != nil {
-		f.Release()
-		return l.sendErr(err)
+	if !l.budget.TryAcquire(n) {
+		if err := l.budget.Acquire(ctx, l.Done(), n); err != nil {
+			f.Release()
+			return l.sendErr(err)
+		}
 	}
 	for {
 		l.mu.Lock()
@@ -120,14 +150,16 @@ func (l *Link) Send(ctx context.Context, f frames.Frame) error {
 			l.q[(l.head+l.n)%len(l.q)] = f
 			l.n++
 			l.held += n
+			w := l.recvWake
 			l.mu.Unlock()
-			notify(l.recvWake)
+			notify(w)
 			return nil
 		}
+		sw, done := wake(&l.sendWake), l.doneLocked()
 		l.mu.Unlock()
 		select {
-		case <-l.sendWake:
-		case <-l.done:
+		case <-sw:
+		case <-done:
 		case <-ctx.Done():
 			l.budget.Release(n)
 			f.Release()
@@ -166,8 +198,9 @@ func (l *Link) Recv(ctx context.Context) (frames.Frame, error) {
 			l.q[l.head] = frames.Frame{}
 			l.head = (l.head + 1) % len(l.q)
 			l.n--
+			w := l.sendWake
 			l.mu.Unlock()
-			notify(l.sendWake)
+			notify(w)
 			return f, nil
 		}
 		if l.closed {
@@ -175,10 +208,11 @@ func (l *Link) Recv(ctx context.Context) (frames.Frame, error) {
 			l.mu.Unlock()
 			return frames.Frame{}, err
 		}
+		rw, done := wake(&l.recvWake), l.doneLocked()
 		l.mu.Unlock()
 		select {
-		case <-l.recvWake:
-		case <-l.done:
+		case <-rw:
+		case <-done:
 		case <-ctx.Done():
 			return frames.Frame{}, context.Cause(ctx)
 		}
@@ -198,8 +232,9 @@ func (l *Link) TryRecv() (f frames.Frame, ok bool) {
 	l.q[l.head] = frames.Frame{}
 	l.head = (l.head + 1) % len(l.q)
 	l.n--
+	w := l.sendWake
 	l.mu.Unlock()
-	notify(l.sendWake)
+	notify(w)
 	return f, true
 }
 
@@ -245,11 +280,14 @@ func (l *Link) Close(cause error) {
 	if !l.closed {
 		l.closed = true
 		l.cause = cause
-		close(l.done)
+		if l.done != nil {
+			close(l.done)
+		}
 	}
+	rw, sw := l.recvWake, l.sendWake
 	l.mu.Unlock()
-	notify(l.recvWake)
-	notify(l.sendWake)
+	notify(rw)
+	notify(sw)
 }
 
 // Discard closes the link with cause and drops every queued frame, releasing

@@ -59,7 +59,12 @@ type H1Conn struct {
 	budget *bus.Budget // this connection's bytes in flight, under cfg.Global
 	// halfClosed is set once the write side is shut after a final response.
 	halfClosed atomic.Bool
+	// stopRead is set by the write loop once no further request will be
+	// answered; the reader checks it after arming its own read deadline,
+	// which would otherwise undo the writer's wake-up.
+	stopRead   atomic.Bool
 	queue      chan *encode.H1Exchange
+	streamInfo *stages.ConnInfo // the last info handed to a stream (infoFor)
 	wg         sync.WaitGroup
 }
 
@@ -172,6 +177,7 @@ func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) 
 				c.halfClosed.Store(true)
 			}
 			// Stop the reader: no further request will be answered.
+			c.stopRead.Store(true)
 			c.conn.SetReadDeadline(time.Now())
 		}
 	}
@@ -210,8 +216,22 @@ func (c *H1Conn) readLoop(ctx context.Context) {
 			x.Discard()
 			return
 		}
-		c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
-		if !c.readBody(ctx, x, req.Head, req.Body) || !x.KeepAlive {
+		if bodiless(req.Body) {
+			// A bodiless request leaves the reader nothing to read until its
+			// response is done (the next request waits for this one's
+			// response anyway), so the stream actor runs inline here: no
+			// goroutine and one hop less per request (DESIGN §9).
+			if !c.sendHead(ctx, x, req.Head) {
+				return
+			}
+			c.handler.ServeStream(ctx, x.Stream)
+		} else {
+			c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
+			if !c.readBody(ctx, x, req.Head, req.Body) {
+				return
+			}
+		}
+		if !x.KeepAlive || c.stopRead.Load() {
 			return
 		}
 	}
@@ -246,6 +266,12 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 			c.idle.Store(false)
 			return nil, h1.Request{}, nil
 		}
+	}
+	if c.stopRead.Load() {
+		// The writer closed the exchange sequence before our deadline was
+		// armed: its wake-up was overwritten, so stop here.
+		c.idle.Store(false)
+		return nil, h1.Request{}, nil
 	}
 	for {
 		if b := c.src.Buffered(); len(b) > 0 {
@@ -289,12 +315,10 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 func (c *H1Conn) newExchange(req h1.Request) *encode.H1Exchange {
 	h := req.Head
 	h.Scheme = c.info.Scheme()
-	info := *c.info
-	info.Proto = h.Proto
 	st := &stages.Stream{
 		Req:  bus.NewLink(c.cfg.StreamBytes, c.budget),
 		Resp: bus.NewLink(c.cfg.StreamBytes, c.budget),
-		Conn: &info,
+		Conn: c.infoFor(h.Proto),
 	}
 	return &encode.H1Exchange{
 		Stream:    st,
@@ -304,17 +328,27 @@ func (c *H1Conn) newExchange(req h1.Request) *encode.H1Exchange {
 	}
 }
 
+// infoFor returns the connection's info for a request in proto, shared by
+// the connection's streams (they only read it), so that the common case
+// of one protocol version per connection copies it once.
+func (c *H1Conn) infoFor(proto string) *stages.ConnInfo {
+	if c.streamInfo == nil || c.streamInfo.Proto != proto {
+		info := *c.info
+		info.Proto = proto
+		c.streamInfo = &info
+	}
+	return c.streamInfo
+}
+
 // readBody sends the head and then the body frames into the stream. It
 // returns false when the connection cannot carry another request.
 func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.Head, body h1.Body) bool {
 	st := x.Stream
-	noBody := body.Kind == h1.BodyNone || (body.Kind == h1.BodyLength && body.Length == 0)
-	if err := st.Req.Send(ctx, frames.HeadersFrame(h, noBody)); err != nil {
-		return false
+	if bodiless(body) {
+		return c.sendHead(ctx, x, h)
 	}
-	if noBody {
-		st.Req.Close(io.EOF)
-		return true
+	if err := st.Req.Send(ctx, frames.HeadersFrame(h, false)); err != nil {
+		return false
 	}
 	c.src.StartBody(body, c.cfg.MaxBodyBytes)
 	c.rate.Reset()
@@ -352,6 +386,20 @@ func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.H
 		}
 	}
 	st.Req.Close(io.EOF)
+	return true
+}
+
+// bodiless reports whether a request has no body bytes to read.
+func bodiless(body h1.Body) bool {
+	return body.Kind == h1.BodyNone || (body.Kind == h1.BodyLength && body.Length == 0)
+}
+
+// sendHead sends the head of a bodiless request, which ends its direction.
+func (c *H1Conn) sendHead(ctx context.Context, x *encode.H1Exchange, h *frames.Head) bool {
+	if err := x.Stream.Req.Send(ctx, frames.HeadersFrame(h, true)); err != nil {
+		return false
+	}
+	x.Stream.Req.Close(io.EOF)
 	return true
 }
 

@@ -183,10 +183,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		}
 		body := st.Req
 		if !hasBody {
-			// A bodiless request can be replayed: each try gets its own
-			// already-ended body link.
-			body = bus.NewLink(0, nil)
-			body.Close(io.EOF)
+			// A bodiless request can be replayed: each try gets the shared
+			// already-ended body link (transports only Discard it).
+			body = endedBody
 		}
 		key.Exclude(b) // a retry goes to another backend if one is usable
 		t0 := time.Now()
@@ -279,6 +278,15 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	}
 	st.Resp.Close(io.EOF)
 }
+
+// endedBody is the body link of every bodiless request: closed with io.EOF
+// and empty, so that Discard, Recv and TryRecv are safe from any number of
+// goroutines and a link costs nothing per request.
+var endedBody = func() *bus.Link {
+	l := bus.NewLink(0, nil)
+	l.Close(io.EOF)
+	return l
+}()
 
 // statusFor maps an upstream failure to the client's status (DESIGN §5):
 // timeout → 504, nothing reachable → 502, client's body too large → 413,
