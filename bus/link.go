@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/expressgateway/expressgateway/frames"
 )
@@ -54,6 +55,18 @@ type Link struct {
 	sendWake chan struct{} // the producer waits on it while a bound is spent
 
 	ring [initialFrames]frames.Frame // the initial q, kept inline
+
+	firstSend    func()      // OnFirstSend's hook; set before the link is shared
+	firstPending atomic.Bool // firstSend has not run yet
+}
+
+// OnFirstSend registers fn to run once, in the producer's goroutine, at the
+// start of the first Send. A front that hands a link to its consumer lazily
+// (the H1 writer gets an inline exchange only once its response begins)
+// uses it. Call it before the link is shared; fn may block.
+func (l *Link) OnFirstSend(fn func()) {
+	l.firstSend = fn
+	l.firstPending.Store(fn != nil)
 }
 
 // LinkOption configures a Link.
@@ -127,6 +140,9 @@ func wake(c *chan struct{}) chan struct{} {
 // Send queues f, blocking while the link's frame or byte budget is spent.
 // On error the frame is released: the caller no longer owns it either way.
 func (l *Link) Send(ctx context.Context, f frames.Frame) error {
+	if l.firstPending.Load() && l.firstPending.CompareAndSwap(true, false) {
+		l.firstSend()
+	}
 	n := int64(f.Len())
 	if !l.budget.TryAcquire(n) {
 		if err := l.budget.Acquire(ctx, l.Done(), n); err != nil {

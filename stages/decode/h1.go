@@ -65,6 +65,12 @@ type H1Conn struct {
 	stopRead   atomic.Bool
 	queue      chan *encode.H1Exchange
 	streamInfo *stages.ConnInfo // the last info handed to a stream (infoFor)
+	// The exchange whose actor runs inline and is not yet queued for the
+	// writer (serveInline), the reader's context, and handOver as a func
+	// made once per connection.
+	inline     atomic.Pointer[encode.H1Exchange]
+	inlineCtx  context.Context
+	handOverFn func()
 	wg         sync.WaitGroup
 }
 
@@ -81,6 +87,7 @@ func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1C
 		rate:    guard.BodyRate{MinBps: cfg.MinBodyBps, Window: cfg.RateWindow},
 		queue:   make(chan *encode.H1Exchange, pipelineDepth),
 	}
+	c.handOverFn = c.handOver
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stopIdle := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
@@ -209,23 +216,18 @@ func (c *H1Conn) readLoop(ctx context.Context) {
 			x.KeepAlive = false
 		}
 		x.Stream.KeepAlive = x.KeepAlive
-		select {
-		case c.queue <- x:
-		case <-ctx.Done():
-			x.Stream.Req.Discard(context.Cause(ctx))
-			x.Discard()
-			return
-		}
 		if bodiless(req.Body) {
-			// A bodiless request leaves the reader nothing to read until its
-			// response is done (the next request waits for this one's
-			// response anyway), so the stream actor runs inline here: no
-			// goroutine and one hop less per request (DESIGN §9).
-			if !c.sendHead(ctx, x, req.Head) {
+			if !c.serveInline(ctx, x, req.Head) {
 				return
 			}
-			c.handler.ServeStream(ctx, x.Stream)
 		} else {
+			select {
+			case c.queue <- x:
+			case <-ctx.Done():
+				x.Stream.Req.Discard(context.Cause(ctx))
+				x.Discard()
+				return
+			}
 			c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
 			if !c.readBody(ctx, x, req.Head, req.Body) {
 				return
@@ -387,6 +389,44 @@ func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.H
 	}
 	st.Req.Close(io.EOF)
 	return true
+}
+
+// serveInline runs the stream actor of a bodiless request in the reader's
+// goroutine: the reader has nothing to read until the response is done
+// (the next request waits for this one's response anyway), so this saves a
+// goroutine and a hop per request (DESIGN §9). The exchange goes to the
+// write loop when the actor sends its first response frame (or returns
+// without one), so the writer wakes once, with the response under way,
+// instead of once for the exchange and again for its head.
+func (c *H1Conn) serveInline(ctx context.Context, x *encode.H1Exchange, h *frames.Head) bool {
+	c.inlineCtx = ctx
+	c.inline.Store(x)
+	x.Stream.Resp.OnFirstSend(c.handOverFn)
+	if !c.sendHead(ctx, x, h) {
+		if c.inline.Swap(nil) != nil {
+			x.Stream.Req.Discard(context.Cause(ctx))
+			x.Discard()
+		}
+		return false
+	}
+	c.handler.ServeStream(ctx, x.Stream)
+	c.handOver()
+	return ctx.Err() == nil
+}
+
+// handOver queues the inline exchange, if not yet queued, for the writer.
+// It runs in the actor's first Send (see serveInline).
+func (c *H1Conn) handOver() {
+	x := c.inline.Swap(nil)
+	if x == nil {
+		return
+	}
+	select {
+	case c.queue <- x:
+	case <-c.inlineCtx.Done():
+		// The connection is going: the actor's sends now fail.
+		x.Discard()
+	}
 }
 
 // bodiless reports whether a request has no body bytes to read.
