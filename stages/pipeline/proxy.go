@@ -190,7 +190,13 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		key.Exclude(b) // a retry goes to another backend if one is usable
 		t0 := time.Now()
 		tctx, tt := retry.TryContext(ctx)
-		resp, err = tr.RoundTrip(tctx, b, req.Clone(), body)
+		// Transports only read the head (h1, h2 and h3 encode it as is), so
+		// the first try lends it; a retry gets a copy, as before.
+		treq := req
+		if try > 0 {
+			treq = req.Clone()
+		}
+		resp, err = tr.RoundTrip(tctx, b, treq, body)
 		if err == nil && !tt.Stop() {
 			resp.Close(true) // the per-try timeout fired as the head came
 			err = route.ErrTryTimeout

@@ -156,7 +156,8 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		}
 	}
 	ex.none = resp.Body.Kind == h1.BodyNone
-	return &Response{Head: resp.Head, body: ex}, nil
+	ex.resp = Response{Head: resp.Head, body: ex}
+	return &ex.resp, nil
 }
 
 func requestEnded(req *frames.Head) bool { return req.ContentLength == 0 }
@@ -188,6 +189,8 @@ type h1Exchange struct {
 
 	wg      sync.WaitGroup
 	pumpErr error
+
+	resp Response // what RoundTrip returns, allocated with the exchange
 }
 
 // copyToBackend streams the request body from the link to the backend,
@@ -279,13 +282,16 @@ func (x *h1Exchange) Next(ctx context.Context) (frames.Frame, error) {
 // when the response ended cleanly, the request body was fully sent and
 // both sides allow keep-alive.
 func (x *h1Exchange) Close(abort bool) {
-	x.stop()
+	// When the cancel hook already ran (or is running), its past deadline
+	// may land at any moment: the connection cannot be reused. Otherwise
+	// only our own read deadlines are armed, and every user of a pooled
+	// connection arms its own before reading, so none is cleared here.
+	stopped := x.stop()
 	x.wg.Wait()
-	if abort || !x.done || !x.keepAlive || x.pumpErr != nil {
+	if abort || !stopped || !x.done || !x.keepAlive || x.pumpErr != nil {
 		x.fail()
 		return
 	}
-	x.c.conn.SetDeadline(time.Time{})
 	if o := opts(x.b); o != nil && o.pool != nil {
 		o.pool.put(x.c, time.Now(), &x.t.Opts)
 		return
