@@ -47,7 +47,8 @@ func Find(name string) (string, error) {
 }
 
 // Start runs cmd in its own process group and waits until addr accepts
-// TCP connections. Stop sends SIGTERM to the group (SIGKILL after 5 s).
+// TCP connections. Stop sends SIGTERM to the group (SIGKILL after 15 s:
+// the gateway drains first, and writes its CPU profile last).
 func Start(addr string, cmd *exec.Cmd) (*Proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -61,7 +62,7 @@ func Start(addr string, cmd *exec.Cmd) (*Proc, error) {
 		go func() { cmd.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(15 * time.Second):
 			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}

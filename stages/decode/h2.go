@@ -253,7 +253,10 @@ func (c *H2Conn) onError(ev h2.Event, err error) bool {
 		c.goAwayError(ce.Code, ce.Reason)
 		return false
 	}
-	if c.fatal.Load() {
+	if c.fatal.Load() || c.ctx.Err() != nil {
+		// The writer failed (the client is gone) or the connection is
+		// over: its past read deadline is not a stale one to retry, and
+		// retrying would spin while the streams wait for the reader.
 		return false
 	}
 	if isTimeout(err) {
@@ -268,7 +271,8 @@ func (c *H2Conn) onError(ev h2.Event, err error) bool {
 		case active == 0 && !away:
 			c.goAwayGraceful() // idle
 		case active > 0:
-			return true // a stale deadline: streams are running
+			c.setDeadline() // a stale idle deadline: streams are running
+			return true
 		}
 	}
 	return false

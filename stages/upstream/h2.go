@@ -167,19 +167,9 @@ func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		body.Discard(err)
 		return nil, err
 	}
-	timer := time.NewTimer(t.Opts.HeadTimeout)
-	defer timer.Stop()
-	hctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(hctx, func() {})
-	defer stop()
-	go func() {
-		select {
-		case <-timer.C:
-			cancel(ErrTimeout)
-		case <-hctx.Done():
-		}
-	}()
+	// The head timeout is the context's own timer: no goroutine per request.
+	hctx, cancel := context.WithTimeoutCause(ctx, t.Opts.HeadTimeout, ErrTimeout)
+	defer cancel()
 	for {
 		f, err := s.resp.Recv(hctx)
 		if err != nil {
