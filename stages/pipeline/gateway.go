@@ -55,6 +55,7 @@ type Gateway struct {
 	pools     map[string]*route.Pool
 	checkers  []*health.Checker // one per named pool, swapped on reload
 	xdp       *bpf.Program      // the attached XDP fast path, or nil (xdp.go)
+	xdpWatch  *xdpWatch         // drains unhealthy backends from xdp (xdp_health.go)
 	gate      *accept.Gate
 
 	draining   chan struct{}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,11 +14,14 @@ import (
 
 	"github.com/expressgateway/expressgateway/bpf"
 	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/stages/route"
 )
 
 // The XDP fast path of a gateway: loaded, filled and attached by Start
 // before any listener opens, refilled by Reload (bpf.Program.Apply swaps
-// services, Maglev tables and the deny list without detaching), detached
+// services, Maglev tables and the deny list without detaching), refilled
+// when a backend of a pool feeding a service changes health (xdp_health.go:
+// Maglev drains it, as the userspace relays skip it), detached
 // at the end of Drain so established XDP flows keep flowing while the
 // userspace listeners drain.
 //
@@ -28,6 +32,12 @@ import (
 
 // nextHopTimeout bounds resolving one backend's next-hop MAC.
 const nextHopTimeout = 2 * time.Second
+
+// xdpHealthDebounce is how long the health watcher (xdp_health.go) waits
+// after a backend's health flips before it rebuilds the tables, so that a
+// burst of flips (a whole rack failing its checks in one round) costs one
+// Apply.
+const xdpHealthDebounce = 50 * time.Millisecond
 
 // xdpProgram is the attached program of the running gateway, for the
 // metrics writer (one per process, like the metrics themselves).
@@ -69,7 +79,8 @@ func (g *Gateway) startXDP(cfg *conf.Config) error {
 	if err != nil {
 		return fallback(err)
 	}
-	st, err := xdpState(cfg)
+	macs := map[netip.Addr]net.HardwareAddr{}
+	st, fed, err := xdpState(cfg, g.pools, macs)
 	if err == nil {
 		err = prog.Apply(st)
 	}
@@ -83,6 +94,7 @@ func (g *Gateway) startXDP(cfg *conf.Config) error {
 	}
 	g.xdp = prog
 	xdpProgram.Store(prog)
+	g.xdpWatch = startXDPWatch(prog, cfg, g.pools, macs, fed, g.log)
 	attached, _ := prog.Mode()
 	g.log.Info().Str("interface", rt.XDPInterface).Str("mode", attached.String()).
 		Int("services", len(st.Services)).Int("deny", len(st.Deny)).Msg("xdp attached")
@@ -101,13 +113,20 @@ func (g *Gateway) reloadXDP(next *conf.Config) error {
 	if g.xdp == nil {
 		return nil
 	}
-	st, err := xdpState(next)
+	// Serialised with the health watcher: it must not apply the old
+	// config's tables over the new ones.
+	w := g.xdpWatch
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	macs := map[netip.Addr]net.HardwareAddr{}
+	st, fed, err := xdpState(next, g.pools, macs)
 	if err == nil {
 		err = g.xdp.Apply(st)
 	}
 	if err != nil {
 		return fmt.Errorf("xdp: %w", err)
 	}
+	w.swap(next, g.pools, macs, fed)
 	return nil
 }
 
@@ -116,6 +135,9 @@ func (g *Gateway) stopXDP() {
 	if g.xdp == nil {
 		return
 	}
+	// The watcher first: it may be applying, and must not outlive the maps.
+	g.xdpWatch.stop()
+	g.xdpWatch = nil
 	xdpProgram.CompareAndSwap(g.xdp, nil)
 	if err := g.xdp.Close(); err != nil {
 		g.log.Warn().Err(err).Msg("xdp detach")
@@ -125,10 +147,17 @@ func (g *Gateway) stopXDP() {
 	g.xdp = nil
 }
 
-// xdpState turns the config into the kernel tables' content. Next hops
-// without [xdp].gateway_mac are resolved in the calling thread's network
-// namespace.
-func xdpState(cfg *conf.Config) (bpf.State, error) {
+// xdpState turns the config into the kernel tables' content, and returns
+// the pools whose backends' health it read. A backend of a service fed by
+// a pool (pool = or a listener's pool) that is not Healthy gets weight 0:
+// Maglev gives it no new flows while its established flows keep their
+// conntrack entries, as the userspace relays would skip it in Pool.Pick.
+// While the pool is in panic mode (too few healthy backends) every backend
+// keeps its weight, again as Pool.Pick does. pools may be nil (no health).
+//
+// Next hops without [xdp].gateway_mac are resolved in the calling thread's
+// network namespace unless macs (a cache, filled here) already holds them.
+func xdpState(cfg *conf.Config, pools map[string]*route.Pool, macs map[netip.Addr]net.HardwareAddr) (bpf.State, []*route.Pool, error) {
 	x := cfg.XDP
 	st := bpf.State{
 		NewFlowRate: uint32(cfg.Runtime.XDPNewFlowCapPerSecPerCPU),
@@ -172,24 +201,37 @@ func xdpState(cfg *conf.Config) (bpf.State, error) {
 			st.Guarded = append(st.Guarded, gl)
 		}
 	}
-	macs := map[netip.Addr]net.HardwareAddr{}
+	var fed []*route.Pool
 	for _, s := range x.Services {
-		svc, backends, err := xdpService(cfg, s)
+		svc, backends, poolName, err := xdpService(cfg, s)
 		if err != nil {
-			return bpf.State{}, err
+			return bpf.State{}, nil, err
 		}
-		for _, b := range backends {
+		// The route pool built from the same [[pools]] entry lists the
+		// same backends in the same order.
+		var health []*route.Backend
+		panicking := false
+		if p := pools[poolName]; poolName != "" && p != nil && len(p.Backends()) == len(backends) {
+			health, panicking = p.Backends(), p.Panicking()
+			if !slices.Contains(fed, p) {
+				fed = append(fed, p)
+			}
+		}
+		for i, b := range backends {
 			ap, err := netip.ParseAddrPort(b.Address)
 			if err != nil {
-				return bpf.State{}, fmt.Errorf("service %s: backend %q: %w", s.Name, b.Address, err)
+				return bpf.State{}, nil, fmt.Errorf("service %s: backend %q: %w", s.Name, b.Address, err)
 			}
 			addr := ap.Addr().Unmap()
 			be := bpf.Backend{Name: addr.String(), Addr: addr, Weight: uint32(b.Weight)}
+			if health != nil && !panicking && !health[i].Healthy() {
+				be.Weight = 0 // drained: listed, so its pinned flows stay
+			}
 			if st.GatewayMAC == nil {
 				mac, ok := macs[addr]
 				if !ok {
 					if mac, err = bpf.ResolveNextHop(addr, nextHopTimeout); err != nil {
-						return bpf.State{}, fmt.Errorf("service %s: %w (set [xdp].gateway_mac to skip resolution)", s.Name, err)
+						return bpf.State{}, nil, fmt.Errorf("service %s: %w (set [xdp].gateway_mac to skip resolution)", s.Name, err)
 					}
 					macs[addr] = mac
 				}
@@ -199,12 +241,13 @@ func xdpState(cfg *conf.Config) (bpf.State, error) {
 		}
 		st.Services = append(st.Services, svc)
 	}
-	return st, nil
+	return st, fed, nil
 }
 
 // xdpService resolves one [[xdp.services]] entry (explicit, pool or
-// listener) to its VIP, port, protocol and backends.
-func xdpService(cfg *conf.Config, s conf.XDPService) (bpf.Service, []conf.Backend, error) {
+// listener) to its VIP, port, protocol and backends, and the name of the
+// [[pools]] entry those come from ("" for backends listed in place).
+func xdpService(cfg *conf.Config, s conf.XDPService) (bpf.Service, []conf.Backend, string, error) {
 	poolBackends := func(name string) []conf.Backend {
 		for _, p := range cfg.Pools {
 			if p.Name == name {
@@ -213,9 +256,9 @@ func xdpService(cfg *conf.Config, s conf.XDPService) (bpf.Service, []conf.Backen
 		}
 		return nil
 	}
-	vip, port, proto, backends := s.VIP, s.Port, s.Protocol, s.Backends
-	if s.Pool != "" {
-		backends = poolBackends(s.Pool)
+	vip, port, proto, backends, pool := s.VIP, s.Port, s.Protocol, s.Backends, s.Pool
+	if pool != "" {
+		backends = poolBackends(pool)
 	}
 	if s.Listener != "" {
 		for _, l := range cfg.Listeners {
@@ -224,9 +267,9 @@ func xdpService(cfg *conf.Config, s conf.XDPService) (bpf.Service, []conf.Backen
 			}
 			ap, err := netip.ParseAddrPort(l.Address)
 			if err != nil {
-				return bpf.Service{}, nil, fmt.Errorf("service %s: listener address %q: %w", s.Name, l.Address, err)
+				return bpf.Service{}, nil, "", fmt.Errorf("service %s: listener address %q: %w", s.Name, l.Address, err)
 			}
-			vip, port, proto, backends = ap.Addr().String(), int(ap.Port()), l.Protocol, l.Backends
+			vip, port, proto, backends, pool = ap.Addr().String(), int(ap.Port()), l.Protocol, l.Backends, l.Pool
 			if l.Pool != "" {
 				backends = poolBackends(l.Pool)
 			}
@@ -234,13 +277,13 @@ func xdpService(cfg *conf.Config, s conf.XDPService) (bpf.Service, []conf.Backen
 	}
 	a, err := netip.ParseAddr(vip)
 	if err != nil {
-		return bpf.Service{}, nil, fmt.Errorf("service %s: vip %q: %w", s.Name, vip, err)
+		return bpf.Service{}, nil, "", fmt.Errorf("service %s: vip %q: %w", s.Name, vip, err)
 	}
 	svc := bpf.Service{VIP: a.Unmap(), Port: uint16(port), Proto: bpf.TCP}
 	if proto == "udp" {
 		svc.Proto = bpf.UDP
 	}
-	return svc, backends, nil
+	return svc, backends, pool, nil
 }
 
 // registerXDPMetrics adds xdp_packets_total{action}, xdp_bytes_total{action}

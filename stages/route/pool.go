@@ -60,6 +60,7 @@ type Pool struct {
 	circuit        struct{ maxConns, maxPending, maxRequests int64 }
 
 	observer atomic.Pointer[Observer]
+	onHealth atomic.Pointer[func(*Pool)] // SetHealthHook
 
 	nUnhealthy atomic.Int32 // backends down or ejected
 	nEjected   atomic.Int32
@@ -398,11 +399,36 @@ func (p *Pool) setState(b *Backend, set, clr uint32) bool {
 		switch {
 		case old == 0 && nw != 0:
 			p.nUnhealthy.Add(1)
+			p.healthChanged()
 		case old != 0 && nw == 0:
 			p.nUnhealthy.Add(-1)
 			p.beginSlowStart(b, time.Now().UnixNano())
+			p.healthChanged()
 		}
 		return true
+	}
+}
+
+// SetHealthHook installs fn, called each time a backend of the pool turns
+// healthy or unhealthy (Backend.Healthy flips: down or up by active checks,
+// ejected or returned by outlier detection). A change of bits that leaves
+// Healthy as it was (a down backend also ejected) does not call it. fn runs
+// in the goroutine that changed the state (a health probe, an outlier sweep
+// or a request's End), after the change is visible; it must not block, and
+// callers coalesce bursts themselves (the XDP fast path kicks a channel of
+// one). nil removes the hook. Pools built by NewPool start without one, so
+// the health a reload carries over (Options.Previous) calls nothing.
+func (p *Pool) SetHealthHook(fn func(*Pool)) {
+	if fn == nil {
+		p.onHealth.Store(nil)
+		return
+	}
+	p.onHealth.Store(&fn)
+}
+
+func (p *Pool) healthChanged() {
+	if fn := p.onHealth.Load(); fn != nil {
+		(*fn)(p)
 	}
 }
 

@@ -3,6 +3,7 @@ package route
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -181,5 +182,47 @@ func TestNewPool_InheritsFromPrevious(t *testing.T) {
 	}
 	if p.backends[0].Latency() != 5e6 || !p.backends[1].Down() || p.backends[2].slowSince.Load() == 0 {
 		t.Fatalf("not inherited: latency %v, down %v, slow %v", p.backends[0].Latency(), p.backends[1].Down(), p.backends[2].slowSince.Load())
+	}
+}
+
+// The health hook fires once per Healthy flip (down, up, ejected,
+// returned), after the flip is visible, and not for changes that leave
+// Healthy as it was; a removed hook fires no more.
+func TestHealthHook_FiresOnHealthyFlipsOnly(t *testing.T) {
+	p := newTestPool(t, "round_robin", []int{1, 1}, nil)
+	b := p.backends[0]
+	var calls []bool // b.Healthy() as the hook saw it
+	p.SetHealthHook(func(got *Pool) {
+		if got != p {
+			t.Errorf("hook got pool %q", got.Name())
+		}
+		calls = append(calls, b.Healthy())
+	})
+	steps := []struct {
+		name string
+		do   func() bool
+		want []bool
+	}{
+		{"down", func() bool { return p.SetDown(b, true) }, []bool{false}},
+		{"down again", func() bool { return !p.SetDown(b, true) }, []bool{false}},
+		{"ejected while down", func() bool { return p.TryEject(b, 2) }, []bool{false}},
+		{"up while ejected", func() bool { return p.SetDown(b, false) }, []bool{false}},
+		{"returned", func() bool { return p.Uneject(b) }, []bool{false, true}},
+		{"ejected", func() bool { return p.TryEject(b, 2) }, []bool{false, true, false}},
+		{"eject refused by limit", func() bool { return !p.TryEject(p.backends[1], 1) }, []bool{false, true, false}},
+		{"returned again", func() bool { return p.Uneject(b) }, []bool{false, true, false, true}},
+	}
+	for _, s := range steps {
+		if !s.do() {
+			t.Fatalf("%s: state change not as expected", s.name)
+		}
+		if !slices.Equal(calls, s.want) {
+			t.Fatalf("%s: hook saw %v, want %v", s.name, calls, s.want)
+		}
+	}
+	p.SetHealthHook(nil)
+	p.SetDown(b, true)
+	if len(calls) != 4 {
+		t.Fatalf("removed hook still called: %v", calls)
 	}
 }
