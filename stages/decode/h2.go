@@ -85,6 +85,9 @@ type H2Conn struct {
 	goingAway bool        // the final GOAWAY is queued: new streams are refused
 	drainPing time.Time   // the first GOAWAY of a two-step shutdown and its PING went out
 	fatal     atomic.Bool // a GOAWAY with an error is queued: stop
+	// peerGoAway is set when the client's GOAWAY ends an idle connection:
+	// its later frames (a PING, say) must be drained, not answered with RST.
+	peerGoAway atomic.Bool
 
 	// Reader-owned guard state.
 	limit    guard.StreamLimit
@@ -190,7 +193,7 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 	<-writerDone
 	c.out.Discard()
 	c.wg.Wait()
-	if c.fatal.Load() && werr == nil {
+	if (c.fatal.Load() || c.peerGoAway.Load()) && werr == nil {
 		c.linger()
 	}
 	conn.Close()
@@ -354,7 +357,10 @@ func (c *H2Conn) dispatch(ev h2.Event) bool {
 		idle := c.active == 0
 		c.mu.Unlock()
 		if idle {
-			return false
+			// Keep reading: the client closes when it is done, and until
+			// then its frames (a PING, say) get answers, not an RST from a
+			// close with unread input. The idle timeout bounds the wait.
+			c.peerGoAway.Store(true)
 		}
 	case h2.EvIgnored, h2.EvUnknown:
 		if ev.Flow > 0 {
