@@ -44,6 +44,9 @@ func TestHTTP_ProbesH2BackendsOverHTTP2(t *testing.T) {
 
 	p, _ := setup(t, []string{ln.Addr().String(), ts.Listener.Addr().String()}, func(cfg *conf.Pool) {
 		cfg.HealthCheck = fastChecks("http")
+		// A TLS handshake under -race on a loaded machine can take longer
+		// than the 20 ms fast checks allow; a timeout would be a false down.
+		cfg.HealthCheck.TimeoutMs = 2000
 		no := false
 		cfg.Backends[0].Protocol = "h2"
 		cfg.Backends[1].Protocol = "h2"
