@@ -46,7 +46,7 @@ func TestHTTP_ProbesH2BackendsOverHTTP2(t *testing.T) {
 		cfg.HealthCheck = fastChecks("http")
 		// A TLS handshake under -race on a loaded machine can take longer
 		// than the 20 ms fast checks allow; a timeout would be a false down.
-		cfg.HealthCheck.TimeoutMs = 2000
+		cfg.HealthCheck.IntervalMs, cfg.HealthCheck.TimeoutMs = 300, 300
 		no := false
 		cfg.Backends[0].Protocol = "h2"
 		cfg.Backends[1].Protocol = "h2"
