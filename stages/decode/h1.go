@@ -110,19 +110,40 @@ func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1C
 	if c.halfClosed.Load() && ctx.Err() == nil {
 		// Lingering close: unread request bytes at close(2) make the kernel
 		// send RST, which can destroy our last response before the client
-		// reads it. Drain a bounded amount for a short while first.
-		conn.SetReadDeadline(time.Now().Add(lingerTimeout))
-		io.CopyN(io.Discard, conn, lingerBytes)
+		// reads it (a client still sending the body we refused with 413,
+		// say). Drain while the client keeps sending, as nginx's
+		// lingering_close does, within bounded time.
+		c.linger()
 	}
 	conn.Close()
 }
 
-// The lingering close's bounds: enough for a client to read our response
-// and stop sending, never enough to matter as a resource.
+// The lingering close's bounds (nginx: lingering_time 30 s,
+// lingering_timeout 5 s; shorter here): the client gets time to read our
+// response and stop sending; the connection never lingers long.
 const (
-	lingerTimeout = 500 * time.Millisecond
-	lingerBytes   = 256 << 10
+	lingerTotal = 5 * time.Second        // the longest a close lingers
+	lingerIdle  = 500 * time.Millisecond // stop once the client pauses this long
 )
+
+func (c *H1Conn) linger() {
+	end := time.Now().Add(lingerTotal)
+	buf := make([]byte, 16<<10)
+	for {
+		now := time.Now()
+		if !now.Before(end) {
+			return
+		}
+		d := now.Add(lingerIdle)
+		if d.After(end) {
+			d = end
+		}
+		c.conn.SetReadDeadline(d)
+		if _, err := c.conn.Read(buf); err != nil {
+			return
+		}
+	}
+}
 
 func contextFromChan(ch <-chan struct{}) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
