@@ -2,10 +2,12 @@ package accept
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
@@ -77,11 +79,33 @@ func deriveKey(secret []byte, label string) [32]byte {
 	return k
 }
 
-// ReadRetrySecret reads a retry secret file; it must hold at least 16 bytes.
+// ReadRetrySecret reads a retry secret file; it must hold at least 16
+// bytes and be readable by its owner only. A missing file is created with
+// 32 random bytes, mode 0600, so a first boot needs no extra step and later
+// boots (and other instances given the same file) accept the same tokens.
 func ReadRetrySecret(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		b = make([]byte, 32)
+		rand.Read(b)
+		f, cerr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if cerr != nil {
+			return nil, fmt.Errorf("create retry secret %s: %w", path, cerr)
+		}
+		_, werr := f.Write(b)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return nil, fmt.Errorf("write retry secret %s: %w", path, werr)
+		}
+		return b, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read retry secret %s: %w", path, err)
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("retry secret %s is readable or writable by group or other (mode %04o); chmod 600 it", path, st.Mode().Perm())
 	}
 	if len(b) < 16 {
 		return nil, fmt.Errorf("retry secret %s: want at least 16 bytes, got %d", path, len(b))
