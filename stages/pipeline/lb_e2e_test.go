@@ -254,7 +254,7 @@ func TestLB_SourceIP_StickyAndWeighted(t *testing.T) {
 	weights := []int{1, 2, 3}
 	g := lbGateway(t, lbPool("sip", bs, weights, `algorithm = "source_ip"`), "sip", "")
 	counts := map[string]int{}
-	const clients = 300
+	const clients = 1000 // σ of a 1/3 share ≈ 0.015: the ±0.08 bound is > 5σ
 	for i := range clients {
 		src := &net.TCPAddr{IP: net.IPv4(127, 0, byte(1+i/250), byte(2+i%250))}
 		tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: src}).DialContext}
