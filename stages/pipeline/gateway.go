@@ -380,9 +380,7 @@ func (g *Gateway) serve(l *listener) {
 // (DESIGN §5): close it, log the stack, count it.
 func recoverConn(log zerolog.Logger, c net.Conn) {
 	if r := recover(); r != nil {
-		PanicsTotal.Inc()
-		log.Error().Interface("panic", r).Stack().Msg("connection panic")
-		c.Close()
+		stages.Panicked(log, r, c)
 	}
 }
 

@@ -44,7 +44,7 @@ func h3Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}, log 
 		WriteTimeout:      ms(lc.HTTP.WriteTimeoutMs),
 		Draining:          draining,
 		OnPanic: func(v any, stack []byte) {
-			PanicsTotal.Inc()
+			stages.PanicsTotal.Inc()
 			log.Error().Interface("panic", v).Bytes("stack", stack).Str("listener", lc.Name).Msg("h3 connection panic")
 		},
 	}

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"github.com/expressgateway/expressgateway/stages"
 	"strconv"
 	"sync"
 
@@ -10,7 +9,6 @@ import (
 
 // Process-wide families (DESIGN: metrics are the only global state).
 var (
-	PanicsTotal      = stages.PanicsTotal
 	connectErrors    = metrics.NewCounter("upstream_connect_errors_total")
 	upstreamTimeouts = metrics.NewCounter("upstream_timeouts_total")
 	responseTooLarge = metrics.NewCounter("response_body_too_large_total")

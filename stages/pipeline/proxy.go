@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -45,8 +44,7 @@ var errTotalTimeout = errors.New("pipeline: request total timeout")
 func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	defer func() {
 		if r := recover(); r != nil {
-			PanicsTotal.Inc()
-			p.Log.Error().Interface("panic", r).Bytes("stack", debug.Stack()).Msg("stream actor panic")
+			stages.Panicked(p.Log, r, nil)
 			st.Resp.Send(ctx, frames.ResetFrame(frames.CodeInternal))
 			st.Resp.Close(errors.New("panic"))
 		}
