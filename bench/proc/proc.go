@@ -1,6 +1,7 @@
 // Package proc starts the processes a benchmark measures (the gateway,
 // nginx, HAProxy) in their own process groups, waits for them to listen,
-// stops them, and reads their CPU time from /proc, for the bench commands.
+// stops them, and reads their CPU time and memory from /proc, for the bench
+// commands.
 package proc
 
 import (
@@ -123,4 +124,32 @@ func CPUTime(pids []int) time.Duration {
 		}
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
+}
+
+// RSS sums the resident set size (VmRSS) of pids, in bytes. Pages shared
+// between a master and its workers count once per process, as ps shows.
+func RSS(pids []int) int64 { return statusKiB(pids, "VmRSS:") << 10 }
+
+// PeakRSS sums the peak resident set size (VmHWM) of pids, in bytes.
+func PeakRSS(pids []int) int64 { return statusKiB(pids, "VmHWM:") << 10 }
+
+// statusKiB sums one "kB" field of /proc/PID/status over pids.
+func statusKiB(pids []int, field string) int64 {
+	var kib int64
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if rest, ok := strings.CutPrefix(line, field); ok {
+				if f := strings.Fields(rest); len(f) > 0 {
+					n, _ := strconv.ParseInt(f[0], 10, 64)
+					kib += n
+				}
+				break
+			}
+		}
+	}
+	return kib
 }
