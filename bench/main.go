@@ -1,126 +1,282 @@
-// Command bench drives HTTP/1.1 load through the gateway and, in the same
-// run, directly against the backend and through nginx and HAProxy when they
-// are installed, and prints requests/s, latency percentiles and each proxy's
-// CPU-seconds per 1000 requests side by side.
+// Command bench measures the gateway beside nginx, HAProxy and Caddy (each
+// when installed) and the backend alone ("direct"), in one run, with the
+// same clients and the same in-process Go backend, and prints one headline
+// table: requests/s, p99 latency, the proxy's CPU per request and its peak
+// RSS per scenario. It writes the table as Markdown and as an SVG bar chart
+// (with the raw figures as JSON) into a results folder.
 //
-//	go run ./bench -d 10s -c 64
+//	go run ./bench                                  # every scenario, 10 s each
+//	go run ./bench -scenarios h1-small,idle -d 2s   # a quick look
 //
-// Everything runs on loopback; every run is bounded by -d and -n.
+// Scenarios (-scenarios, comma-separated):
+//
+//	h1-small  H1→H1, 100 B GET, wrk -t1 -c64
+//	h2-small  H2 over TLS→H1, 100 B GET, h2load -t1 -c16 -m16
+//	h3-small  H3→H1, 100 B GET, quic-go client, 16 connections × 16 streams
+//	h1-1mib   H1→H1, 1 MiB GET, wrk -t1 -c16
+//	h2-1mib   H2 over TLS→H1, 1 MiB GET, h2load -t1 -c4 -m4
+//	idle      RSS per idle connection: -idle-conns HTTP/1.1 keep-alive
+//	          connections (one GET each, then idle), then as many HTTP/2
+//	          ones (h2c, or TLS with -idle-tls)
+//
+// Each proxy is started afresh for each scenario (so peak RSS is that
+// scenario's), warmed for -warmup, then measured for -d; CPU is user+system
+// time of its processes over the measured part, from /proc. wrk and h2load
+// (Debian: wrk, nghttp2-client) run as subprocesses; the H3 client runs in
+// this process. Everything runs on loopback and every run is bounded by -d.
 package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
+
+	"github.com/expressgateway/expressgateway/bench/proc"
+	"github.com/expressgateway/expressgateway/bench/report"
 )
 
+type options struct {
+	scenarios, targets []string
+	dur, warmup        time.Duration
+	idleConns          int
+	idleTLS            bool
+	out, gateway       string
+	profile            bool
+}
+
 func main() {
-	dur := flag.Duration("d", 10*time.Second, "duration of each run")
-	conns := flag.Int("c", 64, "concurrent connections")
-	maxReq := flag.Int("n", 5_000_000, "request cap per run")
-	size := flag.Int("size", 64, "response body bytes")
-	gwBin := flag.String("gateway", "", "gateway binary (default: build it)")
+	var o options
+	var scen, targ string
+	all := []string{}
+	for _, s := range scenarios {
+		all = append(all, s.key)
+	}
+	all = append(all, idleScenario)
+	flag.StringVar(&scen, "scenarios", strings.Join(all, ","), "comma-separated scenarios: "+strings.Join(all, ", "))
+	flag.StringVar(&targ, "targets", "direct,nginx,haproxy,caddy,gateway", "comma-separated targets (peers that are not installed are skipped)")
+	flag.DurationVar(&o.dur, "d", 10*time.Second, "measured duration of each run (whole seconds for wrk and h2load)")
+	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each measured run, not counted (0: none)")
+	flag.IntVar(&o.idleConns, "idle-conns", 10_000, "idle connections per protocol in the idle scenario")
+	flag.BoolVar(&o.idleTLS, "idle-tls", false, "idle HTTP/2 connections over TLS instead of h2c")
+	flag.StringVar(&o.out, "out", filepath.Join("bench", "out", time.Now().UTC().Format("20060102-150405")), "results folder")
+	flag.StringVar(&o.gateway, "gateway", "", "gateway binary (default: go build the module in the current directory)")
+	flag.BoolVar(&o.profile, "profile", false, "write the gateway's CPU profile per scenario into the results folder")
 	flag.Parse()
-	if err := run(*dur, *conns, *maxReq, *size, *gwBin); err != nil {
+	o.scenarios, o.targets = split(scen), split(targ)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dur time.Duration, conns, maxReq, size int, gwBin string) error {
+func split(s string) []string {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func run(ctx context.Context, o options) error {
+	rows, idle, err := pick(o.scenarios)
+	if err != nil {
+		return err
+	}
 	dir, err := os.MkdirTemp("", "egbench")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	backendAddr, stopBackend, err := startBackend(size)
-	if err != nil {
+	if err := os.MkdirAll(o.out, 0o755); err != nil {
+		return fmt.Errorf("results folder: %w", err)
+	}
+	e := &env{dir: dir, out: o.out, gateway: o.gateway, profile: o.profile, idleConns: o.idleConns, nofile: raiseNofile()}
+	if need := 2*o.idleConns + 1024; slices.Contains(o.scenarios, idleScenario) && e.nofile < need {
+		return fmt.Errorf("RLIMIT_NOFILE is %d; the idle scenario needs %d (lower -idle-conns)", e.nofile, need)
+	}
+	e.wrk, _ = exec.LookPath("wrk")
+	e.h2load, _ = exec.LookPath("h2load")
+	if e.certs, err = writeCerts(dir); err != nil {
 		return err
 	}
-	defer stopBackend()
+	if e.be, err = startBackend(e.certs); err != nil {
+		return err
+	}
+	defer e.be.stop()
+	if e.gateway == "" {
+		e.gateway = filepath.Join(dir, "expressgateway")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", e.gateway, ".").CombinedOutput(); err != nil {
+			return fmt.Errorf("build gateway (run from the repository root, or pass -gateway): %v\n%s", err, out)
+		}
+	}
 
-	if gwBin == "" {
-		gwBin = filepath.Join(dir, "expressgateway")
-		out, err := exec.Command("go", "build", "-o", gwBin, ".").CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("build gateway: %v\n%s", err, out)
+	rep := &report.Report{Title: fmt.Sprintf("expressgateway bench, %s, %d cores, %v per run",
+		time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), o.dur)}
+	var ts []target
+	for _, t := range targets() {
+		if !slices.Contains(o.targets, t.key) {
+			continue
 		}
+		if t.bin != "" {
+			bin, err := proc.Find(t.bin)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench: %s not installed, skipped\n", t.bin)
+				continue
+			}
+			t.bin = bin
+			if v := version(bin); v != "" {
+				t.name += " " + v
+			}
+		}
+		ts = append(ts, t)
+		rep.Targets = append(rep.Targets, t.name)
 	}
-	var results []result
-	direct, err := load("direct", "http://"+backendAddr+"/", dur, conns, maxReq, nil)
-	if err != nil {
-		return err
+	if len(ts) == 0 {
+		return errors.New("no target to run")
 	}
-	results = append(results, direct)
+	rep.Notes = notes(e, o)
 
-	gw, err := startGateway(dir, gwBin, backendAddr)
-	if err != nil {
-		return err
+	for _, s := range rows {
+		row := report.Row{Scenario: s.title}
+		for _, t := range ts {
+			c := measure(ctx, e, o, s, t)
+			fmt.Fprintf(os.Stderr, "%-10s %-16s %s\n", s.key, t.name, summary(c))
+			row.Cells = append(row.Cells, c)
+		}
+		rep.Rows = append(rep.Rows, row)
+		if ctx.Err() != nil {
+			break
+		}
 	}
-	r, err := load("expressgateway", "http://"+gw.addr+"/", dur, conns, maxReq, gw.pids)
-	gw.stop()
-	if err != nil {
-		return err
+	if idle && ctx.Err() == nil {
+		rep.Idle = measureIdle(ctx, e, o, ts)
 	}
-	results = append(results, r)
 
-	if px, err := startNginx(dir, backendAddr); err == nil {
-		r, err := load("nginx", "http://"+px.addr+"/", dur, conns, maxReq, px.pids)
-		px.stop()
-		if err == nil {
-			results = append(results, r)
-		}
-	} else {
-		fmt.Fprintln(os.Stderr, "nginx skipped:", err)
+	md := rep.Markdown()
+	fmt.Print("\n" + md)
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
 	}
-	if px, err := startHAProxy(dir, backendAddr); err == nil {
-		r, err := load("haproxy", "http://"+px.addr+"/", dur, conns, maxReq, px.pids)
-		px.stop()
-		if err == nil {
-			results = append(results, r)
-		}
-	} else {
-		fmt.Fprintln(os.Stderr, "haproxy skipped:", err)
-	}
-	fmt.Printf("\nHTTP/1.1 GET, %d B body, %d connections, %v per run, %d cores\n\n", size, conns, dur, numCPU())
-	fmt.Printf("%-16s %10s %9s %9s %9s %14s\n", "target", "req/s", "p50", "p99", "p99.9", "CPU-s/1k req")
-	for _, r := range results {
-		cpu := "-"
-		if r.cpu > 0 {
-			cpu = fmt.Sprintf("%.4f", r.cpu.Seconds()/float64(r.n)*1000)
-		}
-		fmt.Printf("%-16s %10.0f %9v %9v %9v %14s\n", r.name, r.rps, r.p50, r.p99, r.p999, cpu)
-		if r.errors > 0 {
-			fmt.Printf("%-16s %d errors\n", "", r.errors)
+	for name, data := range map[string][]byte{"results.md": []byte(md), "results.svg": rep.SVG(), "results.json": js} {
+		if err := os.WriteFile(filepath.Join(o.out, name), data, 0o644); err != nil {
+			return fmt.Errorf("results: %w", err)
 		}
 	}
-	return nil
+	fmt.Printf("results in %s (results.md, results.svg, results.json)\n", o.out)
+	return ctx.Err()
 }
 
-// startBackend serves a fixed small body on loopback from this process.
-func startBackend(size int) (string, func(), error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
+// pick resolves -scenarios in the headline's order.
+func pick(keys []string) (rows []scenario, idle bool, err error) {
+	for _, k := range keys {
+		if k != idleScenario && !slices.ContainsFunc(scenarios, func(s scenario) bool { return s.key == k }) {
+			return nil, false, fmt.Errorf("unknown scenario %q", k)
+		}
 	}
-	body := []byte(strings.Repeat("x", size))
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "text/plain")
-		w.Write(body)
-	})}
-	go srv.Serve(ln)
-	return ln.Addr().String(), func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}, nil
+	for _, s := range scenarios {
+		if slices.Contains(keys, s.key) {
+			rows = append(rows, s)
+		}
+	}
+	return rows, slices.Contains(keys, idleScenario), nil
+}
+
+// measure runs one scenario against one target started afresh.
+func measure(ctx context.Context, e *env, o options, s scenario, t target) report.Cell {
+	srv, err := t.start(e, t.bin, s.key)
+	if err != nil {
+		return report.Cell{Ran: true, Err: fmt.Sprintf("start: %v", err)}
+	}
+	defer srv.stop()
+	addr := s.front(srv)
+	if addr == "" {
+		return report.Cell{}
+	}
+	if o.warmup > 0 {
+		if _, err := s.drive(ctx, e, addr, o.warmup); err != nil {
+			return report.Cell{Ran: true, Err: fmt.Sprintf("warm-up: %v", err)}
+		}
+	}
+	var cpu0 time.Duration
+	if srv.proc != nil {
+		cpu0 = proc.CPUTime(srv.proc.PIDs())
+	}
+	r, err := s.drive(ctx, e, addr, o.dur)
+	c := report.Cell{Ran: true, RPS: r.RPS, P99: r.P99, Errors: r.Errors}
+	if err != nil {
+		c.Err = err.Error()
+		return c
+	}
+	if srv.proc != nil && r.Requests > 0 {
+		pids := srv.proc.PIDs()
+		c.CPU = (proc.CPUTime(pids) - cpu0) / time.Duration(r.Requests)
+		c.PeakRSS = proc.PeakRSS(pids)
+	}
+	return c
+}
+
+func summary(c report.Cell) string {
+	switch {
+	case !c.Ran:
+		return "—"
+	case c.Err != "":
+		return "failed: " + c.Err
+	}
+	return fmt.Sprintf("%.0f req/s, p99 %v, CPU %v/req, peak RSS %d MiB, %d errors", c.RPS, c.P99, c.CPU, c.PeakRSS>>20, c.Errors)
+}
+
+// notes are the settings every target shares, for the report.
+func notes(e *env, o options) []string {
+	n := []string{
+		"Backend: one in-process Go net/http server (HTTP/1.1, h2c, HTTPS, HTTP/3) with 100 B and 1 MiB bodies; every proxy forwards to it over HTTP/1.1; direct = the clients straight to it.",
+		"Access logs off; upstream keep-alive on (nginx keepalive 64, HAProxy http-reuse always, the gateway's pool default); per-connection request caps lifted on every side (gateway max_keepalive_requests = 0 and max_requests_per_h3_connection = 0, nginx keepalive_requests 1e8).",
+		fmt.Sprintf("Each proxy started afresh per scenario, warmed %v, measured %v; CPU per request = user+system CPU of its processes over the measured run / requests; peak RSS = VmHWM summed over its processes; workers/threads = %d.", o.warmup, o.dur, runtime.NumCPU()),
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		f := strings.Fields(string(b))
+		if len(f) >= 3 {
+			n = append(n, fmt.Sprintf("Load average when the run started: %s %s %s (other work on the machine skews absolute figures).", f[0], f[1], f[2]))
+		}
+	}
+	if e.wrk == "" || e.h2load == "" {
+		n = append(n, "wrk or h2load missing (Debian: wrk, nghttp2-client): their scenarios failed.")
+	}
+	return n
+}
+
+// raiseNofile lifts RLIMIT_NOFILE to fs.nr_open (root) or else to the hard
+// limit, for this process (the idle clients) and the proxies it starts,
+// which inherit it: Go restores the original soft limit for children only
+// when the program has not set it itself.
+func raiseNofile() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	ceiling := uint64(1 << 20)
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		fmt.Sscan(string(b), &ceiling)
+	}
+	for _, want := range []syscall.Rlimit{{Cur: ceiling, Max: ceiling}, {Cur: lim.Max, Max: lim.Max}} {
+		if want.Cur > lim.Cur && syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+			return int(want.Cur)
+		}
+	}
+	return int(lim.Cur)
 }
