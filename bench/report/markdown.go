@@ -30,11 +30,16 @@ func (r *Report) Markdown() string {
 	}
 	if len(r.Idle) > 0 {
 		b.WriteString("Idle connections: RSS each added (KiB per connection), RSS before → with them.\n\n")
-		header(&b, "idle", r.Targets)
+		cols := r.idleColumns()
+		names := make([]string, len(cols))
+		for j, i := range cols {
+			names[j] = r.Targets[i]
+		}
+		header(&b, "idle", names)
 		for _, row := range r.Idle {
-			cells := make([]string, len(row.Cells))
-			for i, c := range row.Cells {
-				cells[i] = c.markdown()
+			cells := make([]string, len(cols))
+			for j, i := range cols {
+				cells[j] = row.Cells[i].markdown()
 			}
 			line(&b, row.Scenario, cells)
 		}

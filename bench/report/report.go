@@ -57,6 +57,21 @@ func (c IdleCell) PerConn() float64 {
 	return float64(c.Total-c.Base) / float64(c.Conns) / 1024
 }
 
+// idleColumns are the targets that ran in some idle row (the direct
+// backend has no proxy memory to measure).
+func (r *Report) idleColumns() []int {
+	var cols []int
+	for i := range r.Targets {
+		for _, row := range r.Idle {
+			if i < len(row.Cells) && row.Cells[i].Ran {
+				cols = append(cols, i)
+				break
+			}
+		}
+	}
+	return cols
+}
+
 func rate(v float64) string {
 	if v >= 1000 {
 		return fmt.Sprintf("%.1fk", v/1000)

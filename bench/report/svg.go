@@ -31,9 +31,9 @@ type metric struct {
 
 var metrics = []metric{
 	{"req/s (higher is better)", func(c Cell) float64 { return c.RPS }, func(c Cell) string { return rate(c.RPS) }},
-	{"p99 latency", func(c Cell) float64 { return float64(c.P99) }, func(c Cell) string { return latency(c.P99) }},
-	{"CPU per request", func(c Cell) float64 { return float64(c.CPU) }, func(c Cell) string { return micros(c.CPU) }},
-	{"peak RSS", func(c Cell) float64 { return float64(c.PeakRSS) }, func(c Cell) string { return mib(c.PeakRSS) }},
+	{"p99 latency (lower is better)", func(c Cell) float64 { return float64(c.P99) }, func(c Cell) string { return latency(c.P99) }},
+	{"CPU per request (lower is better)", func(c Cell) float64 { return float64(c.CPU) }, func(c Cell) string { return micros(c.CPU) }},
+	{"peak RSS (lower is better)", func(c Cell) float64 { return float64(c.PeakRSS) }, func(c Cell) string { return mib(c.PeakRSS) }},
 }
 
 // SVG renders the report as a bar chart.
@@ -74,13 +74,14 @@ func (r *Report) SVG() []byte {
 				}
 			}
 		}
-		y = targetLabels(&b, r.Targets, y)
+		y = targetLabels(&b, r.Targets, nil, y)
 	}
 	if len(r.Idle) > 0 {
 		y += panelGap
 		body(`<text x="10" y="%d" font-size="13" font-weight="bold">Idle connections: RSS per connection (lower is better)</text>`+"\n", y+14)
 		y += panelHead - 16
 	}
+	cols := r.idleColumns()
 	for _, row := range r.Idle {
 		body(`<text x="10" y="%d" font-size="12">%s</text>`+"\n", y+12, esc(row.Scenario))
 		y += rowH
@@ -90,8 +91,11 @@ func (r *Report) SVG() []byte {
 				top = max(top, c.PerConn())
 			}
 		}
-		for i, c := range row.Cells {
-			cy := y + i*rowH
+		names := make([]string, len(cols))
+		for j, i := range cols {
+			c := row.Cells[i]
+			names[j] = r.Targets[i]
+			cy := y + j*rowH
 			switch {
 			case !c.Ran:
 				body(`<text x="%d" y="%d" font-size="11" fill="#999">—</text>`+"\n", labelW, cy+11)
@@ -103,7 +107,7 @@ func (r *Report) SVG() []byte {
 				body(`<text x="%d" y="%d" font-size="11">%.1f KiB/conn (%s → %s, %d conns)</text>`+"\n", labelW+w+4, cy+11, c.PerConn(), mib(c.Base), mib(c.Total), c.Conns)
 			}
 		}
-		y = targetLabels(&b, r.Targets, y) + 4
+		y = targetLabels(&b, names, cols, y) + 4
 	}
 	y += 20
 	return fmt.Appendf(nil, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif">
@@ -112,11 +116,16 @@ func (r *Report) SVG() []byte {
 `, svgWidth, y, svgWidth, y, b.String())
 }
 
-// targetLabels writes the target names of one panel's rows and returns
-// the y below them.
-func targetLabels(b *strings.Builder, targets []string, y int) int {
+// targetLabels writes the target names of one panel's rows, coloured as
+// their columns (cols[i] is the i-th name's column; nil: in order), and
+// returns the y below them.
+func targetLabels(b *strings.Builder, targets []string, cols []int, y int) int {
 	for i, t := range targets {
-		fmt.Fprintf(b, `<text x="10" y="%d" font-size="12" fill="%s">%s</text>`+"\n", y+i*rowH+11, color(i), esc(t))
+		col := i
+		if cols != nil {
+			col = cols[i]
+		}
+		fmt.Fprintf(b, `<text x="10" y="%d" font-size="12" fill="%s">%s</text>`+"\n", y+i*rowH+11, color(col), esc(t))
 	}
 	return y + len(targets)*rowH
 }
