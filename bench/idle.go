@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/expressgateway/expressgateway/bench/load"
@@ -33,7 +34,7 @@ func measureIdle(ctx context.Context, e *env, o options, ts []target) []report.I
 	}{{load.IdleH1, "H1 keep-alive", h1Front}, h2}
 	var rows []report.IdleRow
 	for _, p := range protos {
-		row := report.IdleRow{Scenario: fmt.Sprintf("%d idle %s connections, one 100 B GET each", e.idleConns, p.title)}
+		row := report.IdleRow{Scenario: fmt.Sprintf("%s idle %s connections, one 100 B GET each", thousands(e.idleConns), p.title)}
 		for _, t := range ts {
 			var c report.IdleCell
 			if t.key != "direct" && ctx.Err() == nil {
@@ -93,6 +94,15 @@ func idleSummary(c report.IdleCell) string {
 	s := fmt.Sprintf("%d conns, RSS %d → %d MiB, %.1f KiB/conn", c.Conns, c.Base>>20, c.Total>>20, c.PerConn())
 	if c.Err != "" {
 		s += "; " + c.Err
+	}
+	return s
+}
+
+// thousands writes n with comma separators: 10,000.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
 	}
 	return s
 }

@@ -106,9 +106,14 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("results folder: %w", err)
 	}
 	e := &env{dir: dir, out: o.out, gateway: o.gateway, profile: o.profile, idleConns: o.idleConns, nofile: raiseNofile()}
-	if need := 2*o.idleConns + 1024; slices.Contains(o.scenarios, idleScenario) && e.nofile < need {
+	if need := o.idleConns + 1024; slices.Contains(o.scenarios, idleScenario) && e.nofile < need {
 		return fmt.Errorf("RLIMIT_NOFILE is %d; the idle scenario needs %d (lower -idle-conns)", e.nofile, need)
 	}
+	defer func() {
+		for _, f := range e.logs {
+			f.Close()
+		}
+	}()
 	e.wrk, _ = exec.LookPath("wrk")
 	e.h2load, _ = exec.LookPath("h2load")
 	if e.certs, err = writeCerts(dir); err != nil {

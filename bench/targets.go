@@ -38,7 +38,8 @@ type env struct {
 	idleConns int
 	wrk       string // load tools ("" when missing)
 	h2load    string
-	profile   bool // write the gateway's CPU profile per scenario into out
+	profile   bool       // write the gateway's CPU profile per scenario into out
+	logs      []*os.File // the proxies' output, closed at the end of the run
 }
 
 // capacity is the connections a peer is configured to hold in scenario:
@@ -190,8 +191,9 @@ func addrs() (*served, error) {
 
 // logTo sends a proxy's output to a file in the scratch folder.
 func logTo(e *env, cmd *exec.Cmd, name string) *exec.Cmd {
-	if f, err := os.Create(filepath.Join(e.dir, name+".log")); err == nil {
+	if f, err := os.OpenFile(filepath.Join(e.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
 		cmd.Stdout, cmd.Stderr = f, f
+		e.logs = append(e.logs, f)
 	}
 	return cmd
 }
@@ -326,7 +328,9 @@ func startHAProxy(e *env, bin, scenario string) (*served, error) {
 	if err != nil {
 		return nil, err
 	}
-	maxconn := e.capacity(scenario)
+	// HAProxy refuses to start unless RLIMIT_NOFILE covers two descriptors
+	// per connection (client and server side), even for idle ones.
+	maxconn := min(e.capacity(scenario), (e.nofile-200)/2)
 	conf := filepath.Join(e.dir, "haproxy.cfg")
 	if err := writeConfig(conf, fmt.Sprintf(`
 global
