@@ -49,7 +49,7 @@ func measureIdle(ctx context.Context, e *env, o options, ts []target) []report.I
 }
 
 func idleOne(ctx context.Context, e *env, t target, proto string, front func(*served) string) report.IdleCell {
-	srv, err := t.start(e, t.bin, idleScenario)
+	srv, err := t.start(e, t.bin, scenario{key: idleScenario, upstream: "h1"})
 	if err != nil {
 		return report.IdleCell{Ran: true, Err: fmt.Sprintf("start: %v", err)}
 	}

@@ -5,7 +5,7 @@
 // RSS per scenario. It writes the table as Markdown and as an SVG bar chart
 // (with the raw figures as JSON) into a results folder.
 //
-//	go run ./bench                                  # every scenario, 10 s each
+//	go run ./bench                                  # the headline, 10 s per run
 //	go run ./bench -scenarios h1-small,idle -d 2s   # a quick look
 //
 // Scenarios (-scenarios, comma-separated):
@@ -18,6 +18,10 @@
 //	idle      RSS per idle connection: -idle-conns HTTP/1.1 keep-alive
 //	          connections (one GET each, then idle), then as many HTTP/2
 //	          ones (h2c, or TLS with -idle-tls)
+//
+// and, when named, the other backend protocols (h2c and HTTP/3; nginx
+// proxies neither, HAProxy only h2c): h2-h2-small, h3-h2-small, h3-h3-small,
+// each loaded like its H1-backend counterpart.
 //
 // Each proxy is started afresh for each scenario (so peak RSS is that
 // scenario's), warmed for -warmup, then measured for -d; CPU is user+system
@@ -63,7 +67,7 @@ func main() {
 		all = append(all, s.key)
 	}
 	all = append(all, idleScenario)
-	flag.StringVar(&scen, "scenarios", strings.Join(all, ","), "comma-separated scenarios: "+strings.Join(all, ", "))
+	flag.StringVar(&scen, "scenarios", strings.Join(headline, ","), "comma-separated scenarios, of: "+strings.Join(all, ", "))
 	flag.StringVar(&targ, "targets", "direct,nginx,haproxy,caddy,gateway", "comma-separated targets (peers that are not installed are skipped)")
 	flag.DurationVar(&o.dur, "d", 10*time.Second, "measured duration of each run (whole seconds for wrk and h2load)")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "warm-up before each measured run, not counted (0: none)")
@@ -204,7 +208,10 @@ func pick(keys []string) (rows []scenario, idle bool, err error) {
 
 // measure runs one scenario against one target started afresh.
 func measure(ctx context.Context, e *env, o options, s scenario, t target) report.Cell {
-	srv, err := t.start(e, t.bin, s.key)
+	srv, err := t.start(e, t.bin, s)
+	if errors.Is(err, errUnsupported) {
+		return report.Cell{}
+	}
 	if err != nil {
 		return report.Cell{Ran: true, Err: fmt.Sprintf("start: %v", err)}
 	}
@@ -243,13 +250,17 @@ func summary(c report.Cell) string {
 	case c.Err != "":
 		return "failed: " + c.Err
 	}
-	return fmt.Sprintf("%.0f req/s, p99 %v, CPU %v/req, peak RSS %d MiB, %d errors", c.RPS, c.P99, c.CPU, c.PeakRSS>>20, c.Errors)
+	s := fmt.Sprintf("%.0f req/s, p99 %v, %d errors", c.RPS, c.P99.Round(time.Microsecond), c.Errors)
+	if c.CPU > 0 {
+		s += fmt.Sprintf(", CPU %v/req, peak RSS %d MiB", c.CPU.Round(100*time.Nanosecond), c.PeakRSS>>20)
+	}
+	return s
 }
 
 // notes are the settings every target shares, for the report.
 func notes(e *env, o options) []string {
 	n := []string{
-		"Backend: one in-process Go net/http server (HTTP/1.1, h2c, HTTPS, HTTP/3) with 100 B and 1 MiB bodies; every proxy forwards to it over HTTP/1.1; direct = the clients straight to it.",
+		"Backend: one in-process Go net/http server (HTTP/1.1, h2c, HTTPS, HTTP/3) with 100 B and 1 MiB bodies; the proxies forward to it over HTTP/1.1 unless the row names another protocol; direct = the clients straight to it.",
 		"Access logs off; upstream keep-alive on (nginx keepalive 64, HAProxy http-reuse always, the gateway's pool default); per-connection request caps lifted on every side (gateway max_keepalive_requests = 0 and max_requests_per_h3_connection = 0, nginx keepalive_requests 1e8).",
 		fmt.Sprintf("Each proxy started afresh per scenario, warmed %v, measured %v; CPU per request = user+system CPU of its processes over the measured run / requests; peak RSS = VmHWM summed over its processes; workers/threads = %d.", o.warmup, o.dur, runtime.NumCPU()),
 	}

@@ -12,6 +12,9 @@ import (
 type scenario struct {
 	key   string // -scenarios name
 	title string // row heading
+	// upstream is the protocol the proxies speak to the backend: h1, h2
+	// (h2c) or h3.
+	upstream string
 	// front picks the address the load goes to ("" if the target lacks it).
 	front func(*served) string
 	// drive runs the load against addr for dur.
@@ -48,14 +51,25 @@ func h1Front(s *served) string  { return s.h1 }
 func tlsFront(s *served) string { return s.tls }
 func h3Front(s *served) string  { return s.h3 }
 
-// scenarios are the headline rows, every backend HTTP/1.1.
+// scenarios are the rows in table order: the headline (HTTP/1.1 to the
+// backend), then the other backend protocols, which run when asked for.
 var scenarios = []scenario{
-	{"h1-small", "H1→H1, 100 B GET, `wrk -t1 -c64`", h1Front, wrk(smallPath, 64)},
-	{"h2-small", "H2 (TLS)→H1, 100 B GET, `h2load -t1 -c16 -m16`", tlsFront, h2load(smallPath, 16, 16)},
-	{"h3-small", "H3→H1, 100 B GET, quic-go client 16 conns × 16 streams", h3Front, h3(smallPath, 16, 16)},
-	{"h1-1mib", "H1→H1, 1 MiB GET, `wrk -t1 -c16`", h1Front, wrk(largePath, 16)},
-	{"h2-1mib", "H2 (TLS)→H1, 1 MiB GET, `h2load -t1 -c4 -m4`", tlsFront, h2load(largePath, 4, 4)},
+	{"h1-small", "H1→H1, 100 B GET, `wrk -t1 -c64`", "h1", h1Front, wrk(smallPath, 64)},
+	{"h2-small", "H2 (TLS)→H1, 100 B GET, `h2load -t1 -c16 -m16`", "h1", tlsFront, h2load(smallPath, 16, 16)},
+	{"h3-small", "H3→H1, 100 B GET, quic-go client 16 conns × 16 streams", "h1", h3Front, h3(smallPath, 16, 16)},
+	{"h1-1mib", "H1→H1, 1 MiB GET, `wrk -t1 -c16`", "h1", h1Front, wrk(largePath, 16)},
+	{"h2-1mib", "H2 (TLS)→H1, 1 MiB GET, `h2load -t1 -c4 -m4`", "h1", tlsFront, h2load(largePath, 4, 4)},
+	{"h2-h2-small", "H2 (TLS)→H2 (h2c), 100 B GET, `h2load -t1 -c16 -m16`", "h2", tlsFront, h2load(smallPath, 16, 16)},
+	{"h3-h2-small", "H3→H2 (h2c), 100 B GET, quic-go client 16 conns × 16 streams", "h2", h3Front, h3(smallPath, 16, 16)},
+	{"h3-h3-small", "H3→H3, 100 B GET, quic-go client 16 conns × 16 streams", "h3", h3Front, h3(smallPath, 16, 16)},
 }
+
+// headline is the default -scenarios: the issue-shaped table and memory.
+var headline = []string{"h1-small", "h2-small", "h3-small", "h1-1mib", "h2-1mib", idleScenario}
+
+// errUnsupported is a target's answer for a scenario it cannot serve
+// (nginx and HAProxy to an HTTP/3 backend, for one): a "—" cell.
+var errUnsupported = errors.New("not supported by this target")
 
 // idleScenario is the memory scenario's -scenarios name.
 const idleScenario = "idle"

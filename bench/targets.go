@@ -73,7 +73,7 @@ type target struct {
 	key   string // -targets name
 	name  string // column heading
 	bin   string // the binary it runs, found on PATH
-	start func(e *env, bin, scenario string) (*served, error)
+	start func(e *env, bin string, s scenario) (*served, error)
 }
 
 // targets in column order: the backend alone, the peers, the gateway.
@@ -162,7 +162,7 @@ func startBackend(c *certs) (*backend, error) {
 	}}, nil
 }
 
-func startDirect(e *env, _, _ string) (*served, error) {
+func startDirect(e *env, _ string, _ scenario) (*served, error) {
 	return &served{h1: e.be.h1, h2c: e.be.h1, tls: e.be.tls, h3: e.be.h3}, nil
 }
 
@@ -208,7 +208,11 @@ func writeConfig(path, text string) error {
 // startGateway serves the h1 (HTTP/1.1 and h2c), h1s (TLS) and quic fronts
 // from one pool: access log off, per-connection request caps off like the
 // peers below, upstream keep-alive on (the pool's default).
-func startGateway(e *env, _, scenario string) (*served, error) {
+func startGateway(e *env, _ string, sc scenario) (*served, error) {
+	be := fmt.Sprintf("address = %q\n  protocol = %q", e.be.h1, sc.upstream)
+	if sc.upstream == "h3" {
+		be = fmt.Sprintf("address = %q\n  protocol = \"h3\"\n  tls_ca_path = %q\n  tls_verify_hostname = \"localhost\"", e.be.h3, e.certs.cert)
+	}
 	s, err := addrs()
 	if err != nil {
 		return nil, err
@@ -232,8 +236,7 @@ access_log = false
 [[pools]]
 name = "be"
   [[pools.backends]]
-  address  = %[1]q
-  protocol = "h1"
+  %[1]s
 
 [[listeners]]
 name     = "h1"
@@ -259,13 +262,13 @@ pool     = "be"
   cert_path         = %[5]q
   key_path          = %[6]q
   retry_secret_path = %[7]q
-`, e.be.h1, s.h1, s.tls, s.h3, e.certs.cert, e.certs.key, filepath.Join(e.dir, "retry.secret"))); err != nil {
+`, be, s.h1, s.tls, s.h3, e.certs.cert, e.certs.key, filepath.Join(e.dir, "retry.secret"))); err != nil {
 		return nil, err
 	}
 	cmd := logTo(e, exec.Command(e.gateway, cfg), "gateway")
 	cmd.Env = os.Environ()
 	if e.profile {
-		cmd.Env = append(cmd.Env, "EG_CPUPROFILE="+filepath.Join(e.out, "gateway-"+scenario+".prof"))
+		cmd.Env = append(cmd.Env, "EG_CPUPROFILE="+filepath.Join(e.out, "gateway-"+sc.key+".prof"))
 	}
 	if s.proc, err = proc.Start(s.h1, cmd); err != nil {
 		return nil, err
@@ -277,7 +280,10 @@ pool     = "be"
 // (nginx 1.22 spells HTTP/2 as a listen parameter), proxying over HTTP/1.1
 // keep-alive. keepalive_requests is lifted on both sides as the gateway's
 // caps are: h2load does not reconnect when a connection is retired.
-func startNginx(e *env, bin, scenario string) (*served, error) {
+func startNginx(e *env, bin string, sc scenario) (*served, error) {
+	if sc.upstream != "h1" {
+		return nil, errUnsupported // nginx proxies HTTP/1.x only (grpc_pass aside)
+	}
 	s, err := addrs()
 	if err != nil {
 		return nil, err
@@ -312,7 +318,7 @@ http {
     }
   }
 }
-`, runtime.NumCPU(), e.capacity(scenario), prefix, e.be.h1, s.h1, s.h2c, s.tls, e.certs.cert, e.certs.key, min(e.nofile, 2*e.capacity(scenario)))); err != nil {
+`, runtime.NumCPU(), e.capacity(sc.key), prefix, e.be.h1, s.h1, s.h2c, s.tls, e.certs.cert, e.certs.key, min(e.nofile, 2*e.capacity(sc.key)))); err != nil {
 		return nil, err
 	}
 	if s.proc, err = proc.Start(s.h1, logTo(e, exec.Command(bin, "-p", prefix, "-c", conf), "nginx")); err != nil {
@@ -323,14 +329,21 @@ http {
 
 // startHAProxy serves HTTP/1.1, h2c (proto h2) and HTTPS (ALPN h2) from one
 // frontend to an HTTP/1.1 backend with connection reuse.
-func startHAProxy(e *env, bin, scenario string) (*served, error) {
+func startHAProxy(e *env, bin string, sc scenario) (*served, error) {
+	server := e.be.h1
+	switch sc.upstream {
+	case "h2":
+		server += " proto h2"
+	case "h3":
+		return nil, errUnsupported
+	}
 	s, err := addrs()
 	if err != nil {
 		return nil, err
 	}
 	// HAProxy refuses to start unless RLIMIT_NOFILE covers two descriptors
 	// per connection (client and server side), even for idle ones.
-	maxconn := min(e.capacity(scenario), (e.nofile-200)/2)
+	maxconn := min(e.capacity(sc.key), (e.nofile-200)/2)
 	conf := filepath.Join(e.dir, "haproxy.cfg")
 	if err := writeConfig(conf, fmt.Sprintf(`
 global
@@ -350,7 +363,7 @@ frontend fe
   default_backend be
 backend be
   server s1 %[7]s
-`, runtime.NumCPU(), maxconn, s.h1, s.h2c, s.tls, e.certs.bundle, e.be.h1)); err != nil {
+`, runtime.NumCPU(), maxconn, s.h1, s.h2c, s.tls, e.certs.bundle, server)); err != nil {
 		return nil, err
 	}
 	if s.proc, err = proc.Start(s.h1, logTo(e, exec.Command(bin, "-db", "-f", conf), "haproxy")); err != nil {
@@ -361,7 +374,14 @@ backend be
 
 // startCaddy serves HTTP/1.1 and HTTPS with HTTP/3 on the same port
 // (Caddy's protocols h1 h2 h3); Caddy has no access log unless asked.
-func startCaddy(e *env, bin, _ string) (*served, error) {
+func startCaddy(e *env, bin string, sc scenario) (*served, error) {
+	proxy := "reverse_proxy " + e.be.h1
+	switch sc.upstream {
+	case "h2":
+		proxy += " {\n\t\ttransport http {\n\t\t\tversions h2c\n\t\t}\n\t}"
+	case "h3":
+		return nil, errUnsupported
+	}
 	s, err := addrs()
 	if err != nil {
 		return nil, err
@@ -378,14 +398,14 @@ func startCaddy(e *env, bin, _ string) (*served, error) {
 }
 http://%[1]s {
 	bind 127.0.0.1
-	reverse_proxy %[3]s
+	%[3]s
 }
 https://%[2]s {
 	bind 127.0.0.1
 	tls %[4]s %[5]s
-	reverse_proxy %[3]s
+	%[3]s
 }
-`, s.h1, s.tls, e.be.h1, e.certs.cert, e.certs.key)); err != nil {
+`, s.h1, s.tls, proxy, e.certs.cert, e.certs.key)); err != nil {
 		return nil, err
 	}
 	cmd := logTo(e, exec.Command(bin, "run", "--config", conf, "--adapter", "caddyfile"), "caddy")
