@@ -189,9 +189,12 @@ func addrs() (*served, error) {
 	return nil, errors.New("no loopback port free on both TCP and UDP")
 }
 
-// logTo sends a proxy's output to a file in the scratch folder.
+// logTo appends a proxy's output to logs/<name>.log in the results folder,
+// where it outlives the run for a failure's post-mortem.
 func logTo(e *env, cmd *exec.Cmd, name string) *exec.Cmd {
-	if f, err := os.OpenFile(filepath.Join(e.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600); err == nil {
+	dir := filepath.Join(e.out, "logs")
+	os.MkdirAll(dir, 0o755)
+	if f, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
 		cmd.Stdout, cmd.Stderr = f, f
 		e.logs = append(e.logs, f)
 	}
