@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"os/exec"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,8 +149,11 @@ func TestOpenIdle_HoldsConnectionsFromEverySource(t *testing.T) {
 	p.SetHTTP2(true)
 	for _, proto := range []string{IdleH1, IdleH2C, IdleH2} {
 		t.Run(proto, func(t *testing.T) {
-			var open atomic.Int64
-			peers := map[netip.Addr]bool{}
+			var (
+				open  atomic.Int64
+				mu    sync.Mutex
+				peers = map[netip.Addr]bool{}
+			)
 			srv := httptest.NewUnstartedServer(handler)
 			srv.Config.Protocols = &p
 			srv.Config.ConnState = func(c net.Conn, s http.ConnState) {
@@ -161,7 +165,9 @@ func TestOpenIdle_HoldsConnectionsFromEverySource(t *testing.T) {
 				}
 			}
 			srv.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
-				peers[c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()] = true // Serve's one goroutine
+				mu.Lock()
+				peers[c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()] = true
+				mu.Unlock()
 				return ctx
 			}
 			if proto == IdleH2 {
@@ -177,8 +183,11 @@ func TestOpenIdle_HoldsConnectionsFromEverySource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if idle.Len() != 40 || open.Load() != 40 || len(peers) != 2 {
-				t.Fatalf("holding %d, server sees %d open from %d sources; want 40, 40, 2", idle.Len(), open.Load(), len(peers))
+			mu.Lock()
+			seen := len(peers)
+			mu.Unlock()
+			if idle.Len() != 40 || open.Load() != 40 || seen != 2 {
+				t.Fatalf("holding %d, server sees %d open from %d sources; want 40, 40, 2", idle.Len(), open.Load(), seen)
 			}
 			idle.Close()
 			if _, err := OpenIdle(context.Background(), proto, srv.Listener.Addr().String(), "/missing", 1, sources,
