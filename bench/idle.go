@@ -84,6 +84,9 @@ func idleOne(ctx context.Context, e *env, t target, proto string, front func(*se
 	}
 	time.Sleep(2 * time.Second) // let the proxy settle (and a Go GC cycle pass)
 	c.Conns, c.Total = idle.Len(), proc.RSS(pids)
+	if xerr := srv.proc.Exited(); xerr != nil {
+		return report.IdleCell{Ran: true, Err: fmt.Sprintf("%v while holding idle connections (see logs/ in the results folder)", xerr)}
+	}
 	return c
 }
 

@@ -231,6 +231,11 @@ func measure(ctx context.Context, e *env, o options, s scenario, t target) repor
 	}
 	r, err := s.drive(ctx, e, addr, o.dur)
 	c := report.Cell{Ran: true, RPS: r.RPS, P99: r.P99, Errors: r.Errors}
+	if err == nil && srv.proc != nil {
+		if xerr := srv.proc.Exited(); xerr != nil {
+			err = fmt.Errorf("%w during the run (see logs/ in the results folder)", xerr)
+		}
+	}
 	if err != nil {
 		c.Err = err.Error()
 		return c

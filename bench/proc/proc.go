@@ -22,6 +22,9 @@ type Proc struct {
 	Cmd  *exec.Cmd
 	PIDs func() []int
 	Stop func()
+	// Exited says how the process ended if it has (a crash mid-run makes
+	// the run's figures meaningless), nil while it runs.
+	Exited func() error
 }
 
 // FreeAddr returns a loopback TCP address that was free a moment ago.
@@ -55,12 +58,24 @@ func Start(addr string, cmd *exec.Cmd) (*Proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	var waitErr error
+	done := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(done) }()
 	p := &Proc{Addr: addr, Cmd: cmd}
 	p.PIDs = func() []int { return Tree(cmd.Process.Pid) }
+	p.Exited = func() error {
+		select {
+		case <-done:
+			return fmt.Errorf("%s exited (%v)", cmd.Path, waitErr)
+		default:
+			return nil
+		}
+	}
 	p.Stop = func() {
+		if p.Exited() != nil {
+			return
+		}
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
 		select {
 		case <-done:
 		case <-time.After(15 * time.Second):
@@ -69,6 +84,9 @@ func Start(addr string, cmd *exec.Cmd) (*Proc, error) {
 		}
 	}
 	for range 100 {
+		if err := p.Exited(); err != nil {
+			return nil, err
+		}
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
 			return p, nil
