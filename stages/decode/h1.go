@@ -35,9 +35,10 @@ type H1Config struct {
 	StreamBytes   int64
 	Global        *bus.Budget // the process budget each connection's budget draws from (nil: none)
 	Log           zerolog.Logger
-	// Draining is closed when the gateway drains: idle connections close,
-	// the in-flight request's response carries Connection: close.
-	Draining <-chan struct{}
+	// Drain is done when the gateway drains: idle connections close, the
+	// in-flight request's response carries Connection: close. A context,
+	// not a channel, so a connection watches it without a goroutine.
+	Drain context.Context
 }
 
 // pipelineDepth bounds how many pipelined requests may wait for their
@@ -62,8 +63,18 @@ type H1Conn struct {
 	// stopRead is set by the write loop once no further request will be
 	// answered; the reader checks it after arming its own read deadline,
 	// which would otherwise undo the writer's wake-up.
-	stopRead   atomic.Bool
-	queue      chan *encode.H1Exchange
+	stopRead atomic.Bool
+	queue    chan *encode.H1Exchange
+	// The write loop runs only while exchanges are queued or being
+	// written, so an idle keep-alive connection has one goroutine (the
+	// reader) and no write buffer. qmu orders the loop's exit (queue found
+	// empty) against the reader's next enqueue, which starts it again.
+	qmu        sync.Mutex
+	writing    bool
+	out        *encode.H1Writer
+	wclosed    bool // the write side is done: later exchanges are discarded
+	wcancel    context.CancelCauseFunc
+	wctx       context.Context
 	streamInfo *stages.ConnInfo // the last info handed to a stream (infoFor)
 	// The exchange whose actor runs inline and is not yet queued for the
 	// writer (serveInline), the reader's context, and handOver as a func
@@ -77,6 +88,12 @@ type H1Conn struct {
 // ServeH1 serves conn until the client is done, an error, or ctx ends. It
 // returns after every goroutine it started has finished; it closes conn.
 func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1Config, h stages.Handler) {
+	serveH1(ctx, conn, nil, 0, info, cfg, h)
+}
+
+// serveH1 is ServeH1 with n bytes already read from conn (the protocol
+// sniff's) in buf, a buffer from getBuf that the connection then owns.
+func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages.ConnInfo, cfg *H1Config, h stages.Handler) {
 	c := &H1Conn{
 		conn:    conn,
 		info:    info,
@@ -87,25 +104,32 @@ func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1C
 		rate:    guard.BodyRate{MinBps: cfg.MinBodyBps, Window: cfg.RateWindow},
 		queue:   make(chan *encode.H1Exchange, pipelineDepth),
 	}
+	defer c.src.Close()
+	if buf != nil {
+		c.src.Adopt(buf, n)
+	}
 	c.handOverFn = c.handOver
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	c.wctx, c.wcancel = ctx, cancel
+	c.out = encode.NewH1Writer(conn, cfg.WriteTimeout)
+	c.out.Draining = c.draining
 	stopIdle := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stopIdle()
-	var drainStop func() bool
-	if cfg.Draining != nil {
-		drainCtx, drainCancel := contextFromChan(cfg.Draining)
-		defer drainCancel()
-		drainStop = context.AfterFunc(drainCtx, func() {
+	if cfg.Drain != nil {
+		stopDrain := context.AfterFunc(cfg.Drain, func() {
 			if c.idle.Load() {
 				conn.SetReadDeadline(time.Now())
 			}
 		})
-		defer drainStop()
+		defer stopDrain()
 	}
-	c.wg.Go(func() { c.writeLoop(ctx, cancel) })
 	c.readLoop(ctx)
+	// A running write loop finishes what is queued; a stopped one left
+	// the queue empty.
+	c.qmu.Lock()
 	close(c.queue)
+	c.qmu.Unlock()
 	c.wg.Wait()
 	if c.halfClosed.Load() && ctx.Err() == nil {
 		// Lingering close: unread request bytes at close(2) make the kernel
@@ -145,47 +169,79 @@ func (c *H1Conn) linger() {
 	}
 }
 
-func contextFromChan(ch <-chan struct{}) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case <-ch:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
-}
-
 func (c *H1Conn) draining() bool {
-	if c.cfg.Draining == nil {
-		return false
+	return c.cfg.Drain != nil && c.cfg.Drain.Err() != nil
+}
+
+// enqueue hands an exchange to the write loop, starting the loop if it is
+// not running. It returns false when ctx ends first (the exchange is then
+// the caller's to discard).
+func (c *H1Conn) enqueue(ctx context.Context, x *encode.H1Exchange) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if !c.writing {
+		c.writing = true
+		c.wg.Go(c.writeLoop)
 	}
+	// Sending under qmu cannot deadlock: the loop takes qmu only once the
+	// queue is empty, and a full queue means it is busy draining it.
 	select {
-	case <-c.cfg.Draining:
+	case c.queue <- x:
 		return true
-	default:
+	case <-ctx.Done():
 		return false
 	}
 }
 
-// writeLoop writes responses in request order. On any write failure or a
-// response that must end the connection it cancels the connection.
-func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) {
+// next returns the next queued exchange; false means the loop stops: the
+// queue is closed, or empty (then writing is cleared under qmu, so the next
+// enqueue starts a new loop).
+func (c *H1Conn) next() (*encode.H1Exchange, bool) {
+	select {
+	case x, ok := <-c.queue:
+		if !ok {
+			c.out.Release()
+		}
+		return x, ok
+	default:
+	}
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	select {
+	case x, ok := <-c.queue:
+		if !ok {
+			c.out.Release()
+		}
+		return x, ok
+	default:
+		// Release before the next loop may start: it owns c.out then.
+		c.out.Release()
+		c.writing = false
+		return nil, false
+	}
+}
+
+// writeLoop writes responses in request order until the queue is empty
+// (or closed). On any write failure or a response that must end the
+// connection it cancels the connection.
+func (c *H1Conn) writeLoop() {
 	defer func() {
 		if r := recover(); r != nil {
 			stages.Panicked(c.cfg.Log, r, c.conn)
-			cancel(errPanic)
+			c.wcancel(errPanic)
+			c.wclosed = true
 			for x := range c.queue { // release the stream actors still queued
 				x.Discard()
 			}
 		}
 	}()
-	w := encode.NewH1Writer(c.conn, c.cfg.WriteTimeout)
-	w.Draining = c.draining
-	open := true
-	for x := range c.queue {
-		if !open {
+	w := c.out
+	for {
+		x, ok := c.next()
+		if !ok {
+			return
+		}
+		if c.wclosed {
 			// The connection is closing: nothing more goes out, but every
 			// stream actor must still be released.
 			x.Discard()
@@ -193,12 +249,12 @@ func (c *H1Conn) writeLoop(ctx context.Context, cancel context.CancelCauseFunc) 
 		}
 		// (Draining turns keep-alive off inside the writer: x is shared with
 		// the reader, which must be the only one to touch it.)
-		keep, err := w.WriteResponse(ctx, x)
+		keep, err := w.WriteResponse(c.wctx, x)
 		if err != nil || !keep {
 			x.Discard()
-			open = false
+			c.wclosed = true
 			if err != nil {
-				cancel(err)
+				c.wcancel(err)
 			} else if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
 				// Half-close: the client reads our last response to its end.
 				tc.CloseWrite()
@@ -242,9 +298,7 @@ func (c *H1Conn) readLoop(ctx context.Context) {
 				return
 			}
 		} else {
-			select {
-			case c.queue <- x:
-			case <-ctx.Done():
+			if !c.enqueue(ctx, x) {
 				x.Stream.Req.Discard(context.Cause(ctx))
 				x.Discard()
 				return
@@ -295,6 +349,14 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 		// armed: its wake-up was overwritten, so stop here.
 		c.idle.Store(false)
 		return nil, h1.Request{}, nil
+	}
+	if !started {
+		if err := c.src.WaitIdle(); err != nil {
+			// Idle timeout, drain wake-up or the client gone between
+			// requests: a clean end.
+			c.idle.Store(false)
+			return nil, h1.Request{}, nil
+		}
 	}
 	for {
 		if b := c.src.Buffered(); len(b) > 0 {
@@ -442,9 +504,7 @@ func (c *H1Conn) handOver() {
 	if x == nil {
 		return
 	}
-	select {
-	case c.queue <- x:
-	case <-c.inlineCtx.Done():
+	if !c.enqueue(c.inlineCtx, x) {
 		// The connection is going: the actor's sends now fail.
 		x.Discard()
 	}
@@ -499,5 +559,5 @@ func (c *H1Conn) answerError(err error) {
 	case errors.As(err, &le):
 		status, extra = le.status, le.extra
 	}
-	c.queue <- &encode.H1Exchange{Method: "GET", Local: status, LocalFields: extra}
+	c.enqueue(context.Background(), &encode.H1Exchange{Method: "GET", Local: status, LocalFields: extra})
 }

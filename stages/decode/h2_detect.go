@@ -29,12 +29,14 @@ func ServeHTTP(ctx context.Context, conn net.Conn, info *stages.ConnInfo, h1cfg 
 		ServeH1(ctx, conn, info, h1cfg, h)
 		return
 	}
-	got, isH2 := peekPreface(conn, h1cfg.HeaderTimeout)
+	buf := getBuf()
+	got, isH2 := peekPreface(conn, buf, h1cfg.HeaderTimeout)
 	if isH2 {
 		var r io.Reader = conn
 		if extra := got[len(h2.Preface):]; len(extra) > 0 {
-			r = io.MultiReader(bytes.NewReader(extra), conn)
+			r = io.MultiReader(bytes.NewReader(bytes.Clone(extra)), conn)
 		}
+		putBuf(buf)
 		ServeH2(ctx, conn, r, true, info, h2cfg, h)
 		return
 	}
@@ -43,13 +45,14 @@ func ServeHTTP(ctx context.Context, conn net.Conn, info *stages.ConnInfo, h1cfg 
 		// names no HTTP version at all: neither HTTP/1.x nor the HTTP/2
 		// preface (RFC 9113 §3.4: an invalid preface is a connection
 		// error, and h2spec requires the close).
+		putBuf(buf)
 		conn.Close()
 		return
 	}
 	// Anything else is for the strict H1 parser, which answers a malformed
 	// request line (a bad version included) with a clear 400/505 rather
 	// than a silent close.
-	ServeH1(ctx, &prefixConn{Conn: conn, buf: got}, info, h1cfg, h)
+	serveH1(ctx, conn, buf, len(got), info, h1cfg, h)
 }
 
 // peekBytes is what the protocol sniff reads at most: enough for a first
@@ -60,8 +63,8 @@ const peekBytes = 4 << 10
 // preface: an HTTP/1.x request differs at its first byte, so it costs one
 // read. It returns the bytes read and whether they start with the whole
 // preface.
-func peekPreface(conn net.Conn, timeout time.Duration) ([]byte, bool) {
-	buf := make([]byte, peekBytes)
+func peekPreface(conn net.Conn, buf []byte, timeout time.Duration) ([]byte, bool) {
+	buf = buf[:peekBytes]
 	n := 0
 	if timeout > 0 {
 		conn.SetReadDeadline(time.Now().Add(timeout))
@@ -85,29 +88,6 @@ func peekPreface(conn net.Conn, timeout time.Duration) ([]byte, bool) {
 			return buf[:n], false
 		}
 	}
-}
-
-// prefixConn replays bytes already read before the connection's own.
-type prefixConn struct {
-	net.Conn
-	buf []byte
-}
-
-func (p *prefixConn) Read(b []byte) (int, error) {
-	if len(p.buf) > 0 {
-		n := copy(b, p.buf)
-		p.buf = p.buf[n:]
-		return n, nil
-	}
-	return p.Conn.Read(b)
-}
-
-// CloseWrite half-closes when the underlying connection can.
-func (p *prefixConn) CloseWrite() error {
-	if cw, ok := p.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return nil
 }
 
 // notHTTP reports whether a complete first line names no HTTP version,

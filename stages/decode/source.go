@@ -4,6 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
+	"syscall"
+	"unsafe"
 
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h1"
@@ -22,8 +25,9 @@ var ErrBodyCut = errors.New("decode: body cut short")
 // It is owned by one goroutine.
 type Source struct {
 	conn net.Conn
-	buf  []byte
-	max  int // the buffer grows on demand up to this
+	raw  syscall.RawConn // conn's descriptor, for WaitIdle (nil: not a socket)
+	buf  []byte          // nil while idle (WaitIdle), taken from bufPool on the next Fill
+	max  int             // the buffer grows on demand up to this
 	r, w int
 	eof  bool
 
@@ -40,13 +44,77 @@ type Source struct {
 // NewSource returns a Source over conn whose head buffer holds bufSize bytes
 // (the head cap plus some room for a pipelined next request).
 func NewSource(conn net.Conn, bufSize int) *Source {
-	return &Source{conn: conn, buf: make([]byte, min(initialBuf, bufSize)), max: bufSize}
+	s := &Source{conn: conn, max: max(bufSize, initialBuf)}
+	if sc, ok := conn.(syscall.Conn); ok {
+		s.raw, _ = sc.SyscallConn()
+	}
+	return s
 }
 
-// initialBuf is a connection's first read buffer: most heads fit, and an
-// idle keep-alive connection pins no more than this (nginx's
-// client_header_buffer_size is 1 KiB for the same reason).
+// initialBuf is a connection's first read buffer: most heads fit. Buffers
+// of this size are pooled, so an idle keep-alive connection holds none
+// (see WaitIdle).
 const initialBuf = 4 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, initialBuf); return &b }}
+
+func getBuf() []byte { return *bufPool.Get().(*[]byte) }
+
+func putBuf(b []byte) {
+	if cap(b) == initialBuf {
+		b = b[:initialBuf]
+		bufPool.Put(&b)
+	}
+}
+
+// Adopt hands the Source a buffer from getBuf holding n bytes already read
+// from the connection (a protocol sniff's), to be parsed first. The
+// Source owns the buffer from now on.
+func (s *Source) Adopt(buf []byte, n int) {
+	if s.buf != nil {
+		putBuf(s.buf)
+	}
+	s.buf, s.r, s.w = buf[:cap(buf)], 0, n
+}
+
+// WaitIdle waits until the connection has bytes to read (or the peer
+// closed it, or its read deadline passed) while holding no buffer: between
+// keep-alive requests a connection then costs its goroutine and a few
+// structs, not a read buffer (nginx frees its buffers on idle keep-alive
+// connections for the same reason). It returns at once when bytes are
+// buffered or conn is not a socket (TLS keeps its own buffers anyway).
+func (s *Source) WaitIdle() error {
+	if s.r < s.w || s.raw == nil || s.eof {
+		return nil
+	}
+	s.releaseBuf()
+	// RawConn.Read calls the function until it returns true, waiting for
+	// readability (under the read deadline) each time it returns false. A
+	// 1-byte MSG_PEEK tells real readability from a stale poller wake-up.
+	var peek [1]byte
+	return s.raw.Read(func(fd uintptr) bool {
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&peek[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		return errno != syscall.EAGAIN
+	})
+}
+
+// releaseBuf returns an empty buffer to the pool.
+func (s *Source) releaseBuf() {
+	if s.buf != nil && s.r == s.w {
+		putBuf(s.buf)
+		s.buf, s.r, s.w = nil, 0, 0
+	}
+}
+
+// Close returns the Source's buffer to the pool; the Source must not be
+// used after.
+func (s *Source) Close() {
+	if s.buf != nil {
+		putBuf(s.buf)
+		s.buf, s.r, s.w = nil, 0, 0
+	}
+}
 
 // Buffered returns the unread bytes.
 func (s *Source) Buffered() []byte { return s.buf[s.r:s.w] }
@@ -61,6 +129,9 @@ func (s *Source) Fill() error {
 	if s.eof {
 		return io.EOF
 	}
+	if s.buf == nil {
+		s.buf = getBuf()
+	}
 	if s.r > 0 && s.r == s.w {
 		s.r, s.w = 0, 0
 	}
@@ -72,6 +143,7 @@ func (s *Source) Fill() error {
 		case len(s.buf) < s.max:
 			nb := make([]byte, min(2*len(s.buf), s.max))
 			copy(nb, s.buf[:s.w])
+			putBuf(s.buf)
 			s.buf = nb
 		default:
 			return errors.New("decode: buffer full")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/expressgateway/expressgateway/frames"
@@ -32,7 +33,24 @@ type H1Writer struct {
 
 // NewH1Writer returns a writer on conn.
 func NewH1Writer(conn net.Conn, writeTimeout time.Duration) *H1Writer {
-	return &H1Writer{conn: conn, bw: bufio.NewWriterSize(conn, 8<<10), writeTimeout: writeTimeout}
+	return &H1Writer{conn: conn, writeTimeout: writeTimeout}
+}
+
+// h1WriteBuf is the write buffer of a connection with a response in
+// flight; idle connections hold none (Release).
+const h1WriteBuf = 8 << 10
+
+var bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h1WriteBuf) }}
+
+// Release returns the writer's buffer to its pool once everything is
+// flushed: an idle keep-alive connection holds no write buffer. The next
+// WriteResponse takes them again.
+func (w *H1Writer) Release() {
+	if w.bw != nil && w.bw.Buffered() == 0 {
+		w.bw.Reset(nil)
+		bwPool.Put(w.bw)
+		w.bw = nil
+	}
 }
 
 // H1Exchange is what the writer needs to know of the request it answers.
@@ -51,6 +69,10 @@ type H1Exchange struct {
 // connection may carry another request. A Reset after the head returns
 // ErrAborted.
 func (w *H1Writer) WriteResponse(ctx context.Context, x *H1Exchange) (keepAlive bool, err error) {
+	if w.bw == nil {
+		w.bw = bwPool.Get().(*bufio.Writer)
+		w.bw.Reset(w.conn)
+	}
 	if x.Local != 0 {
 		w.writeStatusFields(x.Local, x, false, x.LocalFields)
 		return false, w.flush()

@@ -59,6 +59,8 @@ type Gateway struct {
 	gate      *accept.Gate
 
 	draining   chan struct{}
+	drainCtx   context.Context // done with draining, for who watches without a goroutine
+	drainNow   context.CancelFunc
 	drainOnce  sync.Once
 	acceptCtx  context.Context
 	stopAccept context.CancelFunc
@@ -88,6 +90,7 @@ type listener struct {
 // opens.
 func New(cfg *conf.Config, log zerolog.Logger) (*Gateway, error) {
 	g := &Gateway{log: log, cfg: cfg, draining: make(chan struct{})}
+	g.drainCtx, g.drainNow = context.WithCancel(context.Background())
 	g.gate = accept.NewGate(cfg.Runtime.PerIPConnectionCap, cfg.Runtime.MaxInflightConnections)
 	pools, err := buildPools(cfg, nil)
 	if err != nil {
@@ -193,7 +196,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		StreamBytes:   bus.DefaultStreamBytes,
 		Global:        globalBudget,
 		Log:           g.log,
-		Draining:      g.draining,
+		Drain:         g.drainCtx,
 	})
 	return nil
 }
@@ -398,7 +401,7 @@ func shedH1(c net.Conn) {
 func (g *Gateway) Drain(timeout time.Duration) {
 	// Stop accepting first, so no connection arrives after idle ones close.
 	g.stopAccept()
-	g.drainOnce.Do(func() { close(g.draining) })
+	g.drainOnce.Do(func() { close(g.draining); g.drainNow() })
 	done := make(chan struct{})
 	go func() { g.wg.Wait(); close(done) }()
 	select {
