@@ -58,10 +58,21 @@ type ListenerTLS struct {
 	// KeyPath is the PEM private key; it must not be readable by group or
 	// other. Required.
 	KeyPath string `koanf:"key_path"`
-	// TicketRotationIntervalSeconds is how often session-ticket keys rotate.
+	// TicketRotationIntervalSeconds is how often the session-ticket key
+	// changes: new tickets are sealed with the key of the current interval
+	// (epochs counted from the Unix epoch, so instances sharing
+	// ticket_key_path switch at the same instant).
 	TicketRotationIntervalSeconds int `koanf:"ticket_rotation_interval_seconds"`
-	// TicketRotationOverlapSeconds is how long the previous key still decrypts.
+	// TicketRotationOverlapSeconds is how long after its interval ends an
+	// old key still opens tickets (resumption); past it they fall back to a
+	// full handshake.
 	TicketRotationOverlapSeconds int `koanf:"ticket_rotation_overlap_seconds"`
+	// TicketKeyPath is a file holding the secret the ticket keys are
+	// derived from (HKDF of the secret and the interval number); instances
+	// given the same file resume each other's sessions without talking. A
+	// missing file is created with 32 random bytes, mode 0600; one readable
+	// by group or other is refused. Empty: a random secret per process.
+	TicketKeyPath string `koanf:"ticket_key_path"`
 }
 
 // QUIC is [listeners.quic]: HTTP/3 termination settings.
@@ -70,7 +81,7 @@ type QUIC struct {
 	KeyPath                string `koanf:"key_path"`                      // PEM private key (mode 0600).
 	RetrySecretPath        string `koanf:"retry_secret_path"`             // 32-byte secret keying Retry tokens; created 0600 if absent, so tokens survive a restart.
 	MaxIdleTimeoutMs       int    `koanf:"max_idle_timeout_ms"`           // QUIC idle timeout.
-	MaxRecvUDPPayloadSize  int    `koanf:"max_recv_udp_payload_size"`     // Largest UDP payload accepted (≥ 1200, RFC 9000 §14).
+	MaxRecvUDPPayloadSize  int    `koanf:"max_recv_udp_payload_size"`     // Largest UDP payload accepted; bigger datagrams are dropped in the kernel (a socket filter). 1200 to 1452: 1200 is QUIC's minimum (RFC 9000 §14), 1452 the largest packet the QUIC stack reads.
 	Allow0RTT              bool   `koanf:"allow_0rtt"`                    // Accept TLS early data (0-RTT); see early_data_policy.
 	EarlyDataPolicy        string `koanf:"early_data_policy"`             // reject: non-idempotent requests in early data get 425; wait: they are held until the handshake completes.
 	MaxConnectionsPerIP    int    `koanf:"max_connections_per_ip"`        // QUIC connections one source IP may hold (0 = none).
@@ -117,17 +128,31 @@ type HTTP struct {
 
 // H2Security is [listeners.h2_security]: HTTP/2 limits and flood guards.
 type H2Security struct {
-	MaxPendingAcceptResetStreams int `koanf:"max_pending_accept_reset_streams"` // Streams reset before being served that are tolerated (rapid reset).
-	MaxLocalErrorResetStreams    int `koanf:"max_local_error_reset_streams"`    // Streams we reset for peer errors that are tolerated before GOAWAY.
-	MaxConcurrentStreams         int `koanf:"max_concurrent_streams"`           // SETTINGS_MAX_CONCURRENT_STREAMS; more streams are refused.
-	MaxHeaderListSize            int `koanf:"max_header_list_size"`             // SETTINGS_MAX_HEADER_LIST_SIZE: decoded header block cap (HPACK bomb guard).
-	MaxSendBufSize               int `koanf:"max_send_buf_size"`                // Bytes buffered per stream toward the client.
-	KeepAliveIntervalMs          int `koanf:"keep_alive_interval_ms"`           // PING an idle connection this often (0 disables).
-	KeepAliveTimeoutMs           int `koanf:"keep_alive_timeout_ms"`            // Close when a PING is not answered within this.
-	InitialStreamWindowSize      int `koanf:"initial_stream_window_size"`       // SETTINGS_INITIAL_WINDOW_SIZE we advertise.
-	InitialConnectionWindowSize  int `koanf:"initial_connection_window_size"`   // Connection flow-control window we advertise.
-	// RapidResetThreshold is how many client-reset streams in the window
-	// trigger GOAWAY ENHANCE_YOUR_CALM.
+	// MaxPendingAcceptResetStreams is the same rule as rapid_reset_threshold
+	// (streams the client resets before their response is complete, per
+	// window): when both are set the smaller wins; when one is set it is
+	// the threshold.
+	MaxPendingAcceptResetStreams int `koanf:"max_pending_accept_reset_streams"`
+	// MaxLocalErrorResetStreams is how many streams one connection may make
+	// us reset for its protocol errors (a malformed request, a stream
+	// window overflow); the next one gets GOAWAY ENHANCE_YOUR_CALM.
+	MaxLocalErrorResetStreams int `koanf:"max_local_error_reset_streams"`
+	MaxConcurrentStreams      int `koanf:"max_concurrent_streams"` // SETTINGS_MAX_CONCURRENT_STREAMS; more streams are refused.
+	MaxHeaderListSize         int `koanf:"max_header_list_size"`   // SETTINGS_MAX_HEADER_LIST_SIZE: decoded header block cap (HPACK bomb guard).
+	// MaxSendBufSize is the response bytes one stream may hold toward the
+	// client (queued and not yet written); past it the backend's side of
+	// the stream waits.
+	MaxSendBufSize int `koanf:"max_send_buf_size"`
+	// KeepAliveIntervalMs sends a PING once the client has sent nothing for
+	// this long (0 disables).
+	KeepAliveIntervalMs *int `koanf:"keep_alive_interval_ms"`
+	// KeepAliveTimeoutMs closes the connection (GOAWAY, then close) when
+	// our PING is not acknowledged within this.
+	KeepAliveTimeoutMs          int `koanf:"keep_alive_timeout_ms"`
+	InitialStreamWindowSize     int `koanf:"initial_stream_window_size"`     // SETTINGS_INITIAL_WINDOW_SIZE we advertise.
+	InitialConnectionWindowSize int `koanf:"initial_connection_window_size"` // Connection flow-control window we advertise.
+	// RapidResetThreshold is how many client-reset streams in a 10 s window
+	// trigger GOAWAY ENHANCE_YOUR_CALM; see max_pending_accept_reset_streams.
 	RapidResetThreshold int `koanf:"rapid_reset_threshold"`
 	// MaxContinuationFrames caps CONTINUATION frames per header block.
 	MaxContinuationFrames int `koanf:"max_continuation_frames"`

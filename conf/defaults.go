@@ -1,6 +1,9 @@
 package conf
 
-import "github.com/expressgateway/expressgateway/frames"
+import (
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/frames"
+)
 
 // Defaults, each named for what it bounds. Values follow the reference
 // implementation where it has one (../shared/reference §3, §4).
@@ -36,19 +39,20 @@ const (
 	DefaultQUICRecvPayload   = 1_350
 	DefaultH3FieldSection    = 64 << 10
 
-	DefaultH2MaxConcurrentStreams  = 100
-	DefaultH2MaxHeaderListSize     = 64 << 10
-	DefaultH2RapidResetThreshold   = 100
-	DefaultH2MaxContinuation       = 32
-	DefaultH2ControlFramesPerSec   = 1_000
-	DefaultH2ZeroWindowTimeoutMs   = 30_000
-	DefaultH2MaxStreamsPerConn     = 10_000
-	DefaultH2GlitchThreshold       = 1_000
-	DefaultH2InitialStreamWindow   = 256 << 10
-	DefaultH2InitialConnWindow     = 1 << 20
-	DefaultH2KeepAliveIntervalMs   = 30_000
-	DefaultH2KeepAliveTimeoutMs    = 30_000
-	DefaultH2MaxPendingResetStream = 100
+	DefaultH2MaxConcurrentStreams = 100
+	DefaultH2MaxHeaderListSize    = 64 << 10
+	DefaultH2RapidResetThreshold  = 100
+	DefaultH2MaxContinuation      = 32
+	DefaultH2ControlFramesPerSec  = 1_000
+	DefaultH2ZeroWindowTimeoutMs  = 30_000
+	DefaultH2MaxStreamsPerConn    = 10_000
+	DefaultH2GlitchThreshold      = 1_000
+	DefaultH2InitialStreamWindow  = 256 << 10
+	DefaultH2InitialConnWindow    = 1 << 20
+	DefaultH2KeepAliveIntervalMs  = 30_000
+	DefaultH2KeepAliveTimeoutMs   = 30_000
+	DefaultH2MaxLocalErrorResets  = 100
+	DefaultH2MaxSendBufSize       = bus.DefaultStreamBytes
 )
 
 // Default returns a config with every top-level default set; the loader
@@ -111,16 +115,24 @@ func (l *Listener) setDefaults() {
 		h.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	s := &l.H2
-	def(&s.MaxPendingAcceptResetStreams, DefaultH2MaxPendingResetStream)
-	def(&s.MaxLocalErrorResetStreams, DefaultH2MaxPendingResetStream)
+	// max_pending_accept_reset_streams and rapid_reset_threshold are one
+	// rule under two names: the smaller set one wins.
+	if p := s.MaxPendingAcceptResetStreams; p > 0 && (s.RapidResetThreshold == 0 || p < s.RapidResetThreshold) {
+		s.RapidResetThreshold = p
+	}
+	def(&s.RapidResetThreshold, DefaultH2RapidResetThreshold)
+	s.MaxPendingAcceptResetStreams = s.RapidResetThreshold
+	def(&s.MaxLocalErrorResetStreams, DefaultH2MaxLocalErrorResets)
 	def(&s.MaxConcurrentStreams, DefaultH2MaxConcurrentStreams)
 	def(&s.MaxHeaderListSize, DefaultH2MaxHeaderListSize)
-	def(&s.MaxSendBufSize, 64<<10)
-	def(&s.KeepAliveIntervalMs, DefaultH2KeepAliveIntervalMs)
+	def(&s.MaxSendBufSize, DefaultH2MaxSendBufSize)
+	if s.KeepAliveIntervalMs == nil {
+		v := DefaultH2KeepAliveIntervalMs
+		s.KeepAliveIntervalMs = &v
+	}
 	def(&s.KeepAliveTimeoutMs, DefaultH2KeepAliveTimeoutMs)
 	def(&s.InitialStreamWindowSize, DefaultH2InitialStreamWindow)
 	def(&s.InitialConnectionWindowSize, DefaultH2InitialConnWindow)
-	def(&s.RapidResetThreshold, DefaultH2RapidResetThreshold)
 	def(&s.MaxContinuationFrames, DefaultH2MaxContinuation)
 	def(&s.ControlFramesPerSecond, DefaultH2ControlFramesPerSec)
 	def(&s.ZeroWindowTimeoutMs, DefaultH2ZeroWindowTimeoutMs)

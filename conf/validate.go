@@ -97,6 +97,18 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		ps.Addf(key(k, "tls"), "[listeners.tls] is only for tls and h1s listeners, not %q", l.Protocol)
 	case l.TLS != nil:
 		checkCertPair(key(k, "tls"), l.TLS.CertPath, l.TLS.KeyPath, ps)
+		t := l.TLS
+		rangeInt(ps, key(k, "tls", "ticket_rotation_interval_seconds"), t.TicketRotationIntervalSeconds, 1, maxTicketSeconds)
+		rangeInt(ps, key(k, "tls", "ticket_rotation_overlap_seconds"), t.TicketRotationOverlapSeconds, 1, maxTicketSeconds)
+		if t.TicketRotationIntervalSeconds > 0 && t.TicketRotationOverlapSeconds/t.TicketRotationIntervalSeconds >= MaxTicketKeys {
+			ps.Addf(key(k, "tls", "ticket_rotation_overlap_seconds"), "%d s of overlap keeps more than %d keys of %d s each: raise ticket_rotation_interval_seconds or lower the overlap",
+				t.TicketRotationOverlapSeconds, MaxTicketKeys, t.TicketRotationIntervalSeconds)
+		}
+		if t.TicketKeyPath != "" {
+			if _, err := os.Stat(t.TicketKeyPath); err == nil {
+				checkPrivateFile(key(k, "tls", "ticket_key_path"), t.TicketKeyPath, ps)
+			}
+		}
 	}
 	if l.Protocol == "quic" && l.QUIC == nil {
 		ps.Addf(key(k, "quic"), "a quic listener needs [listeners.quic] with cert_path, key_path and retry_secret_path")
@@ -107,7 +119,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		if q.RetrySecretPath == "" {
 			ps.Addf(key(k, "quic", "retry_secret_path"), "required")
 		}
-		rangeInt(ps, key(k, "quic", "max_recv_udp_payload_size"), q.MaxRecvUDPPayloadSize, 1200, 65527)
+		rangeInt(ps, key(k, "quic", "max_recv_udp_payload_size"), q.MaxRecvUDPPayloadSize, 1200, MaxQUICRecvPayload)
 		rangeInt(ps, key(k, "quic", "max_idle_timeout_ms"), q.MaxIdleTimeoutMs, 1, 600_000)
 		if q.EarlyDataPolicy != "reject" && q.EarlyDataPolicy != "wait" {
 			ps.Addf(key(k, "quic", "early_data_policy"), "want \"reject\" or \"wait\", not %q", q.EarlyDataPolicy)
@@ -147,6 +159,13 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 	rangeInt(ps, key(sk, "max_header_list_size"), s.MaxHeaderListSize, 1024, 16<<20)
 	rangeInt(ps, key(sk, "initial_stream_window_size"), s.InitialStreamWindowSize, 1, 1<<31-1)
 	rangeInt(ps, key(sk, "initial_connection_window_size"), s.InitialConnectionWindowSize, 65535, 1<<31-1)
+	rangeInt(ps, key(sk, "rapid_reset_threshold"), s.RapidResetThreshold, 1, 1_000_000)
+	rangeInt(ps, key(sk, "max_local_error_reset_streams"), s.MaxLocalErrorResetStreams, 1, 1_000_000)
+	rangeInt(ps, key(sk, "max_send_buf_size"), s.MaxSendBufSize, 16<<10, 64<<20)
+	if s.KeepAliveIntervalMs != nil {
+		rangeInt(ps, key(sk, "keep_alive_interval_ms"), *s.KeepAliveIntervalMs, 0, 86_400_000)
+	}
+	rangeInt(ps, key(sk, "keep_alive_timeout_ms"), s.KeepAliveTimeoutMs, 1, 86_400_000)
 
 	// Backends, pool and routes.
 	l7 := !IsL4(l.Protocol)
@@ -328,6 +347,17 @@ func checkHostPort(addr string) error {
 	}
 	return nil
 }
+
+// Ticket rotation bounds: a key lives at most 30 days, and one listener
+// holds at most MaxTicketKeys (the current one and those in the overlap).
+const (
+	maxTicketSeconds = 30 * 86_400
+	MaxTicketKeys    = 64
+)
+
+// MaxQUICRecvPayload is the largest UDP payload the QUIC stack reads (its
+// packet buffer), so the highest receive cap that means anything.
+const MaxQUICRecvPayload = 1452
 
 func rangeInt(ps *Problems, k string, v, lo, hi int) {
 	if v < lo || v > hi {

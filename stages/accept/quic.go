@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +36,9 @@ type QUICConfig struct {
 	RetryAbovePerSec int
 	MaxIdleTimeout   time.Duration
 	HandshakeTimeout time.Duration
-	// MaxUDPPayload is the largest UDP payload we accept (and advertise).
+	// MaxUDPPayload is the largest UDP payload we accept: bigger datagrams
+	// are dropped by a socket filter. quic-go itself reads (and advertises)
+	// at most MaxQUICPacket, so a cap at or above it needs no filter.
 	MaxUDPPayload int
 	Allow0RTT     bool
 	// MaxStreams caps concurrent request streams per connection (QUIC
@@ -51,6 +54,9 @@ type QUICConfig struct {
 	OnRetry func()
 	Log     zerolog.Logger
 }
+
+// MaxQUICPacket is quic-go's packet buffer: the largest datagram it reads.
+const MaxQUICPacket = 1452
 
 // QUICListener is a listening QUIC endpoint: one UDP socket, one quic-go
 // Transport, early connections (0-RTT when allowed).
@@ -79,36 +85,50 @@ func deriveKey(secret []byte, label string) [32]byte {
 	return k
 }
 
-// ReadRetrySecret reads a retry secret file; it must hold at least 16
-// bytes and be readable by its owner only. A missing file is created with
-// 32 random bytes, mode 0600, so a first boot needs no extra step and later
-// boots (and other instances given the same file) accept the same tokens.
-func ReadRetrySecret(path string) ([]byte, error) {
+// ReadRetrySecret reads a retry secret file (see ReadSecret).
+func ReadRetrySecret(path string) ([]byte, error) { return ReadSecret("retry secret", path) }
+
+// ReadSecret reads a secret file (what names it in errors); it must hold
+// at least 16 bytes and be readable by its owner only. A missing file is
+// created with 32 random bytes, mode 0600, so a first boot needs no extra
+// step and later boots (and other instances given the same file) derive
+// the same keys.
+func ReadSecret(what, path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		b = make([]byte, 32)
 		rand.Read(b)
-		f, cerr := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		// Written aside and linked into place, so another instance
+		// starting at once never reads a half-written file: the first
+		// link wins and the others read it.
+		f, cerr := os.CreateTemp(filepath.Dir(path), ".secret-*")
 		if cerr != nil {
-			return nil, fmt.Errorf("create retry secret %s: %w", path, cerr)
+			return nil, fmt.Errorf("create %s %s: %w", what, path, cerr)
 		}
+		defer os.Remove(f.Name())
 		_, werr := f.Write(b)
 		if cerr := f.Close(); werr == nil {
 			werr = cerr
 		}
+		if werr == nil {
+			werr = os.Link(f.Name(), path)
+		}
+		if errors.Is(werr, fs.ErrExist) {
+			return ReadSecret(what, path)
+		}
 		if werr != nil {
-			return nil, fmt.Errorf("write retry secret %s: %w", path, werr)
+			return nil, fmt.Errorf("write %s %s: %w", what, path, werr)
 		}
 		return b, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read retry secret %s: %w", path, err)
+		return nil, fmt.Errorf("read %s %s: %w", what, path, err)
 	}
 	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("retry secret %s is readable or writable by group or other (mode %04o); chmod 600 it", path, st.Mode().Perm())
+		return nil, fmt.Errorf("%s %s is readable or writable by group or other (mode %04o); chmod 600 it", what, path, st.Mode().Perm())
 	}
 	if len(b) < 16 {
-		return nil, fmt.Errorf("retry secret %s: want at least 16 bytes, got %d", path, len(b))
+		return nil, fmt.Errorf("%s %s: want at least 16 bytes, got %d", what, path, len(b))
 	}
 	return b, nil
 }
@@ -122,6 +142,12 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 	udp, err := net.ListenUDP("udp", ua)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.MaxUDPPayload > 0 && cfg.MaxUDPPayload < MaxQUICPacket {
+		if err := CapUDPPayload(udp, cfg.MaxUDPPayload); err != nil {
+			udp.Close()
+			return nil, err
+		}
 	}
 	l := &QUICListener{cfg: cfg, udp: udp}
 	tk := quic.TokenGeneratorKey(deriveKey(cfg.RetrySecret, "token"))
@@ -166,9 +192,6 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		MaxIncomingUniStreams:      8,
 		RequireStreamCreditRelease: true,
 		Allow0RTT:                  cfg.Allow0RTT,
-	}
-	if cfg.MaxUDPPayload > 0 && cfg.MaxUDPPayload <= 65527 {
-		qc.InitialPacketSize = uint16(min(cfg.MaxUDPPayload, 1452))
 	}
 	ln, err := l.tr.ListenEarly(tlsCfg, qc)
 	if err != nil {

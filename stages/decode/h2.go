@@ -28,6 +28,7 @@ type H2Config struct {
 	MaxContinuation      int // frames per header block
 	ControlPerSecond     int
 	RapidResetThreshold  int
+	LocalErrorResets     int // streams we may reset for the peer's errors before GOAWAY
 	ZeroWindowTimeout    time.Duration
 	MaxStreamsPerConn    int
 	GlitchThreshold      int
@@ -43,9 +44,13 @@ type H2Config struct {
 	RateWindow   time.Duration
 	WriteTimeout time.Duration
 	MaxBodyBytes int64
-	StreamBytes  int64       // bus budget of one stream direction
-	Global       *bus.Budget // the process budget (nil: none)
-	Draining     <-chan struct{}
+	StreamBytes  int64 // bus budget of one stream direction
+	SendBuf      int64 // response bytes one stream may hold toward the client (0: StreamBytes)
+	// KeepAlive PINGs a client that sent nothing for this long (0: never);
+	// an ACK not back within KeepAliveTimeout closes the connection.
+	KeepAlive, KeepAliveTimeout time.Duration
+	Global                      *bus.Budget // the process budget (nil: none)
+	Draining                    <-chan struct{}
 }
 
 // h2ReadBuf is the connection's read buffer: one full default frame plus
@@ -88,10 +93,14 @@ type H2Conn struct {
 	// peerGoAway is set when the client's GOAWAY ends an idle connection:
 	// its later frames (a PING, say) must be drained, not answered with RST.
 	peerGoAway atomic.Bool
+	// frames and pingAcks count what the reader saw, for the keep-alive
+	// watcher (h2_keepalive.go).
+	frames, pingAcks atomic.Uint64
 
 	// Reader-owned guard state.
 	limit    guard.StreamLimit
 	rapid    guard.RapidReset
+	local    guard.LocalResets
 	block    guard.HeaderBlock
 	glitch   guard.Glitches
 	settings guard.FrameRate
@@ -138,6 +147,7 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		outBudget: bus.NewBudget(4*cfg.StreamBytes, cfg.Global),
 		limit:     guard.StreamLimit{MaxConcurrent: cfg.MaxConcurrentStreams, MaxLifetime: cfg.MaxStreamsPerConn},
 		rapid:     guard.RapidReset{Threshold: cfg.RapidResetThreshold},
+		local:     guard.LocalResets{Threshold: cfg.LocalErrorResets},
 		block:     guard.HeaderBlock{MaxFrames: cfg.MaxContinuation + 1, MaxEncoded: h2.MaxEncodedBlockFactor * cfg.MaxHeaderListSize},
 		glitch:    guard.Glitches{Threshold: cfg.GlitchThreshold},
 		settings:  guard.FrameRate{PerSecond: cfg.ControlPerSecond},
@@ -229,6 +239,7 @@ func (c *H2Conn) readLoop() {
 			}
 			continue
 		}
+		c.frames.Add(1)
 		if !c.dispatch(ev) {
 			return
 		}
@@ -250,7 +261,7 @@ func (c *H2Conn) onError(ev h2.Event, err error) bool {
 		if s := c.lookup(se.ID); s != nil {
 			c.abort(s, frames.CodeProtocol)
 		}
-		return c.addGlitch(guard.GlitchStreamError)
+		return c.localReset() && c.addGlitch(guard.GlitchStreamError)
 	case errors.As(err, &ce):
 		guard.Counter(ce.Reason).Inc()
 		c.goAwayError(ce.Code, ce.Reason)
@@ -331,6 +342,7 @@ func (c *H2Conn) dispatch(ev h2.Event) bool {
 			if s := c.lookup(ev.Stream); s != nil {
 				c.abort(s, frames.CodeProtocol)
 			}
+			return c.localReset()
 		}
 	case h2.EvSettings:
 		if !c.rate(&c.settings, guard.H2SettingsFlood, "h2_settings_flood") {
@@ -346,8 +358,11 @@ func (c *H2Conn) dispatch(ev h2.Event) bool {
 		}
 		c.out.PingAck(ev.Ping)
 	case h2.EvPingAck:
-		if ev.Ping == drainPing {
+		switch ev.Ping {
+		case drainPing:
 			c.goAwayFinal()
+		case keepAlivePing:
+			c.pingAcks.Add(1)
 		}
 	case h2.EvPriority:
 		return c.rate(&c.prio, guard.H2PriorityFlood, "h2_priority_flood")
@@ -502,7 +517,11 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	window := c.cfg.StreamWindow
 	req := bus.NewLink(max(c.cfg.StreamBytes, int64(window)), c.inBudget, bus.WithFrames(h2LinkFrames),
 		bus.WithCredit(func(n int) { c.credit(s, n) }))
-	resp := bus.NewLink(c.cfg.StreamBytes, c.outBudget)
+	sendBuf := c.cfg.SendBuf
+	if sendBuf <= 0 {
+		sendBuf = c.cfg.StreamBytes
+	}
+	resp := bus.NewLink(sendBuf, c.outBudget)
 	s.st = &stages.Stream{Req: req, Resp: resp, Conn: c.info}
 	s.out = c.out.Open(id, resp, method, window)
 	c.mu.Lock()
@@ -671,8 +690,9 @@ func (c *H2Conn) creditNow(s *h2Stream, n int) {
 // the gateway's drain.
 func (c *H2Conn) watchLoop(ctx context.Context) {
 	zw := guard.ZeroWindow{Timeout: c.cfg.ZeroWindowTimeout}
+	ka := h2KeepAlive{interval: c.cfg.KeepAlive, timeout: c.cfg.KeepAliveTimeout}
 	tick := time.Second
-	for _, d := range []time.Duration{zw.Timeout, c.cfg.BodyTimeout, c.cfg.RateWindow} {
+	for _, d := range []time.Duration{zw.Timeout, c.cfg.BodyTimeout, c.cfg.RateWindow, ka.interval, ka.timeout} {
 		if d > 0 {
 			tick = min(tick, d/4)
 		}
@@ -691,6 +711,9 @@ func (c *H2Conn) watchLoop(ctx context.Context) {
 		case now := <-t.C:
 			c.drainPingDue(now)
 			c.slowBodies(now)
+			if !c.keepAlive(&ka, now) {
+				return
+			}
 			if zw.Timeout <= 0 {
 				continue
 			}

@@ -75,6 +75,8 @@ type listener struct {
 	proxy  *Proxy
 	pool   atomic.Pointer[route.Pool] // L4 listeners' pool
 	tlsCfg atomic.Pointer[tls.Config]
+	// tickets keys tlsCfg's session tickets (tickets.go); a restart key.
+	tickets *ticketKeys
 	h1cfg  atomic.Pointer[decode.H1Config]
 	h2cfg  atomic.Pointer[decode.H2Config]
 	h3cfg  atomic.Pointer[decode.H3Config]
@@ -119,6 +121,12 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		if err != nil {
 			return err
 		}
+		if l.tickets == nil {
+			if l.tickets, err = newTicketKeys(lc.TLS); err != nil {
+				return err
+			}
+		}
+		l.tickets.apply(tc)
 		l.tlsCfg.Store(tc)
 	}
 	def, err := g.listenerPool(lc, cfg)
@@ -344,6 +352,7 @@ func (g *Gateway) serve(l *listener) {
 	}
 	if l.cfg.TLS != nil {
 		srv.TLS = func() *tls.Config { return l.tlsCfg.Load() }
+		g.wg.Go(func() { l.tickets.rotate(g.acceptCtx, l.tlsCfg.Load) })
 	}
 	local := addrPortOf(l.ln.Addr())
 	if conf.IsL4(l.cfg.Protocol) {

@@ -26,6 +26,10 @@ func (g *Gateway) closeH2() {
 // [listeners.h2_security] and [listeners.http] sections.
 func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *decode.H2Config {
 	s := lc.H2
+	keepAlive := conf.DefaultH2KeepAliveIntervalMs
+	if s.KeepAliveIntervalMs != nil {
+		keepAlive = *s.KeepAliveIntervalMs
+	}
 	return &decode.H2Config{
 		MaxConcurrentStreams: s.MaxConcurrentStreams,
 		MaxHeaderListSize:    s.MaxHeaderListSize,
@@ -35,6 +39,7 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 		MaxContinuation:      s.MaxContinuationFrames,
 		ControlPerSecond:     s.ControlFramesPerSecond,
 		RapidResetThreshold:  s.RapidResetThreshold,
+		LocalErrorResets:     s.MaxLocalErrorResetStreams,
 		ZeroWindowTimeout:    ms(s.ZeroWindowTimeoutMs),
 		MaxStreamsPerConn:    s.MaxStreamsPerConnection,
 		GlitchThreshold:      s.GlitchThreshold,
@@ -46,6 +51,9 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 		WriteTimeout:         ms(lc.HTTP.WriteTimeoutMs),
 		MaxBodyBytes:         lc.HTTP.MaxBodyBytes,
 		StreamBytes:          bus.DefaultStreamBytes,
+		SendBuf:              int64(s.MaxSendBufSize),
+		KeepAlive:            ms(keepAlive),
+		KeepAliveTimeout:     ms(s.KeepAliveTimeoutMs),
 		Global:               globalBudget,
 		Draining:             draining,
 	}

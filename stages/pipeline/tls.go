@@ -39,6 +39,11 @@ func (g *Gateway) ReloadCerts() error {
 		switch {
 		case l.cfg.TLS != nil:
 			tc, err = loadTLS(l.cfg.TLS, &g.cfg.Runtime, !conf.IsL4(l.cfg.Protocol))
+			if err == nil && l.tickets != nil {
+				// The new pair keeps the rotation's keys: sessions resume
+				// across a certificate rotation.
+				l.tickets.apply(tc)
+			}
 		case l.cfg.QUIC != nil:
 			// The QUIC listener builds each handshake's config from this
 			// one, so new handshakes see the new pair (the reference re-read
