@@ -3,10 +3,15 @@ package pipeline
 import (
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/expressgateway/expressgateway/conf"
 )
 
 // nextPing reads frames until the gateway's PING (not an ACK) arrives.
@@ -90,4 +95,39 @@ func TestH2_MaxPendingAcceptResetStreams_IsTheRapidResetThreshold(t *testing.T) 
 	if d() == 0 {
 		t.Fatal("security_h2_rapid_reset_total did not move")
 	}
+}
+
+// The h2_security keys are live: a reload applies them to new connections.
+func TestReload_H2SecurityKeysApplyToNewConnections(t *testing.T) {
+	be := okBackend(t)
+	mk := func(addr, security string) string {
+		return strings.Replace(h1Listener("web", "[listeners.h2_security]\nglitch_threshold = 100000\n"+security+`
+[[listeners.backends]]
+address = "`+be+`"`), "127.0.0.1:0", addr, 1)
+	}
+	g := startGateway(t, mk("127.0.0.1:0", "keep_alive_interval_ms = 0"))
+	addr := g.Addr("web").String()
+	p := dialH2(t, addr)
+	for i := range 2 {
+		p.get(uint32(2*i+1), "/", "X-Upper", "1")
+		p.wantRST(uint32(2*i+1), http2.ErrCodeProtocol)
+	}
+	p.get(5, "/")
+	p.wantStatus(5, "200")
+
+	path := filepath.Join(t.TempDir(), "next.toml")
+	os.WriteFile(path, []byte(mk(addr, "keep_alive_interval_ms = 100\nmax_local_error_reset_streams = 1")), 0o600)
+	cfg, err := conf.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Listeners[0].Address = g.cfg.Listeners[0].Address // the running listener's identity
+	if err := g.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	p = dialH2(t, addr)
+	p.nextPing()
+	p.get(1, "/", "X-Upper", "1")
+	p.get(3, "/", "X-Upper", "1")
+	p.wantGoAway(http2.ErrCodeEnhanceYourCalm)
 }
