@@ -75,8 +75,6 @@ type listener struct {
 	proxy  *Proxy
 	pool   atomic.Pointer[route.Pool] // L4 listeners' pool
 	tlsCfg atomic.Pointer[tls.Config]
-	// tickets keys tlsCfg's session tickets (tickets.go); a restart key.
-	tickets *ticketKeys
 	h1cfg  atomic.Pointer[decode.H1Config]
 	h2cfg  atomic.Pointer[decode.H2Config]
 	h3cfg  atomic.Pointer[decode.H3Config]
@@ -85,6 +83,9 @@ type listener struct {
 	active *metrics.Gauge
 	conns  atomic.Int64
 	udp    *udpListener // udp listeners (xdp_udp.go)
+
+	// tickets keys tlsCfg's session tickets (tickets.go); a restart key.
+	tickets *ticketKeys
 }
 
 // New builds the data plane for cfg without opening any socket: pools,
