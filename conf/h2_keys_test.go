@@ -72,3 +72,29 @@ protocol = "h1"
 		}
 	}
 }
+
+func TestListenerTLS_TicketKeysAreChecked(t *testing.T) {
+	cert := write(t, "c.pem", "x", 0o644)
+	key := write(t, "k.pem", "x", 0o600)
+	weak := write(t, "tickets", "0123456789abcdef0123456789abcdef", 0o644)
+	p := write(t, "eg.toml", `
+[[listeners]]
+address = "127.0.0.1:0"
+protocol = "h1s"
+[listeners.tls]
+cert_path = "`+cert+`"
+key_path = "`+key+`"
+ticket_key_path = "`+weak+`"
+ticket_rotation_interval_seconds = 60
+ticket_rotation_overlap_seconds = 86400
+[[listeners.backends]]
+address = "127.0.0.1:1"
+protocol = "h1"
+`, 0o600)
+	_, err := load(p, func() []string { return nil })
+	for _, want := range []string{"ticket_key_path", "chmod 600", "ticket_rotation_overlap_seconds"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want an error with %q, got %v", want, err)
+		}
+	}
+}

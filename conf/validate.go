@@ -119,7 +119,9 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		if q.RetrySecretPath == "" {
 			ps.Addf(key(k, "quic", "retry_secret_path"), "required")
 		}
-		rangeInt(ps, key(k, "quic", "max_recv_udp_payload_size"), q.MaxRecvUDPPayloadSize, 1200, MaxQUICRecvPayload)
+		if v := q.MaxRecvUDPPayloadSize; v < 1200 || v > MaxQUICRecvPayload {
+			ps.Addf(key(k, "quic", "max_recv_udp_payload_size"), "%d is out of range [1200, %d]: QUIC needs 1200-byte datagrams (RFC 9000 §14) and the QUIC stack reads none larger than %d", v, MaxQUICRecvPayload, MaxQUICRecvPayload)
+		}
 		rangeInt(ps, key(k, "quic", "max_idle_timeout_ms"), q.MaxIdleTimeoutMs, 1, 600_000)
 		if q.EarlyDataPolicy != "reject" && q.EarlyDataPolicy != "wait" {
 			ps.Addf(key(k, "quic", "early_data_policy"), "want \"reject\" or \"wait\", not %q", q.EarlyDataPolicy)
