@@ -116,8 +116,14 @@ type HTTP struct {
 	IdleTimeoutMs int `koanf:"idle_timeout_ms"`
 	// WriteTimeoutMs closes a connection whose client stops reading.
 	WriteTimeoutMs int `koanf:"write_timeout_ms"`
-	// MaxBodyBytes caps a request body (413) and a response body (reset).
+	// MaxBodyBytes caps a request body: 413 when its length is declared
+	// over it, a reset when it crosses it.
 	MaxBodyBytes int64 `koanf:"max_body_bytes"`
+	// MaxResponseBodyBytes caps a response body (0 = no cap): 502 before
+	// the head when its declared length is over it, a reset (RST_STREAM, or
+	// an aborted HTTP/1.1 connection) when it crosses it mid-body; counted
+	// in response_body_too_large_total.
+	MaxResponseBodyBytes int64 `koanf:"max_response_body_bytes"`
 	// MaxHeaderBytes caps a request head (431).
 	MaxHeaderBytes int `koanf:"max_header_bytes"`
 	// MaxHeaderFields caps the number of fields in a head (431).

@@ -148,3 +148,26 @@ address = "127.0.0.1:2"
 		t.Fatalf("want a metrics_bind problem, got %v", err)
 	}
 }
+
+func TestLoad_ResponseBodyCapIsSeparateFromTheRequestCap(t *testing.T) {
+	cfg, err := load("default.toml", func() []string { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg.Listeners[0].HTTP; h.MaxResponseBodyBytes != 0 || h.MaxBodyBytes != DefaultMaxBodyBytes {
+		t.Fatalf("defaults: request cap %d, response cap %d (want %d and 0: no response cap)", h.MaxBodyBytes, h.MaxResponseBodyBytes, DefaultMaxBodyBytes)
+	}
+	p := write(t, "neg.toml", `
+[[listeners]]
+address = "127.0.0.1:1"
+protocol = "h1"
+[listeners.http]
+max_response_body_bytes = -1
+[[listeners.backends]]
+address = "127.0.0.1:2"
+`, 0o600)
+	_, err = load(p, func() []string { return nil })
+	if err == nil || !strings.Contains(err.Error(), "listeners[0].http.max_response_body_bytes") {
+		t.Fatalf("negative response cap: %v", err)
+	}
+}

@@ -152,6 +152,9 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 	if h.MaxBodyBytes < 1 {
 		ps.Addf(key(hk, "max_body_bytes"), "must be at least 1, got %d", h.MaxBodyBytes)
 	}
+	if h.MaxResponseBodyBytes < 0 {
+		ps.Addf(key(hk, "max_response_body_bytes"), "must be 0 (no cap) or more, got %d", h.MaxResponseBodyBytes)
+	}
 	rangeInt(ps, key(hk, "max_header_bytes"), h.MaxHeaderBytes, 1024, 1<<20)
 	rangeInt(ps, key(hk, "max_header_fields"), h.MaxHeaderFields, 8, 10_000)
 	rangeInt(ps, key(hk, "max_uri_bytes"), h.MaxURIBytes, 256, 1<<20)

@@ -3,11 +3,13 @@ package fuzz
 import (
 	"bytes"
 	"io"
+	"strings"
 	"testing"
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h2"
 )
 
@@ -40,10 +42,15 @@ func h2Seed(status bool) []byte {
 }
 
 // drive reads events until an error or maxEvents; it must never panic and
-// a connection error must always end the input's processing.
-func drive(t *testing.T, c *h2.Conn) {
+// a connection error must always end the input's processing. Each event
+// goes to check, when set.
+func drive(t *testing.T, c *h2.Conn, check func(h2.Event)) {
 	for range 10_000 {
-		if _, err := c.Next(); err != nil {
+		ev, err := c.Next()
+		if err == nil && check != nil {
+			check(ev)
+		}
+		if err != nil {
 			var ce *h2.ConnError
 			if errorsAs(err, &ce) || err == io.EOF || err == io.ErrUnexpectedEOF {
 				return
@@ -67,7 +74,17 @@ func FuzzH2ServerConn(f *testing.F) {
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c := h2.NewConn(h2.RoleServer, io.Discard, bytes.NewReader(in), local())
-		drive(t, c)
+		c.Underscore = frames.UnderscorePolicy(len(in) % 3)
+		drive(t, c, func(ev h2.Event) {
+			if ev.Type != h2.EvHeaders || ev.Head == nil || c.Underscore == frames.UnderscoreAllow {
+				return
+			}
+			for _, f := range ev.Head.Fields {
+				if strings.Contains(f.Name, "_") {
+					t.Fatalf("field %q passed the underscore policy %d", f.Name, c.Underscore)
+				}
+			}
+		})
 	})
 }
 
@@ -81,7 +98,7 @@ func FuzzH2ClientConn(f *testing.F) {
 		for range 3 {
 			c.Open(false)
 		}
-		drive(t, c)
+		drive(t, c, nil)
 	})
 }
 

@@ -105,6 +105,8 @@ func FuzzH3FieldSection(f *testing.F) {
 	e := h3.NewEncoder()
 	f.Add(e.AppendRequest(nil, &frames.Head{Method: "GET", Scheme: "https", Authority: "a.example", Path: "/x", ContentLength: -1,
 		Fields: frames.Fields{{Name: "accept", Value: "*/*"}, {Name: "cookie", Value: "a=1"}}}))
+	f.Add(e.AppendRequest(nil, &frames.Head{Method: "GET", Scheme: "https", Authority: "a.example", Path: "/", ContentLength: -1,
+		Fields: frames.Fields{{Name: "x_user", Value: "admin"}, {Name: "x-real", Value: "1"}}}))
 	f.Add(e.AppendResponse(nil, &frames.Head{Status: 200, ContentLength: 5, Fields: frames.Fields{{Name: "server", Value: "x"}}}))
 	f.Add(e.AppendTrailers(nil, frames.Fields{{Name: "grpc-status", Value: "0"}}))
 	f.Add([]byte{0x00, 0x00, 0xc0 | 31, 0xc0 | 31, 0xc0 | 31})
@@ -127,6 +129,15 @@ func FuzzH3FieldSection(f *testing.F) {
 			}
 			if h2.Method != h.Method || h2.Path != h.Path || h2.Authority != h.Authority || h2.Scheme != h.Scheme || h2.ContentLength != h.ContentLength {
 				t.Fatalf("unstable: %+v → %+v", h, h2)
+			}
+		}
+		for _, p := range []frames.UnderscorePolicy{frames.UnderscoreReject, frames.UnderscoreDrop} {
+			if h, err := h3.DecodeRequest(b, &h3.Limits{MaxSize: lim.MaxSize, MaxFields: lim.MaxFields, Underscore: p}); err == nil {
+				for _, f := range h.Fields {
+					if strings.Contains(f.Name, "_") {
+						t.Fatalf("field %q passed the underscore policy %d", f.Name, p)
+					}
+				}
 			}
 		}
 		if h, err := h3.DecodeResponse(b, lim); err != nil {

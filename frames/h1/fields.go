@@ -52,10 +52,10 @@ func parseFieldLine(line string, us UnderscorePolicy) (name, value string, drop 
 	}
 	name = line[:i]
 	if under {
-		switch us {
-		case UnderscoreReject:
+		switch us.FieldVerdict(name) {
+		case frames.FieldReject:
 			return "", "", false, errUnderscore
-		case UnderscoreDrop:
+		case frames.FieldDrop:
 			drop = true
 		}
 	}

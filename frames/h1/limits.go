@@ -34,16 +34,15 @@ const DefaultMaxTrailerBytes = 16 << 10
 // it the decoder fails with 431.
 const DefaultMaxTrailerFields = 64
 
-// UnderscorePolicy says what to do with a field name containing "_". Some
-// backends (CGI-style) map "-" and "_" to the same variable, so a client can
-// smuggle "x_forwarded_for" past a proxy that only strips "x-forwarded-for".
-type UnderscorePolicy uint8
+// UnderscorePolicy is the request-field rule every front shares
+// (frames.UnderscorePolicy); the names are kept here for h1's callers.
+type UnderscorePolicy = frames.UnderscorePolicy
 
 // The underscore policies.
 const (
-	UnderscoreReject UnderscorePolicy = iota // answer 400 (the default)
-	UnderscoreDrop                           // drop the field silently
-	UnderscoreAllow                          // keep the field
+	UnderscoreReject = frames.UnderscoreReject // answer 400 (the default)
+	UnderscoreDrop   = frames.UnderscoreDrop   // drop the field silently
+	UnderscoreAllow  = frames.UnderscoreAllow  // keep the field
 )
 
 // Limits bound parsing; zero fields mean the defaults above. A nil *Limits

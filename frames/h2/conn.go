@@ -113,6 +113,9 @@ type Conn struct {
 	Peer Settings
 	// MaxFields caps the fields of one header block.
 	MaxFields int
+	// Underscore is the policy for request field names with "_" (server
+	// role; the zero value rejects).
+	Underscore frames.UnderscorePolicy
 
 	connRecv *Window
 
@@ -466,7 +469,7 @@ func (c *Conn) openRequest(id uint32) (Event, error) {
 		c.register(s)
 		return Event{Type: EvHeaders, Stream: id, End: hb.end, Refuse: 431, RefuseReason: "h2_header_list_too_large"}, nil
 	}
-	h, err := DecodeRequest(id, hb.fields)
+	h, err := DecodeRequest(id, hb.fields, c.Underscore)
 	if re, ok := err.(*RequestError); ok {
 		c.register(s)
 		return Event{Type: EvHeaders, Stream: id, End: hb.end, Refuse: re.Status, RefuseReason: re.Reason}, nil

@@ -152,10 +152,8 @@ func parseLength(v string) (int64, bool) {
 	return n, true
 }
 
-// regular validates one regular field and appends it to h. Multiple
-// content-length fields must agree; cookie crumbs are joined (RFC 9113
-// §8.2.3) so that an HTTP/1.1 backend sees one cookie field.
-func regular(id uint32, h *frames.Head, f hpack.HeaderField, trailers bool) error {
+// validField checks one regular field's name and value.
+func validField(id uint32, f hpack.HeaderField) error {
 	if !validName(f.Name) {
 		// RFC 9113 §8.2.1: uppercase or invalid names are malformed.
 		return streamErr(id, ErrCodeProtocol, "h2_bad_field_name")
@@ -165,6 +163,16 @@ func regular(id uint32, h *frames.Head, f hpack.HeaderField, trailers bool) erro
 	}
 	if connectionSpecific(f.Name) {
 		return streamErr(id, ErrCodeProtocol, "h2_connection_specific_field")
+	}
+	return nil
+}
+
+// regular validates one regular field and appends it to h. Multiple
+// content-length fields must agree; cookie crumbs are joined (RFC 9113
+// §8.2.3) so that an HTTP/1.1 backend sees one cookie field.
+func regular(id uint32, h *frames.Head, f hpack.HeaderField, trailers bool) error {
+	if err := validField(id, f); err != nil {
+		return err
 	}
 	switch f.Name {
 	case "te":
@@ -203,12 +211,12 @@ func regular(id uint32, h *frames.Head, f hpack.HeaderField, trailers bool) erro
 
 // DecodeRequest validates a request header block (RFC 9113 §8.3.1) and
 // builds the neutral head. Nothing invalid passes: a malformed block is a
-// StreamError(PROTOCOL_ERROR); :authority and host that disagree are a
-// RequestError(400).
-func DecodeRequest(id uint32, fields []hpack.HeaderField) (*frames.Head, error) {
+// StreamError(PROTOCOL_ERROR); :authority and host that disagree, or a
+// field name with "_" under the reject policy, are a RequestError(400).
+func DecodeRequest(id uint32, fields []hpack.HeaderField, us frames.UnderscorePolicy) (*frames.Head, error) {
 	h := &frames.Head{ContentLength: -1, Proto: "HTTP/2", Fields: make(frames.Fields, 0, len(fields))}
 	var seen [5]bool // method, scheme, authority, path, protocol
-	sawRegular := false
+	sawRegular, underscore := false, false
 	host, hasHost := "", false
 	for _, f := range fields {
 		if strings.HasPrefix(f.Name, ":") {
@@ -252,6 +260,16 @@ func DecodeRequest(id uint32, fields []hpack.HeaderField) (*frames.Head, error) 
 			}
 			host, hasHost = f.Value, true
 		}
+		if v := us.FieldVerdict(f.Name); v != frames.FieldKeep {
+			// Still validated: a malformed block stays malformed. A
+			// rejected name answers 400 once the block is known to be
+			// well-formed otherwise.
+			if err := validField(id, f); err != nil {
+				return nil, err
+			}
+			underscore = underscore || v == frames.FieldReject
+			continue
+		}
 		if err := regular(id, h, f, false); err != nil {
 			return nil, err
 		}
@@ -265,7 +283,7 @@ func DecodeRequest(id uint32, fields []hpack.HeaderField) (*frames.Head, error) 
 		if seen[1] || seen[3] || !seen[2] || h.Authority == "" || !validAuthority(h.Authority) {
 			return nil, streamErr(id, ErrCodeProtocol, "h2_bad_connect")
 		}
-		return h, nil
+		return underscoreVerdict(h, underscore)
 	}
 	// RFC 9113 §8.3.1: "All HTTP/2 requests MUST include exactly one valid
 	// value for the :method, :scheme, and :path pseudo-header fields,
@@ -291,6 +309,15 @@ func DecodeRequest(id uint32, fields []hpack.HeaderField) (*frames.Head, error) 
 		// RFC 9113 §8.3.1: a host that differs from :authority is a
 		// request an HTTP/1.1 backend would route elsewhere: refuse it.
 		return nil, &RequestError{Status: 400, Reason: "h2_authority_host_mismatch"}
+	}
+	return underscoreVerdict(h, underscore)
+}
+
+// underscoreVerdict refuses a well-formed request that carried a field
+// name the underscore policy rejects.
+func underscoreVerdict(h *frames.Head, rejected bool) (*frames.Head, error) {
+	if rejected {
+		return nil, &RequestError{Status: 400, Reason: "h2_underscore"}
 	}
 	return h, nil
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/http2/hpack"
+
+	"github.com/expressgateway/expressgateway/frames"
 )
 
 func hf(kv ...string) []hpack.HeaderField {
@@ -45,9 +47,13 @@ func TestDecodeRequest_RejectsMalformed(t *testing.T) {
 		{"two content-lengths", append(base[:8:8], "content-length", "1", "content-length", "2"), 0},
 		{"host mismatch", append(base[:8:8], "host", "evil.com"), 400},
 		{"userinfo", []string{":method", "GET", ":scheme", "http", ":authority", "u@h", ":path", "/"}, 400},
+		{"underscore", append(base[:8:8], "x_user", "admin"), 400},
+		{"underscore then malformed", append(base[:8:8], "x_user", "admin", "x-a", "a\rb"), 0},
+		{"malformed underscore field", append(base[:8:8], "x_user", "a\nb"), 0},
+		{"underscore on CONNECT", []string{":method", "CONNECT", ":authority", "db:5432", "x_user", "admin"}, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := DecodeRequest(1, hf(tc.fields...))
+			_, err := DecodeRequest(1, hf(tc.fields...), frames.UnderscoreReject)
 			var se *StreamError
 			var re *RequestError
 			switch {
@@ -63,7 +69,7 @@ func TestDecodeRequest_RejectsMalformed(t *testing.T) {
 }
 
 func TestDecodeRequest_BuildsTheNeutralHead(t *testing.T) {
-	h, err := DecodeRequest(1, hf(append(base[:8:8], "cookie", "a=1", "cookie", "b=2", "content-length", "3", "te", "trailers", "host", "EXAMPLE.com")...))
+	h, err := DecodeRequest(1, hf(append(base[:8:8], "cookie", "a=1", "cookie", "b=2", "content-length", "3", "te", "trailers", "host", "EXAMPLE.com")...), frames.UnderscoreReject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +82,7 @@ func TestDecodeRequest_BuildsTheNeutralHead(t *testing.T) {
 }
 
 func TestWriter_EncodesWhatTheDecoderAccepts(t *testing.T) {
-	h, err := DecodeRequest(1, hf(append(base[:8:8], "x-a", "1", "content-length", "5")...))
+	h, err := DecodeRequest(1, hf(append(base[:8:8], "x-a", "1", "content-length", "5")...), frames.UnderscoreReject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +93,26 @@ func TestWriter_EncodesWhatTheDecoderAccepts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := DecodeRequest(1, fields)
+	back, err := DecodeRequest(1, fields, frames.UnderscoreReject)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if back.Scheme != "http" || back.ContentLength != 5 || back.Fields.Value("x-a") != "1" || back.Fields.Has("connection") {
 		t.Fatalf("%+v", back)
+	}
+}
+
+func TestDecodeRequest_UnderscorePolicies(t *testing.T) {
+	in := hf(append(base[:8:8], "x-a", "1", "x_user", "admin", "b", "2")...)
+	if _, err := DecodeRequest(1, in, frames.UnderscoreReject); err == nil {
+		t.Fatal("reject: accepted")
+	}
+	h, err := DecodeRequest(1, in, frames.UnderscoreDrop)
+	if err != nil || h.Fields.Has("x_user") || h.Fields.Value("x-a") != "1" || h.Fields.Value("b") != "2" {
+		t.Fatalf("drop: %v %v", h, err)
+	}
+	h, err = DecodeRequest(1, in, frames.UnderscoreAllow)
+	if err != nil || h.Fields.Value("x_user") != "admin" {
+		t.Fatalf("allow: %v %v", h, err)
 	}
 }

@@ -16,6 +16,16 @@ type Limits struct {
 	MaxSize int
 	// MaxFields caps the number of fields; 0 means DefaultMaxFields.
 	MaxFields int
+	// Underscore is the policy for request field names with "_" (the zero
+	// value rejects).
+	Underscore frames.UnderscorePolicy
+}
+
+func (l *Limits) underscore() frames.UnderscorePolicy {
+	if l == nil {
+		return frames.UnderscoreReject
+	}
+	return l.Underscore
 }
 
 func (l *Limits) size() int {
@@ -52,6 +62,7 @@ var (
 	errPath               = msgErr("h3_path", "invalid :path")
 	errStatus             = msgErr("h3_status", "invalid :status")
 	errPseudoInTrailers   = msgErr("h3_pseudo_in_trailers", "pseudo-header in trailers")
+	errUnderscore         = msgErr("h3_underscore", "underscore in field name")
 )
 
 // section walks a field section line by line against the size and count
@@ -188,6 +199,7 @@ func DecodeRequest(block []byte, lim *Limits) (*frames.Head, error) {
 	s := newSection(block, lim)
 	var seen [5]bool // method, scheme, authority, path, protocol
 	host, hasHost := "", false
+	us, underscore := lim.underscore(), false
 	for {
 		hf, err := s.line()
 		if err == io.EOF {
@@ -195,6 +207,14 @@ func DecodeRequest(block []byte, lim *Limits) (*frames.Head, error) {
 		}
 		if err != nil {
 			return nil, err
+		}
+		if !hf.IsPseudo() {
+			// A rejected name answers 400 once the section is known to be
+			// well-formed otherwise.
+			if v := us.FieldVerdict(hf.Name); v != frames.FieldKeep {
+				underscore = underscore || v == frames.FieldReject
+				continue
+			}
 		}
 		if hf.IsPseudo() {
 			i := -1
@@ -262,7 +282,7 @@ func DecodeRequest(block []byte, lim *Limits) (*frames.Head, error) {
 		if seen[1] || seen[3] || h.Authority == "" {
 			return nil, errPseudoMissing
 		}
-		return h, nil
+		return underscoreVerdict(h, underscore)
 	}
 	if seen[4] && h.Method != "CONNECT" {
 		return nil, errPseudoUnknown
@@ -278,6 +298,15 @@ func DecodeRequest(block []byte, lim *Limits) (*frames.Head, error) {
 	}
 	if h.Path == "" || (h.Path[0] != '/' && !(h.Path == "*" && h.Method == "OPTIONS")) {
 		return nil, errPath
+	}
+	return underscoreVerdict(h, underscore)
+}
+
+// underscoreVerdict refuses a well-formed request that carried a field
+// name the underscore policy rejects.
+func underscoreVerdict(h *frames.Head, rejected bool) (*frames.Head, error) {
+	if rejected {
+		return nil, errUnderscore
 	}
 	return h, nil
 }

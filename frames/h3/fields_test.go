@@ -46,6 +46,21 @@ func TestDecodeRequest_Valid(t *testing.T) {
 	}
 }
 
+func TestDecodeRequest_UnderscorePolicies(t *testing.T) {
+	b := block(":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/", "x-a", "1", "x_user", "admin", "b", "2")
+	if _, err := DecodeRequest(b, &Limits{Underscore: frames.UnderscoreReject}); !errors.Is(err, errUnderscore) {
+		t.Fatalf("reject: %v", err)
+	}
+	h, err := DecodeRequest(b, &Limits{Underscore: frames.UnderscoreDrop})
+	if err != nil || h.Fields.Has("x_user") || h.Fields.Value("x-a") != "1" || h.Fields.Value("b") != "2" {
+		t.Fatalf("drop: %v %v", h, err)
+	}
+	h, err = DecodeRequest(b, &Limits{Underscore: frames.UnderscoreAllow})
+	if err != nil || h.Fields.Value("x_user") != "admin" {
+		t.Fatalf("allow: %v %v", h, err)
+	}
+}
+
 func TestDecodeRequest_RejectsMalformed(t *testing.T) {
 	base := []string{":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/"}
 	with := func(extra ...string) []string { return append(append([]string(nil), base...), extra...) }
@@ -80,6 +95,9 @@ func TestDecodeRequest_RejectsMalformed(t *testing.T) {
 		{"userinfo", []string{":method", "GET", ":scheme", "https", ":authority", "u@a", ":path", "/"}, errAuthority},
 		{"connect with path", []string{":method", "CONNECT", ":authority", "a", ":path", "/"}, errPseudoMissing},
 		{"protocol without connect", with(":protocol", "websocket"), errPseudoUnknown},
+		{"underscore", with("x_user", "admin"), errUnderscore},
+		{"underscore then malformed", with("x_user", "admin", "x", "a\rb"), errFieldValue},
+		{"underscore on CONNECT", []string{":method", "CONNECT", ":authority", "a", "x_user", "admin"}, errUnderscore},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

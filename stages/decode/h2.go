@@ -51,6 +51,9 @@ type H2Config struct {
 	KeepAlive, KeepAliveTimeout time.Duration
 	Global                      *bus.Budget // the process budget (nil: none)
 	Draining                    <-chan struct{}
+
+	// Underscore is the policy for request field names with "_".
+	Underscore frames.UnderscorePolicy
 }
 
 // h2ReadBuf is the connection's read buffer: one full default frame plus
@@ -168,6 +171,7 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 	br := bufio.NewReaderSize(r, h2ReadBuf)
 	c.codec = h2.NewConn(h2.RoleServer, bw, br, local)
 	c.codec.MaxFields = cfg.MaxFields
+	c.codec.Underscore = cfg.Underscore
 	c.out = encode.NewH2Writer(conn, bw, h2.NewWriter(c.codec), cfg.WriteTimeout, cfg.ConnWindow)
 
 	// RFC 9113 §3.4: the server preface is a SETTINGS frame, sent first.

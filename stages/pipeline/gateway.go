@@ -17,6 +17,7 @@ import (
 	"github.com/expressgateway/expressgateway/bpf"
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h1"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/accept"
@@ -163,6 +164,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 	set := &ProxySettings{
 		Forwarding:   translate.Forwarding{Via: Via, Trusted: trusted},
 		TotalTimeout: ms(lc.HTTP.TotalTimeoutMs),
+		MaxRespBody:  lc.HTTP.MaxResponseBodyBytes,
 		AccessLog:    cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog,
 	}
 	if lc.AltSvc != nil {
@@ -183,9 +185,8 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		IdleTimeout:    ms(cfg.Runtime.UpstreamIdleTimeoutMs),
 		MaxAge:         ms(cfg.Runtime.UpstreamMaxAgeMs),
 		MaxIdle:        cfg.Runtime.UpstreamMaxIdlePerBackend,
-		MaxBodyBytes:   lc.HTTP.MaxBodyBytes,
 	}
-	h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: h1.UnderscoreAllow}}
+	h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: frames.UnderscoreAllow}}
 	l.proxy.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t, "h2": &upstream.H2{Opts: uo}}
 	l.h2cfg.Store(h2Config(lc, cfg, g.draining))
 	l.proxy.Transports["h3"] = h3Transport(uo)
@@ -439,14 +440,14 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-func underscorePolicy(s string) h1.UnderscorePolicy {
+func underscorePolicy(s string) frames.UnderscorePolicy {
 	switch s {
 	case "drop":
-		return h1.UnderscoreDrop
+		return frames.UnderscoreDrop
 	case "allow":
-		return h1.UnderscoreAllow
+		return frames.UnderscoreAllow
 	}
-	return h1.UnderscoreReject
+	return frames.UnderscoreReject
 }
 
 func trustedProxies(cidrs []string) func(netip.Addr) bool {

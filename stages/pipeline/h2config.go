@@ -34,6 +34,7 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 		MaxConcurrentStreams: s.MaxConcurrentStreams,
 		MaxHeaderListSize:    s.MaxHeaderListSize,
 		MaxFields:            lc.HTTP.MaxHeaderFields,
+		Underscore:           underscorePolicy(cfg.Runtime.HeaderUnderscorePolicy),
 		StreamWindow:         s.InitialStreamWindowSize,
 		ConnWindow:           s.InitialConnectionWindowSize,
 		MaxContinuation:      s.MaxContinuationFrames,

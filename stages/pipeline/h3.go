@@ -32,7 +32,7 @@ const defaultH3Streams = 100
 func h3Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}, log zerolog.Logger) *decode.H3Config {
 	q := lc.QUIC
 	c := &decode.H3Config{
-		Limits:            h3.Limits{MaxSize: h3.DefaultMaxFieldSectionSize, MaxFields: lc.HTTP.MaxHeaderFields},
+		Limits:            h3.Limits{MaxSize: h3.DefaultMaxFieldSectionSize, MaxFields: lc.HTTP.MaxHeaderFields, Underscore: underscorePolicy(cfg.Runtime.HeaderUnderscorePolicy)},
 		MaxBodyBytes:      lc.HTTP.MaxBodyBytes,
 		StreamBytes:       bus.DefaultStreamBytes,
 		ConnBytes:         bus.DefaultConnBytes,

@@ -111,8 +111,9 @@ func h2cBackend(t *testing.T, h http.Handler) string {
 	return ln.Addr().String()
 }
 
-// matrixFront is a gateway listener pair (big body cap, small body cap) of
-// one front protocol with the client that speaks it.
+// matrixFront is a gateway listener pair of one front protocol with the
+// client that speaks it: "big" runs on default settings, "small" has a
+// small request body cap.
 type matrixFront struct {
 	proto       string
 	big, small  string // base URLs
@@ -128,7 +129,7 @@ func startMatrixFront(t *testing.T, proto string, be *matrixBackend) *matrixFron
 	f := &matrixFront{proto: proto}
 	switch proto {
 	case "h1", "h2":
-		g := startGateway(t, h1Listener("big", capped(4<<30)+backends)+h1Listener("small", capped(matrixSmallCap)+backends))
+		g := startGateway(t, h1Listener("big", backends)+h1Listener("small", capped(matrixSmallCap)+backends))
 		f.big, f.small = g.url("big"), g.url("small")
 		if proto == "h1" {
 			f.client = client(t)
@@ -143,7 +144,7 @@ func startMatrixFront(t *testing.T, proto string, be *matrixBackend) *matrixFron
 		}
 	case "h3":
 		files := newH3Files(t)
-		g := startGateway(t, quicListener("big", files, "", capped(4<<30)+backends)+quicListener("small", files, "", capped(matrixSmallCap)+backends))
+		g := startGateway(t, quicListener("big", files, "", backends)+quicListener("small", files, "", capped(matrixSmallCap)+backends))
 		f.big, f.small = g.h3URL("big"), g.h3URL("small")
 		f.client, _ = h3Client(t, files.cert)
 		f.multiplexed = true

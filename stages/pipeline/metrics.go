@@ -11,7 +11,6 @@ import (
 var (
 	connectErrors    = metrics.NewCounter("upstream_connect_errors_total")
 	upstreamTimeouts = metrics.NewCounter("upstream_timeouts_total")
-	responseTooLarge = metrics.NewCounter("response_body_too_large_total")
 )
 
 // reqKey names one request counter series; values are resolved once and

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 
 	"github.com/expressgateway/expressgateway/bus"
@@ -36,9 +37,15 @@ type ProxySettings struct {
 	AltSvc       string
 	TotalTimeout time.Duration
 	AccessLog    bool
+	// MaxRespBody caps a response body in bytes (0: no cap). It lives here,
+	// not in the transports, so that a reload applies it to new requests.
+	MaxRespBody int64
 }
 
-var errTotalTimeout = errors.New("pipeline: request total timeout")
+var (
+	errTotalTimeout     = errors.New("pipeline: request total timeout")
+	errResponseTooLarge = errors.New("pipeline: response body over max_response_body_bytes")
+)
 
 // ServeStream implements stages.Handler.
 func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
@@ -230,6 +237,16 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	if c := rt.Pool.StickyCookie(key, b); c != "" {
 		h.Fields.Add("set-cookie", c)
 	}
+	if set.MaxRespBody > 0 && h.ContentLength > set.MaxRespBody && hasResponseBody(req.Method, h.Status) {
+		// Declared over the cap: refuse before anything reaches the
+		// client, rather than cut a response it would take as complete.
+		resp.Close(true)
+		attempt.End(route.Outcome{Status: h.Status, Latency: headLatency})
+		p.responseTooLarge()
+		rec.err = errResponseTooLarge
+		p.local(ctx, st, http.StatusBadGateway, nil, rec)
+		return
+	}
 	rec.status = h.Status
 	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, false)); err != nil {
 		resp.Close(true)
@@ -246,9 +263,6 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			rec.err = err
 			code := frames.CodeUpstream
 			switch {
-			case errors.Is(err, upstream.ErrBodyTooLarge):
-				responseTooLarge.Inc()
-				code = frames.CodeTooLarge
 			case errors.Is(err, upstream.ErrTimeout):
 				upstreamTimeouts.Inc()
 				code = frames.CodeTimeout
@@ -260,6 +274,16 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			break
 		}
 		rec.out += int64(f.Len())
+		if set.MaxRespBody > 0 && rec.out > set.MaxRespBody {
+			// Unknown length crossing the cap: the client sees a reset,
+			// never a clean end, and the backend exchange is aborted.
+			f.Release()
+			p.responseTooLarge()
+			rec.err = errResponseTooLarge
+			st.Resp.Send(ctx, frames.ResetFrame(frames.CodeTooLarge))
+			abort = true
+			break
+		}
 		end := f.End
 		if err := st.Resp.Send(ctx, f); err != nil {
 			rec.err = err
@@ -281,6 +305,17 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		return
 	}
 	st.Resp.Close(io.EOF)
+}
+
+// hasResponseBody reports whether a response to method with status carries
+// a body: HEAD, 1xx, 204 and 304 declare a length they do not send.
+func hasResponseBody(method string, status int) bool {
+	return method != "HEAD" && status >= 200 && status != 204 && status != 304
+}
+
+// responseTooLarge counts a response refused or cut by max_response_body_bytes.
+func (p *Proxy) responseTooLarge() {
+	metrics.GetOrCreateCounter(`response_body_too_large_total{listener="` + p.Listener + `"}`).Inc()
 }
 
 // endedBody is the body link of every bodiless request: closed with io.EOF

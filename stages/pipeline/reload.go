@@ -101,6 +101,9 @@ func (g *Gateway) Reload(next *conf.Config) error {
 		if c := shadow.h2cfg.Load(); c != nil {
 			s.l.h2cfg.Store(c)
 		}
+		if c := shadow.h3cfg.Load(); c != nil {
+			s.l.h3cfg.Store(c) // new QUIC connections see it
+		}
 		if shadow.proxy != nil && s.l.proxy != nil {
 			s.l.proxy.Table.Store(shadow.proxy.Table.Load())
 			s.l.proxy.Settings.Store(shadow.proxy.Settings.Load())

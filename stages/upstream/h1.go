@@ -145,7 +145,7 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		}
 	}
 	ex.keepAlive = resp.KeepAlive
-	c.src.StartBody(resp.Body, t.Opts.MaxBodyBytes)
+	c.src.StartBody(resp.Body, 0) // the response cap is the proxy's (live on reload)
 	resp.Head.ContentLength = -1
 	if resp.Body.Kind == h1.BodyLength {
 		resp.Head.ContentLength = resp.Body.Length
@@ -265,8 +265,6 @@ func (x *h1Exchange) Next(ctx context.Context) (frames.Frame, error) {
 		switch {
 		case ctx.Err() != nil:
 			return frames.Frame{}, context.Cause(ctx)
-		case errors.Is(err, decode.ErrBodyTooLarge):
-			return frames.Frame{}, ErrBodyTooLarge
 		case isTimeout(err):
 			return frames.Frame{}, ErrTimeout
 		}

@@ -500,11 +500,6 @@ func (c *h2Client) dispatch(ev h2.Event) {
 		if s == nil {
 			return
 		}
-		s.received += int64(n)
-		if c.opts.MaxBodyBytes > 0 && s.received > c.opts.MaxBodyBytes {
-			s.resp.Close(ErrBodyTooLarge)
-			return
-		}
 		data := ev.Data
 		for len(data) > 0 || ev.End {
 			k := min(len(data), frames.MaxDataChunk)
@@ -603,18 +598,17 @@ func (c *h2Client) wakeSendersLocked() {
 
 // h2ClientStream is one request on a backend connection.
 type h2ClientStream struct {
-	c        *h2Client
-	id       uint32
-	cs       *h2.Stream
-	resp     *bus.Link
-	send     h2.SendWindow
-	received int64
-	noBody   bool
-	debt     int
-	closed   bool
-	pumpWG   sync.WaitGroup
-	pumpErr  error
-	cancel   context.CancelFunc
+	c       *h2Client
+	id      uint32
+	cs      *h2.Stream
+	resp    *bus.Link
+	send    h2.SendWindow
+	noBody  bool
+	debt    int
+	closed  bool
+	pumpWG  sync.WaitGroup
+	pumpErr error
+	cancel  context.CancelFunc
 }
 
 func (s *h2ClientStream) credit(n int) {
@@ -803,9 +797,6 @@ func (s *h2ClientStream) Next(ctx context.Context) (frames.Frame, error) {
 		}
 		if ctx.Err() != nil {
 			return frames.Frame{}, context.Cause(ctx)
-		}
-		if errors.Is(err, ErrBodyTooLarge) {
-			return frames.Frame{}, ErrBodyTooLarge
 		}
 		return frames.Frame{}, err
 	}

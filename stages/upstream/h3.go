@@ -343,7 +343,6 @@ type h3Exchange struct {
 	lr      *linkReader
 	hasBody bool
 	head    bool
-	seen    int64
 	eof     bool // the body read io.EOF
 	ended   bool // End or Trailers handed out
 }
@@ -381,11 +380,6 @@ func (x *h3Exchange) Next(ctx context.Context) (frames.Frame, error) {
 			continue
 		}
 		x.timer.Reset(x.t.Opts.BodyTimeout)
-		x.seen += int64(n)
-		if x.t.Opts.MaxBodyBytes > 0 && x.seen > x.t.Opts.MaxBodyBytes {
-			f.Release()
-			return frames.Frame{}, ErrBodyTooLarge
-		}
 		if x.eof && len(x.resp.Trailer) == 0 {
 			x.ended = true
 			f.End = true

@@ -19,7 +19,6 @@ type Options struct {
 	IdleTimeout    time.Duration // pooled connection idle
 	MaxAge         time.Duration // pooled connection lifetime
 	MaxIdle        int           // idle connections kept per backend
-	MaxBodyBytes   int64         // response body cap (0: none)
 }
 
 // Response is a backend's response: its head, then its body as frames.
@@ -66,9 +65,6 @@ var ErrTimeout = errors.New("upstream: backend timed out")
 
 // ErrBadResponse is returned for a malformed backend response (→ 502).
 var ErrBadResponse = errors.New("upstream: malformed backend response")
-
-// ErrBodyTooLarge is returned when a response body crosses the cap.
-var ErrBodyTooLarge = errors.New("upstream: response body over the size cap")
 
 // NewBackendOpts returns the upstream state for one backend; tlsCfg is nil
 // for a cleartext backend.
