@@ -228,7 +228,7 @@ type Runtime struct {
 	ConnectTimeoutMs           int      `koanf:"connect_timeout_ms"`               // Backend connect deadline (502 past it).
 	MaxInflightConnections     int      `koanf:"max_inflight_connections"`         // Connections the process holds at once; past it H1 gets 503 + Retry-After.
 	PerIPConnectionCap         int      `koanf:"per_ip_connection_cap"`            // Connections one source IP may hold; past it the connection is closed.
-	HeaderUnderscorePolicy     string   `koanf:"header_underscore_policy"`         // Field names with _: reject (400), drop (removed) or allow.
+	HeaderUnderscorePolicy     string   `koanf:"header_underscore_policy"`         // Request field names with _, on every front (HTTP/1.1, HTTP/2, HTTP/3): reject (400), drop (removed) or allow (forwarded).
 	MaxKeepaliveRequests       int      `koanf:"max_keepalive_requests"`           // Requests per client connection before Connection: close (0 = no cap).
 	MaxRequestsPerH3Connection int      `koanf:"max_requests_per_h3_connection"`   // Requests per HTTP/3 connection before GOAWAY (0 = no cap).
 	TLS                        TLSOpts  `koanf:"tls"`

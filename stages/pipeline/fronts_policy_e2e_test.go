@@ -247,47 +247,52 @@ func wantCut(t *testing.T, f policyFront, path string) {
 	}
 }
 
-func TestMaxResponseBodyBytes_EveryFront(t *testing.T) {
-	be := backend(t, http.HandlerFunc(capSite))
-	for _, proto := range []string{"h1", "h2", "h3"} {
-		t.Run(proto, func(t *testing.T) {
-			_, f, _ := startPolicyFront(t, proto, "", fmt.Sprintf("[listeners.http]\nmax_response_body_bytes = %d\n[[listeners.backends]]\naddress = %q", respCap, be))
-			plainGet(t, f, "/declared?n=10")
-			conns, cut := connsOpened(f.listener), respTooLarge(f.listener)
+func TestMaxResponseBodyBytes_EveryCell(t *testing.T) {
+	for _, back := range []string{"h1", "h2", "h3"} {
+		be := backendOf(t, back, http.HandlerFunc(capSite))
+		for _, proto := range []string{"h1", "h2", "h3"} {
+			t.Run(proto+"_to_"+back, func(t *testing.T) { responseCapCell(t, proto, be) })
+		}
+	}
+}
 
-			// Declared over the cap: 502 before any of it is sent.
-			if status, _, err := getBody(t, f, "GET", fmt.Sprintf("/declared?n=%d", respCap+1)); status != http.StatusBadGateway || err != nil {
-				t.Fatalf("declared over the cap: %d %v, want 502", status, err)
-			}
-			// At the cap, declared or not, and HEAD of a large one: whole.
-			for _, path := range []string{fmt.Sprintf("/declared?n=%d", respCap), fmt.Sprintf("/unknown?n=%d", respCap)} {
-				if status, n, err := getBody(t, f, "GET", path); status != 200 || n != respCap || err != nil {
-					t.Fatalf("%s: %d, %d bytes, %v; want the whole %d", path, status, n, err, respCap)
-				}
-			}
-			if status, _, err := getBody(t, f, "HEAD", fmt.Sprintf("/declared?n=%d", 4*respCap)); status != 200 || err != nil {
-				t.Fatalf("HEAD of a large response: %d %v", status, err)
-			}
-			if n := respTooLarge(f.listener) - cut; n != 1 {
-				t.Fatalf("response_body_too_large_total rose by %d, want 1", n)
-			}
-			if n := connsOpened(f.listener) - conns; proto != "h1" && n != 0 {
-				t.Fatalf("%d new connections: the 502 closed the connection", n)
-			}
+// responseCapCell checks max_response_body_bytes on one front to the
+// backend be.
+func responseCapCell(t *testing.T, proto, be string) {
+	_, f, _ := startPolicyFront(t, proto, "", fmt.Sprintf("[listeners.http]\nmax_response_body_bytes = %d\n[[listeners.backends]]\n%s", respCap, be))
+	plainGet(t, f, "/declared?n=10")
+	conns, cut := connsOpened(f.listener), respTooLarge(f.listener)
 
-			// Unknown length crossing the cap: a reset mid-body.
-			wantCut(t, f, fmt.Sprintf("/unknown?n=%d", 4*respCap))
-			if n := respTooLarge(f.listener) - cut; n != 2 {
-				t.Fatalf("response_body_too_large_total rose by %d, want 2", n)
-			}
-			// The reset ends the stream only (H2, H3) or the connection
-			// (HTTP/1.1, which has no other way): either way the next
-			// request is served.
-			plainGet(t, f, "/declared?n=10")
-			if n := connsOpened(f.listener) - conns; proto != "h1" && n != 0 {
-				t.Fatalf("%d new connections: the reset closed the connection", n)
-			}
-		})
+	// Declared over the cap: 502 before any of it is sent.
+	if status, _, err := getBody(t, f, "GET", fmt.Sprintf("/declared?n=%d", respCap+1)); status != http.StatusBadGateway || err != nil {
+		t.Fatalf("declared over the cap: %d %v, want 502", status, err)
+	}
+	// At the cap, declared or not, and HEAD of a large one: whole.
+	for _, path := range []string{fmt.Sprintf("/declared?n=%d", respCap), fmt.Sprintf("/unknown?n=%d", respCap)} {
+		if status, n, err := getBody(t, f, "GET", path); status != 200 || n != respCap || err != nil {
+			t.Fatalf("%s: %d, %d bytes, %v; want the whole %d", path, status, n, err, respCap)
+		}
+	}
+	if status, _, err := getBody(t, f, "HEAD", fmt.Sprintf("/declared?n=%d", 4*respCap)); status != 200 || err != nil {
+		t.Fatalf("HEAD of a large response: %d %v", status, err)
+	}
+	if n := respTooLarge(f.listener) - cut; n != 1 {
+		t.Fatalf("response_body_too_large_total rose by %d, want 1", n)
+	}
+	if n := connsOpened(f.listener) - conns; proto != "h1" && n != 0 {
+		t.Fatalf("%d new connections: the 502 closed the connection", n)
+	}
+
+	// Unknown length crossing the cap: a reset mid-body.
+	wantCut(t, f, fmt.Sprintf("/unknown?n=%d", 4*respCap))
+	if n := respTooLarge(f.listener) - cut; n != 2 {
+		t.Fatalf("response_body_too_large_total rose by %d, want 2", n)
+	}
+	// The reset ends the stream only (H2, H3) or the connection (HTTP/1.1,
+	// which has no other way): either way the next request is served.
+	plainGet(t, f, "/declared?n=10")
+	if n := connsOpened(f.listener) - conns; proto != "h1" && n != 0 {
+		t.Fatalf("%d new connections: the reset closed the connection", n)
 	}
 }
 

@@ -77,17 +77,24 @@ func matrixHandler(sinkDone chan bool) http.Handler {
 
 func startMatrixBackend(t *testing.T, proto string) *matrixBackend {
 	b := &matrixBackend{proto: proto, sinkDone: make(chan bool, 1)}
-	h := matrixHandler(b.sinkDone)
+	b.conf = backendOf(t, proto, matrixHandler(b.sinkDone))
+	return b
+}
+
+// backendOf starts a backend of protocol proto serving h and returns its
+// [[listeners.backends]] keys.
+func backendOf(t *testing.T, proto string, h http.Handler) string {
 	switch proto {
 	case "h1":
-		b.conf = "address = \"" + backend(t, h) + "\"\nprotocol = \"h1\""
+		return "address = \"" + backend(t, h) + "\"\nprotocol = \"h1\""
 	case "h2":
-		b.conf = "address = \"" + h2cBackend(t, h) + "\"\nprotocol = \"h2\""
+		return "address = \"" + h2cBackend(t, h) + "\"\nprotocol = \"h2\""
 	case "h3":
 		addr, cert := h3Backend(t, h)
-		b.conf = "address = \"" + addr + "\"\nprotocol = \"h3\"\ntls_ca_path = \"" + cert + "\"\ntls_verify_hostname = \"localhost\""
+		return "address = \"" + addr + "\"\nprotocol = \"h3\"\ntls_ca_path = \"" + cert + "\"\ntls_verify_hostname = \"localhost\""
 	}
-	return b
+	t.Fatalf("backend protocol %q", proto)
+	return ""
 }
 
 // h2cBackend starts net/http's bundled x/net/http2 server speaking h2c
@@ -370,4 +377,5 @@ func matrixSlowReader(t *testing.T, fr *matrixFront) {
 	if peakHeap > heap0 && peakHeap-heap0 > 256<<20 {
 		t.Fatalf("heap grew by %d MiB while streaming %d MiB", (peakHeap-heap0)>>20, size>>20)
 	}
+	t.Logf("streamed %d MiB on default settings; bus in-flight peak %d KiB, heap growth %d MiB", size>>20, peakBus>>10, (int64(peakHeap)-int64(heap0))>>20)
 }
