@@ -447,7 +447,11 @@ func (c *Conn) block() (Event, error) {
 		c.closeStream(id, true)
 		return Event{}, streamErr(id, ErrCodeProtocol, "h2_trailers_too_large")
 	}
-	fs, err := DecodeTrailers(id, hb.fields)
+	us := c.Underscore
+	if c.role == RoleClient {
+		us = frames.UnderscoreAllow // the policy is about requests
+	}
+	fs, err := DecodeTrailers(id, hb.fields, us)
 	if err != nil {
 		c.closeStream(id, true)
 		return Event{}, err

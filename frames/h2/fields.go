@@ -359,13 +359,24 @@ func DecodeResponse(id uint32, fields []hpack.HeaderField) (*frames.Head, error)
 
 // DecodeTrailers validates a trailer block: no pseudo-header fields
 // (RFC 9113 §8.1: "Trailers MUST NOT include pseudo-header fields") and the
-// regular field rules.
-func DecodeTrailers(id uint32, fields []hpack.HeaderField) (frames.Fields, error) {
+// regular field rules. us is the underscore policy (UnderscoreAllow for a
+// response's trailers); a rejected name resets the stream, as the request
+// was already forwarded.
+func DecodeTrailers(id uint32, fields []hpack.HeaderField, us frames.UnderscorePolicy) (frames.Fields, error) {
 	out := make(frames.Fields, 0, len(fields))
 	h := &frames.Head{ContentLength: -1}
 	for _, f := range fields {
 		if strings.HasPrefix(f.Name, ":") {
 			return nil, streamErr(id, ErrCodeProtocol, "h2_pseudo_in_trailers")
+		}
+		switch us.FieldVerdict(f.Name) {
+		case frames.FieldReject:
+			return nil, streamErr(id, ErrCodeProtocol, "h2_underscore")
+		case frames.FieldDrop:
+			if err := validField(id, f); err != nil {
+				return nil, err
+			}
+			continue
 		}
 		h.Fields = out
 		if err := regular(id, h, f, true); err != nil {

@@ -116,3 +116,22 @@ func TestDecodeRequest_UnderscorePolicies(t *testing.T) {
 		t.Fatalf("allow: %v %v", h, err)
 	}
 }
+
+func TestDecodeTrailers_UnderscorePolicies(t *testing.T) {
+	in := hf("x-sum", "1", "x_user", "admin")
+	var se *StreamError
+	if _, err := DecodeTrailers(1, in, frames.UnderscoreReject); !errors.As(err, &se) || se.Code != ErrCodeProtocol {
+		t.Fatalf("reject: %v, want a stream reset", err)
+	}
+	fs, err := DecodeTrailers(1, in, frames.UnderscoreDrop)
+	if err != nil || fs.Has("x_user") || fs.Value("x-sum") != "1" {
+		t.Fatalf("drop: %v %v", fs, err)
+	}
+	if _, err := DecodeTrailers(1, hf("x_user", "a\nb"), frames.UnderscoreDrop); err == nil {
+		t.Fatal("drop: a malformed dropped field passed")
+	}
+	fs, err = DecodeTrailers(1, in, frames.UnderscoreAllow)
+	if err != nil || fs.Value("x_user") != "admin" {
+		t.Fatalf("allow: %v %v", fs, err)
+	}
+}

@@ -367,13 +367,18 @@ func DecodeResponse(block []byte, lim *Limits) (*frames.Head, error) {
 	return h, nil
 }
 
-// DecodeTrailers decodes a trailer section (RFC 9114 §4.1): fields only.
+// DecodeTrailers decodes a request's trailer section (RFC 9114 §4.1):
+// fields only, under lim's underscore policy.
 func DecodeTrailers(block []byte, lim *Limits) (frames.Fields, error) {
 	var fs frames.Fields
 	s := newSection(block, lim)
+	us, underscore := lim.underscore(), false
 	for {
 		hf, err := s.line()
 		if err == io.EOF {
+			if underscore {
+				return nil, errUnderscore
+			}
 			return fs, nil
 		}
 		if err != nil {
@@ -383,6 +388,10 @@ func DecodeTrailers(block []byte, lim *Limits) (frames.Fields, error) {
 		// sections."
 		if hf.IsPseudo() {
 			return nil, errPseudoInTrailers
+		}
+		if v := us.FieldVerdict(hf.Name); v != frames.FieldKeep {
+			underscore = underscore || v == frames.FieldReject
+			continue
 		}
 		fs = append(fs, frames.Field{Name: hf.Name, Value: hf.Value})
 	}

@@ -207,3 +207,18 @@ func BenchmarkDecodeRequest(b *testing.B) {
 		DecodeRequest(blk, nil)
 	}
 }
+
+func TestDecodeTrailers_UnderscorePolicies(t *testing.T) {
+	b := block("x-sum", "1", "x_user", "admin")
+	if _, err := DecodeTrailers(b, nil); !errors.Is(err, errUnderscore) {
+		t.Fatalf("default (reject): %v", err)
+	}
+	fs, err := DecodeTrailers(b, &Limits{Underscore: frames.UnderscoreDrop})
+	if err != nil || fs.Has("x_user") || fs.Value("x-sum") != "1" {
+		t.Fatalf("drop: %v %v", fs, err)
+	}
+	fs, err = DecodeTrailers(b, &Limits{Underscore: frames.UnderscoreAllow})
+	if err != nil || fs.Value("x_user") != "admin" {
+		t.Fatalf("allow: %v %v", fs, err)
+	}
+}

@@ -109,6 +109,7 @@ func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages
 		c.src.Adopt(buf, n)
 	}
 	c.handOverFn = c.handOver
+	c.src.Underscore = cfg.Limits.Underscore
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	c.wctx, c.wcancel = ctx, cancel

@@ -24,6 +24,10 @@ var ErrBodyCut = errors.New("decode: body cut short")
 // and a backend connection (responses), so the framing rules live once.
 // It is owned by one goroutine.
 type Source struct {
+	// Underscore is the policy for chunked trailer names with "_": the
+	// front's for requests, UnderscoreAllow for a backend's responses.
+	Underscore h1.UnderscorePolicy
+
 	conn net.Conn
 	raw  syscall.RawConn // conn's descriptor, for WaitIdle (nil: not a socket)
 	buf  []byte          // nil while idle (WaitIdle), taken from bufPool on the next Fill
@@ -168,7 +172,7 @@ func (s *Source) Fill() error {
 func (s *Source) StartBody(b h1.Body, maxBody int64) {
 	s.body = b
 	s.remain = b.Length
-	s.chunked = h1.ChunkedDecoder{}
+	s.chunked = h1.ChunkedDecoder{Underscore: s.Underscore}
 	s.maxBody = maxBody
 	s.seen = 0
 	s.trailers = nil

@@ -318,3 +318,62 @@ func TestMaxResponseBodyBytes_DefaultIsNoCapAndReloadSetsIt(t *testing.T) {
 		})
 	}
 }
+
+// trailerEcho reads the request body to its end and answers with the
+// trailer fields whose names hold "_" (name=value lines, or "none"); a
+// body that did not end cleanly gets no answer.
+func trailerEcho(w http.ResponseWriter, r *http.Request) {
+	if _, err := io.Copy(io.Discard, r.Body); err != nil {
+		return
+	}
+	var seen []string
+	for k, vs := range r.Trailer {
+		// Keys the Trailer field announced but no trailer carried
+		// have no value.
+		if strings.Contains(k, "_") && len(vs) > 0 {
+			seen = append(seen, strings.ToLower(k)+"="+strings.Join(vs, ","))
+		}
+	}
+	slices.Sort(seen)
+	if len(seen) == 0 {
+		seen = []string{"none"}
+	}
+	io.WriteString(w, strings.Join(seen, "\n"))
+}
+
+func TestUnderscorePolicy_RequestTrailersEveryFront(t *testing.T) {
+	be := backend(t, http.HandlerFunc(trailerEcho))
+	for _, proto := range []string{"h1", "h2", "h3"} {
+		for _, policy := range []string{"reject", "drop", "allow"} {
+			t.Run(proto+"_"+policy, func(t *testing.T) {
+				_, f, _ := startPolicyFront(t, proto, "[runtime]\nheader_underscore_policy = \""+policy+"\"", "[[listeners.backends]]\naddress = \""+be+"\"")
+				req, _ := http.NewRequest("POST", f.url+"/", hideLen{strings.NewReader(strings.Repeat("b", 10_000))})
+				req.ContentLength = -1
+				req.Trailer = http.Header{"x_sum": {"abc"}, "X-Ok": {"1"}}
+				resp, err := f.c.Do(req)
+				status, body := 0, ""
+				if err == nil {
+					b, rerr := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					status, body = resp.StatusCode, string(b)
+					if rerr != nil {
+						status = -1 // a reset mid-response
+					}
+				}
+				switch policy {
+				case "allow", "drop":
+					want := map[string]string{"allow": "x_sum=abc", "drop": "none"}[policy]
+					if err != nil || status != 200 || body != want {
+						t.Fatalf("%d %q %v; want 200 %q", status, body, err, want)
+					}
+				case "reject":
+					// The body is cut (a 400 before the response head, else a
+					// reset): the backend never answers a complete request.
+					if status == 200 || strings.Contains(body, "x_sum") {
+						t.Fatalf("a rejected trailer was forwarded: %d %q", status, body)
+					}
+				}
+			})
+		}
+	}
+}

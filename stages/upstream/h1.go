@@ -53,7 +53,9 @@ func (t *H1) dial(ctx context.Context, b *route.Backend) (*pconn, error) {
 		}
 		c = tc
 	}
-	return &pconn{conn: c, src: decode.NewSource(c, respHeadBuf), bw: bufio.NewWriterSize(c, reqWriteBuf), created: time.Now()}, nil
+	src := decode.NewSource(c, respHeadBuf)
+	src.Underscore = h1.UnderscoreAllow // the policy is about requests
+	return &pconn{conn: c, src: src, bw: bufio.NewWriterSize(c, reqWriteBuf), created: time.Now()}, nil
 }
 
 // RoundTrip implements Transport.
