@@ -370,6 +370,11 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 					guard.BodyTooLarge.Inc()
 					return nil, h1.Request{}, &headError{status: 413}
 				}
+				if req.Body.Kind == h1.BodyChunked {
+					if err := c.checkBody(); err != nil {
+						return nil, h1.Request{}, err
+					}
+				}
 				return c.newExchange(req), req, nil
 			}
 			if !errors.Is(err, h1.ErrShort) {
@@ -394,6 +399,43 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 				return nil, h1.Request{}, &headError{status: 408}
 			}
 			return nil, h1.Request{}, nil // the client went away mid-head
+		}
+	}
+}
+
+// checkBody runs the framing of a chunked body over the bytes that came
+// with its head, before the head is forwarded: a request that arrives in
+// one piece with a malformed body never reaches a backend. A chunk-size
+// or trailer line cut by the read is completed first (MaxChunkLineBytes
+// bounds it), within one body timeout. Bytes past the buffer are checked
+// as they are forwarded; a fault there aborts the backend's request.
+func (c *H1Conn) checkBody() error {
+	var ck chunkCheck
+	armed := false
+	for {
+		partial, err := c.src.CheckChunked(&ck, c.cfg.MaxBodyBytes)
+		switch {
+		case errors.Is(err, ErrBodyTooLarge):
+			guard.BodyTooLarge.Inc()
+			return &headError{status: 413}
+		case err != nil:
+			return err
+		case !partial:
+			return nil
+		}
+		if !armed {
+			c.conn.SetReadDeadline(time.Now().Add(c.cfg.BodyTimeout))
+			armed = true
+		}
+		if err := c.src.Fill(); err != nil {
+			switch {
+			case errors.Is(err, errBufferFull):
+				return nil // valid as far as it goes; the body path reads on
+			case isTimeout(err):
+				guard.SlowBodyReaped.Inc()
+				return &headError{status: 408}
+			}
+			return &headError{status: 400} // the body was cut short
 		}
 	}
 }

@@ -19,6 +19,9 @@ var ErrBodyTooLarge = errors.New("decode: body over the size cap")
 // body. It must become a Reset downstream, never a clean End (DESIGN §4).
 var ErrBodyCut = errors.New("decode: body cut short")
 
+// errBufferFull is Fill's answer when the buffer holds max unread bytes.
+var errBufferFull = errors.New("decode: buffer full")
+
 // Source reads HTTP/1.x messages from a connection: a head, then the body as
 // pooled Data frames. It serves both sides, the client connection (requests)
 // and a backend connection (responses), so the framing rules live once.
@@ -150,7 +153,7 @@ func (s *Source) Fill() error {
 			putBuf(s.buf)
 			s.buf = nb
 		default:
-			return errors.New("decode: buffer full")
+			return errBufferFull
 		}
 	}
 	n, err := s.conn.Read(s.buf[s.w:])
@@ -177,6 +180,40 @@ func (s *Source) StartBody(b h1.Body, maxBody int64) {
 	s.seen = 0
 	s.trailers = nil
 	s.inBody = b.Kind != h1.BodyNone
+}
+
+// chunkCheck is the state of CheckChunked across calls: the decoder and
+// how far into the buffered bytes it got.
+type chunkCheck struct {
+	d    h1.ChunkedDecoder // as StartBody's: the same limits
+	pos  int               // offset from the first unread byte
+	seen int64             // data bytes
+}
+
+// CheckChunked runs the chunked framing over the body bytes buffered and
+// not yet checked by c, consuming nothing, so that a request whose body
+// is malformed in what has arrived is refused before its head goes
+// anywhere. It returns the decoder's verdict, ErrBodyTooLarge once the
+// data seen passes maxBody (0: no cap), and partial when the buffer ends
+// inside a chunk-size or trailer line (the rest of that line is on its
+// way: Fill and call again with the same c).
+func (s *Source) CheckChunked(c *chunkCheck, maxBody int64) (partial bool, err error) {
+	in := s.Buffered()
+	for c.pos < len(in) && !c.d.Done() {
+		data, n, err := c.d.Decode(in[c.pos:])
+		if errors.Is(err, h1.ErrShort) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		c.seen += int64(len(data))
+		if maxBody > 0 && c.seen > maxBody {
+			return false, ErrBodyTooLarge
+		}
+		c.pos += n
+	}
+	return false, nil
 }
 
 // InBody reports whether body bytes remain to be read.

@@ -196,8 +196,9 @@ type h1Exchange struct {
 }
 
 // copyToBackend streams the request body from the link to the backend,
-// returning credit as bytes are written. A Reset (the client's body was cut)
-// closes the connection mid-body, so the backend never sees it complete.
+// returning credit as bytes are written. A Reset (the client's body was
+// cut or malformed) aborts the connection mid-body, so the backend never
+// sees it complete.
 func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked bool) error {
 	defer body.Discard(io.EOF)
 	var scratch []byte
@@ -209,7 +210,7 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 			}
 			var err error
 			if f, err = body.Recv(ctx); err != nil {
-				x.c.conn.Close()
+				abortConn(x.c.conn)
 				return err
 			}
 		}
@@ -242,10 +243,23 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 			}
 			return bw.Flush()
 		case frames.KindReset:
-			x.c.conn.Close()
+			abortConn(x.c.conn)
 			return &frames.ResetError{Code: f.Code}
 		}
 	}
+}
+
+// abortConn closes a backend connection with a TCP reset (SO_LINGER 0):
+// bytes still queued are dropped, and the backend reads an error, never a
+// FIN that a lenient parser could take for the end of a request.
+func abortConn(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetLinger(0)
+	}
+	c.Close()
 }
 
 // Next implements BodyReader.
