@@ -18,6 +18,7 @@ type ChunkedDecoder struct {
 
 	state        chunkState
 	remaining    int64 // data bytes left in the current chunk
+	excess       int64 // framing bytes not earned by data, for MaxChunkExtBytes
 	trailerBytes int   // trailer section bytes consumed so far
 	trailerLines int   // trailer field lines consumed so far
 	trailers     frames.Fields
@@ -55,6 +56,11 @@ func (d *ChunkedDecoder) Decode(b []byte) (data []byte, n int, err error) {
 			size, e := parseChunkSize(line)
 			if e != nil {
 				return nil, n, e
+			}
+			// Framing earns its keep from data; see MaxChunkExtBytes.
+			d.excess = max(0, d.excess+int64(adv)-16-2*size)
+			if d.excess > MaxChunkExtBytes {
+				return nil, n, errChunkExtMuch
 			}
 			n += adv
 			if size == 0 {

@@ -122,6 +122,11 @@ func TestChunkedDecoder_Rejects(t *testing.T) {
 		{"ext NUL", "5;a=b\x00\r\nhello\r\n", ChunkedDecoder{}, 400, "h1_chunk_bad_ext"},
 		{"ext too long", "5;a=" + strings.Repeat("b", MaxChunkLineBytes) + "\r\nhello\r\n", ChunkedDecoder{}, 400, "h1_chunk_line_too_long"},
 		{"ext too long, incomplete", "5;a=" + strings.Repeat("b", MaxChunkLineBytes), ChunkedDecoder{}, 400, "h1_chunk_line_too_long"},
+		// A 16 KiB extension is refused once the line cap is reached.
+		{"ext 16 KiB, head of it", "5;a=" + strings.Repeat("b", 16<<10)[:MaxChunkLineBytes], ChunkedDecoder{}, 400, "h1_chunk_line_too_long"},
+		// Lines each under the cap, far more framing than data.
+		{"ext overhead", strings.Repeat("1;a="+strings.Repeat("b", MaxChunkLineBytes-10)+"\r\nx\r\n", MaxChunkExtBytes/MaxChunkLineBytes+2), ChunkedDecoder{}, 400, "h1_chunk_ext_too_much"},
+		{"tiny chunks, ext overhead", strings.Repeat("1;a=bbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\r\nx\r\n", MaxChunkExtBytes/16+1), ChunkedDecoder{}, 400, "h1_chunk_ext_too_much"},
 		{"bare LF size line", "5\nhello\r\n0\r\n\r\n", ChunkedDecoder{}, 400, "h1_bare_lf"},
 		{"data too long", "5\r\nhelloX\r\n0\r\n\r\n", ChunkedDecoder{}, 400, "h1_chunk_no_crlf"},
 		{"data LF only", "5\r\nhello\n0\r\n\r\n", ChunkedDecoder{}, 400, "h1_chunk_no_crlf"},
@@ -170,6 +175,9 @@ func TestChunkedDecoder_Accepts(t *testing.T) {
 		{"upper hex", "A\r\n0123456789\r\n0\r\n\r\n", "0123456789", ChunkedDecoder{}, nil},
 		{"ext quoted pair", "1;a=\"\\\\\"\r\nx\r\n0\r\n\r\n", "x", ChunkedDecoder{}, nil},
 		{"ext spaces", "1 ; a ; b = c\r\nx\r\n0\r\n\r\n", "x", ChunkedDecoder{}, nil},
+		{"ext on every chunk, earned by data", strings.Repeat("10;name=value\r\n0123456789abcdef\r\n", 4*MaxChunkExtBytes) + "0\r\n\r\n",
+			strings.Repeat("0123456789abcdef", 4*MaxChunkExtBytes), ChunkedDecoder{}, nil},
+		{"one ext at the line cap", "1;a=" + strings.Repeat("b", MaxChunkLineBytes-6) + "\r\nx\r\n0\r\n\r\n", "x", ChunkedDecoder{}, nil},
 		{"binary data", "3\r\n\r\n\x00\r\n0\r\n\r\n", "\r\n\x00", ChunkedDecoder{}, nil},
 		{"forbidden trailers dropped", "0\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-T: 1\r\nTrailer: x\r\n\r\n", "", ChunkedDecoder{},
 			fl("x-t", "1")},

@@ -99,6 +99,7 @@ var (
 	errChunkOverflow = newErr(400, "h1_chunk_size_overflow", "chunk size overflows")
 	errChunkLine     = newErr(400, "h1_chunk_line_too_long", "chunk-size line too long")
 	errChunkExt      = newErr(400, "h1_chunk_bad_ext", "invalid chunk extension")
+	errChunkExtMuch  = newErr(400, "h1_chunk_ext_too_much", "too much chunk framing for its data")
 	errChunkCRLF     = newErr(400, "h1_chunk_no_crlf", "chunk data not followed by CRLF")
 	errTrailerLarge  = newErr(431, "h1_trailer_too_large", "trailer section too large")
 	errTrailerMany   = newErr(431, "h1_trailer_too_many", "too many trailer fields")

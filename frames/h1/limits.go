@@ -22,9 +22,19 @@ const DefaultMaxURIBytes = 8 << 10
 const MaxMethodBytes = 64
 
 // MaxChunkLineBytes bounds a chunk-size line including its extensions and
-// CRLF. Extensions are legal but carry nothing we use; the cap stops a peer
-// from streaming an endless extension that we would have to buffer.
+// CRLF, so it is also the cap on one chunk's extensions. Extensions are
+// legal but carry nothing we use; the cap stops a peer from streaming an
+// endless extension that we would have to buffer: a longer line fails
+// (400) as soon as this many bytes of it arrived, its end unseen.
 const MaxChunkLineBytes = 4 << 10
+
+// MaxChunkExtBytes bounds the framing overhead of one chunked body (size
+// lines, extensions, CRLFs) beyond what its data earns: each chunk earns
+// 16 bytes plus twice its size, the reckoning Go's net/http uses. Past it
+// the body fails with 400. It stops a peer that keeps every line under
+// MaxChunkLineBytes but sends kilobytes of extensions per data byte,
+// making us read and scan far more than the body caps count.
+const MaxChunkExtBytes = 16 << 10
 
 // DefaultMaxTrailerBytes bounds a chunked body's trailer section in bytes
 // (final CRLF included); past it the decoder fails with 431.

@@ -18,6 +18,9 @@ func TestLimitInvariants(t *testing.T) {
 	if MaxChunkLineBytes >= DefaultMaxHeadBytes || DefaultMaxTrailerBytes > DefaultMaxHeadBytes {
 		t.Fatal("chunk line and trailer caps must be below the head cap")
 	}
+	if MaxChunkExtBytes < MaxChunkLineBytes {
+		t.Fatal("a body's framing overhead cap is below one chunk line's cap")
+	}
 	if DefaultMaxTrailerFields > DefaultMaxFields {
 		t.Fatal("trailer field cap above the header field cap")
 	}
