@@ -329,6 +329,16 @@ var chunkedSeeds = []string{
 	"0x5\r\nhello\r\n",
 	"0\r\nA : b\r\n\r\n",
 	"0\r\nA: b\r\n c\r\n\r\n",
+	// Chunk extensions: quoted, spaced, on the last chunk, long, many.
+	"1;a=\"x;y,z\"\r\nx\r\n0;last=\"\\\"\"\r\n\r\n",
+	"1 ;\ta = b ; c\r\nx\r\n0\r\n\r\n",
+	"1;a=\"\x80\xff\"\r\nx\r\n0\r\n\r\n",
+	"1;=b\r\nx\r\n",
+	"1;a=b=c\r\nx\r\n",
+	"5;ext=" + strings.Repeat("a", 16<<10) + "\r\nhello\r\n0\r\n\r\n",
+	"1;a=" + strings.Repeat("b", h1.MaxChunkLineBytes-6) + "\r\nx\r\n0\r\n\r\n",
+	strings.Repeat("1;a="+strings.Repeat("b", 1000)+"\r\nx\r\n", 20) + "0\r\n\r\n",
+	strings.Repeat("1;e\r\nx\r\n", 100) + "0\r\n\r\n",
 }
 
 func FuzzH1Chunked(f *testing.F) {
@@ -352,6 +362,11 @@ func FuzzH1Chunked(f *testing.F) {
 		data2, n2, err2 := decodeChunked(t, split, in, 1+int(flags%13))
 		if !bytes.Equal(data, data2) || n != n2 || !sameErr(err, err2) || whole.Done() != split.Done() {
 			t.Fatalf("split changed the result: %q %d %v / %q %d %v", data, n, err, data2, n2, err2)
+		}
+		// The decoder never leaves more undecided than a line cap: an
+		// endless extension or trailer line fails, it is not buffered.
+		if err == h1.ErrShort && len(in)-n >= max(h1.MaxChunkLineBytes, whole.MaxTrailerBytes) {
+			t.Fatalf("%d bytes pending without a verdict", len(in)-n)
 		}
 		if err != nil {
 			checkErr(t, err, func(s int) bool { return s == 400 || s == 431 })
