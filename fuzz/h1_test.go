@@ -70,6 +70,18 @@ func nonFraming(fs frames.Fields) frames.Fields {
 	return out
 }
 
+// codings lists the transfer codings other than chunked, lower-cased.
+func codings(fs frames.Fields) string {
+	var out []string
+	fs.EachToken("transfer-encoding", func(t string) bool {
+		if t = strings.ToLower(t); t != "chunked" {
+			out = append(out, t)
+		}
+		return true
+	})
+	return strings.Join(out, ",")
+}
+
 func without(fs frames.Fields, name string) frames.Fields {
 	out := append(frames.Fields(nil), fs...)
 	out.Del(name)
@@ -190,6 +202,10 @@ func FuzzH1Request(f *testing.F) {
 		}
 		if !sameFields(nonFraming(h.Fields), nonFraming(h2.Fields)) {
 			t.Fatalf("round trip changed the fields:\n%q\n%q", h.Fields, h2.Fields)
+		}
+		// A transfer coding accepted is forwarded, never dropped.
+		if a, b := codings(h.Fields), codings(h2.Fields); a != b {
+			t.Fatalf("round trip changed the transfer codings: %q → %q", a, b)
 		}
 		if h.Proto == "HTTP/1.1" && (req2.KeepAlive != req.KeepAlive || req2.Expect100 != req.Expect100 || req2.Upgrade != req.Upgrade) {
 			t.Fatalf("round trip changed connection semantics: %+v vs %+v", req, req2)

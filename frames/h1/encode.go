@@ -17,8 +17,11 @@ import (
 // Transfer-Encoding skipped), then the framing field for body:
 // content-length for BodyLength, "transfer-encoding: chunked" for
 // BodyChunked and BodyClose (a request body of unknown length is sent
-// chunked), none for BodyNone. The request-target is Path, or Authority
-// for a CONNECT without a Path, or "/" when Path is empty.
+// chunked), none for BodyNone. Transfer codings other than chunked that
+// the fields list (a lenient front accepted "gzip, chunked") are kept,
+// before chunked: the body still carries them (RFC 9112 §6.1). The
+// request-target is Path, or Authority for a CONNECT without a Path, or
+// "/" when Path is empty.
 func AppendRequestHead(dst []byte, h *frames.Head, body Body) []byte {
 	dst = append(dst, h.Method...)
 	dst = append(dst, ' ')
@@ -31,9 +34,38 @@ func AppendRequestHead(dst []byte, h *frames.Head, body Body) []byte {
 	case BodyLength:
 		dst = appendContentLength(dst, body.Length)
 	case BodyChunked, BodyClose:
-		dst = append(dst, "transfer-encoding: chunked\r\n"...)
+		dst = appendTransferEncoding(dst, h.Fields)
 	}
 	return append(dst, "\r\n"...)
+}
+
+// appendTransferEncoding writes the framing field of a chunked request:
+// the codings other than chunked that fs lists, then chunked, once and
+// last whatever fs says, so the field always matches the framing we send.
+func appendTransferEncoding(dst []byte, fs frames.Fields) []byte {
+	if !fs.Has("transfer-encoding") {
+		return append(dst, "transfer-encoding: chunked\r\n"...)
+	}
+	dst = append(dst, "transfer-encoding: "...)
+	fs.EachToken("transfer-encoding", func(t string) bool {
+		if !equalFoldASCII(t, "chunked") {
+			dst = append(dst, t...)
+			dst = append(dst, ", "...)
+		}
+		return true
+	})
+	return append(dst, "chunked\r\n"...)
+}
+
+func transferEncodingLen(fs frames.Fields) int {
+	n := len("transfer-encoding: chunked\r\n")
+	fs.EachToken("transfer-encoding", func(t string) bool {
+		if !equalFoldASCII(t, "chunked") {
+			n += len(t) + len(", ")
+		}
+		return true
+	})
+	return n
 }
 
 // RequestHeadLen is len(AppendRequestHead(nil, h, body)).
@@ -44,7 +76,7 @@ func RequestHeadLen(h *frames.Head, body Body) int {
 	case BodyLength:
 		n += contentLengthLen(body.Length)
 	case BodyChunked, BodyClose:
-		n += len("transfer-encoding: chunked\r\n")
+		n += transferEncodingLen(h.Fields)
 	}
 	return n + 2
 }

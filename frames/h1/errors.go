@@ -88,7 +88,7 @@ var (
 	errCLConflict   = newErr(400, "h1_cl_conflict", "differing content-length values")
 	errCL           = newErr(400, "h1_bad_cl", "invalid content-length")
 	errTENotChunked = newErr(400, "h1_te_not_chunked", "final transfer coding is not chunked")
-	errTEStrict     = newErr(400, "h1_te_strict", "transfer-encoding other than chunked")
+	errTEStrict     = newErr(501, "h1_te_strict", "transfer coding other than chunked not implemented")
 	errTE           = newErr(400, "h1_bad_te", "invalid transfer-encoding")
 	errTEHTTP10     = newErr(400, "h1_te_http10", "transfer-encoding in HTTP/1.0")
 )

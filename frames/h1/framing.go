@@ -55,9 +55,6 @@ func framing(sc *fieldScan, http10, strictTE bool) (Body, *Error) {
 		if sc.teCodings == 0 {
 			return Body{}, errTE
 		}
-		if strictTE && (sc.teCodings != 1 || sc.teChunked != 1) {
-			return Body{}, errTEStrict
-		}
 		// RFC 9112 §6.3 item 4: "If a Transfer-Encoding header field is
 		// present in a request and the chunked transfer coding is not the
 		// final encoding, ... the server MUST respond with the 400 (Bad
@@ -69,6 +66,16 @@ func framing(sc *fieldScan, http10, strictTE bool) (Body, *Error) {
 		// coding more than once to a message body".
 		if sc.teChunked != 1 {
 			return Body{}, errTE
+		}
+		// What is left is well-formed: codings, then chunked once, last.
+		// Strict, a coding other than chunked is one we do not implement
+		// (RFC 9112 §6.1: a server that receives a transfer coding it
+		// does not understand "SHOULD respond with the 501 (Not
+		// Implemented) status code"), as nginx answers. Lenient, the
+		// codings stay in the head's transfer-encoding field and travel
+		// on to the backend with the chunked body (AppendRequestHead).
+		if strictTE && sc.teCodings > 1 {
+			return Body{}, errTEStrict
 		}
 		return Body{Kind: BodyChunked}, nil
 	}
