@@ -280,7 +280,11 @@ type Admin struct {
 
 // Security is [security].
 type Security struct {
-	// StrictTE rejects any Transfer-Encoding other than exactly "chunked".
+	// StrictTE answers 501 to a request whose Transfer-Encoding is anything
+	// but "chunked" (400 for the smuggling forms: with Content-Length,
+	// chunked not last or twice). Off, codings before chunked
+	// ("gzip, chunked") are forwarded intact to HTTP/1.1 backends and
+	// answered 501 for HTTP/2 and HTTP/3 ones.
 	StrictTE bool `koanf:"strict_te"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For is kept and appended
 	// to; from anyone else it is replaced.

@@ -81,6 +81,9 @@ func Default() Config {
 			UpstreamMaxAgeMs:          DefaultUpstreamMaxAgeMs,
 			UpstreamMaxIdlePerBackend: DefaultUpstreamIdlePerBE,
 		},
+		// A transfer coding other than chunked is answered 501, as nginx
+		// does; off, it is forwarded to HTTP/1.1 backends, never dropped.
+		Security: Security{StrictTE: true},
 	}
 }
 

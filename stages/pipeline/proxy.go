@@ -335,6 +335,8 @@ func statusFor(ctx context.Context, err error) int {
 	switch {
 	case errors.Is(err, route.ErrCircuitOpen):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, upstream.ErrCodingUnsupported):
+		return http.StatusNotImplemented
 	case errors.Is(context.Cause(ctx), errTotalTimeout), errors.Is(err, upstream.ErrTimeout), errors.Is(err, route.ErrTryTimeout):
 		upstreamTimeouts.Inc()
 		return http.StatusGatewayTimeout

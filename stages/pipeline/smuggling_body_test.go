@@ -226,3 +226,77 @@ address = "`+rb.addr()+`"`))
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestH1_StrictTEByDefaultAnswers501ForOtherCodings runs at default
+// settings: a transfer coding other than chunked is one we do not
+// implement (501, as nginx answers), while the smuggling forms keep their
+// 400; none of them reaches the backend.
+func TestH1_StrictTEByDefaultAnswers501ForOtherCodings(t *testing.T) {
+	rb := startRecordingBackend(t)
+	g := startGateway(t, h1Listener("web", `
+[[listeners.backends]]
+address = "`+rb.addr()+`"`))
+	addr := g.Addr("web").String()
+	for _, c := range []struct {
+		te     string
+		status int
+	}{
+		{"gzip, chunked", http.StatusNotImplemented},
+		{"x-custom;a=b, chunked", http.StatusNotImplemented},
+		{"gzip", http.StatusBadRequest},                   // chunked not last
+		{"chunked, gzip", http.StatusBadRequest},          // chunked not last
+		{"gzip, chunked, chunked", http.StatusBadRequest}, // chunked twice
+	} {
+		raw := "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + c.te + "\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+		status, err := rawStatus(addr, raw)
+		if err != nil || status != c.status {
+			t.Errorf("transfer-encoding %q: status %d (%v), want %d", c.te, status, err, c.status)
+		}
+	}
+	if status, err := rawStatus(addr, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"); err != nil || status != http.StatusOK {
+		t.Fatalf("plain chunked: status %d (%v), want 200", status, err)
+	}
+	cs := rb.conns()
+	if len(cs) != 1 || bytes.Count(cs[0].data, []byte("POST ")) != 1 {
+		t.Fatalf("the backend saw %d connections, want only the plain chunked request", len(cs))
+	}
+}
+
+// TestH1_LenientTEForwardsTheCodingsIntact sets strict_te off, the setting
+// under test: "gzip, chunked" reaches an HTTP/1.1 backend with both codings
+// declared and the body chunked as sent, never as plain chunked (the body
+// is gzip-coded), and an HTTP/2 backend, which cannot declare the coding,
+// is not sent the request at all (501).
+func TestH1_LenientTEForwardsTheCodingsIntact(t *testing.T) {
+	rb := startRecordingBackend(t)
+	var h2Seen sync.Map
+	h2be := h2Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h2Seen.Store(r.URL.Path, true)
+	}), "", "")
+	g := startGateway(t, "[security]\nstrict_te = false\n"+h1Listener("web", `
+[[listeners.backends]]
+address = "`+rb.addr()+`"`)+h1Listener("h2", `
+[[listeners.backends]]
+address = "`+h2be+`"
+protocol = "h2"`))
+	raw := "POST /coded HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\n\x1f\x8b\x08\x00\x00\r\n0\r\n\r\n"
+	if status, err := rawStatus(g.Addr("web").String(), raw); err != nil || status != http.StatusOK {
+		t.Fatalf("status %d (%v), want 200 from the backend", status, err)
+	}
+	cs := rb.conns()
+	if len(cs) != 1 {
+		t.Fatalf("%d backend connections", len(cs))
+	}
+	if bytes.Count(cs[0].data, []byte("transfer-encoding")) != 1 || !bytes.Contains(cs[0].data, []byte("\r\ntransfer-encoding: gzip, chunked\r\n")) {
+		t.Fatalf("the codings were not forwarded intact: %q", cs[0].data)
+	}
+	if !bytes.HasSuffix(cs[0].data, []byte("\r\n\r\n5\r\n\x1f\x8b\x08\x00\x00\r\n0\r\n\r\n")) {
+		t.Fatalf("the chunked body was not forwarded as sent: %q", cs[0].data)
+	}
+	if status, err := rawStatus(g.Addr("h2").String(), raw); err != nil || status != http.StatusNotImplemented {
+		t.Fatalf("to an HTTP/2 backend: status %d (%v), want 501", status, err)
+	}
+	if _, ok := h2Seen.Load("/coded"); ok {
+		t.Fatal("the HTTP/2 backend got the request without its coding")
+	}
+}

@@ -41,6 +41,23 @@ func stripHopByHop(fs *frames.Fields) {
 	}
 }
 
+// transferCodings returns the transfer codings other than chunked that
+// fs lists, comma-separated; only a front with strict_te off lets one
+// through (RFC 9112 §6.1: chunked is last; what precedes it is the body's).
+func transferCodings(fs frames.Fields) string {
+	var out string
+	fs.EachToken("transfer-encoding", func(t string) bool {
+		if lower(t) != "chunked" {
+			if out != "" {
+				out += ", "
+			}
+			out += t
+		}
+		return true
+	})
+	return out
+}
+
 // Forwarding is what the request rewrite needs to know of the client side.
 type Forwarding struct {
 	Remote  netip.Addr
@@ -55,9 +72,16 @@ type Forwarding struct {
 // over inbound versus outbound).
 func Request(h *frames.Head, fw *Forwarding) {
 	teTrailers := h.Fields.HasToken("te", "trailers")
+	codings := transferCodings(h.Fields)
 	stripHopByHop(&h.Fields)
 	if teTrailers {
 		h.Fields.Add("te", "trailers")
+	}
+	if codings != "" {
+		// The body still carries them: they travel on, never dropped
+		// (the HTTP/1.1 encoder adds chunked; HTTP/2 and HTTP/3
+		// transports refuse such a request).
+		h.Fields.Add("transfer-encoding", codings)
 	}
 	// The gateway answers 100-continue itself; the backend gets the body.
 	h.Fields.Del("expect")

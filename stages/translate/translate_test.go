@@ -55,3 +55,21 @@ func TestResponse_AltSvcAndVia(t *testing.T) {
 		t.Fatalf("got %v", h.Fields)
 	}
 }
+
+func TestRequest_KeepsTransferCodingsOtherThanChunked(t *testing.T) {
+	fw := &Forwarding{Remote: netip.MustParseAddr("192.0.2.7"), Scheme: "http", Via: "eg"}
+	h := &frames.Head{Method: "POST", Path: "/", Authority: "a", Proto: "HTTP/1.1", ContentLength: -1, Fields: frames.Fields{
+		{Name: "transfer-encoding", Value: "gzip"}, {Name: "transfer-encoding", Value: "x-c;a=b, Chunked"},
+	}}
+	Request(h, fw)
+	if got := h.Fields.Value("transfer-encoding"); got != "gzip, x-c;a=b" {
+		t.Fatalf("transfer-encoding %q, want the codings before chunked", got)
+	}
+	h = &frames.Head{Method: "POST", Path: "/", Authority: "a", Proto: "HTTP/1.1", ContentLength: -1, Fields: frames.Fields{
+		{Name: "transfer-encoding", Value: "chunked"},
+	}}
+	Request(h, fw)
+	if h.Fields.Has("transfer-encoding") {
+		t.Fatalf("plain chunked kept: %v", h.Fields)
+	}
+}

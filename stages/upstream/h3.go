@@ -136,6 +136,10 @@ func (t *H3) Close() error {
 
 // RoundTrip implements Transport.
 func (t *H3) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, body *bus.Link) (*Response, error) {
+	if transferCoded(req) {
+		body.Discard(ErrCodingUnsupported)
+		return nil, ErrCodingUnsupported
+	}
 	u, err := url.ParseRequestURI(req.Path)
 	if err != nil || req.Path == "" {
 		body.Discard(err)

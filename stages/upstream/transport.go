@@ -66,6 +66,15 @@ var ErrTimeout = errors.New("upstream: backend timed out")
 // ErrBadResponse is returned for a malformed backend response (→ 502).
 var ErrBadResponse = errors.New("upstream: malformed backend response")
 
+// ErrCodingUnsupported is returned for a request whose body carries a
+// transfer coding other than chunked (a front with strict_te off let it
+// through) when the backend speaks HTTP/2 or HTTP/3, which cannot declare
+// one (RFC 9113 §8.2.2): forwarding it would drop the coding (→ 501).
+var ErrCodingUnsupported = errors.New("upstream: transfer coding not expressible to this backend")
+
+// transferCoded reports a request that ErrCodingUnsupported refuses.
+func transferCoded(req *frames.Head) bool { return req.Fields.Has("transfer-encoding") }
+
 // NewBackendOpts returns the upstream state for one backend; tlsCfg is nil
 // for a cleartext backend.
 func NewBackendOpts(tlsCfg *tls.Config) *BackendOpts {
