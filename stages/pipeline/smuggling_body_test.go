@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/expressgateway/expressgateway/conf"
 )
 
 // recordingBackend is a raw TCP backend that keeps every byte each
@@ -298,5 +300,31 @@ protocol = "h2"`))
 	}
 	if _, ok := h2Seen.Load("/coded"); ok {
 		t.Fatal("the HTTP/2 backend got the request without its coding")
+	}
+}
+
+// TestReload_StrictTEIsLive turns strict_te off by SIGHUP's path: a new
+// connection after the reload gets the codings forwarded, not 501.
+func TestReload_StrictTEIsLive(t *testing.T) {
+	rb := startRecordingBackend(t)
+	g := startGateway(t, h1Listener("web", `
+[[listeners.backends]]
+address = "`+rb.addr()+`"`))
+	addr := g.Addr("web").String()
+	raw := "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+	if status, err := rawStatus(addr, raw); err != nil || status != http.StatusNotImplemented {
+		t.Fatalf("before reload: status %d (%v), want 501", status, err)
+	}
+	next := *g.cfg
+	next.Listeners = append([]conf.Listener(nil), g.cfg.Listeners...)
+	next.Security.StrictTE = false
+	if err := g.Reload(&next); err != nil {
+		t.Fatal(err)
+	}
+	if status, err := rawStatus(addr, raw); err != nil || status != http.StatusOK {
+		t.Fatalf("after reload: status %d (%v), want 200 from the backend", status, err)
+	}
+	if cs := rb.conns(); len(cs) != 1 || !bytes.Contains(cs[0].data, []byte("\r\ntransfer-encoding: gzip, chunked\r\n")) {
+		t.Fatalf("the backend did not get the coded request after the reload")
 	}
 }
