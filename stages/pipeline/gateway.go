@@ -186,7 +186,10 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		MaxAge:         ms(cfg.Runtime.UpstreamMaxAgeMs),
 		MaxIdle:        cfg.Runtime.UpstreamMaxIdlePerBackend,
 	}
-	h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: frames.UnderscoreAllow}}
+	// StrictTE on responses whatever strict_te says: a backend's coding
+	// other than chunked could not be relayed to every front, and is
+	// never dropped, so such a response is a 502.
+	h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: frames.UnderscoreAllow, StrictTE: true}}
 	l.proxy.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t, "h2": &upstream.H2{Opts: uo}}
 	l.h2cfg.Store(h2Config(lc, cfg, g.draining))
 	l.proxy.Transports["h3"] = h3Transport(uo)

@@ -328,3 +328,39 @@ address = "`+rb.addr()+`"`))
 		t.Fatalf("the backend did not get the coded request after the reload")
 	}
 }
+
+// TestH1_BackendTransferCodingIsNeverDropped: a backend answering with
+// "gzip, chunked" gets its response refused (502), never relayed as plain
+// chunked with the gzip-coded bytes undeclared.
+func TestH1_BackendTransferCodingIsNeverDropped(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				c.Write([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\n\x1f\x8b\x08\x00\x00\r\n0\r\n\r\n"))
+			})
+		}
+	})
+	g := startGateway(t, h1Listener("web", `
+[[listeners.backends]]
+address = "`+ln.Addr().String()+`"`))
+	status, err := rawStatus(g.Addr("web").String(), "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	if err != nil || status != http.StatusBadGateway {
+		t.Fatalf("status %d (%v), want 502", status, err)
+	}
+}
