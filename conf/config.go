@@ -284,7 +284,8 @@ type Security struct {
 	// but "chunked" (400 for the smuggling forms: with Content-Length,
 	// chunked not last or twice). Off, codings before chunked
 	// ("gzip, chunked") are forwarded intact to HTTP/1.1 backends and
-	// answered 501 for HTTP/2 and HTTP/3 ones.
+	// answered 501 for HTTP/2 and HTTP/3 ones. A backend's response is
+	// always held to it (502): a coding is never dropped.
 	StrictTE bool `koanf:"strict_te"`
 	// TrustedProxies are CIDRs whose X-Forwarded-For is kept and appended
 	// to; from anyone else it is replaced.
