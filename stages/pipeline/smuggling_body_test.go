@@ -364,3 +364,63 @@ address = "`+ln.Addr().String()+`"`))
 		t.Fatalf("status %d (%v), want 502", status, err)
 	}
 }
+
+// TestH1_ChunkLineCutByTheReadIsWaitedForThenTimedOut: a head followed by
+// the start of a chunk-size line is held until that line completes; a
+// client that never completes it gets 408 at the body timeout (the setting
+// under test, shortened), and the backend gets nothing.
+func TestH1_ChunkLineCutByTheReadIsWaitedForThenTimedOut(t *testing.T) {
+	rb := startRecordingBackend(t)
+	g := startGateway(t, h1Listener("web", `
+[listeners.http]
+body_timeout_ms = 300
+[[listeners.backends]]
+address = "`+rb.addr()+`"`))
+	conn, err := net.Dial("tcp", g.Addr("web").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=ab"))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408", resp.StatusCode)
+	}
+	if n := rb.received(); n != 0 {
+		t.Fatalf("the backend received %d bytes", n)
+	}
+}
+
+// TestH1_ChunkLineCompletedLaterIsForwarded: the same cut line, completed
+// a moment later, is a valid request and reaches the backend whole.
+func TestH1_ChunkLineCompletedLaterIsForwarded(t *testing.T) {
+	rb := startRecordingBackend(t)
+	g := startGateway(t, h1Listener("web", `
+[[listeners.backends]]
+address = "`+rb.addr()+`"`))
+	conn, err := net.Dial("tcp", g.Addr("web").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	conn.Write([]byte("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=ab"))
+	time.Sleep(50 * time.Millisecond)
+	conn.Write([]byte("c\r\nhello\r\n0\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no response: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	if cs := rb.conns(); len(cs) != 1 || !bytes.HasSuffix(cs[0].data, []byte("\r\n\r\n5\r\nhello\r\n0\r\n\r\n")) {
+		t.Fatalf("the backend did not get the body whole")
+	}
+}
