@@ -7,10 +7,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/expressgateway/expressgateway/conf"
 )
@@ -134,6 +138,9 @@ address = "`+rb.addr()+`"`))
 		t.Fatalf("valid request: status %d, %v", status, err)
 	}
 	before := rb.received()
+	if n := proxiedTo(rb.addr()); n != 1 {
+		t.Fatalf("the valid request counts %d proxied requests, want 1", n)
+	}
 	for i := range 50 {
 		status, err := rawStatus(addr, raw)
 		if err != nil {
@@ -148,6 +155,25 @@ address = "`+rb.addr()+`"`))
 	if n := rb.received() - before; n > 0 {
 		t.Fatalf("the backend received %d bytes of refused requests", n)
 	}
+	if n := proxiedTo(rb.addr()); n != 1 {
+		t.Fatalf("%d refused requests were handed to the backend", n-1)
+	}
+}
+
+// proxiedTo sums http_requests_total over the series whose backend is
+// addr: the requests the proxy took to that backend, whatever reached its
+// socket (a reset can destroy bytes the backend had not read yet, so the
+// wire alone cannot prove a head was never sent).
+func proxiedTo(addr string) uint64 {
+	var b bytes.Buffer
+	metrics.WritePrometheus(&b, false)
+	re := regexp.MustCompile(`(?m)^http_requests_total\{[^}]*backend="` + regexp.QuoteMeta(addr) + `"[^}]*\} (\d+)$`)
+	var n uint64
+	for _, m := range re.FindAllSubmatch(b.Bytes(), -1) {
+		v, _ := strconv.ParseUint(string(m[1]), 10, 64)
+		n += v
+	}
+	return n
 }
 
 // rawStatus writes raw on a new connection in one write and returns the
@@ -393,6 +419,9 @@ address = "`+rb.addr()+`"`))
 	}
 	if n := rb.received(); n != 0 {
 		t.Fatalf("the backend received %d bytes", n)
+	}
+	if n := proxiedTo(rb.addr()); n != 0 {
+		t.Fatalf("the request was handed to the backend")
 	}
 }
 
