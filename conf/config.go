@@ -20,7 +20,9 @@ type Config struct {
 
 // Listener is one [[listeners]] entry.
 type Listener struct {
-	// Name labels the listener in metrics and logs; defaults to the address.
+	// Name labels the listener in metrics and logs and identifies it on
+	// reload; unique. Defaults to protocol/address ("h1s/0.0.0.0:443"), so
+	// an h1s and a quic listener may share an address without names.
 	Name string `koanf:"name"`
 	// Address is host:port to bind (IPv6 bracketed). Required.
 	Address string `koanf:"address"`
@@ -174,23 +176,29 @@ type H2Security struct {
 	GlitchThreshold int `koanf:"glitch_threshold"`
 }
 
-// WebSocket is [listeners.websocket].
+// WebSocket is [listeners.websocket] (h1, h1s and quic listeners). The
+// section is checked (ranges and defaults) so a config written for the
+// WebSocket proxy stays valid, but WebSocket proxying itself lands
+// separately: until it does, no key here changes what the gateway does.
 type WebSocket struct {
-	Enabled                    *bool `koanf:"enabled"`                        // Accept WebSocket upgrades on this listener.
-	IdleTimeoutSeconds         int   `koanf:"idle_timeout_seconds"`           // Close an idle tunnel (1001).
-	MaxMessageSizeBytes        int   `koanf:"max_message_size_bytes"`         // Largest message relayed.
-	PingRateLimitPerWindow     int   `koanf:"ping_rate_limit_per_window"`     // Client PINGs allowed per window (1008 past it).
-	PingRateLimitWindowSeconds int   `koanf:"ping_rate_limit_window_seconds"` // The PING rate window.
-	ReadFrameTimeoutSeconds    int   `koanf:"read_frame_timeout_seconds"`     // A frame must complete within this (1008).
-	H2ExtendedConnect          bool  `koanf:"h2_extended_connect"`            // Accept RFC 8441 extended CONNECT over HTTP/2.
-	H3ExtendedConnect          bool  `koanf:"h3_extended_connect"`            // Accept RFC 9220 extended CONNECT over HTTP/3.
+	Enabled                    *bool `koanf:"enabled"`                        // Accept WebSocket upgrades on this listener. Checked only: WebSocket proxying lands separately.
+	IdleTimeoutSeconds         int   `koanf:"idle_timeout_seconds"`           // Close an idle tunnel (1001); > 0. Checked only: WebSocket proxying lands separately.
+	MaxMessageSizeBytes        int   `koanf:"max_message_size_bytes"`         // Largest message relayed; > 0. Checked only: WebSocket proxying lands separately.
+	PingRateLimitPerWindow     int   `koanf:"ping_rate_limit_per_window"`     // Client PINGs allowed per window (1008 past it); > 0. Checked only: WebSocket proxying lands separately.
+	PingRateLimitWindowSeconds int   `koanf:"ping_rate_limit_window_seconds"` // The PING rate window; > 0. Checked only: WebSocket proxying lands separately.
+	ReadFrameTimeoutSeconds    int   `koanf:"read_frame_timeout_seconds"`     // A frame must complete within this (1008); > 0. Checked only: WebSocket proxying lands separately.
+	H2ExtendedConnect          bool  `koanf:"h2_extended_connect"`            // Accept RFC 8441 extended CONNECT over HTTP/2. Checked only: WebSocket proxying lands separately.
+	H3ExtendedConnect          bool  `koanf:"h3_extended_connect"`            // Accept RFC 9220 extended CONNECT over HTTP/3. Checked only: WebSocket proxying lands separately.
 }
 
-// GRPC is [listeners.grpc].
+// GRPC is [listeners.grpc] (h1, h1s and quic listeners). Checked (ranges
+// and defaults) so a config written for the gRPC features stays valid; the
+// gRPC-aware proxying itself lands separately (gRPC is proxied today as
+// any HTTP/2 traffic), so no key here changes what the gateway does yet.
 type GRPC struct {
-	Enabled            *bool `koanf:"enabled"`              // gRPC-aware proxying (deadline clamp, status mapping).
-	MaxDeadlineSeconds int   `koanf:"max_deadline_seconds"` // grpc-timeout is clamped to this.
-	HealthSynthesized  *bool `koanf:"health_synthesized"`   // Answer grpc.health.v1 Check locally.
+	Enabled            *bool `koanf:"enabled"`              // gRPC-aware proxying (deadline clamp, status mapping). Checked only: the gRPC features land separately.
+	MaxDeadlineSeconds int   `koanf:"max_deadline_seconds"` // grpc-timeout is to be clamped to this; > 0. Checked only: the gRPC features land separately.
+	HealthSynthesized  *bool `koanf:"health_synthesized"`   // Answer grpc.health.v1 Check locally. Checked only: the gRPC features land separately.
 }
 
 // Route is one [[listeners.routes]] entry: a host/path match to backends, a
@@ -219,7 +227,7 @@ type DirectResponse struct {
 type Runtime struct {
 	XDPEnabled                 bool     `koanf:"xdp_enabled"`                      // Load and attach the XDP fast path.
 	XDPInterface               string   `koanf:"xdp_interface"`                    // Interface to attach XDP to (required when enabled).
-	XDPMode                    string   `koanf:"xdp_mode"`                         // auto (native, else generic), native (refuse to boot without it) or generic.
+	XDPMode                    string   `koanf:"xdp_mode"`                         // auto (native, else generic), native (refuse to boot without it), generic or skb (= generic); hw (NIC offload) is a config error.
 	XDPNewFlowCapPerSecPerCPU  int      `koanf:"xdp_new_flow_cap_per_sec_per_cpu"` // New flows per second per CPU above which XDP sheds new flows (0 disables).
 	DrainTimeoutMs             int      `koanf:"drain_timeout_ms"`                 // Longest a drain waits for in-flight requests before closing them.
 	ReadinessSettleMs          int      `koanf:"readiness_settle_ms"`              // On SIGTERM, /readyz fails this long before accepting stops.

@@ -39,6 +39,13 @@ const (
 	DefaultQUICRecvPayload   = 1_350
 	DefaultH3FieldSection    = 64 << 10
 
+	DefaultWSIdleTimeoutS      = 60
+	DefaultWSMaxMessageBytes   = 16 << 20 // one message held for relay at most
+	DefaultWSPingsPerWindow    = 50       // PING flood guard
+	DefaultWSPingWindowS       = 10
+	DefaultWSReadFrameTimeoutS = 30 // slow-frame (slowloris) guard
+	DefaultGRPCMaxDeadlineS    = 300
+
 	DefaultH2MaxConcurrentStreams = 100
 	DefaultH2MaxHeaderListSize    = 64 << 10
 	DefaultH2RapidResetThreshold  = 100
@@ -101,7 +108,7 @@ func (c *Config) setDefaults() {
 
 func (l *Listener) setDefaults() {
 	if l.Name == "" {
-		l.Name = l.Address
+		l.Name = DefaultListenerName(l.Protocol, l.Address)
 	}
 	l.UDP.setDefaults()
 	h := &l.HTTP
@@ -148,6 +155,19 @@ func (l *Listener) setDefaults() {
 	if l.AltSvc != nil {
 		def(&l.AltSvc.MaxAge, DefaultAltSvcMaxAge)
 	}
+	if w := l.WS; w != nil {
+		defBool(&w.Enabled, true)
+		def(&w.IdleTimeoutSeconds, DefaultWSIdleTimeoutS)
+		def(&w.MaxMessageSizeBytes, DefaultWSMaxMessageBytes)
+		def(&w.PingRateLimitPerWindow, DefaultWSPingsPerWindow)
+		def(&w.PingRateLimitWindowSeconds, DefaultWSPingWindowS)
+		def(&w.ReadFrameTimeoutSeconds, DefaultWSReadFrameTimeoutS)
+	}
+	if g := l.GRPC; g != nil {
+		defBool(&g.Enabled, true)
+		def(&g.MaxDeadlineSeconds, DefaultGRPCMaxDeadlineS)
+		defBool(&g.HealthSynthesized, true)
+	}
 	if q := l.QUIC; q != nil {
 		def(&q.MaxIdleTimeoutMs, DefaultQUICIdleMs)
 		def(&q.MaxRecvUDPPayloadSize, DefaultQUICRecvPayload)
@@ -173,6 +193,20 @@ func (l *Listener) setDefaults() {
 		if d := r.DirectResponse; d != nil && d.ContentType == "" {
 			d.ContentType = "text/plain; charset=utf-8"
 		}
+	}
+}
+
+// DefaultListenerName names a listener that has no name: its protocol and
+// address ("h1s/0.0.0.0:443"), so that an h1s (TCP) and a quic (UDP)
+// listener sharing an address, the usual HTTP/3 deployment, get distinct
+// names in metrics and logs.
+func DefaultListenerName(protocol, address string) string {
+	return protocol + "/" + address
+}
+
+func defBool(p **bool, v bool) {
+	if *p == nil {
+		*p = &v
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/expressgateway/expressgateway/conf/testcert"
 )
 
 func write(t *testing.T, name, body string, mode os.FileMode) string {
@@ -72,9 +74,9 @@ protocol = "h2"
 		t.Fatal("bad config accepted")
 	}
 	msg := err.Error()
-	// Type and unknown-key errors come from decoding and stop before
-	// validation; both must be reported together, naming file and key.
-	for _, want := range []string{p + ": runtime.bogus: unknown key", "runtime.max_inflight_connections"} {
+	// Type and unknown-key errors stop before validation; both must be
+	// reported together, naming file, line and key.
+	for _, want := range []string{p + ":5: runtime.bogus: unknown key", p + `:4: runtime.max_inflight_connections: want an integer, got the string "lots"`} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in:\n%s", want, msg)
 		}
@@ -103,11 +105,11 @@ protocol = "h2"
 	}
 	msg = err.Error()
 	for _, want := range []string{
-		p2 + ": runtime.per_ip_connection_cap: 0 is out of range",
-		"listeners[0].tls.cert_path: cannot read certificate",
-		"listeners[0].tls.key_path: " + key + " is readable or writable by group or other",
-		"listeners[1].protocol: \"h2\" is not a listener protocol",
-		"listeners[1].address: address 127.0.0.1:1 (tcp) is already used by listeners[0]",
+		p2 + ":3: runtime.per_ip_connection_cap: 0 is out of range",
+		p2 + ":9: listeners[0].tls.cert_path: cannot read certificate",
+		p2 + ":10: listeners[0].tls.key_path: " + key + " is readable or writable by group or other",
+		p2 + ":16: listeners[1].protocol: \"h2\" is not a listener protocol",
+		p2 + ":15: listeners[1].address: address 127.0.0.1:1 (tcp) is already used by listeners[0]",
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in:\n%s", want, msg)
@@ -169,5 +171,66 @@ address = "127.0.0.1:2"
 	_, err = load(p, func() []string { return nil })
 	if err == nil || !strings.Contains(err.Error(), "listeners[0].http.max_response_body_bytes") {
 		t.Fatalf("negative response cap: %v", err)
+	}
+}
+
+// TestLoad_ReferenceConfigAsWritten loads the reference implementation's
+// example, extended with every supported key of its schema, unchanged but
+// for certificate paths pointed at test files: h1s and quic listeners
+// sharing an address without names must both load, under distinct names.
+func TestLoad_ReferenceConfigAsWritten(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := testcert.Write(t, dir, "site")
+	env := []string{
+		"EG_LISTENERS__0__TLS__CERT_PATH=" + cert, "EG_LISTENERS__0__TLS__KEY_PATH=" + key,
+		"EG_LISTENERS__1__QUIC__CERT_PATH=" + cert, "EG_LISTENERS__1__QUIC__KEY_PATH=" + key,
+		"EG_LISTENERS__1__QUIC__RETRY_SECRET_PATH=" + filepath.Join(dir, "retry.key"),
+	}
+	cfg, err := load("testdata/reference.toml", func() []string { return env })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h1s, quic := cfg.Listeners[0], cfg.Listeners[1]
+	if h1s.Name != "h1s/0.0.0.0:443" || quic.Name != "quic/0.0.0.0:443" {
+		t.Fatalf("default names: %q, %q", h1s.Name, quic.Name)
+	}
+	if h1s.TLS.CertPath != cert || quic.QUIC.RetrySecretPath != filepath.Join(dir, "retry.key") {
+		t.Fatalf("indexed overrides not applied: %+v %+v", h1s.TLS, quic.QUIC)
+	}
+	if h1s.HTTP.TotalTimeoutMs != 120000 || h1s.H2.MaxConcurrentStreams != 256 || *h1s.DrainTimeoutMs != 60000 ||
+		h1s.WS.MaxMessageSizeBytes != 16777216 || h1s.GRPC.MaxDeadlineSeconds != 300 || len(h1s.Backends) != 2 {
+		t.Fatalf("values as written not loaded: %+v", h1s)
+	}
+}
+
+func TestLoad_ListenerNames(t *testing.T) {
+	body := func(nameA, nameB string) string {
+		return `
+[[listeners]]
+` + nameA + `
+address = "127.0.0.1:8080"
+protocol = "h1"
+[[listeners.routes]]
+direct_response = { status = 200 }
+[[listeners]]
+` + nameB + `
+address = "127.0.0.1:5353"
+protocol = "udp"
+[[listeners.backends]]
+address = "127.0.0.1:53"
+protocol = "udp"
+`
+	}
+	cfg, err := load(write(t, "a.toml", body("", ""), 0o600), func() []string { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listeners[0].Name != "h1/127.0.0.1:8080" || cfg.Listeners[1].Name != "udp/127.0.0.1:5353" {
+		t.Fatalf("default names: %q %q", cfg.Listeners[0].Name, cfg.Listeners[1].Name)
+	}
+	p := write(t, "b.toml", body(`name = "edge"`, `name = "edge"`), 0o600)
+	_, err = load(p, func() []string { return nil })
+	if err == nil || !strings.Contains(err.Error(), p+`:9: listeners[1].name: listener name "edge" is already used by listeners[0]`) {
+		t.Fatalf("explicit duplicate names: %v", err)
 	}
 }

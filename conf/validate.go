@@ -1,14 +1,27 @@
 package conf
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
+
+// MinRetrySecretBytes is the shortest QUIC retry secret accepted (it keys
+// Retry tokens; the listener creates 32 bytes).
+const MinRetrySecretBytes = 16
 
 // Validate checks the whole config and returns every problem found, or nil.
 func (c *Config) Validate() error {
@@ -57,7 +70,7 @@ func (c *Config) validate(ps *Problems) {
 			seen[b] = k
 		}
 		if prev, ok := names[l.Name]; ok && l.Name != "" {
-			ps.Addf(key(k, "name"), "listener name %q is already used by %s", l.Name, prev)
+			ps.Addf(key(k, "name"), "listener name %q is already used by %s; names must be unique (metrics, logs and reload tell listeners apart by name)", l.Name, prev)
 		} else {
 			names[l.Name] = k
 		}
@@ -118,6 +131,8 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		checkCertPair(key(k, "quic"), q.CertPath, q.KeyPath, ps)
 		if q.RetrySecretPath == "" {
 			ps.Addf(key(k, "quic", "retry_secret_path"), "required")
+		} else {
+			checkRetrySecret(key(k, "quic", "retry_secret_path"), q.RetrySecretPath, ps)
 		}
 		if v := q.MaxRecvUDPPayloadSize; v < 1200 || v > MaxQUICRecvPayload {
 			ps.Addf(key(k, "quic", "max_recv_udp_payload_size"), "%d is out of range [1200, %d]: QUIC needs 1200-byte datagrams (RFC 9000 §14) and the QUIC stack reads none larger than %d", v, MaxQUICRecvPayload, MaxQUICRecvPayload)
@@ -131,6 +146,8 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		rangeInt(ps, key(k, "alt_svc", "h3_port"), a.H3Port, 1, 65535)
 		rangeInt(ps, key(k, "alt_svc", "max_age"), a.MaxAge, 1, 1<<31-1)
 	}
+	l.validateWS(k, ps)
+	l.validateGRPC(k, ps)
 	if l.DrainTimeoutMs != nil {
 		rangeInt(ps, key(k, "drain_timeout_ms"), *l.DrainTimeoutMs, 100, 300_000)
 	}
@@ -228,6 +245,46 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 	}
 }
 
+// wsProtocols and grpcProtocols are the listeners that may carry
+// [listeners.websocket] and [listeners.grpc]: the HTTP ones (h1 also
+// serves h2c).
+var wsProtocols = []string{"h1", "h1s", "quic"}
+
+func (l *Listener) validateWS(k string, ps *Problems) {
+	w := l.WS
+	if w == nil {
+		return
+	}
+	k = key(k, "websocket")
+	if !slices.Contains(wsProtocols, l.Protocol) {
+		ps.Addf(k, "[listeners.websocket] is for h1, h1s and quic listeners, not %q", l.Protocol)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"idle_timeout_seconds", w.IdleTimeoutSeconds},
+		{"max_message_size_bytes", w.MaxMessageSizeBytes},
+		{"ping_rate_limit_per_window", w.PingRateLimitPerWindow},
+		{"ping_rate_limit_window_seconds", w.PingRateLimitWindowSeconds},
+		{"read_frame_timeout_seconds", w.ReadFrameTimeoutSeconds},
+	} {
+		positive(ps, key(k, f.name), f.v)
+	}
+}
+
+func (l *Listener) validateGRPC(k string, ps *Problems) {
+	g := l.GRPC
+	if g == nil {
+		return
+	}
+	k = key(k, "grpc")
+	if !slices.Contains(wsProtocols, l.Protocol) {
+		ps.Addf(k, "[listeners.grpc] is for h1, h1s and quic listeners, not %q", l.Protocol)
+	}
+	positive(ps, key(k, "max_deadline_seconds"), g.MaxDeadlineSeconds)
+}
+
 // checkBackendFor checks that a backend's protocol fits its listener.
 func checkBackendFor(k, listener string, b *Backend, ps *Problems) {
 	switch listener {
@@ -246,29 +303,95 @@ func checkBackendFor(k, listener string, b *Backend, ps *Problems) {
 	}
 }
 
-func checkCertPair(k, cert, keyPath string, ps *Problems) {
-	if cert == "" {
+// checkCertPair loads a certificate chain and its key the way the
+// listener will, as the user running this, so that a missing, unreadable,
+// garbage or mismatched pair fails the check instead of the boot.
+func checkCertPair(k, certPath, keyPath string, ps *Problems) {
+	var certPEM []byte
+	if certPath == "" {
 		ps.Addf(key(k, "cert_path"), "required")
-	} else if _, err := os.Stat(cert); err != nil {
+	} else if b, err := os.ReadFile(certPath); err != nil {
 		ps.Addf(key(k, "cert_path"), "cannot read certificate: %v", err)
+	} else if err := parseCertChain(b); err != nil {
+		ps.Addf(key(k, "cert_path"), "%s: %v", certPath, err)
+	} else {
+		certPEM = b
 	}
 	if keyPath == "" {
 		ps.Addf(key(k, "key_path"), "required")
 		return
 	}
-	checkPrivateFile(key(k, "key_path"), keyPath, ps)
+	if !checkPrivateFile(key(k, "key_path"), keyPath, ps) {
+		return
+	}
+	keyPEM, err := os.ReadFile(keyPath)
+	if err != nil {
+		ps.Addf(key(k, "key_path"), "cannot read key: %v", err)
+		return
+	}
+	if certPEM == nil {
+		return
+	}
+	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
+		ps.Addf(key(k, "key_path"), "%s does not go with %s: %v", keyPath, certPath, err)
+	}
 }
 
-// checkPrivateFile rejects a secret that group or other can read: the
-// reference's F-INFRA-01, and what sshd does for host keys.
-func checkPrivateFile(k, path string, ps *Problems) {
+// parseCertChain checks that b holds at least one PEM certificate and that
+// each parses.
+func parseCertChain(b []byte) error {
+	n := 0
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return fmt.Errorf("certificate %d: %w", n+1, err)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("no PEM certificate in the file")
+	}
+	return nil
+}
+
+// checkPrivateFile rejects a secret that group or other can read (what
+// sshd does for host keys). It reports whether the file is usable.
+func checkPrivateFile(k, path string, ps *Problems) bool {
 	st, err := os.Stat(path)
 	if err != nil {
 		ps.Addf(k, "cannot read key: %v", err)
-		return
+		return false
 	}
 	if m := st.Mode().Perm(); m&0o077 != 0 {
 		ps.Addf(k, "%s is readable or writable by group or other (mode %04o); chmod 600 it", path, m)
+		return false
+	}
+	return true
+}
+
+// checkRetrySecret checks a QUIC retry secret as the listener reads it: an
+// existing one private and long enough, an absent one creatable (its
+// directory writable by the user running this).
+func checkRetrySecret(k, path string, ps *Problems) {
+	b, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		dir := filepath.Dir(path)
+		if err := unix.Access(dir, unix.W_OK); err != nil {
+			ps.Addf(k, "%s does not exist and cannot be created in %s: %v", path, dir, err)
+		}
+	case err != nil:
+		ps.Addf(k, "cannot read retry secret: %v", err)
+	case !checkPrivateFile(k, path, ps):
+	case len(b) < MinRetrySecretBytes:
+		ps.Addf(k, "%s: want at least %d bytes, got %d", path, MinRetrySecretBytes, len(b))
 	}
 }
 
@@ -278,9 +401,15 @@ func (r *Runtime) validate(ps *Problems) {
 		ps.Addf(key(k, "xdp_interface"), "required when xdp_enabled = true")
 	}
 	switch r.XDPMode {
-	case "auto", "native", "generic", "skb", "hw":
+	case "auto", "native", "generic", "skb":
+	case "hw":
+		// Offload runs the program on the NIC, which supports neither the
+		// map types nor the helpers the fast path uses: attaching it
+		// would fail, and running native instead would not be what was
+		// asked for.
+		ps.Addf(key(k, "xdp_mode"), `"hw" (NIC offload) is not supported: the XDP program uses maps and helpers that offload cannot run; use "native" (driver mode, the fastest supported) or "auto"`)
 	default:
-		ps.Addf(key(k, "xdp_mode"), "unknown mode %q (want auto, native or generic)", r.XDPMode)
+		ps.Addf(key(k, "xdp_mode"), "unknown mode %q (want auto, native, generic or skb)", r.XDPMode)
 	}
 	if r.XDPNewFlowCapPerSecPerCPU != 0 {
 		rangeInt(ps, key(k, "xdp_new_flow_cap_per_sec_per_cpu"), r.XDPNewFlowCapPerSecPerCPU, 1000, 10_000_000)
@@ -367,6 +496,13 @@ const MaxQUICRecvPayload = 1452
 func rangeInt(ps *Problems, k string, v, lo, hi int) {
 	if v < lo || v > hi {
 		ps.Addf(k, "%d is out of range [%d, %d]", v, lo, hi)
+	}
+}
+
+// positive checks a count or duration that 0 would not turn off but break.
+func positive(ps *Problems, k string, v int) {
+	if v < 1 {
+		ps.Addf(k, "must be greater than 0, got %d", v)
 	}
 }
 

@@ -46,11 +46,11 @@ var (
 	xdpMetricsOnce sync.Once
 )
 
-// xdpMode maps the config's xdp_mode to an attach mode: skb is generic;
-// hw (offload) is not supported and demands native like "native".
+// xdpMode maps the config's xdp_mode to an attach mode: skb is generic
+// (conf refuses hw, offload).
 func xdpMode(s string) bpf.Mode {
 	switch s {
-	case "native", "hw":
+	case "native":
 		return bpf.ModeNative
 	case "generic", "skb":
 		return bpf.ModeGeneric
