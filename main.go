@@ -1,18 +1,18 @@
 // Command expressgateway is an L4 + L7 load balancer and reverse proxy:
-// one binary, one TOML file.
-//
-//	expressgateway [-check] [-version] [config.toml]
-//
-// With no argument it loads conf/default.toml. SIGHUP reloads the config,
-// SIGUSR1 re-reads TLS certificates, SIGTERM/SIGINT drain and exit.
+// one binary, one TOML file. `expressgateway -h` prints the usage: the
+// config search path, the flags, the environment and the signals.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -25,8 +25,55 @@ import (
 	"github.com/expressgateway/expressgateway/stages/pipeline"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version and buildDate are set at build time with
+// -ldflags "-X main.version=1.2.3 -X main.buildDate=2026-01-02T03:04:05Z".
+var (
+	version   = "0.1.0-dev"
+	buildDate = ""
+)
+
+// configSearch is where the config is looked for, in order, when no
+// argument names one.
+var configSearch = []string{"conf/default.toml", "/etc/expressgateway/expressgateway.toml"}
+
+const usage = `Usage: expressgateway [-check [-bind]] [CONFIG]
+       expressgateway -version | -h
+
+An L4 + L7 load balancer and reverse proxy: one binary, one TOML file
+(every key is in docs/CONFIG.md).
+
+CONFIG is the TOML file to run. Without it, the first that exists of
+  ./conf/default.toml
+  /etc/expressgateway/expressgateway.toml
+
+Flags:
+  -check     check CONFIG as booting would (syntax, keys, types, ranges,
+             certificates and keys, files read as the user running it, the
+             environment below) and exit: 0 when it is valid, 1 with every
+             problem listed (file:line or variable, key, reason)
+  -bind      with -check, also bind every listener address (TCP, or UDP for
+             udp and quic) and the admin address, release each at once, and
+             report those that cannot be bound (in use, or not permitted)
+  -version   print the version, commit, date and Go version, and exit
+  -h         print this help and exit
+
+Environment:
+  EG_LOG_LEVEL     trace, debug, info (default), warn, error or disabled
+  EG_LOG_FORMAT    json (default) or text
+  EG_CPUPROFILE    write a CPU profile of the whole run to this file
+  EG_SECTION__KEY  override a config key: a double underscore nests, a number
+                   picks an element of an array of tables, e.g.
+                   EG_OBSERVABILITY__METRICS_BIND=127.0.0.1:9191
+                   EG_LISTENERS__0__ADDRESS=0.0.0.0:8443
+  A bad value in any of these is an error at startup (and in -check).
+
+Signals:
+  SIGHUP           reload CONFIG (checked first; a bad file keeps the running
+                   config)
+  SIGUSR1          re-read TLS certificates and keys
+  SIGTERM, SIGINT  drain (readiness fails, accepting stops, in-flight requests
+                   finish) and exit
+`
 
 func main() {
 	os.Exit(run(os.Args[1:]))
@@ -34,35 +81,59 @@ func main() {
 
 func run(args []string) int {
 	fs := flag.NewFlagSet("expressgateway", flag.ContinueOnError)
-	check := fs.Bool("check", false, "validate the config and exit (0 valid, 1 with every problem listed)")
+	fs.Usage = func() {} // -h prints to stdout below; a bad flag gets a hint
+	check := fs.Bool("check", false, "check the config and exit")
+	bind := fs.Bool("bind", false, "with -check, also try binding every address")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Print(usage)
+			return 0
+		}
+		fmt.Fprintln(os.Stderr, "expressgateway -h prints the usage")
 		return 2
 	}
 	if *showVersion {
-		fmt.Println("expressgateway", version)
+		fmt.Print(versionText())
 		return 0
 	}
-	path := "conf/default.toml"
-	if fs.NArg() > 0 {
-		path = fs.Arg(0)
+	if fs.NArg() > 1 {
+		fmt.Fprintf(os.Stderr, "expressgateway: one config file, not %d (expressgateway -h prints the usage)\n", fs.NArg())
+		return 2
 	}
-	log := newLogger()
-	if prof := os.Getenv("EG_CPUPROFILE"); prof != "" {
-		// A CPU profile of the whole run, for measuring (bench/ uses it).
-		if f, err := os.Create(prof); err == nil {
-			pprof.StartCPUProfile(f)
-			defer func() { pprof.StopCPUProfile(); f.Close() }()
-		}
+	if *bind && !*check {
+		fmt.Fprintln(os.Stderr, "expressgateway: -bind goes with -check")
+		return 2
 	}
-	cfg, err := conf.Load(path)
+	path, err := configPath(fs.Arg(0))
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "expressgateway: invalid config:\n%v\n", err)
+		fmt.Fprintf(os.Stderr, "expressgateway: %v\n", err)
+		return 1
+	}
+	log, err := newLogger(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "expressgateway: %v\n", err)
 		return 1
 	}
 	if *check {
-		fmt.Printf("%s: ok (%d listeners, %d pools)\n", path, len(cfg.Listeners), len(cfg.Pools))
-		return 0
+		return preflight(path, *bind, os.Stdout, os.Stderr)
+	}
+	if prof := os.Getenv("EG_CPUPROFILE"); prof != "" {
+		// A CPU profile of the whole run, for measuring (bench/ uses it).
+		f, err := os.Create(prof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "expressgateway: EG_CPUPROFILE=%s: %v\n", prof, err)
+			return 1
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	cfg, err := conf.Load(path)
+	if err != nil {
+		reportProblems(os.Stderr, path, err)
+		return 1
 	}
 	gw, err := pipeline.New(cfg, log)
 	if err != nil {
@@ -128,22 +199,113 @@ func run(args []string) int {
 	return 0
 }
 
-// newLogger builds the process logger: EG_LOG_FORMAT (or LB_LOG_FORMAT)
-// json (default) or text; EG_LOG_LEVEL (default info).
-func newLogger() zerolog.Logger {
-	format := os.Getenv("EG_LOG_FORMAT")
+// newLogger builds the process logger from EG_LOG_FORMAT (or the older
+// LB_LOG_FORMAT): json (default) or text; and EG_LOG_LEVEL (default info).
+// A value it does not know is an error: a typo must not silently log at
+// another level or in another format.
+func newLogger(getenv func(string) string) (zerolog.Logger, error) {
+	name, format := "EG_LOG_FORMAT", getenv("EG_LOG_FORMAT")
 	if format == "" {
-		format = os.Getenv("LB_LOG_FORMAT")
+		name, format = "LB_LOG_FORMAT", getenv("LB_LOG_FORMAT")
 	}
 	var log zerolog.Logger
-	if f := strings.ToLower(format); f == "text" || f == "plain" {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: time.RFC3339})
-	} else {
+	switch strings.ToLower(format) {
+	case "", "json":
 		log = zerolog.New(os.Stderr)
+	case "text", "plain":
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, NoColor: true, TimeFormat: time.RFC3339})
+	default:
+		return zerolog.Logger{}, fmt.Errorf("%s=%q: want json or text", name, format)
 	}
 	level := zerolog.InfoLevel
-	if l, err := zerolog.ParseLevel(strings.ToLower(os.Getenv("EG_LOG_LEVEL"))); err == nil && l != zerolog.NoLevel {
+	if v := getenv("EG_LOG_LEVEL"); v != "" {
+		l, err := zerolog.ParseLevel(strings.ToLower(v))
+		if err != nil || l == zerolog.NoLevel {
+			return zerolog.Logger{}, fmt.Errorf("EG_LOG_LEVEL=%q: want trace, debug, info, warn, error or disabled", v)
+		}
 		level = l
 	}
-	return log.Level(level).With().Timestamp().Logger()
+	return log.Level(level).With().Timestamp().Logger(), nil
+}
+
+// configPath returns the config to run: arg when given (it must exist),
+// else the first of configSearch that exists.
+func configPath(arg string) (string, error) {
+	if arg != "" {
+		if _, err := os.Stat(arg); err != nil {
+			return "", fmt.Errorf("config: %w", err)
+		}
+		return arg, nil
+	}
+	for _, p := range configSearch {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no config given and none found at %s (expressgateway -h prints the usage)", strings.Join(configSearch, " or "))
+}
+
+// preflight is -check: load path as booting would and, with bind, try
+// binding its addresses. It prints "ok" or every problem, one a line.
+func preflight(path string, bind bool, stdout, stderr io.Writer) int {
+	cfg, err := conf.Load(path)
+	if err == nil && bind {
+		err = conf.CheckBind(cfg)
+	}
+	if err != nil {
+		reportProblems(stderr, path, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok (%d listeners, %d pools)\n", path, len(cfg.Listeners), len(cfg.Pools))
+	return 0
+}
+
+// reportProblems prints a config's problems, one a line, with a count.
+func reportProblems(w io.Writer, path string, err error) {
+	var pe *conf.ProblemsError
+	if errors.As(err, &pe) {
+		n := len(pe.Problems)
+		plural := "s"
+		if n == 1 {
+			plural = ""
+		}
+		fmt.Fprintf(w, "expressgateway: %s: %d problem%s:\n%v\n", path, n, plural, err)
+		return
+	}
+	fmt.Fprintf(w, "expressgateway: %s: %v\n", path, err)
+}
+
+// versionText is -version: the version, the commit and its date from the
+// build info (vcs.revision, vcs.time, vcs.modified), the build date when
+// one was stamped, and the Go version.
+func versionText() string {
+	v, commit, date, modified := version, "unknown", "unknown", ""
+	goVersion := runtime.Version()
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+		if version == "0.1.0-dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version // go install …@vX.Y.Z
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				commit = s.Value
+			case "vcs.time":
+				date = s.Value + " (commit)"
+			case "vcs.modified":
+				if s.Value == "true" {
+					modified = " (modified)"
+				}
+			}
+		}
+	}
+	if buildDate != "" {
+		date = buildDate + " (build)"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "expressgateway %s\n", v)
+	fmt.Fprintf(&b, "commit  %s%s\n", commit, modified)
+	fmt.Fprintf(&b, "date    %s\n", date)
+	fmt.Fprintf(&b, "go      %s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
+	return b.String()
 }
