@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/expressgateway/expressgateway/conf/testcert"
 )
 
 // buildBinary builds the gateway once per test run.
@@ -155,4 +158,111 @@ direct_response = { status = 200, body = "`+body+`" }
 	if !strings.Contains(logs.String(), "reload rejected") {
 		t.Errorf("the rejected reload was not logged:\n%s", logs.String())
 	}
+}
+
+var updateWant = flag.Bool("update", false, "rewrite conf/testdata/broken/*.want from the binary's output")
+
+// TestBinary_CheckReportsEveryBrokenConfig runs the real binary's -check
+// over conf/testdata/broken/*.toml and compares its whole output with the
+// .want file beside each. In the .toml, "# env: K=V" lines set the
+// environment, "# args: ..." adds flags, @DIR@ is a directory holding test
+// certificates, @BUSY@/@BUSY2@ (TCP) and @BUSYUDP@ (UDP) are addresses the
+// test holds; in the .want, @FILE@ is the config's path.
+func TestBinary_CheckReportsEveryBrokenConfig(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	testcert.Write(t, dir, "good")
+	_, otherKey := testcert.Write(t, dir, "other")
+	okey, _ := os.ReadFile(filepath.Join(dir, "good.key"))
+	testcert.WriteFile(t, filepath.Join(dir, "open.key"), okey, 0o644)
+	testcert.WriteFile(t, filepath.Join(dir, "garbage.crt"), []byte("this is not a certificate\n"), 0o644)
+	testcert.WriteFile(t, filepath.Join(dir, "garbage.key"), []byte("-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n"), 0o600)
+	testcert.WriteFile(t, filepath.Join(dir, "short.secret"), []byte("0123456789"), 0o600)
+	if filepath.Base(otherKey) != "other.key" {
+		t.Fatal(otherKey)
+	}
+	busy, busy2 := holdTCP(t), holdTCP(t)
+	busyUDP := holdUDP(t)
+
+	files, _ := filepath.Glob("conf/testdata/broken/*.toml")
+	if len(files) < 10 {
+		t.Fatalf("only %d broken configs", len(files))
+	}
+	for _, src := range files {
+		name := strings.TrimSuffix(filepath.Base(src), ".toml")
+		t.Run(name, func(t *testing.T) {
+			body, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := strings.NewReplacer("@DIR@", dir, "@BUSY@", busy, "@BUSY2@", busy2, "@BUSYUDP@", busyUDP).Replace(string(body))
+			path := filepath.Join(t.TempDir(), name+".toml")
+			testcert.WriteFile(t, path, []byte(text), 0o600)
+			args := []string{"-check"}
+			var env []string
+			for _, line := range strings.Split(text, "\n") {
+				if v, ok := strings.CutPrefix(line, "# env: "); ok {
+					env = append(env, v)
+				}
+				if v, ok := strings.CutPrefix(line, "# args: "); ok {
+					args = append(args, strings.Fields(v)...)
+				}
+			}
+			cmd := exec.Command(bin, append(args, path)...)
+			cmd.Env = append(cleanEnv(), env...)
+			var stdout, stderr bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err = cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != 1 {
+				t.Errorf("exit %d (%v), want 1; stdout %q", code, err, stdout.String())
+			}
+			got := strings.NewReplacer(path, "@FILE@", dir, "@DIR@", busy2, "@BUSY2@", busy, "@BUSY@", busyUDP, "@BUSYUDP@").Replace(stderr.String())
+			wantPath := strings.TrimSuffix(src, ".toml") + ".want"
+			if *updateWant {
+				if err := os.WriteFile(wantPath, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(wantPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("-check output differs from %s\n got:\n%s\nwant:\n%s", wantPath, got, want)
+			}
+		})
+	}
+}
+
+// cleanEnv is the test's environment without EG_ and LB_ variables, so
+// the caller's shell cannot change what a test sees.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "EG_") && !strings.HasPrefix(kv, "LB_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// holdTCP listens on a loopback port for the test's duration.
+func holdTCP(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+// holdUDP binds a loopback UDP port for the test's duration.
+func holdUDP(t *testing.T) string {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	return pc.LocalAddr().String()
 }

@@ -231,7 +231,27 @@ func closest(name string, candidates []string) string {
 	if bestD <= 2 || bestD*3 <= len(name) {
 		return best
 	}
+	// A shortened name: every word of it in one candidate, in order
+	// (per_ip_cap → per_ip_connection_cap).
+	for _, c := range candidates {
+		if wordsIn(strings.Split(name, "_"), strings.Split(c, "_")) {
+			return c
+		}
+	}
 	return ""
+}
+
+func wordsIn(words, in []string) bool {
+	if len(words) < 2 {
+		return false
+	}
+	i := 0
+	for _, w := range in {
+		if i < len(words) && w == words[i] {
+			i++
+		}
+	}
+	return i == len(words)
 }
 
 // editDistance is the Levenshtein distance of a and b.

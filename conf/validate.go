@@ -61,6 +61,9 @@ func (c *Config) validate(ps *Problems) {
 		if l.Protocol == "udp" || l.Protocol == "quic" {
 			network = "udp"
 		}
+		if network == "tcp" && l.Address == c.Observability.MetricsBind {
+			ps.Addf(key(k, "address"), "address %s is also observability.metrics_bind (the admin listener)", l.Address)
+		}
 		b := bound{network, l.Address}
 		if strings.HasSuffix(l.Address, ":0") {
 			// Port 0 binds an ephemeral port: never a clash.
@@ -329,6 +332,10 @@ func checkCertPair(k, certPath, keyPath string, ps *Problems) {
 		ps.Addf(key(k, "key_path"), "cannot read key: %v", err)
 		return
 	}
+	if err := parseKey(keyPEM); err != nil {
+		ps.Addf(key(k, "key_path"), "%s: %v", keyPath, err)
+		return
+	}
 	if certPEM == nil {
 		return
 	}
@@ -359,6 +366,31 @@ func parseCertChain(b []byte) error {
 		return errors.New("no PEM certificate in the file")
 	}
 	return nil
+}
+
+// parseKey checks that b holds a PEM private key (PKCS #8, SEC 1 EC or
+// PKCS #1 RSA, as crypto/tls reads them).
+func parseKey(b []byte) error {
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return errors.New("no PEM private key in the file")
+		}
+		if blk.Type != "PRIVATE KEY" && !strings.HasSuffix(blk.Type, " PRIVATE KEY") {
+			continue
+		}
+		if _, err := x509.ParsePKCS8PrivateKey(blk.Bytes); err == nil {
+			return nil
+		}
+		if _, err := x509.ParseECPrivateKey(blk.Bytes); err == nil {
+			return nil
+		}
+		if _, err := x509.ParsePKCS1PrivateKey(blk.Bytes); err == nil {
+			return nil
+		}
+		return fmt.Errorf("the %s block does not parse as a private key", blk.Type)
+	}
 }
 
 // checkPrivateFile rejects a secret that group or other can read (what
