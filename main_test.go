@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"io"
 	"net"
@@ -9,10 +12,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/expressgateway/expressgateway/conf/testcert"
 )
@@ -40,8 +46,65 @@ func freePort(t *testing.T) string {
 func TestBinary_CheckVersionAndBadConfig(t *testing.T) {
 	bin := buildBinary(t)
 	out, err := exec.Command(bin, "-version").CombinedOutput()
-	if err != nil || !strings.HasPrefix(string(out), "expressgateway ") {
-		t.Fatalf("-version: %v %q", err, out)
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if err != nil || len(lines) != 4 || !strings.HasPrefix(lines[0], "expressgateway ") ||
+		!strings.HasPrefix(lines[1], "commit  ") || !strings.HasPrefix(lines[2], "date    ") ||
+		lines[3] != "go      "+runtime.Version()+" "+runtime.GOOS+"/"+runtime.GOARCH {
+		t.Fatalf("-version: %v\n%s", err, out)
+	}
+	stamped := filepath.Join(t.TempDir(), "eg-stamped")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.buildDate=2026-01-02T03:04:05Z", "-o", stamped, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	if out, _ := exec.Command(stamped, "-version").Output(); !strings.Contains(string(out), "date    2026-01-02T03:04:05Z (build)\n") {
+		t.Fatalf("-version of a stamped build:\n%s", out)
+	}
+
+	// -h: the usage on stdout, exit 0, naming the search path, the
+	// environment and the signals.
+	cmd := exec.Command(bin, "-h")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stderr.Len() != 0 {
+		t.Fatalf("-h: %v %q", err, stderr.String())
+	}
+	for _, want := range []string{"Usage: expressgateway", "CONFIG", "./conf/default.toml", "/etc/expressgateway/expressgateway.toml",
+		"-check", "-bind", "-version", "EG_LOG_LEVEL", "EG_LOG_FORMAT", "EG_CPUPROFILE", "EG_SECTION__KEY", "SIGHUP", "SIGUSR1", "SIGTERM, SIGINT"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("-h does not mention %q:\n%s", want, stdout.String())
+		}
+	}
+	if err := exec.Command(bin, "-nonsense").Run(); exitCode(err) != 2 {
+		t.Errorf("unknown flag: %v, want exit 2", err)
+	}
+	if err := exec.Command(bin, "-bind", "conf/default.toml").Run(); exitCode(err) != 2 {
+		t.Errorf("-bind without -check: %v, want exit 2", err)
+	}
+
+	// No argument: ./conf/default.toml is found; in a directory without
+	// one (and no /etc config) the error names both places.
+	out, err = exec.Command(bin, "-check").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "conf/default.toml: ok") {
+		t.Fatalf("-check without an argument: %v %q", err, out)
+	}
+	if _, err := os.Stat("/etc/expressgateway/expressgateway.toml"); err != nil {
+		cmd := exec.Command(bin, "-check")
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		if exitCode(err) != 1 || !strings.Contains(string(out), "conf/default.toml or /etc/expressgateway/expressgateway.toml") {
+			t.Fatalf("-check with no config anywhere: %v %q", err, out)
+		}
+	}
+
+	// Bad log settings are startup errors, not silence.
+	for _, env := range []string{"EG_LOG_LEVEL=loud", "EG_LOG_FORMAT=xml"} {
+		cmd := exec.Command(bin, "conf/default.toml")
+		cmd.Env = append(cleanEnv(), env)
+		out, err := cmd.CombinedOutput()
+		name, _, _ := strings.Cut(env, "=")
+		if exitCode(err) != 1 || !strings.Contains(string(out), name) {
+			t.Errorf("%s: %v %q, want exit 1 naming the variable", env, err, out)
+		}
 	}
 	out, err = exec.Command(bin, "-check", "conf/default.toml").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok") {
@@ -58,12 +121,12 @@ func TestBinary_CheckVersionAndBadConfig(t *testing.T) {
 	}
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte("[[listeners]]\naddress = \"127.0.0.1:1\"\nprotocol = \"h3\"\nbogus = 1\n"), 0o600)
-	cmd := exec.Command(bin, "-check", bad)
+	cmd = exec.Command(bin, "-check", bad)
 	out, err = cmd.CombinedOutput()
 	if err == nil {
 		t.Fatal("a bad config passed -check")
 	}
-	for _, want := range []string{bad + ": listeners[0].bogus: unknown key"} {
+	for _, want := range []string{bad + ":4: listeners[0].bogus: unknown key"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("missing %q in %s", want, out)
 		}
@@ -235,6 +298,17 @@ func TestBinary_CheckReportsEveryBrokenConfig(t *testing.T) {
 	}
 }
 
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
+
 // cleanEnv is the test's environment without EG_ and LB_ variables, so
 // the caller's shell cannot change what a test sees.
 func cleanEnv() []string {
@@ -265,4 +339,99 @@ func holdUDP(t *testing.T) string {
 	}
 	t.Cleanup(func() { pc.Close() })
 	return pc.LocalAddr().String()
+}
+
+// TestBinary_BootsTheReferenceConfig boots conf/testdata/reference.toml
+// (the reference implementation's example with every supported key: h1s
+// and quic on one address without names) unchanged but for EG_ overrides
+// that move its addresses to loopback and its certificates to test files,
+// and serves HTTPS (h2) and HTTP/3 on the one shared port through it.
+func TestBinary_BootsTheReferenceConfig(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cert, key := testcert.Write(t, dir, "site")
+	// Two h2c backends, as the example's.
+	h2cBackend := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "backend saw "+r.Proto)
+		})}
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		return ln.Addr().String()
+	}
+	be, be2 := h2cBackend(), h2cBackend()
+
+	web, admin := freePort(t), freePort(t) // web: TCP for h1s, the same port on UDP for quic
+	cmd := exec.Command(bin, "conf/testdata/reference.toml")
+	cmd.Env = append(cleanEnv(),
+		"EG_LOG_FORMAT=text",
+		"EG_OBSERVABILITY__METRICS_BIND="+admin,
+		"EG_LISTENERS__0__ADDRESS="+web, "EG_LISTENERS__1__ADDRESS="+web,
+		"EG_LISTENERS__0__TLS__CERT_PATH="+cert, "EG_LISTENERS__0__TLS__KEY_PATH="+key,
+		"EG_LISTENERS__1__QUIC__CERT_PATH="+cert, "EG_LISTENERS__1__QUIC__KEY_PATH="+key,
+		"EG_LISTENERS__1__QUIC__RETRY_SECRET_PATH="+filepath.Join(dir, "retry.key"),
+		"EG_LISTENERS__0__BACKENDS__0__ADDRESS="+be, "EG_LISTENERS__0__BACKENDS__1__ADDRESS="+be2,
+		"EG_LISTENERS__1__BACKENDS__0__ADDRESS="+be,
+	)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	tlsConf := &tls.Config{RootCAs: x509.NewCertPool(), ServerName: "localhost"}
+	pemBytes, _ := os.ReadFile(cert)
+	tlsConf.RootCAs.AppendCertsFromPEM(pemBytes)
+	h2 := &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}
+	h3 := &http3.Transport{TLSClientConfig: tlsConf}
+	get := func(rt http.RoundTripper, url string) (*http.Response, string) {
+		for range 50 {
+			resp, err := (&http.Client{Transport: rt, Timeout: 5 * time.Second}).Get(url)
+			if err != nil {
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp, string(b)
+		}
+		t.Fatalf("no answer from %s; logs:\n%s", url, logs.String())
+		return nil, ""
+	}
+	resp, body := get(h2, "https://"+web+"/")
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 || body != "backend saw HTTP/2.0" {
+		t.Fatalf("h1s: %d %s %q", resp.StatusCode, resp.Proto, body)
+	}
+	if alt := resp.Header.Get("Alt-Svc"); !strings.Contains(alt, `h3=":443"`) {
+		t.Errorf("alt_svc as written: %q", alt)
+	}
+	resp, body = get(h3, "https://"+web+"/")
+	if resp.StatusCode != 200 || resp.ProtoMajor != 3 || body != "backend saw HTTP/2.0" {
+		t.Fatalf("quic: %d %s %q", resp.StatusCode, resp.Proto, body)
+	}
+	h2.CloseIdleConnections()
+	h3.Close()
+	_, metrics := get(http.DefaultTransport, "http://"+admin+"/metrics")
+	for _, name := range []string{"h1s/" + web, "quic/" + web} {
+		if !strings.Contains(metrics, `connections_total{listener="`+name+`"}`) {
+			t.Errorf("no connections_total for listener %q:\n%s", name, metrics)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("did not exit after SIGTERM:\n%s", logs.String())
+	}
 }

@@ -283,6 +283,20 @@ func (p *Pool) setDefaults() {
 
 // validate records every problem of the pool under key (e.g. "pools[0]").
 // Call setDefaults first.
+// checkDuplicateBackends refuses a backend listed twice in one set (a
+// pool's, a listener's or a route's): the balancer keys backends by
+// protocol and address.
+func checkDuplicateBackends(k string, bs []Backend, ps *Problems) {
+	seen := make(map[string]int, len(bs))
+	for i := range bs {
+		id := bs[i].Protocol + "://" + bs[i].Address
+		if j, dup := seen[id]; dup {
+			ps.Addf(key(idx(k, i), "address"), "duplicate of backends[%d]", j)
+		}
+		seen[id] = i
+	}
+}
+
 func (p *Pool) validate(k string, ps *Problems) {
 	if p.Name == "" {
 		ps.Addf(key(k, "name"), "a pool needs a name")
@@ -300,16 +314,10 @@ func (p *Pool) validate(k string, ps *Problems) {
 	if len(p.Backends) == 0 {
 		ps.Addf(key(k, "backends"), "a pool needs at least one backend")
 	}
-	seen := make(map[string]int, len(p.Backends))
 	for i := range p.Backends {
-		bk := idx(key(k, "backends"), i)
-		p.Backends[i].validate(bk, ps)
-		id := p.Backends[i].Protocol + "://" + p.Backends[i].Address
-		if j, dup := seen[id]; dup {
-			ps.Addf(key(bk, "address"), "duplicate of backends[%d]", j)
-		}
-		seen[id] = i
+		p.Backends[i].validate(idx(key(k, "backends"), i), ps)
 	}
+	checkDuplicateBackends(key(k, "backends"), p.Backends, ps)
 	if p.SlowStartMs < 0 {
 		ps.Addf(key(k, "slow_start_ms"), "must be ≥ 0, got %d", p.SlowStartMs)
 	}

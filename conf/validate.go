@@ -205,6 +205,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		l.Backends[j].validate(bk, ps)
 		checkBackendFor(bk, l.Protocol, &l.Backends[j], ps)
 	}
+	checkDuplicateBackends(key(k, "backends"), l.Backends, ps)
 	if !l7 && len(l.Routes) > 0 {
 		ps.Addf(key(k, "routes"), "routes are for HTTP listeners, not %q", l.Protocol)
 	}
@@ -245,6 +246,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 			r.Backends[b].validate(bk, ps)
 			checkBackendFor(bk, l.Protocol, &r.Backends[b], ps)
 		}
+		checkDuplicateBackends(key(rk, "backends"), r.Backends, ps)
 	}
 }
 
