@@ -26,11 +26,15 @@ func TestConfigDoc_IsGeneratedFromTheSchema(t *testing.T) {
 	b.WriteString("Generated from `conf/*.go` by `go test ./conf -run ConfigDoc -update`; do not edit by hand.\n\n")
 	b.WriteString("One TOML file; every key below, with its type, its default and whether `SIGHUP` applies it live\n")
 	b.WriteString("(\"restart\" keys are logged and counted on reload, not applied). Unknown keys are errors.\n")
-	b.WriteString("Environment overrides: `EG_SECTION__KEY=value` (double underscore nests), e.g.\n")
-	b.WriteString("`EG_OBSERVABILITY__METRICS_BIND=127.0.0.1:9191`.\n")
+	b.WriteString("Environment overrides: `EG_SECTION__KEY=value` (double underscore nests, a number picks an\n")
+	b.WriteString("element of an array of tables the file has), e.g. `EG_OBSERVABILITY__METRICS_BIND=127.0.0.1:9191`,\n")
+	b.WriteString("`EG_LISTENERS__0__ADDRESS=0.0.0.0:8443`; the value is read as the key's type, and a problem with\n")
+	b.WriteString("it names the variable. `expressgateway -check FILE` reports every problem at once (file:line,\n")
+	b.WriteString("key, reason); `-check -bind` also tries every address.\n")
 	def := Default()
-	l := Listener{TLS: &ListenerTLS{}, QUIC: &QUIC{}, AltSvc: &AltSvc{}}
+	l := Listener{TLS: &ListenerTLS{}, QUIC: &QUIC{}, AltSvc: &AltSvc{}, WS: &WebSocket{}, GRPC: &GRPC{}}
 	l.setDefaults()
+	l.Name = "" // derived from protocol and address, as its doc says
 	p := Pool{HealthCheck: &HealthCheck{}, Outlier: &Outlier{}, Retry: &Retry{}, Circuit: &Circuit{}, Sticky: &Sticky{}}
 	p.setDefaults()
 	be := Backend{}

@@ -26,12 +26,11 @@ func load(path string, environ func() []string) (*Config, error) {
 	raw := map[string]any{}
 	if err := toml.Unmarshal(data, &raw); err != nil {
 		var de *toml.DecodeError
+		line, col := 0, 0
 		if errors.As(err, &de) {
-			line, col := de.Position()
-			ps.list = append(ps.list, Problem{File: path, Line: line, Column: col, Reason: "TOML syntax: " + de.Error()})
-		} else {
-			ps.list = append(ps.list, Problem{File: path, Reason: "TOML syntax: " + err.Error()})
+			line, col = de.Position()
 		}
+		ps.addAt(line, col, "TOML syntax: "+err.Error())
 		return nil, ps.Err()
 	}
 	ps.lines = indexLines(data)

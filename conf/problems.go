@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Problem is one thing wrong with a config: where it is (the file and line,
@@ -61,7 +63,7 @@ type Problems struct {
 
 // Addf records a problem at key.
 func (ps *Problems) Addf(key, format string, args ...any) {
-	p := Problem{File: ps.file, Key: key, Reason: fmt.Sprintf(format, args...)}
+	p := Problem{File: ps.file, Key: printable(key), Reason: printable(fmt.Sprintf(format, args...))}
 	if v := ps.envOf(key); v != "" {
 		p.Env = v
 	} else {
@@ -72,7 +74,30 @@ func (ps *Problems) Addf(key, format string, args ...any) {
 
 // addEnv records a problem with the environment variable name.
 func (ps *Problems) addEnv(name, key, format string, args ...any) {
-	ps.list = append(ps.list, Problem{Env: name, Key: key, Reason: fmt.Sprintf(format, args...)})
+	ps.list = append(ps.list, Problem{Env: name, Key: printable(key), Reason: printable(fmt.Sprintf(format, args...))})
+}
+
+// addAt records a problem at a position of the file (a syntax error).
+func (ps *Problems) addAt(line, col int, reason string) {
+	ps.list = append(ps.list, Problem{File: ps.file, Line: line, Column: col, Reason: printable(reason)})
+}
+
+// printable escapes control characters (a quoted TOML key may hold a
+// newline), so that each problem stays one line of output.
+func printable(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 // envOf returns the variable that set key or a table holding it.

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -315,7 +316,7 @@ func checkCertPair(k, certPath, keyPath string, ps *Problems) {
 	var certPEM []byte
 	if certPath == "" {
 		ps.Addf(key(k, "cert_path"), "required")
-	} else if b, err := os.ReadFile(certPath); err != nil {
+	} else if b, err := readSmallFile(certPath); err != nil {
 		ps.Addf(key(k, "cert_path"), "cannot read certificate: %v", err)
 	} else if err := parseCertChain(b); err != nil {
 		ps.Addf(key(k, "cert_path"), "%s: %v", certPath, err)
@@ -329,7 +330,7 @@ func checkCertPair(k, certPath, keyPath string, ps *Problems) {
 	if !checkPrivateFile(key(k, "key_path"), keyPath, ps) {
 		return
 	}
-	keyPEM, err := os.ReadFile(keyPath)
+	keyPEM, err := readSmallFile(keyPath)
 	if err != nil {
 		ps.Addf(key(k, "key_path"), "cannot read key: %v", err)
 		return
@@ -344,6 +345,30 @@ func checkCertPair(k, certPath, keyPath string, ps *Problems) {
 	if _, err := tls.X509KeyPair(certPEM, keyPEM); err != nil {
 		ps.Addf(key(k, "key_path"), "%s does not go with %s: %v", keyPath, certPath, err)
 	}
+}
+
+// maxPEMFile bounds a certificate, key or secret file read by the check: a
+// path at /dev/zero or a pipe must fail, not hang or fill memory.
+const maxPEMFile = 4 << 20
+
+// readSmallFile reads a regular file of at most maxPEMFile bytes.
+func readSmallFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	if st.Size() > maxPEMFile {
+		return nil, fmt.Errorf("%s is %d bytes; more than %d is not a certificate, key or secret", path, st.Size(), maxPEMFile)
+	}
+	return io.ReadAll(io.LimitReader(f, maxPEMFile+1))
 }
 
 // parseCertChain checks that b holds at least one PEM certificate and that
@@ -414,7 +439,7 @@ func checkPrivateFile(k, path string, ps *Problems) bool {
 // existing one private and long enough, an absent one creatable (its
 // directory writable by the user running this).
 func checkRetrySecret(k, path string, ps *Problems) {
-	b, err := os.ReadFile(path)
+	b, err := readSmallFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		dir := filepath.Dir(path)
