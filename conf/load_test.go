@@ -234,3 +234,37 @@ protocol = "udp"
 		t.Fatalf("explicit duplicate names: %v", err)
 	}
 }
+
+// TestLoad_EnvOverridesTypedBySchema: a value is read as its key's type,
+// so a string key may hold digits and a list key a comma list, and an
+// element of an array of tables is picked by number.
+func TestLoad_EnvOverridesTypedBySchema(t *testing.T) {
+	p := write(t, "c.toml", `
+[[listeners]]
+address = "127.0.0.1:1"
+protocol = "tcp"
+[[listeners.backends]]
+address = "127.0.0.1:2"
+[[listeners]]
+address = "127.0.0.1:3"
+protocol = "tcp"
+[[listeners.backends]]
+address = "127.0.0.1:4"
+`, 0o600)
+	env := []string{
+		"EG_LISTENERS__1__NAME=12345",
+		"EG_LISTENERS__1__BACKENDS__0__WEIGHT=7",
+		"EG_SECURITY__TRUSTED_PROXIES=[10.0.0.0/8, 192.168.0.0/16]",
+		"EG_RUNTIME__TLS__TLS13_ONLY=true",
+	}
+	cfg, err := load(p, func() []string { return env })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := cfg.Listeners[1]; l.Name != "12345" || l.Backends[0].Weight != 7 || cfg.Listeners[0].Name != "tcp/127.0.0.1:1" {
+		t.Fatalf("indexed overrides: %+v", cfg.Listeners)
+	}
+	if tp := cfg.Security.TrustedProxies; len(tp) != 2 || tp[1] != "192.168.0.0/16" || !cfg.Runtime.TLS.TLS13Only {
+		t.Fatalf("list/bool overrides: %v %+v", tp, cfg.Runtime.TLS)
+	}
+}
