@@ -30,9 +30,12 @@ type Listener struct {
 	// datagram relay), h1 (HTTP/1.1 and h2c prior knowledge), h1s (TLS with
 	// ALPN h2 and http/1.1) or quic (HTTP/3). Required.
 	Protocol string `koanf:"protocol"`
-	// DrainTimeoutMs overrides [runtime].drain_timeout_ms for this listener.
+	// DrainTimeoutMs overrides [runtime].drain_timeout_ms for this
+	// listener: on SIGTERM, and when a reload removes it, its connections
+	// get this long to finish.
 	DrainTimeoutMs *int `koanf:"drain_timeout_ms"`
-	// DrainJitterMs overrides [runtime].drain_jitter_ms for this listener.
+	// DrainJitterMs overrides [runtime].drain_jitter_ms for this listener
+	// (at most its drain timeout).
 	DrainJitterMs *int `koanf:"drain_jitter_ms"`
 
 	TLS      *ListenerTLS `koanf:"tls"`
@@ -231,7 +234,7 @@ type Runtime struct {
 	XDPNewFlowCapPerSecPerCPU  int      `koanf:"xdp_new_flow_cap_per_sec_per_cpu"` // New flows per second per CPU above which XDP sheds new flows (0 disables).
 	DrainTimeoutMs             int      `koanf:"drain_timeout_ms"`                 // Longest a drain waits for in-flight requests before closing them.
 	ReadinessSettleMs          int      `koanf:"readiness_settle_ms"`              // On SIGTERM, /readyz fails this long before accepting stops.
-	DrainJitterMs              *int     `koanf:"drain_jitter_ms"`                  // Spread connection closes over this much of the drain.
+	DrainJitterMs              *int     `koanf:"drain_jitter_ms"`                  // Each connection is told to close (idle ones closed, Connection: close, GOAWAY) at a random moment in [0, this) of the drain; unset: a quarter of the drain timeout; 0: all at once.
 	HandshakeTimeoutMs         int      `koanf:"handshake_timeout_ms"`             // TLS handshake deadline.
 	ConnectTimeoutMs           int      `koanf:"connect_timeout_ms"`               // Backend connect deadline (502 past it).
 	MaxInflightConnections     int      `koanf:"max_inflight_connections"`         // Connections the process holds at once; past it H1 gets 503 + Retry-After.

@@ -156,7 +156,11 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		rangeInt(ps, key(k, "drain_timeout_ms"), *l.DrainTimeoutMs, 100, 300_000)
 	}
 	if l.DrainJitterMs != nil {
-		rangeInt(ps, key(k, "drain_jitter_ms"), *l.DrainJitterMs, 0, 300_000)
+		drain := c.Runtime.DrainTimeoutMs
+		if l.DrainTimeoutMs != nil {
+			drain = *l.DrainTimeoutMs
+		}
+		rangeInt(ps, key(k, "drain_jitter_ms"), *l.DrainJitterMs, 0, drain)
 	}
 	h := l.HTTP
 	hk := key(k, "http")
@@ -423,16 +427,25 @@ func parseKey(b []byte) error {
 // checkPrivateFile rejects a secret that group or other can read (what
 // sshd does for host keys). It reports whether the file is usable.
 func checkPrivateFile(k, path string, ps *Problems) bool {
-	st, err := os.Stat(path)
-	if err != nil {
-		ps.Addf(k, "cannot read key: %v", err)
-		return false
-	}
-	if m := st.Mode().Perm(); m&0o077 != 0 {
-		ps.Addf(k, "%s is readable or writable by group or other (mode %04o); chmod 600 it", path, m)
+	if err := CheckPrivateFile(path); err != nil {
+		ps.Addf(k, "%v", err)
 		return false
 	}
 	return true
+}
+
+// CheckPrivateFile is the rule for a private key or secret file, at boot
+// and on every re-read (SIGUSR1): it must exist and be readable by its
+// owner only.
+func CheckPrivateFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("cannot read key: %w", err)
+	}
+	if m := st.Mode().Perm(); m&0o077 != 0 {
+		return fmt.Errorf("%s is readable or writable by group or other (mode %04o); chmod 600 it", path, m)
+	}
+	return nil
 }
 
 // checkRetrySecret checks a QUIC retry secret as the listener reads it: an

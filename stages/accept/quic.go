@@ -61,10 +61,11 @@ const MaxQUICPacket = 1452
 // QUICListener is a listening QUIC endpoint: one UDP socket, one quic-go
 // Transport, early connections (0-RTT when allowed).
 type QUICListener struct {
-	cfg *QUICConfig
-	udp *net.UDPConn
-	tr  *quic.Transport
-	ln  *quic.EarlyListener
+	cfg  *QUICConfig
+	live atomic.Pointer[QUICLive]
+	udp  *net.UDPConn
+	tr   *quic.Transport
+	ln   *quic.EarlyListener
 
 	// second-granular new-connection counter for RetryAbovePerSec.
 	rateSec atomic.Int64
@@ -72,6 +73,18 @@ type QUICListener struct {
 
 	wg sync.WaitGroup
 }
+
+// QUICLive are the settings a running endpoint applies to each new
+// connection (a reload changes them; connections already up keep theirs).
+type QUICLive struct {
+	MaxIdleTimeout   time.Duration
+	Allow0RTT        bool
+	MaxStreams       int64
+	RetryAbovePerSec int
+}
+
+// SetLive applies v to the connections that arrive from now on.
+func (l *QUICListener) SetLive(v QUICLive) { l.live.Store(&v) }
 
 // deriveKey turns the retry secret file's bytes into the token and
 // stateless-reset keys (domain-separated SHA-256, so one secret serves
@@ -150,6 +163,7 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		}
 	}
 	l := &QUICListener{cfg: cfg, udp: udp}
+	l.SetLive(QUICLive{MaxIdleTimeout: cfg.MaxIdleTimeout, Allow0RTT: cfg.Allow0RTT, MaxStreams: cfg.MaxStreams, RetryAbovePerSec: cfg.RetryAbovePerSec})
 	tk := quic.TokenGeneratorKey(deriveKey(cfg.RetrySecret, "token"))
 	sk := quic.StatelessResetKey(deriveKey(cfg.RetrySecret, "reset"))
 	l.tr = &quic.Transport{
@@ -193,6 +207,13 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		RequireStreamCreditRelease: true,
 		Allow0RTT:                  cfg.Allow0RTT,
 	}
+	perConn := *qc
+	qc.GetConfigForClient = func(*quic.ClientInfo) (*quic.Config, error) {
+		v := l.live.Load()
+		c := perConn
+		c.MaxIdleTimeout, c.Allow0RTT, c.MaxIncomingStreams = v.MaxIdleTimeout, v.Allow0RTT, v.MaxStreams
+		return &c, nil
+	}
 	ln, err := l.tr.ListenEarly(tlsCfg, qc)
 	if err != nil {
 		l.tr.Close()
@@ -219,7 +240,8 @@ func (l *QUICListener) needRetry(net.Addr) bool {
 }
 
 func (l *QUICListener) overRate() bool {
-	if l.cfg.RetryAbovePerSec <= 0 {
+	above := l.live.Load().RetryAbovePerSec
+	if above <= 0 {
 		return true
 	}
 	now := time.Now().Unix()
@@ -227,7 +249,7 @@ func (l *QUICListener) overRate() bool {
 		l.rateSec.Store(now)
 		l.rateN.Store(0)
 	}
-	return l.rateN.Add(1) > int64(l.cfg.RetryAbovePerSec)
+	return l.rateN.Add(1) > int64(above)
 }
 
 // errQUICRejected is the ConnContext verdict for a connection over a cap;

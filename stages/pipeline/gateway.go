@@ -37,6 +37,7 @@ var (
 	reloadOK       = metrics.NewCounter(`config_reload_total{outcome="ok"}`)
 	reloadFailed   = metrics.NewCounter(`config_reload_total{outcome="failed"}`)
 	reloadRestart  = metrics.NewCounter(`config_reload_restart_required_total`)
+	reloadLastOK   = metrics.NewGauge(`config_last_reload_success_timestamp_seconds`, nil)
 	certRotateOK   = metrics.NewCounter(`cert_rotation_total{outcome="ok"}`)
 	certRotateFail = metrics.NewCounter(`cert_rotation_total{outcome="failed"}`)
 	rejectPerIP    = metrics.NewCounter(`accept_reject_total{reason="per_ip_cap"}`)
@@ -58,16 +59,17 @@ type Gateway struct {
 	xdp       *bpf.Program      // the attached XDP fast path, or nil (xdp.go)
 	xdpWatch  *xdpWatch         // drains unhealthy backends from xdp (xdp_health.go)
 	gate      *accept.Gate
+	// upstreams keeps each backend's connection pools across reloads.
+	upstreams *backendConns
+	// transports are every upstream transport built (a reload that changes
+	// their options builds new ones; requests in flight keep the old), all
+	// closed once the gateway has drained.
+	transports []upstream.Transport
+	stopped    bool // Drain has begun: no more reloads
 
-	draining   chan struct{}
-	drainCtx   context.Context // done with draining, for who watches without a goroutine
-	drainNow   context.CancelFunc
-	drainOnce  sync.Once
 	acceptCtx  context.Context
 	stopAccept context.CancelFunc
-	connCtx    context.Context
-	killConns  context.CancelFunc
-	wg         sync.WaitGroup
+	wg         sync.WaitGroup // every serve goroutine and retiring listener
 }
 
 type listener struct {
@@ -87,16 +89,20 @@ type listener struct {
 
 	// tickets keys tlsCfg's session tickets (tickets.go); a restart key.
 	tickets *ticketKeys
+	// connect is an L4 listener's backend connect timeout (ns), reloadable.
+	connect atomic.Int64
+	// jitter is the drain jitter (ns) new connections are given.
+	jitter atomic.Int64
+	lifecycle
 }
 
 // New builds the data plane for cfg without opening any socket: pools,
 // routes, certificates. Every error here stops the boot before a listener
 // opens.
 func New(cfg *conf.Config, log zerolog.Logger) (*Gateway, error) {
-	g := &Gateway{log: log, cfg: cfg, draining: make(chan struct{})}
-	g.drainCtx, g.drainNow = context.WithCancel(context.Background())
+	g := &Gateway{log: log, cfg: cfg, upstreams: newBackendConns(nil)}
 	g.gate = accept.NewGate(cfg.Runtime.PerIPConnectionCap, cfg.Runtime.MaxInflightConnections)
-	pools, err := buildPools(cfg, nil)
+	pools, err := buildPools(cfg, nil, g.upstreams)
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +112,8 @@ func New(cfg *conf.Config, log zerolog.Logger) (*Gateway, error) {
 	}
 	for i := range cfg.Listeners {
 		lc := cfg.Listeners[i]
-		l := &listener{cfg: lc}
-		if err := g.configure(l, cfg, nil); err != nil {
+		l := newListener(lc)
+		if err := g.configure(l, cfg, g.upstreams); err != nil {
 			return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
 		}
 		g.listeners = append(g.listeners, l)
@@ -115,8 +121,9 @@ func New(cfg *conf.Config, log zerolog.Logger) (*Gateway, error) {
 	return g, nil
 }
 
-// configure (re)builds a listener's reloadable state from cfg.
-func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*route.Pool) error {
+// configure (re)builds a listener's reloadable state from cfg; bc keeps
+// the connection pools of backends that stay.
+func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) error {
 	lc := l.cfg
 	if lc.TLS != nil && l.tlsCfg.Load() == nil {
 		tc, err := loadTLS(lc.TLS, &cfg.Runtime, !conf.IsL4(lc.Protocol))
@@ -131,11 +138,13 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		l.tickets.apply(tc)
 		l.tlsCfg.Store(tc)
 	}
-	def, err := g.listenerPool(lc, cfg)
+	def, err := g.listenerPool(lc, cfg, bc)
 	if err != nil {
 		return err
 	}
+	l.drainSettings(cfg)
 	if conf.IsL4(lc.Protocol) {
+		l.connect.Store(int64(ms(cfg.Runtime.ConnectTimeoutMs)))
 		l.pool.Store(def)
 		return nil
 	}
@@ -147,7 +156,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 			r.Pool = g.pools[rc.Pool]
 		case len(rc.Backends) > 0:
 			pc := conf.Pool{Name: poolName(lc.Name + "-route" + strconv.Itoa(i)), Algorithm: "round_robin", Backends: rc.Backends}
-			if r.Pool, err = newPool(pc, fmt.Sprintf("listeners.%s.routes[%d]", lc.Name, i), cfg, nil); err != nil {
+			if r.Pool, err = newPool(pc, fmt.Sprintf("listeners.%s.routes[%d]", lc.Name, i), bc, nil); err != nil {
 				return err
 			}
 		}
@@ -157,7 +166,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		table.def = &Route{Name: "default", Pool: def}
 	}
 	if l.proxy == nil {
-		l.proxy = &Proxy{Listener: lc.Name, Log: g.log, Transports: map[string]upstream.Transport{}}
+		l.proxy = &Proxy{Listener: lc.Name, Log: g.log}
 	}
 	l.proxy.Table.Store(table)
 	trusted := trustedProxies(cfg.Security.TrustedProxies)
@@ -170,7 +179,6 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 	if lc.AltSvc != nil {
 		set.AltSvc = translate.AltSvc(lc.AltSvc.H3Port, lc.AltSvc.MaxAge)
 	}
-	l.proxy.Settings.Store(set)
 	limits := h1.Limits{
 		MaxHeadBytes: lc.HTTP.MaxHeaderBytes,
 		MaxFields:    lc.HTTP.MaxHeaderFields,
@@ -186,15 +194,26 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		MaxAge:         ms(cfg.Runtime.UpstreamMaxAgeMs),
 		MaxIdle:        cfg.Runtime.UpstreamMaxIdlePerBackend,
 	}
-	// StrictTE on responses whatever strict_te says: a backend's coding
-	// other than chunked could not be relayed to every front, and is
-	// never dropped, so such a response is a 502.
-	h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: frames.UnderscoreAllow, StrictTE: true}}
-	l.proxy.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t, "h2": &upstream.H2{Opts: uo}}
-	l.h2cfg.Store(h2Config(lc, cfg, g.draining))
-	l.proxy.Transports["h3"] = h3Transport(uo)
+	// Transports hold the options they were built with; new options get
+	// new transports, which new requests use while those in flight finish
+	// on the old.
+	set.upstream = uo
+	if old := l.proxy.Settings.Load(); old != nil && old.upstream == uo {
+		set.Transports = old.Transports
+	} else {
+		// StrictTE on responses whatever strict_te says: a backend's coding
+		// other than chunked could not be relayed to every front, and is
+		// never dropped, so such a response is a 502.
+		h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: frames.UnderscoreAllow, StrictTE: true}}
+		h2t, h3t := &upstream.H2{Opts: uo}, h3Transport(uo)
+		set.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t, "h2": h2t, "h3": h3t}
+		g.transports = append(g.transports, h2t, h3t)
+	}
+	l.proxy.Settings.Store(set)
+	draining := l.drainCtx.Done()
+	l.h2cfg.Store(h2Config(lc, cfg, draining))
 	if lc.Protocol == "quic" {
-		l.h3cfg.Store(h3Config(lc, cfg, g.draining, g.log))
+		l.h3cfg.Store(h3Config(lc, cfg, draining, g.log))
 	}
 	l.h1cfg.Store(&decode.H1Config{
 		Limits:        limits,
@@ -209,14 +228,14 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, prev map[string]*rout
 		StreamBytes:   bus.DefaultStreamBytes,
 		Global:        globalBudget,
 		Log:           g.log,
-		Drain:         g.drainCtx,
+		Drain:         l.drainCtx,
 	})
 	return nil
 }
 
 // listenerPool is the pool of a listener's default route: its named pool
 // or a round-robin pool over its own backends.
-func (g *Gateway) listenerPool(lc conf.Listener, cfg *conf.Config) (*route.Pool, error) {
+func (g *Gateway) listenerPool(lc conf.Listener, cfg *conf.Config, bc *backendConns) (*route.Pool, error) {
 	if lc.Pool != "" {
 		return g.pools[lc.Pool], nil
 	}
@@ -224,10 +243,10 @@ func (g *Gateway) listenerPool(lc conf.Listener, cfg *conf.Config) (*route.Pool,
 		return nil, nil
 	}
 	pc := conf.Pool{Name: poolName(lc.Name), Algorithm: "round_robin", Backends: lc.Backends}
-	return newPool(pc, "listeners."+lc.Name, cfg, nil)
+	return newPool(pc, "listeners."+lc.Name, bc, nil)
 }
 
-func newPool(pc conf.Pool, key string, cfg *conf.Config, prev *route.Pool) (*route.Pool, error) {
+func newPool(pc conf.Pool, key string, bc *backendConns, prev *route.Pool) (*route.Pool, error) {
 	if err := pc.Prepare(key); err != nil {
 		return nil, err
 	}
@@ -236,22 +255,17 @@ func newPool(pc conf.Pool, key string, cfg *conf.Config, prev *route.Pool) (*rou
 		return nil, err
 	}
 	for i, b := range p.Backends() {
-		tc, err := upstream.BackendTLS(pc.Backends[i])
-		if err != nil {
+		if b.Opts, err = bc.get(pc.Name, pc.Backends[i]); err != nil {
 			return nil, fmt.Errorf("%s.backends[%d]: %w", key, i, err)
 		}
-		b.Opts = upstream.NewBackendOpts(tc)
-	}
-	if err := setH3Backends(pc, key, p); err != nil {
-		return nil, err
 	}
 	return p, nil
 }
 
-func buildPools(cfg *conf.Config, prev map[string]*route.Pool) (map[string]*route.Pool, error) {
+func buildPools(cfg *conf.Config, prev map[string]*route.Pool, bc *backendConns) (map[string]*route.Pool, error) {
 	out := map[string]*route.Pool{}
 	for i, pc := range cfg.Pools {
-		p, err := newPool(pc, fmt.Sprintf("pools[%d]", i), cfg, prev[pc.Name])
+		p, err := newPool(pc, fmt.Sprintf("pools[%d]", i), bc, prev[pc.Name])
 		if err != nil {
 			return nil, err
 		}
@@ -264,42 +278,31 @@ func buildPools(cfg *conf.Config, prev map[string]*route.Pool) (map[string]*rout
 // open, those already open are closed and the error names it.
 func (g *Gateway) Start(ctx context.Context) error {
 	g.acceptCtx, g.stopAccept = context.WithCancel(ctx)
-	g.connCtx, g.killConns = context.WithCancel(context.Background())
 	if err := g.startXDP(g.cfg); err != nil {
 		return err
 	}
-	for _, l := range g.listeners {
-		if l.cfg.Protocol == "quic" {
-			if err := g.listenQUIC(l); err != nil {
-				g.closeAll()
-				return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
+	for i, l := range g.listeners {
+		if err := g.open(ctx, l); err != nil {
+			for _, o := range g.listeners[:i] {
+				o.closeSocket()
 			}
-			continue
-		}
-		if l.cfg.Protocol == "udp" {
-			if err := g.listenUDP(l); err != nil {
-				g.closeAll()
-				return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
-			}
-			continue
-		}
-		ln, err := accept.Listen(ctx, l.cfg.Address)
-		if err != nil {
-			g.closeAll()
+			g.stopXDP()
 			return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
 		}
-		l.ln = ln
 	}
 	for _, l := range g.listeners {
 		g.serve(l)
 	}
 	startCheckers(g.acceptCtx, g.checkers)
+	reloadLastOK.Set(float64(time.Now().Unix()))
 	return nil
 }
 
 // Addr returns the bound address of the listener named name (tests bind
 // port 0).
 func (g *Gateway) Addr(name string) net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	for _, l := range g.listeners {
 		if l.cfg.Name == name && l.ln != nil {
 			return l.ln.Addr()
@@ -312,21 +315,6 @@ func (g *Gateway) Addr(name string) net.Addr {
 		}
 	}
 	return nil
-}
-
-func (g *Gateway) closeAll() {
-	g.stopXDP()
-	for _, l := range g.listeners {
-		if l.ln != nil {
-			l.ln.Close()
-		}
-		if l.quic != nil {
-			l.quic.Close()
-		}
-		if l.udp != nil {
-			l.udp.conn.Close()
-		}
-	}
 }
 
 func (g *Gateway) serve(l *listener) {
@@ -344,7 +332,7 @@ func (g *Gateway) serve(l *listener) {
 		Gate:             g.gate,
 		HandshakeTimeout: ms(g.cfg.Runtime.HandshakeTimeoutMs),
 		Log:              g.log,
-		ConnCtx:          g.connCtx,
+		ConnCtx:          l.connCtx,
 		OnReject: func(r accept.Reject) {
 			if r == accept.OverPerIP {
 				guard.PerIPCap.Inc()
@@ -361,12 +349,12 @@ func (g *Gateway) serve(l *listener) {
 	}
 	local := addrPortOf(l.ln.Addr())
 	if conf.IsL4(l.cfg.Protocol) {
-		connect := ms(g.cfg.Runtime.ConnectTimeoutMs)
 		srv.Handle = func(ctx context.Context, c net.Conn, remote netip.AddrPort) {
 			l.conns.Add(1)
 			defer l.conns.Add(-1)
 			connsTotal.Inc()
 			defer recoverConn(g.log, c)
+			connect := time.Duration(l.connect.Load())
 			if err := l4.RelayTCP(ctx, c, l.pool.Load(), route.Key{Src: remote.Addr().Unmap()}, connect); err != nil {
 				g.log.Debug().Err(err).Str("listener", l.cfg.Name).Msg("relay")
 			}
@@ -386,11 +374,21 @@ func (g *Gateway) serve(l *listener) {
 				cs := tc.ConnectionState()
 				info.TLS = &cs
 			}
-			decode.ServeHTTP(ctx, c, info, l.h1cfg.Load(), l.h2cfg.Load(), l.proxy)
+			h1c, h2c := l.h1cfg.Load(), l.h2cfg.Load()
+			if ch, release, own := l.connDrain(); own {
+				defer release()
+				h1 := *h1c
+				h1.Drain, h1c = ch, &h1
+				if h2c != nil {
+					h2 := *h2c
+					h2.Draining, h2c = ch.Done(), &h2
+				}
+			}
+			decode.ServeHTTP(ctx, c, info, h1c, h2c, l.proxy)
 		}
 	}
 	l.srv = srv
-	g.wg.Go(func() { srv.Serve(g.acceptCtx, l.ln) })
+	g.run(l, func(ctx context.Context) { srv.Serve(ctx, l.ln) })
 }
 
 // recoverConn keeps a panic on untrusted input to its own connection
@@ -408,27 +406,32 @@ func shedH1(c net.Conn) {
 	c.Close()
 }
 
-// Drain stops accepting, lets in-flight requests finish (their responses
-// carry Connection: close, idle keep-alive connections close at once), and
-// after timeout cuts whatever is left. It returns when every goroutine is
-// done.
+// Drain stops accepting on every listener, lets in-flight requests finish
+// (their responses carry Connection: close, idle keep-alive connections
+// close, H2 and H3 get GOAWAY, each connection at its moment within the
+// listener's drain jitter), and after each listener's budget (its own
+// drain_timeout_ms, else timeout) cuts whatever is left of it. It returns
+// when every goroutine is done.
 func (g *Gateway) Drain(timeout time.Duration) {
-	// Stop accepting first, so no connection arrives after idle ones close.
-	g.stopAccept()
-	g.drainOnce.Do(func() { close(g.draining); g.drainNow() })
-	done := make(chan struct{})
-	go func() { g.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		g.log.Warn().Dur("timeout", timeout).Msg("drain timeout: closing remaining connections")
-		g.killConns()
-		<-done
-	}
-	g.killConns()
-	g.closeH3()
-	g.closeH2()
 	g.mu.Lock()
+	g.stopped = true
+	ls := append([]*listener(nil), g.listeners...)
+	rt := g.cfg.Runtime
+	g.mu.Unlock()
+	// Stop accepting everywhere first, so no connection arrives after idle
+	// ones close.
+	if g.stopAccept != nil {
+		g.stopAccept()
+	}
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		d, j := rt.Drain(&l.cfg, timeout)
+		wg.Go(func() { g.drainListener(l, d, j) })
+	}
+	wg.Wait()
+	g.wg.Wait() // listeners a reload removed finish their own drain
+	g.mu.Lock()
+	g.closeTransports()
 	stopCheckers(g.checkers)
 	g.stopXDP()
 	g.mu.Unlock()

@@ -4,23 +4,7 @@ import (
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/stages/decode"
-	"github.com/expressgateway/expressgateway/stages/upstream"
 )
-
-// closeH2 closes the HTTP/2 backend connections of every listener once no
-// client connection is left to use them.
-func (g *Gateway) closeH2() {
-	for _, l := range g.listeners {
-		if l.proxy == nil {
-			continue
-		}
-		for _, tr := range l.proxy.Transports {
-			if t, ok := tr.(*upstream.H2); ok {
-				t.Close()
-			}
-		}
-	}
-}
 
 // h2Config builds an HTTP listener's HTTP/2 front settings from its
 // [listeners.h2_security] and [listeners.http] sections.

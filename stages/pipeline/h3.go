@@ -17,7 +17,6 @@ import (
 	"github.com/expressgateway/expressgateway/stages/accept"
 	"github.com/expressgateway/expressgateway/stages/decode"
 	"github.com/expressgateway/expressgateway/stages/guard"
-	"github.com/expressgateway/expressgateway/stages/route"
 	"github.com/expressgateway/expressgateway/stages/upstream"
 )
 
@@ -68,20 +67,15 @@ func h3Transport(uo upstream.Options) *upstream.H3 {
 	return &upstream.H3{Opts: uo, StreamWindow: bus.DefaultStreamBytes, ConnWindow: bus.DefaultConnBytes}
 }
 
-// setH3Backends gives a pool's h3 backends their TLS client config: QUIC is
-// always TLS, verified by default, whether or not the backend says tls.
-func setH3Backends(pc conf.Pool, key string, p *route.Pool) error {
-	for i, b := range p.Backends() {
-		if b.Protocol != "h3" {
-			continue
-		}
-		tc, err := upstream.H3TLS(pc.Backends[i])
-		if err != nil {
-			return fmt.Errorf("%s.backends[%d]: %w", key, i, err)
-		}
-		b.Opts = upstream.NewBackendOpts(tc)
+// quicLive is what a quic listener applies to each new connection, from
+// its config (boot and reload).
+func quicLive(lc conf.Listener) accept.QUICLive {
+	streams := int64(lc.H2.MaxConcurrentStreams)
+	if streams <= 0 {
+		streams = defaultH3Streams
 	}
-	return nil
+	q := lc.QUIC
+	return accept.QUICLive{MaxIdleTimeout: ms(q.MaxIdleTimeoutMs), Allow0RTT: q.Allow0RTT, MaxStreams: streams, RetryAbovePerSec: q.RetryAboveNewConnsPerS}
 }
 
 // listenQUIC opens a quic listener's UDP socket and QUIC endpoint.
@@ -98,10 +92,7 @@ func (g *Gateway) listenQUIC(l *listener) error {
 		}
 		l.tlsCfg.Store(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"h3"}})
 	}
-	streams := int64(l.cfg.H2.MaxConcurrentStreams)
-	if streams <= 0 {
-		streams = defaultH3Streams
-	}
+	live := quicLive(l.cfg)
 	perIP, maxConns := q.MaxConnectionsPerIP, q.MaxConnections
 	if perIP <= 0 {
 		perIP = g.cfg.Runtime.PerIPConnectionCap
@@ -113,12 +104,12 @@ func (g *Gateway) listenQUIC(l *listener) error {
 		Address:          l.cfg.Address,
 		TLS:              func() *tls.Config { return l.tlsCfg.Load() },
 		RetrySecret:      secret,
-		RetryAbovePerSec: q.RetryAboveNewConnsPerS,
-		MaxIdleTimeout:   ms(q.MaxIdleTimeoutMs),
+		RetryAbovePerSec: live.RetryAbovePerSec,
+		MaxIdleTimeout:   live.MaxIdleTimeout,
 		HandshakeTimeout: ms(g.cfg.Runtime.HandshakeTimeoutMs),
 		MaxUDPPayload:    q.MaxRecvUDPPayloadSize,
-		Allow0RTT:        q.Allow0RTT,
-		MaxStreams:       streams,
+		Allow0RTT:        live.Allow0RTT,
+		MaxStreams:       live.MaxStreams,
 		StreamWindow:     bus.DefaultStreamBytes,
 		ConnWindow:       bus.DefaultConnBytes,
 		Gate:             accept.NewGate(perIP, maxConns),
@@ -147,29 +138,22 @@ func (g *Gateway) serveQUIC(l *listener) {
 	l.active = metrics.GetOrCreateGauge(`connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
 	connsTotal := metrics.GetOrCreateCounter(`connections_total{listener="` + l.cfg.Name + `"}`)
 	local := l.quic.Addr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
-	g.wg.Go(func() {
-		l.quic.Serve(g.acceptCtx, func(_ context.Context, c *quic.Conn, remote netip.AddrPort) {
+	g.run(l, func(ctx context.Context) {
+		l.quic.Serve(ctx, func(_ context.Context, c *quic.Conn, remote netip.AddrPort) {
 			l.conns.Add(1)
 			defer l.conns.Add(-1)
 			connsTotal.Inc()
 			info := &stages.ConnInfo{Listener: l.cfg.Name, Remote: remote, Local: local, Proto: "HTTP/3"}
 			cs := c.ConnectionState().TLS
 			info.TLS = &cs
-			decode.ServeH3(g.connCtx, c, info, l.h3cfg.Load(), l.proxy)
+			cfg := l.h3cfg.Load()
+			if ch, release, own := l.connDrain(); own {
+				defer release()
+				c := *cfg
+				c.Draining, cfg = ch.Done(), &c
+			}
+			decode.ServeH3(l.connCtx, c, info, cfg, l.proxy)
 		})
 		l.quic.Close()
 	})
-}
-
-// closeH3 closes the pooled backend QUIC connections of every listener
-// once the gateway has drained.
-func (g *Gateway) closeH3() {
-	for _, l := range g.listeners {
-		if l.proxy == nil {
-			continue
-		}
-		if t, ok := l.proxy.Transports["h3"].(*upstream.H3); ok {
-			t.Close()
-		}
-	}
 }

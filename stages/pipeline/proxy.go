@@ -24,14 +24,14 @@ import (
 // Proxy is the stream actor of an HTTP listener: for each stream it
 // routes, translates, sends upstream and streams the response back.
 type Proxy struct {
-	Listener   string
-	Table      atomic.Pointer[Table]
-	Settings   atomic.Pointer[ProxySettings]
-	Transports map[string]upstream.Transport // by backend protocol
-	Log        zerolog.Logger
+	Listener string
+	Table    atomic.Pointer[Table]
+	Settings atomic.Pointer[ProxySettings]
+	Log      zerolog.Logger
 }
 
-// ProxySettings are the reloadable knobs of the stream actor.
+// ProxySettings are the reloadable knobs of the stream actor, read once
+// per request: a request runs to its end under the settings it began with.
 type ProxySettings struct {
 	Forwarding   translate.Forwarding
 	AltSvc       string
@@ -40,6 +40,10 @@ type ProxySettings struct {
 	// MaxRespBody caps a response body in bytes (0: no cap). It lives here,
 	// not in the transports, so that a reload applies it to new requests.
 	MaxRespBody int64
+	// Transports are the upstream transports by backend protocol, built
+	// with upstream's options.
+	Transports map[string]upstream.Transport
+	upstream   upstream.Options
 }
 
 var (
@@ -182,9 +186,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			return
 		}
 		rec.backend = b.Address
-		tr := p.Transports[b.Protocol]
+		tr := set.Transports[b.Protocol]
 		if tr == nil {
-			tr = p.Transports["h1"]
+			tr = set.Transports["h1"]
 		}
 		body := st.Req
 		if !hasBody {

@@ -2,120 +2,223 @@ package pipeline
 
 import (
 	"fmt"
-	"reflect"
+	"strings"
+	"time"
 
 	"github.com/expressgateway/expressgateway/conf"
 )
 
-// Reload swaps what can change live (backends, pools, routes, timeouts,
-// limits, forwarding settings) from a validated config, without dropping a
-// connection: new connections and new requests see the new config, in-flight
-// ones finish on the old. Changes that need a restart (listeners added,
-// removed or re-bound, TLS paths, runtime caps, admin) are logged and
-// counted, not applied. On error nothing changes.
-func (g *Gateway) Reload(next *conf.Config) error {
+// Reload applies a validated config without dropping a connection: new
+// connections and new requests see it, in-flight ones finish under the
+// old. Listeners are matched by name: one added is bound, one removed
+// stops accepting and drains under its own budget, and one whose address
+// or protocol changed is both. Keys that need a restart (conf's liveKeys
+// say which) are listed in the one summary line and counted, not applied.
+// On error nothing changes.
+func (g *Gateway) Reload(next *conf.Config) (err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.stopped {
+		return errDraining
+	}
+	defer func() {
+		if err != nil {
+			reloadFailed.Inc()
+		}
+	}()
 	if err := next.Validate(); err != nil {
-		reloadFailed.Inc()
 		return err
 	}
-	// Backends present before and after keep their health and latency.
-	pools, err := buildPools(next, g.pools)
+	// Backends present before and after keep their health, latency and
+	// pooled connections.
+	bc := newBackendConns(g.upstreams)
+	pools, err := buildPools(next, g.pools, bc)
 	if err != nil {
-		reloadFailed.Inc()
 		return err
 	}
 	checkers, err := g.newCheckers(next, pools)
 	if err != nil {
-		reloadFailed.Inc()
 		return err
 	}
 	byName := map[string]conf.Listener{}
 	for _, lc := range next.Listeners {
 		byName[lc.Name] = lc
 	}
-	restart := func(key, why string) {
-		reloadRestart.Inc()
-		g.log.Warn().Str("key", key).Str("reason", why).Msg("config change needs a restart; not applied")
-	}
-	// Build every listener's new state first, then swap, so a failure
-	// leaves the running config whole.
 	type staged struct {
-		l  *listener
-		lc conf.Listener
+		l, shadow *listener
+		lc        conf.Listener
 	}
-	var plan []staged
+	var kept []staged
+	var removed, added []*listener
 	for _, l := range g.listeners {
 		lc, ok := byName[l.cfg.Name]
-		if !ok {
-			restart("listeners."+l.cfg.Name, "listener removed")
+		if ok && lc.Address == l.cfg.Address && lc.Protocol == l.cfg.Protocol {
+			kept = append(kept, staged{l: l, lc: lc})
+			delete(byName, l.cfg.Name)
 			continue
 		}
-		delete(byName, l.cfg.Name)
-		if lc.Address != l.cfg.Address || lc.Protocol != l.cfg.Protocol {
-			restart("listeners."+l.cfg.Name, "address or protocol changed")
-			continue
+		removed = append(removed, l)
+	}
+	for _, lc := range next.Listeners {
+		if _, ok := byName[lc.Name]; ok {
+			added = append(added, newListener(lc))
 		}
-		if !reflect.DeepEqual(lc.TLS, l.cfg.TLS) {
-			restart("listeners."+l.cfg.Name+".tls", "certificate paths change on restart; SIGUSR1 re-reads the files")
-		}
-		plan = append(plan, staged{l, lc})
 	}
-	for name := range byName {
-		restart("listeners."+name, "listener added")
-	}
-	if !reflect.DeepEqual(next.Observability, g.cfg.Observability) || !reflect.DeepEqual(next.Admin, g.cfg.Admin) {
-		restart("observability/admin", "admin listener settings change on restart")
-	}
-	if next.Runtime.PerIPConnectionCap != g.cfg.Runtime.PerIPConnectionCap || next.Runtime.MaxInflightConnections != g.cfg.Runtime.MaxInflightConnections {
-		restart("runtime", "connection caps change on restart")
-	}
-	// Build every listener's new state against the new pools, then swap:
-	// a failure anywhere leaves the running config whole.
-	prevPools := g.pools
-	g.pools = pools
-	shadows := make([]*listener, len(plan))
-	for i, s := range plan {
-		shadow := &listener{cfg: s.lc}
-		shadow.tlsCfg.Store(s.l.tlsCfg.Load())
-		if err := g.configure(shadow, next, prevPools); err != nil {
-			g.pools = prevPools
-			stopCheckers(checkers)
-			reloadFailed.Inc()
-			return fmt.Errorf("listener %s: %w", s.lc.Name, err)
-		}
-		shadows[i] = shadow
-	}
-	if err := g.reloadXDP(next); err != nil {
-		g.pools = prevPools
+	if err := udpClash(added, removed); err != nil {
 		stopCheckers(checkers)
-		reloadFailed.Inc()
 		return err
 	}
-	for i, s := range plan {
-		shadow := shadows[i]
-		s.l.cfg.Routes, s.l.cfg.Backends, s.l.cfg.HTTP, s.l.cfg.Pool = s.lc.Routes, s.lc.Backends, s.lc.HTTP, s.lc.Pool
-		s.l.pool.Store(shadow.pool.Load())
-		s.l.h1cfg.Store(shadow.h1cfg.Load())
-		if c := shadow.h2cfg.Load(); c != nil {
-			s.l.h2cfg.Store(c)
+
+	// Build every listener's new state against the new pools, bind the
+	// added ones, then swap: a failure anywhere leaves the running config
+	// whole.
+	prevPools, prevTransports := g.pools, len(g.transports)
+	g.pools = pools
+	var bound []*listener
+	fail := func(err error) error {
+		for _, l := range bound {
+			l.closeSocket()
 		}
-		if c := shadow.h3cfg.Load(); c != nil {
-			s.l.h3cfg.Store(c) // new QUIC connections see it
+		g.pools = prevPools
+		g.transports = g.transports[:prevTransports]
+		stopCheckers(checkers)
+		return err
+	}
+	for i := range kept {
+		s := &kept[i]
+		sh := &listener{cfg: s.lc}
+		sh.drainCtx = s.l.drainCtx
+		sh.tlsCfg.Store(s.l.tlsCfg.Load())
+		if s.l.proxy != nil {
+			sh.proxy = &Proxy{Listener: s.lc.Name, Log: g.log}
+			sh.proxy.Settings.Store(s.l.proxy.Settings.Load())
 		}
-		if shadow.proxy != nil && s.l.proxy != nil {
-			s.l.proxy.Table.Store(shadow.proxy.Table.Load())
-			s.l.proxy.Settings.Store(shadow.proxy.Settings.Load())
+		if err := g.configure(sh, next, bc); err != nil {
+			return fail(fmt.Errorf("listener %s: %w", s.lc.Name, err))
 		}
+		s.shadow = sh
+	}
+	for _, l := range added {
+		if err := g.configure(l, next, bc); err != nil {
+			return fail(fmt.Errorf("listener %s: %w", l.cfg.Name, err))
+		}
+	}
+	for _, l := range added {
+		if err := g.open(g.acceptCtx, l); err != nil {
+			return fail(fmt.Errorf("listener %s: %w", l.cfg.Name, err))
+		}
+		bound = append(bound, l)
+	}
+	if err := g.reloadXDP(next); err != nil {
+		return fail(err)
+	}
+
+	// Commit.
+	prev := g.cfg
+	before := g.seriesOwners()
+	listeners := make([]*listener, 0, len(kept)+len(added))
+	for _, s := range kept {
+		l, sh := s.l, s.shadow
+		l.cfg.Routes, l.cfg.Backends, l.cfg.HTTP, l.cfg.Pool = s.lc.Routes, s.lc.Backends, s.lc.HTTP, s.lc.Pool
+		l.cfg.H2, l.cfg.AltSvc = s.lc.H2, s.lc.AltSvc
+		l.cfg.DrainTimeoutMs, l.cfg.DrainJitterMs = s.lc.DrainTimeoutMs, s.lc.DrainJitterMs
+		l.pool.Store(sh.pool.Load())
+		l.connect.Store(sh.connect.Load())
+		l.jitter.Store(sh.jitter.Load())
+		l.h1cfg.Store(sh.h1cfg.Load())
+		if c := sh.h2cfg.Load(); c != nil {
+			l.h2cfg.Store(c)
+		}
+		if c := sh.h3cfg.Load(); c != nil {
+			l.h3cfg.Store(c)
+		}
+		if sh.proxy != nil && l.proxy != nil {
+			l.proxy.Table.Store(sh.proxy.Table.Load())
+			l.proxy.Settings.Store(sh.proxy.Settings.Load())
+		}
+		if l.quic != nil {
+			l.quic.SetLive(quicLive(s.lc))
+		}
+		listeners = append(listeners, l)
+	}
+	g.listeners = append(listeners, added...)
+	for _, l := range added {
+		g.serve(l)
+	}
+	for _, l := range removed {
+		g.retire(l, prev)
 	}
 	stopCheckers(g.checkers)
 	g.checkers = checkers
 	startCheckers(g.acceptCtx, checkers)
+	bc.closeDropped()
+	g.upstreams = bc
+	unregisterGone(before, g.seriesOwners())
 	g.cfg = next
 	reloadOK.Inc()
-	g.log.Info().Str("file", next.File).Msg("config reloaded")
+	reloadLastOK.Set(float64(time.Now().Unix()))
+	g.logReload(next, conf.Diff(prev, next), added, removed)
 	return nil
+}
+
+// udpClash refuses a reload that adds a udp or quic listener on the
+// address of one it removes: the removed one keeps its socket while its
+// connections drain (QUIC connections live on it), and two UDP sockets
+// cannot share an address without mixing their flows.
+func udpClash(added, removed []*listener) error {
+	for _, a := range added {
+		if !udpProto(a.cfg.Protocol) || strings.HasSuffix(a.cfg.Address, ":0") {
+			continue
+		}
+		for _, r := range removed {
+			if udpProto(r.cfg.Protocol) && r.cfg.Address == a.cfg.Address {
+				return fmt.Errorf("listener %s: udp address %s is held by listener %s until it drains; remove %s in one reload and add %s in the next",
+					a.cfg.Name, a.cfg.Address, r.cfg.Name, r.cfg.Name, a.cfg.Name)
+			}
+		}
+	}
+	return nil
+}
+
+func udpProto(p string) bool { return p == "udp" || p == "quic" }
+
+// logReload writes the one line a reload logs: what it added, removed and
+// changed, and the changes it did not apply because they need a restart.
+func (g *Gateway) logReload(next *conf.Config, changes []conf.Change, added, removed []*listener) {
+	var live, restart, pools []string
+	for _, c := range changes {
+		switch {
+		case !c.Live:
+			restart = append(restart, c.Path)
+		case strings.HasPrefix(c.Path, "pools["):
+			pools = append(pools, c.Path)
+		default:
+			live = append(live, c.Path)
+		}
+	}
+	names := func(ls []*listener) []string {
+		out := []string{}
+		for _, l := range ls {
+			out = append(out, l.cfg.Name+" "+l.cfg.Protocol+"://"+l.cfg.Address)
+		}
+		return out
+	}
+	reloadRestart.Add(len(restart))
+	e := g.log.Info()
+	msg := "config reloaded"
+	if len(restart) > 0 {
+		e = g.log.Warn()
+		msg = "config reloaded, except changes that need a restart"
+	}
+	e.Str("file", next.File).Strs("listeners_added", names(added)).Strs("listeners_removed", names(removed)).
+		Strs("pools_changed", nonNil(pools)).Strs("applied", nonNil(live)).Strs("restart_required", nonNil(restart)).Msg(msg)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // CountReloadFailure counts a reload that failed before reaching Reload (a

@@ -10,6 +10,10 @@ import (
 // loadTLS builds a listener's TLS config from its certificate pair. http
 // listeners offer ALPN h2, then http/1.1.
 func loadTLS(t *conf.ListenerTLS, rt *conf.Runtime, http bool) (*tls.Config, error) {
+	// The boot's rule holds for a rotated key too.
+	if err := conf.CheckPrivateFile(t.KeyPath); err != nil {
+		return nil, err
+	}
 	cert, err := tls.LoadX509KeyPair(t.CertPath, t.KeyPath)
 	if err != nil {
 		return nil, fmt.Errorf("load certificate %s / %s: %w", t.CertPath, t.KeyPath, err)

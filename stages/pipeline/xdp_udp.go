@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -62,8 +63,8 @@ func (g *Gateway) serveUDP(l *listener) {
 		}
 		return 0
 	})
-	g.wg.Go(func() {
-		if err := relay.Serve(g.acceptCtx); err != nil {
+	g.run(l, func(ctx context.Context) {
+		if err := relay.Serve(ctx); err != nil {
 			g.log.Error().Err(err).Str("listener", l.cfg.Name).Msg("udp relay stopped")
 		}
 	})

@@ -35,8 +35,9 @@ func (c *pconn) close() {
 // connPool is one backend's idle HTTP/1.1 connections, newest last (LIFO
 // keeps the warmest connection in use and lets old ones age out).
 type connPool struct {
-	mu   sync.Mutex
-	idle []*pconn
+	mu     sync.Mutex
+	idle   []*pconn
+	closed bool // the backend left the config: connections are not kept
 }
 
 // get returns an idle connection, or nil. A connection idle long enough
@@ -68,7 +69,7 @@ func (p *connPool) put(c *pconn, now time.Time, o *Options) {
 	}
 	c.idleAt = now
 	p.mu.Lock()
-	if len(p.idle) >= o.MaxIdle {
+	if len(p.idle) >= o.MaxIdle || p.closed {
 		p.mu.Unlock()
 		c.close()
 		return
@@ -93,4 +94,18 @@ func alive(c *pconn) bool {
 	}
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
+}
+
+// CloseIdle closes the backend's idle pooled connections and keeps none
+// from now on (a reload removed the backend: those in flight finish, then
+// close).
+func (o *BackendOpts) CloseIdle() {
+	p := o.pool
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.closed = nil, true
+	p.mu.Unlock()
+	for _, c := range idle {
+		c.close()
+	}
 }
