@@ -39,6 +39,10 @@ type H1Config struct {
 	// in-flight request's response carries Connection: close. A context,
 	// not a channel, so a connection watches it without a goroutine.
 	Drain context.Context
+	// IdleDrain, when set, is done at the moment this connection, if idle,
+	// closes during a drain (after Drain, to spread the clients'
+	// reconnects); nil means with Drain.
+	IdleDrain context.Context
 }
 
 // pipelineDepth bounds how many pipelined requests may wait for their
@@ -117,8 +121,8 @@ func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages
 	c.out.Draining = c.draining
 	stopIdle := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
 	defer stopIdle()
-	if cfg.Drain != nil {
-		stopDrain := context.AfterFunc(cfg.Drain, func() {
+	if idleDrain := cfg.idleDrain(); idleDrain != nil {
+		stopDrain := context.AfterFunc(idleDrain, func() {
 			if c.idle.Load() {
 				conn.SetReadDeadline(time.Now())
 			}
@@ -172,6 +176,19 @@ func (c *H1Conn) linger() {
 
 func (c *H1Conn) draining() bool {
 	return c.cfg.Drain != nil && c.cfg.Drain.Err() != nil
+}
+
+// idleDraining reports whether an idle connection must close now.
+func (c *H1Conn) idleDraining() bool {
+	d := c.cfg.idleDrain()
+	return d != nil && d.Err() != nil
+}
+
+func (cfg *H1Config) idleDrain() context.Context {
+	if cfg.IdleDrain != nil {
+		return cfg.IdleDrain
+	}
+	return cfg.Drain
 }
 
 // enqueue hands an exchange to the write loop, starting the loop if it is
@@ -331,7 +348,7 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 		// A pipelined head has begun: the header timeout runs from now.
 		c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
 	} else {
-		if c.draining() && served > 0 {
+		if c.idleDraining() && served > 0 {
 			return nil, h1.Request{}, nil
 		}
 		c.idle.Store(true)
@@ -340,7 +357,7 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 			wait = c.cfg.HeaderTimeout
 		}
 		c.conn.SetReadDeadline(time.Now().Add(wait))
-		if c.draining() && served > 0 {
+		if c.idleDraining() && served > 0 {
 			c.idle.Store(false)
 			return nil, h1.Request{}, nil
 		}

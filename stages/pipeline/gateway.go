@@ -377,8 +377,11 @@ func (g *Gateway) serve(l *listener) {
 			h1c, h2c := l.h1cfg.Load(), l.h2cfg.Load()
 			if ch, release, own := l.connDrain(); own {
 				defer release()
+				// An H1 response in flight carries Connection: close at once
+				// (the connection ends after it anyway); an idle one closes at
+				// its own moment.
 				h1 := *h1c
-				h1.Drain, h1c = ch, &h1
+				h1.IdleDrain, h1c = ch, &h1
 				if h2c != nil {
 					h2 := *h2c
 					h2.Draining, h2c = ch.Done(), &h2
