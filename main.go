@@ -168,12 +168,14 @@ func run(args []string) int {
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
+			// Reload logs its own summary line and counts its outcome.
 			next, err := conf.Load(path)
-			if err == nil {
+			if err != nil {
+				pipeline.CountReloadFailure()
+			} else {
 				err = gw.Reload(next)
 			}
 			if err != nil {
-				pipeline.CountReloadFailure()
 				log.Error().Err(err).Msg("reload rejected; the running config stays")
 				continue
 			}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -434,4 +435,94 @@ func TestBinary_BootsTheReferenceConfig(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("did not exit after SIGTERM:\n%s", logs.String())
 	}
+}
+
+// TestBinary_ReloadBindsAListenerAndSummarisesInOneLine: SIGHUP binds an
+// added listener, logs one line naming it and the key it could not apply,
+// and a broken file counts one failure.
+func TestBinary_ReloadBindsAListenerAndSummarisesInOneLine(t *testing.T) {
+	bin := buildBinary(t)
+	web, api, admin := freePort(t), freePort(t), freePort(t)
+	cfgPath := filepath.Join(t.TempDir(), "eg.toml")
+	listener := func(name, addr string) string {
+		return `
+[[listeners]]
+name = "` + name + `"
+address = "` + addr + `"
+protocol = "h1"
+[[listeners.routes]]
+direct_response = { status = 200, body = "` + name + `" }
+`
+	}
+	head := "[observability]\nmetrics_bind = \"" + admin + "\"\n"
+	os.WriteFile(cfgPath, []byte(head+listener("web", web)), 0o600)
+	cmd := exec.Command(bin, cfgPath)
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	get := func(url string) (int, string) {
+		tr := &http.Transport{}
+		defer tr.CloseIdleConnections()
+		resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Get(url)
+		if err != nil {
+			return 0, ""
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	wait := func(what string, ok func() bool) {
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; logs:\n%s", what, logs.String())
+			}
+		}
+	}
+	wait("no answer from web", func() bool { _, b := get("http://" + web + "/"); return b == "web" })
+	os.WriteFile(cfgPath, []byte(head+"[runtime]\nhandshake_timeout_ms = 1234\n"+listener("web", web)+listener("api", api)), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	wait("the added listener was not bound", func() bool { _, b := get("http://" + api + "/"); return b == "api" })
+	var summary []string
+	for _, ln := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(ln, "config reloaded") {
+			summary = append(summary, ln)
+		}
+	}
+	if len(summary) != 1 || !strings.Contains(summary[0], `"listeners_added":["api h1://`+api+`"]`) ||
+		!strings.Contains(summary[0], `"restart_required":["runtime.handshake_timeout_ms"]`) {
+		t.Fatalf("want one summary line naming the added listener and the restart key, got:\n%s", strings.Join(summary, "\n"))
+	}
+	os.WriteFile(cfgPath, []byte("not toml ["), 0o600)
+	cmd.Process.Signal(syscall.SIGHUP)
+	wait("the broken reload was not logged", func() bool { return strings.Contains(logs.String(), "reload rejected") })
+	_, m := get("http://" + admin + "/metrics")
+	for _, want := range []string{`config_reload_total{outcome="failed"} 1`, `config_reload_total{outcome="ok"} 1`, "config_last_reload_success_timestamp_seconds "} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics: no %s", want)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writers and the
+// test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -234,7 +234,7 @@ type Runtime struct {
 	XDPNewFlowCapPerSecPerCPU  int      `koanf:"xdp_new_flow_cap_per_sec_per_cpu"` // New flows per second per CPU above which XDP sheds new flows (0 disables).
 	DrainTimeoutMs             int      `koanf:"drain_timeout_ms"`                 // Longest a drain waits for in-flight requests before closing them.
 	ReadinessSettleMs          int      `koanf:"readiness_settle_ms"`              // On SIGTERM, /readyz fails this long before accepting stops.
-	DrainJitterMs              *int     `koanf:"drain_jitter_ms"`                  // Each connection is told to close (idle ones closed, Connection: close, GOAWAY) at a random moment in [0, this) of the drain; unset: a quarter of the drain timeout; 0: all at once.
+	DrainJitterMs              *int     `koanf:"drain_jitter_ms"`                  // Idle keep-alive connections close, and H2/H3 ones get GOAWAY, each at a random moment in [0, this) of the drain (an HTTP/1.1 response in flight carries Connection: close at once); unset: a quarter of the drain timeout; 0: all at once.
 	HandshakeTimeoutMs         int      `koanf:"handshake_timeout_ms"`             // TLS handshake deadline.
 	ConnectTimeoutMs           int      `koanf:"connect_timeout_ms"`               // Backend connect deadline (502 past it).
 	MaxInflightConnections     int      `koanf:"max_inflight_connections"`         // Connections the process holds at once; past it H1 gets 503 + Retry-After.

@@ -102,9 +102,10 @@ func (l *listener) stopAccepting() <-chan struct{} {
 }
 
 // drainListener stops l accepting, signals its connections to finish (H1:
-// idle ones close, the next response carries Connection: close; H2 and H3:
-// GOAWAY), each at a random moment in [0, jitter), and after timeout cuts
-// whatever is left. It returns when every connection of l has ended.
+// the response in flight carries Connection: close, idle connections
+// close; H2 and H3: GOAWAY), idle closes and GOAWAYs each at a random
+// moment in [0, jitter), and after timeout cuts whatever is left. It
+// returns when every connection of l has ended.
 func (g *Gateway) drainListener(l *listener, timeout, jitter time.Duration) {
 	l.jitter.Store(int64(jitter))
 	done := l.stopAccepting()
@@ -128,11 +129,12 @@ func (g *Gateway) drainListener(l *listener, timeout, jitter time.Duration) {
 }
 
 // connDrain is the drain signal of one new connection of l: the
-// listener's own when it has no jitter, else a channel closed at a random
+// listener's own when it has no jitter, else a context done at a random
 // moment in [0, jitter) after the listener starts draining, so that
-// clients spread their reconnects (and an idle keep-alive connection is
-// closed at that moment). release must be called when the connection
-// ends; own reports whether the channel is the connection's own.
+// clients spread their reconnects: an idle H1 keep-alive connection closes
+// then, an H2 or H3 one gets its GOAWAY then. release must be called when
+// the connection ends; own reports whether the context is the
+// connection's own.
 func (l *listener) connDrain() (ctx context.Context, release func() bool, own bool) {
 	if l.jitter.Load() <= 0 {
 		return l.drainCtx, nil, false
