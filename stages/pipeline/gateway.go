@@ -345,7 +345,6 @@ func (g *Gateway) serve(l *listener) {
 	}
 	if l.cfg.TLS != nil {
 		srv.TLS = func() *tls.Config { return l.tlsCfg.Load() }
-		g.wg.Go(func() { l.tickets.rotate(g.acceptCtx, l.tlsCfg.Load) })
 	}
 	local := addrPortOf(l.ln.Addr())
 	if conf.IsL4(l.cfg.Protocol) {
@@ -391,7 +390,15 @@ func (g *Gateway) serve(l *listener) {
 		}
 	}
 	l.srv = srv
-	g.run(l, func(ctx context.Context) { srv.Serve(ctx, l.ln) })
+	g.run(l, func(ctx context.Context) {
+		if l.cfg.TLS != nil {
+			// Tickets rotate while the listener accepts handshakes.
+			var wg sync.WaitGroup
+			defer wg.Wait()
+			wg.Go(func() { l.tickets.rotate(ctx, l.tlsCfg.Load) })
+		}
+		srv.Serve(ctx, l.ln)
+	})
 }
 
 // recoverConn keeps a panic on untrusted input to its own connection
