@@ -167,6 +167,8 @@ func (l *listener) drainSettings(cfg *conf.Config) {
 // background; Drain waits for it.
 func (g *Gateway) retire(l *listener, cfg *conf.Config) {
 	d, j := cfg.Runtime.Drain(&l.cfg, ms(cfg.Runtime.DrainTimeoutMs))
+	// Refuse new connections before Reload returns.
+	l.stopAccepting()
 	g.wg.Go(func() {
 		g.drainListener(l, d, j)
 		g.log.Info().Str("listener", l.cfg.Name).Str("address", l.cfg.Address).Msg("listener removed by reload: drained and closed")
