@@ -135,6 +135,13 @@ type HTTP struct {
 	MaxHeaderFields int `koanf:"max_header_fields"`
 	// MaxURIBytes caps the request target (414).
 	MaxURIBytes int `koanf:"max_uri_bytes"`
+	// AllowDomainFronting, when false (the default), answers 421 Misdirected
+	// Request on a TLS or QUIC listener when the host a request names (Host
+	// or :authority, port dropped, case ignored) differs from the server
+	// name the client sent in TLS SNI. A client that sent no SNI (one that
+	// connected to an IP address) is not checked. True forwards such
+	// requests (domain fronting).
+	AllowDomainFronting bool `koanf:"allow_domain_fronting"`
 }
 
 // H2Security is [listeners.h2_security]: HTTP/2 limits and flood guards.

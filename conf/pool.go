@@ -53,6 +53,12 @@ const (
 	DefaultRetryAttempts         = 2
 	DefaultRetryBudgetPercent    = 20 // Linkerd's retryRatio 0.2
 	DefaultRetryMinRetriesPerSec = 10 // Linkerd's minRetriesPerSecond
+	// DefaultRetryMaxReplayBodyBytes is the request body a retry may hold
+	// to send again: small POSTs are retried, uploads are not.
+	DefaultRetryMaxReplayBodyBytes = 64 << 10
+	// MaxRetryReplayBodyBytes bounds the key: each request in flight may
+	// hold this much memory on top of the bus budgets.
+	MaxRetryReplayBodyBytes = 16 << 20
 
 	DefaultCircuitMax = 1024 // Envoy's default for each breaker
 
@@ -165,6 +171,14 @@ type Retry struct {
 	// OnStatus are backend response statuses retried (idempotent requests
 	// only); default [502, 503].
 	OnStatus []int `koanf:"on_status"`
+	// MaxReplayBodyBytes is the largest request body kept while it streams
+	// to a try, so that a try whose backend provably never processed the
+	// request (connect refused, REFUSED_STREAM, GOAWAY past its stream,
+	// H3_REQUEST_REJECTED) is retried with the body sent again. A body
+	// declared or grown past it is not kept, and such a request is not
+	// retried (the client gets the failure, 502). 0 never retries a request
+	// with a body; at most 16 MiB.
+	MaxReplayBodyBytes *int64 `koanf:"max_replay_body_bytes"`
 }
 
 // Circuit is `[pools.circuit_breaker]`: per-backend limits; past one the
@@ -263,6 +277,10 @@ func (p *Pool) setDefaults() {
 		}
 		if r.OnStatus == nil {
 			r.OnStatus = []int{502, 503}
+		}
+		if r.MaxReplayBodyBytes == nil {
+			v := int64(DefaultRetryMaxReplayBodyBytes)
+			r.MaxReplayBodyBytes = &v
 		}
 	}
 	if p.Algorithm == "sticky" && p.Sticky == nil {
@@ -394,6 +412,9 @@ func (p *Pool) validate(k string, ps *Problems) {
 		}
 		if r.MinRetriesPerSec < 0 {
 			ps.Addf(key(rk, "min_retries_per_sec"), "must be ≥ 0, got %d", r.MinRetriesPerSec)
+		}
+		if v := r.MaxReplayBodyBytes; v != nil && (*v < 0 || *v > MaxRetryReplayBodyBytes) {
+			ps.Addf(key(rk, "max_replay_body_bytes"), "must be 0..%d, got %d", MaxRetryReplayBodyBytes, *v)
 		}
 		for i, s := range r.OnStatus {
 			if s < 500 || s > 599 {

@@ -171,10 +171,11 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 	l.proxy.Table.Store(table)
 	trusted := trustedProxies(cfg.Security.TrustedProxies)
 	set := &ProxySettings{
-		Forwarding:   translate.Forwarding{Via: Via, Trusted: trusted},
-		TotalTimeout: ms(lc.HTTP.TotalTimeoutMs),
-		MaxRespBody:  lc.HTTP.MaxResponseBodyBytes,
-		AccessLog:    cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog,
+		Forwarding:          translate.Forwarding{Via: Via, Trusted: trusted},
+		TotalTimeout:        ms(lc.HTTP.TotalTimeoutMs),
+		MaxRespBody:         lc.HTTP.MaxResponseBodyBytes,
+		AccessLog:           cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog,
+		AllowDomainFronting: lc.HTTP.AllowDomainFronting,
 	}
 	if lc.AltSvc != nil {
 		set.AltSvc = translate.AltSvc(lc.AltSvc.H3Port, lc.AltSvc.MaxAge)

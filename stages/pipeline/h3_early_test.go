@@ -269,7 +269,7 @@ func TestH3_0RTT_SafeRequestForwardedWithEarlyDataHeader(t *testing.T) {
 	g, f, eb := startEarlyGateway(t, "reject")
 	relay := newHoldRelay(t, g.Addr("h3").String())
 	cache := newTicketCache()
-	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(t, f.cert), ServerName: "localhost", ClientSessionCache: cache}}
+	tr := &http3.Transport{TLSClientConfig: &tls.Config{RootCAs: certPool(t, f.cert), ClientSessionCache: cache}}
 	defer tr.Close()
 	c := &http.Client{Transport: tr, Timeout: 20 * time.Second}
 	resp, err := c.Get("https://" + relay.addr() + "/warm")

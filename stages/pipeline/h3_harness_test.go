@@ -56,7 +56,7 @@ func certPool(t *testing.T, certPath string) *x509.CertPool {
 // connections close with the test.
 func h3Client(t *testing.T, certPath string) (*http.Client, *http3.Transport) {
 	tr := &http3.Transport{
-		TLSClientConfig:    &tls.Config{RootCAs: certPool(t, certPath), ServerName: "localhost", ClientSessionCache: tls.NewLRUClientSessionCache(8)},
+		TLSClientConfig:    &tls.Config{RootCAs: certPool(t, certPath), ClientSessionCache: tls.NewLRUClientSessionCache(8)},
 		DisableCompression: true,
 		QUICConfig:         &quic.Config{MaxIdleTimeout: 30 * time.Second},
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/encode"
+	"github.com/expressgateway/expressgateway/stages/guard"
 	"github.com/expressgateway/expressgateway/stages/route"
 	"github.com/expressgateway/expressgateway/stages/translate"
 	"github.com/expressgateway/expressgateway/stages/upstream"
@@ -44,6 +45,9 @@ type ProxySettings struct {
 	// with upstream's options.
 	Transports map[string]upstream.Transport
 	upstream   upstream.Options
+	// AllowDomainFronting forwards a request whose host is not its TLS
+	// connection's SNI instead of answering 421.
+	AllowDomainFronting bool
 }
 
 var (
@@ -72,8 +76,16 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	set := p.Settings.Load()
 	rec := record{start: start, method: req.Method, path: req.Path, proto: st.Conn.Proto}
 
-	rt := p.Table.Load().Match(req.Authority, req.Path)
+	var rt *Route
+	misdirected := !set.AllowDomainFronting && st.Conn.TLS != nil && guard.Misdirected(st.Conn.TLS.ServerName, req.Authority)
+	if !misdirected {
+		rt = p.Table.Load().Match(req.Authority, req.Path)
+	}
 	switch {
+	case misdirected:
+		guard.SNIMismatch.Inc()
+		rec.route = "none"
+		p.local(ctx, st, http.StatusMisdirectedRequest, nil, &rec)
 	case rt == nil:
 		rec.route = "none"
 		p.local(ctx, st, http.StatusNotFound, nil, &rec)
