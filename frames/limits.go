@@ -47,3 +47,10 @@ func (p UnderscorePolicy) FieldVerdict(name string) Verdict {
 	}
 	return FieldReject
 }
+
+// MaxInterimResponses caps the 1xx heads (100 Continue, 103 Early Hints…)
+// relayed before one final response. RFC 9110 §15.2 allows any number; a
+// backend that loops on them would otherwise make the gateway write heads
+// to the client until the head timeout. Past it the response is malformed
+// (502). quic-go's HTTP/3 client stops at 5 itself.
+const MaxInterimResponses = 8

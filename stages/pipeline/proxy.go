@@ -174,6 +174,12 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	if req.Fields.HasToken("expect", "100-continue") && st.Conn.Proto == "HTTP/1.1" {
 		st.Resp.Send(ctx, frames.HeadersFrame(&frames.Head{Status: 100}, false))
 	}
+	// A backend's 1xx heads (103 Early Hints, 100) go to the client as they
+	// come, ahead of the final head; each front writes them in its form.
+	ctx = upstream.WithInterim(ctx, func(h *frames.Head) {
+		translate.Interim(h)
+		st.Resp.Send(ctx, frames.HeadersFrame(h, false))
+	})
 	if !hasBody {
 		req.ContentLength = 0
 	}

@@ -125,6 +125,12 @@ func Response(h *frames.Head, proto, via string, altSvc string) {
 	}
 }
 
+// Interim rewrites a 1xx head for the client, in place. RFC 9110 §15.2:
+// "A proxy MUST forward 1xx responses unless the proxy itself requested
+// the generation of the 1xx response" (the gateway strips Expect, so it
+// never does); its hop-by-hop fields stay behind like a final head's.
+func Interim(h *frames.Head) { stripHopByHop(&h.Fields) }
+
 // AltSvc formats the Alt-Svc value that advertises an HTTP/3 endpoint.
 func AltSvc(h3Port, maxAge int) string {
 	return `h3=":` + strconv.Itoa(h3Port) + `"; ma=` + strconv.Itoa(maxAge)

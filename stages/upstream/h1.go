@@ -111,6 +111,7 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 	// The head must arrive within the head timeout.
 	c.conn.SetReadDeadline(time.Now().Add(t.Opts.HeadTimeout))
 	var resp h1.Response
+	interims := 0
 	for {
 		var err error
 		if buf := c.src.Buffered(); len(buf) > 0 {
@@ -119,7 +120,11 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 			if err == nil {
 				c.src.Consume(n)
 				if resp.Head.Status >= 100 && resp.Head.Status < 200 && resp.Head.Status != 101 {
-					continue // interim responses are not relayed yet
+					if err := relayInterim(ctx, &interims, resp.Head); err != nil {
+						ex.fail()
+						return nil, err
+					}
+					continue
 				}
 				break
 			}

@@ -174,6 +174,7 @@ func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 	// The head timeout is the context's own timer: no goroutine per request.
 	hctx, cancel := context.WithTimeoutCause(ctx, t.Opts.HeadTimeout, ErrTimeout)
 	defer cancel()
+	interims := 0
 	for {
 		f, err := s.resp.Recv(hctx)
 		if err != nil {
@@ -192,7 +193,11 @@ func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 			return nil, ErrBadResponse
 		}
 		if f.Head.Status < 200 {
-			continue // interim responses are not relayed yet
+			if err := relayInterim(ctx, &interims, f.Head); err != nil {
+				s.close(true)
+				return nil, err
+			}
+			continue
 		}
 		h := f.Head
 		s.noBody = f.End

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
@@ -173,7 +174,23 @@ func (t *H3) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 func (t *H3) try(ctx context.Context, c *h3Conn, u *url.URL, req *frames.Head, body *bus.Link) (*Response, bool, error) {
 	var started atomic.Bool
 	rctx, cancel := context.WithCancelCause(ctx)
-	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{WroteHeaders: func() { started.Store(true) }})
+	trace := &httptrace.ClientTrace{WroteHeaders: func() { started.Store(true) }}
+	if fn := interimHook(ctx); fn != nil {
+		// quic-go's client reports 1xx heads (never 101) through the trace,
+		// on this goroutine, and caps them itself.
+		trace.Got1xxResponse = func(code int, hdr textproto.MIMEHeader) error {
+			h := &frames.Head{Status: code, ContentLength: -1, Proto: "HTTP/3"}
+			for k, vs := range hdr {
+				name := strings.ToLower(k)
+				for _, v := range vs {
+					h.Fields = append(h.Fields, frames.Field{Name: name, Value: v})
+				}
+			}
+			fn(h)
+			return nil
+		}
+	}
+	rctx = httptrace.WithClientTrace(rctx, trace)
 	hr := &http.Request{
 		Method:     req.Method,
 		URL:        u,

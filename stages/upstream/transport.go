@@ -52,6 +52,39 @@ type Transport interface {
 	RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, body *bus.Link) (*Response, error)
 }
 
+// interimKey carries the interim-response hook of a round trip.
+type interimKey struct{}
+
+// WithInterim returns a context under which every transport hands each
+// interim (1xx) response head of the round trip to fn before the final
+// head, in order, so Early Hints reach the client while the backend still
+// works. A 101 is never interim: it is a final head. fn runs on the
+// goroutine that called RoundTrip and may keep the head; it is how
+// httptrace's Got1xxResponse works for net/http, kept off the Transport
+// interface because most round trips have no use for it.
+func WithInterim(ctx context.Context, fn func(*frames.Head)) context.Context {
+	return context.WithValue(ctx, interimKey{}, fn)
+}
+
+// interimHook returns the hook WithInterim set, or nil.
+func interimHook(ctx context.Context) func(*frames.Head) {
+	fn, _ := ctx.Value(interimKey{}).(func(*frames.Head))
+	return fn
+}
+
+// relayInterim hands an interim head to the hook, counting them: past
+// frames.MaxInterimResponses the response is malformed.
+func relayInterim(ctx context.Context, n *int, h *frames.Head) error {
+	if *n++; *n > frames.MaxInterimResponses {
+		return ErrBadResponse
+	}
+	if fn := interimHook(ctx); fn != nil {
+		h.ContentLength = -1
+		fn(h)
+	}
+	return nil
+}
+
 // BackendOpts is what the upstream keeps in route.Backend.Opts: the
 // backend's TLS client config (nil for cleartext) and its connection pool.
 type BackendOpts struct {
