@@ -116,7 +116,9 @@ func (w *H1Writer) WriteResponse(ctx context.Context, x *H1Exchange) (keepAlive 
 			if w.Draining != nil && w.Draining() {
 				keepAlive = false
 			}
-			if body.Kind == h1.BodyClose {
+			if body.Kind == h1.BodyClose || h.Fields.HasToken("connection", "close") {
+				// (Backend heads lose their connection field in translate;
+				// the gateway's own may close, after a body it left unread.)
 				keepAlive = false
 			}
 			w.buf = h1.AppendResponseHead(w.buf[:0], h, body, keepAlive)

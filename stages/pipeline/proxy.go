@@ -196,6 +196,24 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		err     error
 	)
 	retry := rt.Pool.Retry()
+	// A body small enough to hold is teed, so a try whose backend never
+	// processed the request can be retried with it; a body declared larger
+	// streams straight to the one try it gets.
+	var held *replayBody
+	if lim := retry.MaxReplayBodyBytes(); hasBody && retry.Attempts() > 0 && lim > 0 && req.ContentLength <= lim {
+		held = &replayBody{src: st.Req, limit: lim}
+		defer held.stop()
+	}
+	bodyState := func() route.Body {
+		switch {
+		case !hasBody:
+			return route.BodyNone
+		case held == nil:
+			return route.BodyLost
+		}
+		held.stop()
+		return held.state()
+	}
 	for try := 0; ; try++ {
 		b, attempt, err = rt.Pool.PickBegin(key)
 		if err != nil {
@@ -209,10 +227,13 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			tr = set.Transports["h1"]
 		}
 		body := st.Req
-		if !hasBody {
+		switch {
+		case !hasBody:
 			// A bodiless request can be replayed: each try gets the shared
 			// already-ended body link (transports only Discard it).
 			body = endedBody
+		case held != nil:
+			body = held.next(ctx)
 		}
 		key.Exclude(b) // a retry goes to another backend if one is usable
 		t0 := time.Now()
@@ -232,7 +253,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			// A status in retry.on_status is retried like a failure, for
 			// idempotent requests, while the budget allows.
 			code := resp.Head.Status
-			if !retry.RetryStatus(code) || ctx.Err() != nil || !retry.ShouldRetry(&route.StatusError{Status: code}, req.Method, try+1, !hasBody) {
+			// A backend that answered may have read the body: a request
+			// with one is never sent twice for a status.
+			if !retry.RetryStatus(code) || ctx.Err() != nil || hasBody || !retry.ShouldRetry(&route.StatusError{Status: code}, req.Method, try+1, route.BodyNone) {
 				break
 			}
 			resp.Close(true)
@@ -242,14 +265,24 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		}
 		tt.Cancel()
 		attempt.End(route.Outcome{Err: err, Latency: time.Since(t0)})
-		if retry == nil || !retry.ShouldRetry(err, req.Method, try+1, !hasBody) || ctx.Err() != nil {
+		if retry == nil || ctx.Err() != nil || !retry.ShouldRetry(err, req.Method, try+1, bodyState()) {
 			break
 		}
 	}
 	if err != nil {
 		rec.err = err
 		status := statusFor(ctx, err)
-		p.local(ctx, st, status, nil, rec)
+		var extra frames.Fields
+		if held != nil {
+			held.stop()
+		}
+		if hasBody && (held == nil || !held.ended) && st.Conn.Proto != "HTTP/2" && st.Conn.Proto != "HTTP/3" {
+			// The rest of the upload goes unread: the H1 connection cannot
+			// carry another request, and a close with the client still
+			// sending needs the lingering close of a final response.
+			extra = frames.Fields{{Name: "connection", Value: "close"}}
+		}
+		p.local(ctx, st, status, extra, rec)
 		return
 	}
 	// The latency ewma learns is the time to the response head.

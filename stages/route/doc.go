@@ -12,7 +12,7 @@
 //	ctx, tt := pool.Retry().TryContext(ctx) // per-try timeout → ErrTryTimeout
 //	... exchange with b; tt.Stop() once the head arrived ...
 //	a.End(route.Outcome{Status: st, Err: err})
-//	if pool.Retry().ShouldRetry(err, method, attempt, replayable) { pick again }
+//	if pool.Retry().ShouldRetry(err, method, attempt, body) { pick again }
 //
 // L4 relays use Pick and Begin (a connection is the request there).
 // The retry budget is Finagle's and Linkerd's: retries may be at most

@@ -27,6 +27,7 @@ type RetryPolicy struct {
 	pct       int64
 	minPerSec int64
 	onStatus  [100]bool // 500..599
+	maxReplay int64     // request body bytes a retry may send again
 
 	retries atomic.Uint64 // retries granted, ever
 
@@ -48,6 +49,7 @@ func newRetryPolicy(p *Pool, c *conf.Retry, set *metrics.Set, poolLabel string) 
 		attempts:   conf.DefaultRetryAttempts,
 		pct:        conf.DefaultRetryBudgetPercent,
 		minPerSec:  conf.DefaultRetryMinRetriesPerSec,
+		maxReplay:  conf.DefaultRetryMaxReplayBodyBytes,
 		mRetries:   set.GetOrCreateCounter(`retries_total{pool="` + poolLabel + `"}`),
 		mExhausted: set.GetOrCreateCounter(`retry_budget_exhausted_total{pool="` + poolLabel + `"}`),
 	}
@@ -66,6 +68,9 @@ func newRetryPolicy(p *Pool, c *conf.Retry, set *metrics.Set, poolLabel string) 
 		if c.OnStatus != nil {
 			onStatus = c.OnStatus
 		}
+		if c.MaxReplayBodyBytes != nil {
+			r.maxReplay = *c.MaxReplayBodyBytes
+		}
 	}
 	for _, s := range onStatus {
 		if s >= 500 && s <= 599 {
@@ -79,6 +84,27 @@ func newRetryPolicy(p *Pool, c *conf.Retry, set *metrics.Set, poolLabel string) 
 
 // Attempts returns how many retries may follow the first try.
 func (r *RetryPolicy) Attempts() int { return r.attempts }
+
+// MaxReplayBodyBytes returns the largest request body a retry may hold
+// to send again (0: a request with a body is never retried).
+func (r *RetryPolicy) MaxReplayBodyBytes() int64 { return r.maxReplay }
+
+// Body says what a retry could send again of a request's body.
+type Body uint8
+
+// The request bodies a retry sees.
+const (
+	// BodyNone: the request has no body; it is sent again as it was.
+	BodyNone Body = iota
+	// BodyHeld: the body sent so far is held whole (within
+	// max_replay_body_bytes) and can be sent again, but only where the
+	// backend provably never processed the request: a body that reached a
+	// backend is never delivered twice.
+	BodyHeld
+	// BodyLost: part of the body streamed to the failed try and was not
+	// kept; the request cannot be retried.
+	BodyLost
+)
 
 // PerTryTimeout returns the bound of each try, 0 when only the request's
 // own timeout applies.
@@ -126,12 +152,13 @@ func (r *RetryPolicy) RetryStatus(status int) bool {
 // the first) failed with err may be tried again on another backend. A
 // *DialError or *RefusedError (the backend never started the request) is
 // retried for any method; anything else (resets, timeouts, a *StatusError
-// in retry.on_status) only for idempotent methods (RFC 9110 §9.2.2). A
-// body that can no longer be replayed, a request the client cancelled and
-// a failed Pick are never retried. A true answer spends the retry budget; a
-// false one for lack of budget counts retry_budget_exhausted_total.
-func (r *RetryPolicy) ShouldRetry(err error, method string, attempt int, bodyReplayable bool) bool {
-	if err == nil || !bodyReplayable || attempt > r.attempts || attempt < 1 {
+// in retry.on_status) only for idempotent methods (RFC 9110 §9.2.2) without
+// a body. A held body is retried only on the first kind; a lost body, a
+// request the client cancelled and a failed Pick never are. A true answer
+// spends the retry budget; a false one for lack of budget counts
+// retry_budget_exhausted_total.
+func (r *RetryPolicy) ShouldRetry(err error, method string, attempt int, body Body) bool {
+	if err == nil || body == BodyLost || attempt > r.attempts || attempt < 1 {
 		return false
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, ErrNoBackend) || errors.Is(err, ErrCircuitOpen) {
@@ -142,6 +169,8 @@ func (r *RetryPolicy) ShouldRetry(err error, method string, attempt int, bodyRep
 	var se *StatusError
 	switch {
 	case errors.As(err, &de), errors.As(err, &re):
+	case body == BodyHeld:
+		return false // the backend may have processed it
 	case errors.As(err, &se):
 		if !r.RetryStatus(se.Status) || !idempotent(method) {
 			return false

@@ -16,38 +16,42 @@ func TestShouldRetry_Table(t *testing.T) {
 	dial := &DialError{Err: errors.New("connection refused")}
 	refused := &RefusedError{Err: errors.New("REFUSED_STREAM")}
 	for _, tc := range []struct {
-		name       string
-		err        error
-		method     string
-		attempt    int
-		replayable bool
-		want       bool
+		name    string
+		err     error
+		method  string
+		attempt int
+		body    Body
+		want    bool
 	}{
-		{"nil error", nil, "GET", 1, true, false},
-		{"dial GET", dial, "GET", 1, true, true},
-		{"dial POST", dial, "POST", 1, true, true},
-		{"dial wrapped POST", fmt.Errorf("upstream: %w", dial), "POST", 1, true, true},
-		{"refused PATCH", refused, "PATCH", 1, true, true},
-		{"dial but body gone", dial, "POST", 1, false, false},
-		{"reset GET", io.ErrUnexpectedEOF, "GET", 1, true, true},
-		{"reset PUT", io.ErrUnexpectedEOF, "PUT", 1, true, true},
-		{"reset DELETE", io.ErrUnexpectedEOF, "DELETE", 1, true, true},
-		{"reset POST", io.ErrUnexpectedEOF, "POST", 1, true, false},
-		{"reset PATCH", io.ErrUnexpectedEOF, "PATCH", 1, true, false},
-		{"timeout GET", context.DeadlineExceeded, "GET", 1, true, true},
-		{"timeout GET body gone", context.DeadlineExceeded, "GET", 1, false, false},
-		{"client cancelled", context.Canceled, "GET", 1, true, false},
-		{"503 GET", &StatusError{Status: 503}, "GET", 1, true, true},
-		{"502 HEAD", &StatusError{Status: 502}, "HEAD", 1, true, true},
-		{"503 POST", &StatusError{Status: 503}, "POST", 1, true, false},
-		{"500 GET (not in on_status)", &StatusError{Status: 500}, "GET", 1, true, false},
-		{"no backend", ErrNoBackend, "GET", 1, true, false},
-		{"circuit open", ErrCircuitOpen, "GET", 1, true, false},
-		{"second retry", dial, "GET", 2, true, true},
-		{"past attempts", dial, "GET", 3, true, false},
+		{"nil error", nil, "GET", 1, BodyNone, false},
+		{"dial GET", dial, "GET", 1, BodyNone, true},
+		{"dial POST", dial, "POST", 1, BodyNone, true},
+		{"dial wrapped POST", fmt.Errorf("upstream: %w", dial), "POST", 1, BodyNone, true},
+		{"refused PATCH", refused, "PATCH", 1, BodyNone, true},
+		{"dial but body gone", dial, "POST", 1, BodyLost, false},
+		{"reset GET", io.ErrUnexpectedEOF, "GET", 1, BodyNone, true},
+		{"reset PUT", io.ErrUnexpectedEOF, "PUT", 1, BodyNone, true},
+		{"reset DELETE", io.ErrUnexpectedEOF, "DELETE", 1, BodyNone, true},
+		{"reset POST", io.ErrUnexpectedEOF, "POST", 1, BodyNone, false},
+		{"reset PATCH", io.ErrUnexpectedEOF, "PATCH", 1, BodyNone, false},
+		{"timeout GET", context.DeadlineExceeded, "GET", 1, BodyNone, true},
+		{"timeout GET body gone", context.DeadlineExceeded, "GET", 1, BodyLost, false},
+		{"client cancelled", context.Canceled, "GET", 1, BodyNone, false},
+		{"503 GET", &StatusError{Status: 503}, "GET", 1, BodyNone, true},
+		{"502 HEAD", &StatusError{Status: 502}, "HEAD", 1, BodyNone, true},
+		{"503 POST", &StatusError{Status: 503}, "POST", 1, BodyNone, false},
+		{"500 GET (not in on_status)", &StatusError{Status: 500}, "GET", 1, BodyNone, false},
+		{"no backend", ErrNoBackend, "GET", 1, BodyNone, false},
+		{"circuit open", ErrCircuitOpen, "GET", 1, BodyNone, false},
+		{"second retry", dial, "GET", 2, BodyNone, true},
+		{"past attempts", dial, "GET", 3, BodyNone, false},
+		{"dial POST body held", dial, "POST", 1, BodyHeld, true},
+		{"refused PUT body held", refused, "PUT", 1, BodyHeld, true},
+		{"reset PUT body held", io.ErrUnexpectedEOF, "PUT", 1, BodyHeld, false},
+		{"503 PUT body held", &StatusError{Status: 503}, "PUT", 1, BodyHeld, false},
 	} {
 		p := newTestPool(t, "round_robin", []int{1}, nil)
-		if got := p.Retry().ShouldRetry(tc.err, tc.method, tc.attempt, tc.replayable); got != tc.want {
+		if got := p.Retry().ShouldRetry(tc.err, tc.method, tc.attempt, tc.body); got != tc.want {
 			t.Errorf("%s: ShouldRetry = %v, want %v", tc.name, got, tc.want)
 		}
 	}
@@ -67,7 +71,7 @@ func TestRetryBudget(t *testing.T) {
 		}
 		granted := 0
 		for range 50 {
-			if r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, true) {
+			if r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, BodyNone) {
 				granted++
 			}
 		}
@@ -78,13 +82,13 @@ func TestRetryBudget(t *testing.T) {
 			t.Fatalf("retries_total %d, retry_budget_exhausted_total %d; want 21, 29", r.mRetries.Get(), r.mExhausted.Get())
 		}
 		time.Sleep(3 * time.Second) // min_retries_per_sec accrues with time
-		if !r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, true) {
+		if !r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, BodyNone) {
 			t.Fatal("no retry after the per-second minimum accrued")
 		}
 		time.Sleep(20 * time.Second) // the window has moved past it all
 		granted = 0
 		for range 50 {
-			if r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, true) {
+			if r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, BodyNone) {
 				granted++
 			}
 		}
