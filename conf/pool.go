@@ -169,7 +169,7 @@ type Retry struct {
 	// a quiet pool can still retry.
 	MinRetriesPerSec int `koanf:"min_retries_per_sec"`
 	// OnStatus are backend response statuses retried (idempotent requests
-	// only); default [502, 503].
+	// without a body only); default [502, 503].
 	OnStatus []int `koanf:"on_status"`
 	// MaxReplayBodyBytes is the largest request body kept while it streams
 	// to a try, so that a try whose backend provably never processed the

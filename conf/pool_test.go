@@ -20,7 +20,7 @@ func TestPool_Defaults(t *testing.T) {
 		t.Errorf("health defaults: %+v", *p.HealthCheck)
 	case p.Outlier.Consecutive5xx != 5, p.Outlier.BaseEjectionMs != 30000, p.Outlier.MaxEjectedPercent != 10:
 		t.Errorf("outlier defaults: %+v", *p.Outlier)
-	case p.Retry == nil || *p.Retry.Attempts != 2 || p.Retry.BudgetPercent != 20 || len(p.Retry.OnStatus) != 2:
+	case p.Retry == nil || *p.Retry.Attempts != 2 || p.Retry.BudgetPercent != 20 || len(p.Retry.OnStatus) != 2 || *p.Retry.MaxReplayBodyBytes != 64<<10:
 		t.Errorf("retry defaults: %+v", p.Retry)
 	}
 }
@@ -37,7 +37,7 @@ func TestPool_ValidateReportsEveryProblemWithItsKey(t *testing.T) {
 			{Address: "10.0.0.2:0", Protocol: "udp", TLS: true},
 		},
 		HealthCheck: &HealthCheck{Type: "icmp", IntervalMs: 5, TimeoutMs: 10},
-		Retry:       &Retry{OnStatus: []int{404}},
+		Retry:       &Retry{OnStatus: []int{404}, MaxReplayBodyBytes: new(int64(-1))},
 		Circuit:     &Circuit{MaxRequests: -1},
 		Sticky:      &Sticky{Fallback: "maglev"},
 	}
@@ -59,6 +59,7 @@ func TestPool_ValidateReportsEveryProblemWithItsKey(t *testing.T) {
 		`pools[0].health_check.interval_ms: must be ≥ 10`,
 		`pools[0].health_check.timeout_ms: must be in 1..interval_ms`,
 		`pools[0].retry.on_status[0]: must be a 5xx status`,
+		`pools[0].retry.max_replay_body_bytes: must be 0..16777216, got -1`,
 		`pools[0].circuit_breaker.max_requests: must be ≥ 0`,
 		`pools[0].sticky.fallback: invalid fallback "maglev"`,
 	} {

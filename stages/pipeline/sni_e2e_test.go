@@ -35,10 +35,10 @@ func sniClient(t *testing.T, front, sni string) *http.Client {
 
 // sniGateway starts an h1s listener "tls" and a quic listener "quic" in
 // front of one H1 backend that answers "ok".
-func sniGateway(t *testing.T) *testGateway {
+func sniGateway(t *testing.T, httpKeys string) *testGateway {
 	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	files := newH3Files(t)
-	backends := "[[listeners.backends]]\naddress = \"" + be + "\"\nprotocol = \"h1\"\n"
+	backends := httpKeys + "[[listeners.backends]]\naddress = \"" + be + "\"\nprotocol = \"h1\"\n"
 	return startGateway(t, `
 [[listeners]]
 name = "tls"
@@ -70,7 +70,7 @@ func sniDo(t *testing.T, c *http.Client, url, host string) (int, string) {
 // without SNI are served; allow_domain_fronting = true, applied by a
 // reload, forwards the mismatch.
 func TestSNI_HostMismatch_421OnEveryTLSFront(t *testing.T) {
-	g := sniGateway(t)
+	g := sniGateway(t, "")
 	urls := map[string]string{"h1": "https://" + g.Addr("tls").String(), "h2": "https://" + g.Addr("tls").String(), "h3": g.h3URL("quic")}
 	fronts := []string{"h1", "h2", "h3"}
 	wantProto := map[string]int{"h1": 1, "h2": 2, "h3": 3}
@@ -114,6 +114,17 @@ func TestSNI_HostMismatch_421OnEveryTLSFront(t *testing.T) {
 	for _, front := range fronts {
 		if st, body := sniDo(t, sniClient(t, front, "a.example"), urls[front], "b.example"); st != 200 || body != "ok" {
 			t.Fatalf("%s, allow_domain_fronting = true: %d %q, want 200", front, st, body)
+		}
+	}
+}
+
+// The key as a file sets it: allow_domain_fronting = true in
+// [listeners.http] forwards a mismatched Host from boot.
+func TestSNI_AllowDomainFrontingFromTheFile(t *testing.T) {
+	g := sniGateway(t, "[listeners.http]\nallow_domain_fronting = true\n")
+	for front, url := range map[string]string{"h1": "https://" + g.Addr("tls").String(), "h2": "https://" + g.Addr("tls").String(), "h3": g.h3URL("quic")} {
+		if st, body := sniDo(t, sniClient(t, front, "a.example"), url, "b.example"); st != 200 || body != "ok" {
+			t.Fatalf("%s: %d %q, want 200", front, st, body)
 		}
 	}
 }
