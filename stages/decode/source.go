@@ -88,22 +88,45 @@ func (s *Source) Adopt(buf []byte, n int) {
 // closed it, or its read deadline passed) while holding no buffer: between
 // keep-alive requests a connection then costs its goroutine and a few
 // structs, not a read buffer (nginx frees its buffers on idle keep-alive
-// connections for the same reason). It returns at once when bytes are
-// buffered or conn is not a socket (TLS keeps its own buffers anyway).
+// connections for the same reason). The read that ends the wait fills a
+// buffer taken from the pool at that moment, so the wait costs no system
+// call more than a plain read. It returns at once when bytes are buffered
+// or conn is not a socket (TLS keeps its own buffers anyway).
 func (s *Source) WaitIdle() error {
 	if s.r < s.w || s.raw == nil || s.eof {
 		return nil
 	}
 	s.releaseBuf()
+	var rerr syscall.Errno
 	// RawConn.Read calls the function until it returns true, waiting for
-	// readability (under the read deadline) each time it returns false. A
-	// 1-byte MSG_PEEK tells real readability from a stale poller wake-up.
-	var peek [1]byte
-	return s.raw.Read(func(fd uintptr) bool {
-		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&peek[0])), 1,
-			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-		return errno != syscall.EAGAIN
+	// readability (under the read deadline) each time it returns false.
+	err := s.raw.Read(func(fd uintptr) bool {
+		buf := getBuf()
+		for {
+			n, _, errno := syscall.Syscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+			switch errno {
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				putBuf(buf)
+				return false
+			case 0:
+				s.buf, s.r, s.w = buf, 0, int(n)
+				s.eof = n == 0
+			default:
+				putBuf(buf)
+				rerr = errno
+			}
+			return true
+		}
 	})
+	if err != nil {
+		return err
+	}
+	if rerr != 0 {
+		return rerr
+	}
+	return nil
 }
 
 // releaseBuf returns an empty buffer to the pool.
