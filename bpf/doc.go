@@ -31,5 +31,5 @@
 // MaglevTable is the one Maglev implementation of the project: the
 // userspace L4 relays and the L7 maglev picker call it too.
 //
-// Allowed imports (DESIGN §2): cilium/ebpf, vishvananda/netlink, x/sys.
+// Allowed imports: cilium/ebpf, vishvananda/netlink, x/sys.
 package bpf

@@ -9,7 +9,7 @@ import (
 )
 
 // requirePrivileged reports that a test cannot run here: a skip, or a
-// failure when EG_REQUIRE_PRIVILEGED=1 (CI, DESIGN §7).
+// failure when EG_REQUIRE_PRIVILEGED=1 (CI).
 func requirePrivileged(t testing.TB, why any) {
 	t.Helper()
 	if os.Getenv("EG_REQUIRE_PRIVILEGED") == "1" {

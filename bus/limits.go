@@ -1,8 +1,8 @@
 package bus
 
-// DefaultStreamBytes is the byte budget of one direction of one stream
-// (DESIGN §4): a producer blocks once this many payload bytes are sent and
-// not yet released by the consumer.
+// DefaultStreamBytes is the byte budget of one direction of one stream: a
+// producer blocks once this many payload bytes are sent and not yet
+// released by the consumer.
 const DefaultStreamBytes = 256 << 10
 
 // DefaultConnBytes bounds the bytes in flight across all streams of one

@@ -6,7 +6,7 @@ import (
 )
 
 // Defaults, each named for what it bounds. Values follow the reference
-// implementation where it has one (../shared/reference §3, §4).
+// implementation where it has one.
 const (
 	DefaultHeaderTimeoutMs   = 10_000   // slowloris: the whole head must arrive in 10 s
 	DefaultBodyTimeoutMs     = 30_000   // a body making no progress for 30 s is cut

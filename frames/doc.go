@@ -4,5 +4,5 @@
 //
 // Nothing here opens a socket, starts a goroutine, reads a clock, reads
 // config or logs. It may import golang.org/x/net/http2 (and hpack) and
-// quic-go's qpack only (DESIGN §2).
+// quic-go's qpack only.
 package frames

@@ -4,5 +4,5 @@
 //
 // This root package defines what the stages hand each other besides frames:
 // a Stream (the two links of one request) and the connection facts a stream
-// carries. It may import frames, bus, conf and bpf (DESIGN §2).
+// carries. It may import frames, bus, conf and bpf.
 package stages

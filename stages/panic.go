@@ -9,7 +9,7 @@ import (
 )
 
 // PanicsTotal counts panics recovered on goroutines that handle untrusted
-// input (DESIGN §5). The fuzzers and the test suites keep it at zero.
+// input. The fuzzers and the test suites keep it at zero.
 var PanicsTotal = metrics.NewCounter("panics_total")
 
 // Panicked handles a value recovered on a connection goroutine: it closes

@@ -3,7 +3,7 @@
 // incrementally, and encodes heads and chunks by appending to a buffer.
 //
 // It is a pure codec, used by the decode and encode stages: no sockets,
-// goroutines, clocks, config or logs; it imports frames only (DESIGN §2).
+// goroutines, clocks, config or logs; it imports frames only.
 //
 // Parsers take the bytes received so far and return how many they consumed.
 // Head parsers keep no state between calls: call again only after a read

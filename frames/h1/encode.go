@@ -8,7 +8,7 @@ import (
 
 // The encoders append to dst and return the extended slice. They trust
 // their input: names and values came from a decoder that refused CR, LF
-// and NUL (DESIGN §3), so nothing is re-checked here. Framing fields are
+// and NUL, so nothing is re-checked here. Framing fields are
 // the encoder's alone: content-length and transfer-encoding in Fields are
 // skipped and rewritten from the Body, so a message never carries both.
 

@@ -352,7 +352,7 @@ func TestParseRequest_Rejects(t *testing.T) {
 }
 
 // validRequests are heads that parse; every strict prefix of each must ask
-// for more input (STYLE §2).
+// for more input.
 var validRequests = []string{
 	browserGET,
 	crlf("GET / HTTP/1.1", "Host: a"),

@@ -6,7 +6,7 @@
 //
 // It is a pure codec, used by the decode and encode stages: no sockets,
 // goroutines, clocks, config or logs. It imports frames, frames/quic (for
-// variable-length integers) and github.com/quic-go/qpack (DESIGN §2).
+// variable-length integers) and github.com/quic-go/qpack.
 //
 // Parsers take the bytes received so far and return how many they consumed;
 // ErrShort means "need more input". Every other error is a *ConnError (close

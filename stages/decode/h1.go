@@ -520,7 +520,7 @@ func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.H
 			case isProtocol(err):
 				code = frames.CodeProtocol
 			}
-			// A body cut short is a Reset, never an End (DESIGN §4).
+			// A body cut short is a Reset, never an End.
 			st.Req.Send(ctx, frames.ResetFrame(code))
 			st.Req.Close(&frames.ResetError{Code: code})
 			return false
@@ -537,7 +537,7 @@ func (c *H1Conn) readBody(ctx context.Context, x *encode.H1Exchange, h *frames.H
 // serveInline runs the stream actor of a bodiless request in the reader's
 // goroutine: the reader has nothing to read until the response is done
 // (the next request waits for this one's response anyway), so this saves a
-// goroutine and a hop per request (DESIGN §9). The exchange goes to the
+// goroutine and a hop per request. The exchange goes to the
 // write loop when the actor sends its first response frame (or returns
 // without one), so the writer wakes once, with the response under way,
 // instead of once for the exchange and again for its head.

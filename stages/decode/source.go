@@ -16,7 +16,7 @@ import (
 var ErrBodyTooLarge = errors.New("decode: body over the size cap")
 
 // ErrBodyCut is returned when the peer closed before the declared end of a
-// body. It must become a Reset downstream, never a clean End (DESIGN §4).
+// body. It must become a Reset downstream, never a clean End.
 var ErrBodyCut = errors.New("decode: body cut short")
 
 // errBufferFull is Fill's answer when the buffer holds max unread bytes.

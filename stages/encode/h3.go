@@ -53,7 +53,7 @@ func (w *H3Writer) write(b []byte) error {
 }
 
 // Abort resets the stream's send side: the client sees an abort, never a
-// clean end (DESIGN §4).
+// clean end.
 func (w *H3Writer) Abort(code frames.ErrCode) {
 	w.str.CancelWrite(quic.StreamErrorCode(H3ResetCode(code)))
 }

@@ -9,5 +9,5 @@
 //	c.Start(ctx)
 //	defer c.Stop() // waits for the checker and every probe
 //
-// It may import frames, bus, conf and bpf (DESIGN §2), and stages/route.
+// It may import frames, bus, conf and bpf, and stages/route.
 package health

@@ -402,8 +402,8 @@ func (g *Gateway) serve(l *listener) {
 	})
 }
 
-// recoverConn keeps a panic on untrusted input to its own connection
-// (DESIGN §5): close it, log the stack, count it.
+// recoverConn keeps a panic on untrusted input to its own connection:
+// close it, log the stack, count it.
 func recoverConn(log zerolog.Logger, c net.Conn) {
 	if r := recover(); r != nil {
 		stages.Panicked(log, r, c)

@@ -18,7 +18,7 @@ import (
 	"github.com/expressgateway/expressgateway/bus"
 )
 
-// The 9-cell matrix (DESIGN §1): every front protocol (a real client) to
+// The 9-cell matrix: every front protocol (a real client) to
 // every backend protocol (a real server), through one pipeline.
 
 // matrixBackend is a backend server and the config keys that reach it.

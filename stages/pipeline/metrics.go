@@ -10,7 +10,7 @@ import (
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
-// Process-wide families (DESIGN: metrics are the only global state).
+// Process-wide families (metrics are the only global state).
 var (
 	connectErrors    = metrics.NewCounter("upstream_connect_errors_total")
 	upstreamTimeouts = metrics.NewCounter("upstream_timeouts_total")

@@ -382,7 +382,7 @@ var endedBody = func() *bus.Link {
 	return l
 }()
 
-// statusFor maps an upstream failure to the client's status (DESIGN §5):
+// statusFor maps an upstream failure to the client's status:
 // timeout → 504, nothing reachable → 502, client's body too large → 413,
 // a backend at max_connections → 503.
 func statusFor(ctx context.Context, err error) int {

@@ -24,5 +24,5 @@
 // TryEject, Uneject) and the one predicate every picker honours,
 // Backend.Available.
 //
-// It may import frames, bus, conf and bpf (DESIGN §2).
+// It may import frames, bus, conf and bpf.
 package route

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// Errors of Pool.Pick. Both become 503 (DESIGN §5).
+// Errors of Pool.Pick. Both become 503.
 var (
 	// ErrNoBackend means no backend of the pool is healthy.
 	ErrNoBackend = errors.New("route: no healthy backend")
