@@ -391,9 +391,13 @@ func TestBinary_BootsTheReferenceConfig(t *testing.T) {
 	tlsConf.RootCAs.AppendCertsFromPEM(pemBytes)
 	h2 := &http.Transport{TLSClientConfig: tlsConf, ForceAttemptHTTP2: true}
 	h3 := &http3.Transport{TLSClientConfig: tlsConf}
+	// Host is the certificate's name, as the TLS SNI is: a Host that is
+	// not the SNI would get 421.
 	get := func(rt http.RoundTripper, url string) (*http.Response, string) {
 		for range 50 {
-			resp, err := (&http.Client{Transport: rt, Timeout: 5 * time.Second}).Get(url)
+			req, _ := http.NewRequest("GET", url, nil)
+			req.Host = "localhost"
+			resp, err := (&http.Client{Transport: rt, Timeout: 5 * time.Second}).Do(req)
 			if err != nil {
 				time.Sleep(100 * time.Millisecond)
 				continue
