@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h2"
@@ -51,6 +53,9 @@ type H2Config struct {
 	KeepAlive, KeepAliveTimeout time.Duration
 	Global                      *bus.Budget // the process budget (nil: none)
 	Draining                    <-chan struct{}
+
+	// Log receives recovered panics of the connection's writer.
+	Log zerolog.Logger
 
 	// Underscore is the policy for request field names with "_".
 	Underscore frames.UnderscorePolicy
@@ -184,6 +189,17 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
+		defer func() {
+			// The writer handles what the client's frames made us queue:
+			// a panic there closes this connection only (it is not under
+			// the connection goroutine's recover).
+			if r := recover(); r != nil {
+				stages.Panicked(cfg.Log, r, conn)
+				werr = errPanic
+				cancel(werr)
+				conn.SetReadDeadline(time.Unix(1, 0))
+			}
+		}()
 		werr = c.out.Run(ctx)
 		if werr != nil {
 			cancel(werr)

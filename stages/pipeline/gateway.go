@@ -212,7 +212,9 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 	}
 	l.proxy.Settings.Store(set)
 	draining := l.drainCtx.Done()
-	l.h2cfg.Store(h2Config(lc, cfg, draining))
+	h2c := h2Config(lc, cfg, draining)
+	h2c.Log = g.log
+	l.h2cfg.Store(h2c)
 	if lc.Protocol == "quic" {
 		l.h3cfg.Store(h3Config(lc, cfg, draining, g.log))
 	}
