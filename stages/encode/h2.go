@@ -83,7 +83,7 @@ type H2Stream struct {
 	method     string
 
 	send   h2.SendWindow
-	q      []frames.Frame
+	q      []h2Out
 	off    int // bytes of q[0].Data already written
 	queued bool
 	done   bool // END_STREAM or RST_STREAM queued: nothing more goes out
@@ -96,6 +96,32 @@ type H2Stream struct {
 	// reset written, or the stream dropped).
 	Finished chan struct{}
 	finOnce  sync.Once
+}
+
+// h2Out is a frame queued on a stream. local marks the frames the writer
+// made up itself (the status answer of a response that failed before its
+// head): they never were on the link, so writing or dropping them returns
+// no link credit.
+type h2Out struct {
+	frames.Frame
+	local bool
+}
+
+// release hands a written or dropped frame back: its payload to the pool
+// and, if it came from the link, its bytes to the link's budget.
+func (st *H2Stream) release(f *h2Out) {
+	if f.local {
+		f.Release()
+		return
+	}
+	st.Resp.Consumed(&f.Frame)
+}
+
+// queueLocal queues a status answer the writer made up. Called with mu held.
+func (st *H2Stream) queueLocal(fs []frames.Frame) {
+	for _, f := range fs {
+		st.q = append(st.q, h2Out{Frame: f, local: true})
+	}
 }
 
 // NewH2Writer returns the writer of conn; the Conn's Framer writes into a
@@ -200,7 +226,7 @@ func (w *H2Writer) Drop(id uint32) {
 func (w *H2Writer) dropLocked(st *H2Stream) {
 	st.done = true
 	for i := range st.q {
-		st.Resp.Consumed(&st.q[i])
+		st.release(&st.q[i])
 	}
 	st.q = nil
 	st.off = 0
@@ -313,9 +339,9 @@ func (w *H2Writer) Pump(ctx context.Context, st *H2Stream) {
 		if f.Kind == frames.KindReset && !st.headQueued {
 			// No head went out yet: answer with a status instead.
 			st.headQueued = true
-			st.q = append(st.q, localResponse(StatusForCode(f.Code), st.method)...)
+			st.queueLocal(localResponse(StatusForCode(f.Code), st.method))
 		} else {
-			st.q = append(st.q, f)
+			st.q = append(st.q, h2Out{Frame: f})
 		}
 		if end {
 			st.done = true
@@ -347,7 +373,7 @@ func (w *H2Writer) fail(st *H2Stream, cause error) {
 	st.done = true
 	if !st.headQueued {
 		st.headQueued = true
-		st.q = append(st.q, localResponse(statusForCause(cause), st.method)...)
+		st.queueLocal(localResponse(statusForCause(cause), st.method))
 	} else {
 		code := frames.CodeInternal
 		var re *frames.ResetError
@@ -357,7 +383,7 @@ func (w *H2Writer) fail(st *H2Stream, cause error) {
 		if bus.IsCleanEnd(cause) {
 			code = frames.CodeInternal // closed cleanly without an End: still an abort
 		}
-		st.q = append(st.q, frames.ResetFrame(code))
+		st.q = append(st.q, h2Out{Frame: frames.ResetFrame(code)})
 	}
 	w.readyLocked(st)
 	w.notify()
@@ -377,7 +403,7 @@ func localResponse(status int, method string) []frames.Frame {
 type h2Item struct {
 	ctrl    *h2Ctrl
 	st      *H2Stream
-	f       frames.Frame // headers, trailers, reset; or the data frame to release
+	f       h2Out // headers, trailers, reset; or the data frame to release
 	data    []byte
 	end     bool
 	release bool // f is fully written: release it after the flush
@@ -417,7 +443,7 @@ func (w *H2Writer) collect(items []h2Item, now time.Time) ([]h2Item, bool) {
 			if f.Kind == frames.KindData {
 				rest := len(f.Data) - st.off
 				if rest == 0 && !f.End {
-					st.Resp.Consumed(f)
+					st.release(f)
 					st.pop()
 					continue
 				}
@@ -458,7 +484,7 @@ func (w *H2Writer) collect(items []h2Item, now time.Time) ([]h2Item, bool) {
 }
 
 func (st *H2Stream) pop() {
-	st.q[0] = frames.Frame{}
+	st.q[0] = h2Out{}
 	st.q = st.q[1:]
 	st.off = 0
 	select {
@@ -568,7 +594,7 @@ func (w *H2Writer) afterWrite(items []h2Item) {
 			continue
 		}
 		if it.release {
-			it.st.Resp.Consumed(&it.f)
+			it.st.release(&it.f)
 		}
 		last := it.end
 		switch it.f.Kind {
