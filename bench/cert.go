@@ -1,19 +1,13 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/expressgateway/expressgateway/conf/testcert"
 )
 
 // certs is a throwaway self-signed certificate for localhost and
@@ -26,30 +20,10 @@ type certs struct {
 }
 
 func writeCerts(dir string) (*certs, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("cert key: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	certPEM, keyPEM, err := testcert.Generate("localhost")
 	if err != nil {
 		return nil, fmt.Errorf("cert: %w", err)
 	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("cert key: %w", err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 	c := &certs{cert: filepath.Join(dir, "cert.pem"), key: filepath.Join(dir, "key.pem"), bundle: filepath.Join(dir, "bundle.pem")}
 	for _, f := range []struct {
 		path string
@@ -59,12 +33,8 @@ func writeCerts(dir string) (*certs, error) {
 			return nil, fmt.Errorf("cert: %w", err)
 		}
 	}
-	parsed, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("cert: %w", err)
-	}
 	pool := x509.NewCertPool()
-	pool.AddCert(parsed)
+	pool.AppendCertsFromPEM(certPEM)
 	// The targets listen on 127.0.0.1: an IP ServerName verifies the IP
 	// SAN and sends no SNI, so the gateway's SNI-vs-Host check (421) has
 	// nothing to compare with the Host of a 127.0.0.1 URL.

@@ -255,10 +255,10 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 	}
 }
 
-// wsProtocols and grpcProtocols are the listeners that may carry
+// httpFrontProtocols are the listeners that may carry
 // [listeners.websocket] and [listeners.grpc]: the HTTP ones (h1 also
 // serves h2c).
-var wsProtocols = []string{"h1", "h1s", "quic"}
+var httpFrontProtocols = []string{"h1", "h1s", "quic"}
 
 func (l *Listener) validateWS(k string, ps *Problems) {
 	w := l.WS
@@ -266,7 +266,7 @@ func (l *Listener) validateWS(k string, ps *Problems) {
 		return
 	}
 	k = key(k, "websocket")
-	if !slices.Contains(wsProtocols, l.Protocol) {
+	if !slices.Contains(httpFrontProtocols, l.Protocol) {
 		ps.Addf(k, "[listeners.websocket] is for h1, h1s and quic listeners, not %q", l.Protocol)
 	}
 	for _, f := range []struct {
@@ -289,7 +289,7 @@ func (l *Listener) validateGRPC(k string, ps *Problems) {
 		return
 	}
 	k = key(k, "grpc")
-	if !slices.Contains(wsProtocols, l.Protocol) {
+	if !slices.Contains(httpFrontProtocols, l.Protocol) {
 		ps.Addf(k, "[listeners.grpc] is for h1, h1s and quic listeners, not %q", l.Protocol)
 	}
 	positive(ps, key(k, "max_deadline_seconds"), g.MaxDeadlineSeconds)

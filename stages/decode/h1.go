@@ -215,27 +215,31 @@ func (c *H1Conn) enqueue(ctx context.Context, x *encode.H1Exchange) bool {
 // queue is closed, or empty (then writing is cleared under qmu, so the next
 // enqueue starts a new loop).
 func (c *H1Conn) next() (*encode.H1Exchange, bool) {
-	select {
-	case x, ok := <-c.queue:
-		if !ok {
-			c.out.Release()
-		}
+	if x, ok, got := c.recv(); got {
 		return x, ok
-	default:
 	}
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
+	if x, ok, got := c.recv(); got {
+		return x, ok
+	}
+	// Release before the next loop may start: it owns c.out then.
+	c.out.Release()
+	c.writing = false
+	return nil, false
+}
+
+// recv takes a queued exchange without waiting; got is false when none is
+// queued. A closed queue releases the write buffer: no loop follows.
+func (c *H1Conn) recv() (x *encode.H1Exchange, ok, got bool) {
 	select {
-	case x, ok := <-c.queue:
+	case x, ok = <-c.queue:
 		if !ok {
 			c.out.Release()
 		}
-		return x, ok
+		return x, ok, true
 	default:
-		// Release before the next loop may start: it owns c.out then.
-		c.out.Release()
-		c.writing = false
-		return nil, false
+		return nil, false, false
 	}
 }
 
