@@ -266,7 +266,7 @@ type TLSOpts struct {
 
 // Watchdog is [runtime.watchdog].
 type Watchdog struct {
-	// HeaderDeadlineMs is accepted for compatibility with the reference; the
+	// HeaderDeadlineMs is accepted for compatibility with Rust ExpressGateway configs; the
 	// head deadline is [listeners.http].header_timeout_ms.
 	HeaderDeadlineMs int `koanf:"header_deadline_ms"`
 	// BodyProgressMinBps is the minimum body rate, averaged over a sliding

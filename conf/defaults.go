@@ -5,7 +5,7 @@ import (
 	"github.com/expressgateway/expressgateway/frames"
 )
 
-// Defaults, each named for what it bounds. Values follow the reference
+// Defaults, each named for what it bounds. Values follow the Rust ExpressGateway
 // implementation where it has one.
 const (
 	DefaultHeaderTimeoutMs   = 10_000   // slowloris: the whole head must arrive in 10 s
@@ -19,7 +19,7 @@ const (
 	DefaultMaxHeaderFields   = frames.MaxFieldCount
 	DefaultMaxURIBytes       = 8 << 10 // 414 past this
 	DefaultDrainTimeoutMs    = 10_000
-	DefaultSettleMs          = 0 // the reference's 11 s settle suits a load balancer in front; 0 drains at once
+	DefaultSettleMs          = 0 // the Rust ExpressGateway's 11 s settle suits a load balancer in front; 0 drains at once
 	DefaultHandshakeTimeout  = 5_000
 	DefaultConnectTimeoutMs  = 5_000
 	DefaultMaxInflightConns  = 65_536

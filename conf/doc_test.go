@@ -17,7 +17,7 @@ var updateDocs = flag.Bool("update", false, "rewrite docs/CONFIG.md from the sch
 
 // TestConfigDoc_IsGeneratedFromTheSchema keeps docs/CONFIG.md equal to what
 // the schema (struct fields, their doc comments and defaults) says, so docs
-// never drift from code (the reference's §8 item 8). Run with -update after
+// never drift from code (the Rust ExpressGateway's §8 item 8). Run with -update after
 // changing the schema.
 func TestConfigDoc_IsGeneratedFromTheSchema(t *testing.T) {
 	docs := fieldDocs(t)

@@ -12,7 +12,7 @@ import (
 const gateShards = 64
 
 // Gate admits connections under a per-source-IP cap and a global in-flight
-// cap (the reference's ConnGate, with the in-flight cap beside it).
+// cap (the Rust ExpressGateway's ConnGate, with the in-flight cap beside it).
 type Gate struct {
 	perIP    int
 	maxConns int64

@@ -656,7 +656,7 @@ func (c *H2Conn) data(ev h2.Event) bool {
 	s.rx.Store(s.received)
 	if s.received > c.cfg.MaxBodyBytes {
 		// Over the body cap mid-stream: the backend must never see it
-		// complete (DESIGN §4), and the client gets a reset.
+		// complete, and the client gets a reset.
 		guard.BodyTooLarge.Inc()
 		s.bodyDone()
 		c.creditNow(s, n)

@@ -50,7 +50,7 @@ func (g *Gateway) ReloadCerts() error {
 			}
 		case l.cfg.QUIC != nil:
 			// The QUIC listener builds each handshake's config from this
-			// one, so new handshakes see the new pair (the reference re-read
+			// one, so new handshakes see the new pair (the Rust ExpressGateway re-read
 			// the files on every connection instead).
 			tc, err = loadTLS(&conf.ListenerTLS{CertPath: l.cfg.QUIC.CertPath, KeyPath: l.cfg.QUIC.KeyPath}, &g.cfg.Runtime, false)
 			if err == nil {

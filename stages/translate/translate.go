@@ -86,7 +86,7 @@ func Request(h *frames.Head, fw *Forwarding) {
 	// The gateway answers 100-continue itself; the backend gets the body.
 	h.Fields.Del("expect")
 	// Clients may not forge forwarding fields unless they are trusted
-	// proxies (the reference appends to whatever the client sends).
+	// proxies (the Rust ExpressGateway appends to whatever the client sends).
 	trusted := fw.Trusted != nil && fw.Trusted(fw.Remote)
 	prior := ""
 	if trusted {
