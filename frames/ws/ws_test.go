@@ -91,7 +91,7 @@ func TestInspectorValidStream(t *testing.T) {
 }
 
 func TestInspectorRefuses(t *testing.T) {
-	long126 := []byte{0x82, 0x80 | 126, 0, 5, 1, 2, 3, 4}                 // 5 in the 16-bit form
+	long126 := []byte{0x82, 0x80 | 126, 0, 5, 1, 2, 3, 4}                   // 5 in the 16-bit form
 	huge := []byte{0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4} // MSB set
 	cases := []struct {
 		name   string
