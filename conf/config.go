@@ -186,19 +186,18 @@ type H2Security struct {
 	GlitchThreshold int `koanf:"glitch_threshold"`
 }
 
-// WebSocket is [listeners.websocket] (h1, h1s and quic listeners). The
-// section is checked (ranges and defaults) so a config written for the
-// WebSocket proxy stays valid, but WebSocket proxying itself lands
-// separately: until it does, no key here changes what the gateway does.
+// WebSocket is [listeners.websocket] (h1, h1s and quic listeners): how the
+// listener's HTTP/1.1 front relays WebSocket upgrades (RFC 6455). Without
+// the block, upgrades are accepted under the defaults.
 type WebSocket struct {
-	Enabled                    *bool `koanf:"enabled"`                        // Accept WebSocket upgrades on this listener. Checked only: WebSocket proxying lands separately.
-	IdleTimeoutSeconds         int   `koanf:"idle_timeout_seconds"`           // Close an idle tunnel (1001); > 0. Checked only: WebSocket proxying lands separately.
-	MaxMessageSizeBytes        int   `koanf:"max_message_size_bytes"`         // Largest message relayed; > 0. Checked only: WebSocket proxying lands separately.
-	PingRateLimitPerWindow     int   `koanf:"ping_rate_limit_per_window"`     // Client PINGs allowed per window (1008 past it); > 0. Checked only: WebSocket proxying lands separately.
-	PingRateLimitWindowSeconds int   `koanf:"ping_rate_limit_window_seconds"` // The PING rate window; > 0. Checked only: WebSocket proxying lands separately.
-	ReadFrameTimeoutSeconds    int   `koanf:"read_frame_timeout_seconds"`     // A frame must complete within this (1008); > 0. Checked only: WebSocket proxying lands separately.
-	H2ExtendedConnect          bool  `koanf:"h2_extended_connect"`            // Accept RFC 8441 extended CONNECT over HTTP/2. Checked only: WebSocket proxying lands separately.
-	H3ExtendedConnect          bool  `koanf:"h3_extended_connect"`            // Accept RFC 9220 extended CONNECT over HTTP/3. Checked only: WebSocket proxying lands separately.
+	Enabled                    *bool `koanf:"enabled"`                        // Accept WebSocket upgrades (false: an upgrade is served as a plain request, its Upgrade ignored).
+	IdleTimeoutSeconds         int   `koanf:"idle_timeout_seconds"`           // Close a tunnel with no byte either way for this long, with Close 1001; seconds, > 0.
+	MaxMessageSizeBytes        int   `koanf:"max_message_size_bytes"`         // Largest client message, all fragments together (Close 1009 past it; messages stream, never held); bytes, > 0.
+	PingRateLimitPerWindow     int   `koanf:"ping_rate_limit_per_window"`     // Client PINGs allowed per window (Close 1008 past it); > 0.
+	PingRateLimitWindowSeconds int   `koanf:"ping_rate_limit_window_seconds"` // The PING rate window; seconds, > 0.
+	ReadFrameTimeoutSeconds    int   `koanf:"read_frame_timeout_seconds"`     // A client frame once begun must complete within this (Close 1008); seconds, > 0.
+	H2ExtendedConnect          bool  `koanf:"h2_extended_connect"`            // WebSocket over HTTP/2 (RFC 8441). Not built yet: true is refused.
+	H3ExtendedConnect          bool  `koanf:"h3_extended_connect"`            // WebSocket over HTTP/3 (RFC 9220). Not built yet: true is refused.
 }
 
 // GRPC is [listeners.grpc] (h1, h1s and quic listeners). Checked (ranges

@@ -156,12 +156,7 @@ func (l *Listener) setDefaults() {
 		def(&l.AltSvc.MaxAge, DefaultAltSvcMaxAge)
 	}
 	if w := l.WS; w != nil {
-		defBool(&w.Enabled, true)
-		def(&w.IdleTimeoutSeconds, DefaultWSIdleTimeoutS)
-		def(&w.MaxMessageSizeBytes, DefaultWSMaxMessageBytes)
-		def(&w.PingRateLimitPerWindow, DefaultWSPingsPerWindow)
-		def(&w.PingRateLimitWindowSeconds, DefaultWSPingWindowS)
-		def(&w.ReadFrameTimeoutSeconds, DefaultWSReadFrameTimeoutS)
+		w.setDefaults()
 	}
 	if g := l.GRPC; g != nil {
 		defBool(&g.Enabled, true)
@@ -202,6 +197,27 @@ func (l *Listener) setDefaults() {
 // names in metrics and logs.
 func DefaultListenerName(protocol, address string) string {
 	return protocol + "/" + address
+}
+
+// WebSocketSettings are a listener's WebSocket settings: its
+// [listeners.websocket] block, or the defaults when it has none (WebSocket
+// upgrades are accepted unless enabled = false says otherwise).
+func (l *Listener) WebSocketSettings() WebSocket {
+	if l.WS != nil {
+		return *l.WS
+	}
+	var w WebSocket
+	w.setDefaults()
+	return w
+}
+
+func (w *WebSocket) setDefaults() {
+	defBool(&w.Enabled, true)
+	def(&w.IdleTimeoutSeconds, DefaultWSIdleTimeoutS)
+	def(&w.MaxMessageSizeBytes, DefaultWSMaxMessageBytes)
+	def(&w.PingRateLimitPerWindow, DefaultWSPingsPerWindow)
+	def(&w.PingRateLimitWindowSeconds, DefaultWSPingWindowS)
+	def(&w.ReadFrameTimeoutSeconds, DefaultWSReadFrameTimeoutS)
 }
 
 func defBool(p **bool, v bool) {

@@ -26,6 +26,7 @@ var liveKeys = []string{
 	"listeners[].http",
 	"listeners[].alt_svc",
 	"listeners[].h2_security",
+	"listeners[].websocket", // each new connection takes the current limits
 	// The QUIC endpoint builds each new connection's transport parameters
 	// from the listener's current settings; the socket, its secret, the
 	// certificate paths and the payload size stay as bound.

@@ -16,6 +16,7 @@ import (
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h1"
+	"github.com/expressgateway/expressgateway/frames/ws"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/encode"
 	"github.com/expressgateway/expressgateway/stages/guard"
@@ -33,8 +34,11 @@ type H1Config struct {
 	RateWindow    time.Duration
 	MaxRequests   int // keep-alive request cap per connection; 0 = none
 	StreamBytes   int64
-	Global        *bus.Budget // the process budget each connection's budget draws from (nil: none)
-	Log           zerolog.Logger
+	// WS, when set, accepts WebSocket upgrades under these limits; nil
+	// declines them (the request goes on as plain HTTP, RFC 9110 §7.8).
+	WS     *ws.Limits
+	Global *bus.Budget // the process budget each connection's budget draws from (nil: none)
+	Log    zerolog.Logger
 	// Drain is done when the gateway drains: idle connections close, the
 	// in-flight request's response carries Connection: close. A context,
 	// not a channel, so a connection watches it without a goroutine.
@@ -315,7 +319,11 @@ func (c *H1Conn) readLoop(ctx context.Context) {
 			x.KeepAlive = false
 		}
 		x.Stream.KeepAlive = x.KeepAlive
-		if bodiless(req.Body) {
+		if x.Tunnel != nil {
+			if !c.serveTunnel(ctx, x, req.Head) {
+				return
+			}
+		} else if bodiless(req.Body) {
 			if !c.serveInline(ctx, x, req.Head) {
 				return
 			}
@@ -395,6 +403,15 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 					if err := c.checkBody(); err != nil {
 						return nil, h1.Request{}, err
 					}
+				}
+				if req.Upgrade != "" && c.cfg.WS != nil && isWebSocket(req.Upgrade) {
+					key, err := upgradeRequest(&req)
+					if err != nil {
+						return nil, h1.Request{}, err
+					}
+					x := c.newExchange(req)
+					x.Tunnel = encode.NewH1Tunnel(c.wctx, key)
+					return x, req, nil
 				}
 				return c.newExchange(req), req, nil
 			}

@@ -63,6 +63,10 @@ type H1Exchange struct {
 	// head) with no stream behind it; the connection closes after it.
 	Local       int
 	LocalFields frames.Fields
+	// Tunnel is set for a WebSocket upgrade request: a response that
+	// opens the tunnel (a head with Protocol set) is written as a 101 and
+	// the connection becomes a byte relay.
+	Tunnel *H1Tunnel
 }
 
 // WriteResponse writes the response of one exchange, returning whether the
@@ -79,6 +83,10 @@ func (w *H1Writer) WriteResponse(ctx context.Context, x *H1Exchange) (keepAlive 
 	}
 	link := x.Stream.Resp
 	keepAlive = x.KeepAlive
+	if x.Tunnel != nil {
+		// Whatever the response, the reader learns whether it opened.
+		defer x.Tunnel.decide(false)
+	}
 	var (
 		headSent bool
 		body     h1.Body
@@ -111,6 +119,9 @@ func (w *H1Writer) WriteResponse(ctx context.Context, x *H1Exchange) (keepAlive 
 			}
 			if headSent {
 				return false, ErrAborted
+			}
+			if x.Tunnel != nil && h.Protocol != "" && h.Status/100 == 2 && !f.End {
+				return w.writeTunnel(x, h, link)
 			}
 			body = responseBody(h, x, f.End)
 			if w.Draining != nil && w.Draining() {
@@ -253,6 +264,9 @@ func responseBody(h *frames.Head, x *H1Exchange, end bool) h1.Body {
 // Discard releases the exchange's response link when it will not be
 // written (the connection is closing).
 func (x *H1Exchange) Discard() {
+	if x.Tunnel != nil {
+		x.Tunnel.decide(false)
+	}
 	if x.Stream != nil {
 		x.Stream.Resp.Discard(errConnClosing)
 	}

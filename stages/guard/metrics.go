@@ -20,3 +20,13 @@ var (
 	InflightShed    = Counter("inflight_shed")
 	KeepaliveCap    = Counter("keepalive_cap")
 )
+
+// Counters of the WebSocket tunnel rules, resolved once.
+var (
+	WSHandshakeRefused = Counter("websocket_handshake_refused")
+	WSProtocolError    = Counter("websocket_protocol_error")
+	WSMessageTooBig    = Counter("websocket_message_too_big")
+	WSPingFlood        = Counter("websocket_ping_flood")
+	WSSlowFrame        = Counter("websocket_slow_frame")
+	WSIdleClosed       = Counter("websocket_idle_closed")
+)

@@ -19,6 +19,7 @@ import (
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h1"
+	"github.com/expressgateway/expressgateway/frames/ws"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/accept"
 	"github.com/expressgateway/expressgateway/stages/decode"
@@ -229,6 +230,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 		RateWindow:    10 * ms(cfg.Runtime.Watchdog.SweepIntervalMs),
 		MaxRequests:   cfg.Runtime.MaxKeepaliveRequests,
 		StreamBytes:   bus.DefaultStreamBytes,
+		WS:            wsLimits(&lc),
 		Global:        globalBudget,
 		Log:           g.log,
 		Drain:         l.drainCtx,
@@ -448,6 +450,22 @@ func (g *Gateway) Drain(timeout time.Duration) {
 	stopCheckers(g.checkers)
 	g.stopXDP()
 	g.mu.Unlock()
+}
+
+// wsLimits are a listener's WebSocket tunnel limits, nil when upgrades
+// are off.
+func wsLimits(lc *conf.Listener) *ws.Limits {
+	w := lc.WebSocketSettings()
+	if !*w.Enabled {
+		return nil
+	}
+	return &ws.Limits{
+		IdleTimeout:      time.Duration(w.IdleTimeoutSeconds) * time.Second,
+		ReadFrameTimeout: time.Duration(w.ReadFrameTimeoutSeconds) * time.Second,
+		MaxMessage:       int64(w.MaxMessageSizeBytes),
+		PingsPerWindow:   w.PingRateLimitPerWindow,
+		PingWindow:       time.Duration(w.PingRateLimitWindowSeconds) * time.Second,
+	}
 }
 
 func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }

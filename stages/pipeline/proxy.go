@@ -51,6 +51,7 @@ type ProxySettings struct {
 }
 
 var (
+	errTunnelBackend    = errors.New("pipeline: WebSocket tunnels reach HTTP/1.1 backends only")
 	errTotalTimeout     = errors.New("pipeline: request total timeout")
 	errResponseTooLarge = errors.New("pipeline: response body over max_response_body_bytes")
 )
@@ -200,7 +201,8 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	// processed the request can be retried with it; a body declared larger
 	// streams straight to the one try it gets.
 	var held *replayBody
-	if lim := retry.MaxReplayBodyBytes(); hasBody && retry.Attempts() > 0 && lim > 0 && req.ContentLength <= lim {
+	// A tunnel's bytes are never held: a tunnel is never replayed.
+	if lim := retry.MaxReplayBodyBytes(); hasBody && req.Protocol == "" && retry.Attempts() > 0 && lim > 0 && req.ContentLength <= lim {
 		held = &replayBody{src: st.Req, limit: lim}
 		defer held.stop()
 	}
@@ -225,6 +227,14 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		tr := set.Transports[b.Protocol]
 		if tr == nil {
 			tr = set.Transports["h1"]
+		}
+		if req.Protocol != "" && b.Protocol == "h2" || req.Protocol != "" && b.Protocol == "h3" {
+			// Extended CONNECT to HTTP/2 and HTTP/3 backends is not
+			// built yet: say so rather than send what they would refuse.
+			attempt.End(route.Outcome{})
+			rec.err = errTunnelBackend
+			p.local(ctx, st, http.StatusNotImplemented, nil, rec)
+			return
 		}
 		body := st.Req
 		switch {
@@ -292,6 +302,12 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	if c := rt.Pool.StickyCookie(key, b); c != "" {
 		h.Fields.Add("set-cookie", c)
 	}
+	tunnel := h.Protocol != ""
+	if tunnel {
+		// An opened tunnel: its bytes are no response body, so no body cap.
+		p.tunnelOpened(rec.backend)
+		defer p.tunnelClosed(rec.backend)
+	}
 	if set.MaxRespBody > 0 && h.ContentLength > set.MaxRespBody && hasResponseBody(req.Method, h.Status) {
 		// Declared over the cap: refuse before anything reaches the
 		// client, rather than cut a response it would take as complete.
@@ -329,7 +345,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			break
 		}
 		rec.out += int64(f.Len())
-		if set.MaxRespBody > 0 && rec.out > set.MaxRespBody {
+		if set.MaxRespBody > 0 && rec.out > set.MaxRespBody && !tunnel {
 			// Unknown length crossing the cap: the client sees a reset,
 			// never a clean end, and the backend exchange is aborted.
 			f.Release()
@@ -366,6 +382,18 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 // a body: HEAD, 1xx, 204 and 304 declare a length they do not send.
 func hasResponseBody(method string, status int) bool {
 	return method != "HEAD" && status >= 200 && status != 204 && status != 304
+}
+
+// tunnelOpened and tunnelClosed count WebSocket tunnels by listener and
+// backend: opened in total, and open now.
+func (p *Proxy) tunnelOpened(backend string) {
+	l := `{listener="` + p.Listener + `",backend="` + backend + `"}`
+	metrics.GetOrCreateCounter(`websocket_tunnels_opened_total` + l).Inc()
+	metrics.GetOrCreateGauge(`websocket_tunnels_active`+l, nil).Inc()
+}
+
+func (p *Proxy) tunnelClosed(backend string) {
+	metrics.GetOrCreateGauge(`websocket_tunnels_active{listener="`+p.Listener+`",backend="`+backend+`"}`, nil).Dec()
 }
 
 // responseTooLarge counts a response refused or cut by max_response_body_bytes.

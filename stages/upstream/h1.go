@@ -86,6 +86,9 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
 	ex.stop = stop
 
+	if req.Protocol != "" {
+		return ex.upgrade(ctx, req, body)
+	}
 	reqBody := h1.Body{Kind: h1.BodyNone}
 	hasBody := req.ContentLength != 0 && !requestEnded(req)
 	if hasBody {
@@ -105,9 +108,19 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 			return nil, &route.DialError{Err: err} // nothing reached a live backend
 		}
 	} else {
-		ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(ctx, bw, body, reqBody.Kind == h1.BodyChunked) })
+		ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(ctx, bw, body, reqBody.Kind == h1.BodyChunked, false) })
 	}
 
+	resp, err := ex.readHead(ctx, req.Method)
+	if err != nil {
+		return nil, err
+	}
+	return ex.response(req.Method, resp), nil
+}
+
+// readHead reads the final response head, relaying interim ones.
+func (ex *h1Exchange) readHead(ctx context.Context, method string) (h1.Response, error) {
+	c, t := ex.c, ex.t
 	// The head must arrive within the head timeout.
 	c.conn.SetReadDeadline(time.Now().Add(t.Opts.HeadTimeout))
 	var resp h1.Response
@@ -116,21 +129,21 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		var err error
 		if buf := c.src.Buffered(); len(buf) > 0 {
 			var n int
-			resp, n, err = h1.ParseResponse(buf, req.Method, &t.Limits)
+			resp, n, err = h1.ParseResponse(buf, method, &t.Limits)
 			if err == nil {
 				c.src.Consume(n)
 				if resp.Head.Status >= 100 && resp.Head.Status < 200 && resp.Head.Status != 101 {
 					if err := relayInterim(ctx, &interims, resp.Head); err != nil {
 						ex.fail()
-						return nil, err
+						return h1.Response{}, err
 					}
 					continue
 				}
-				break
+				return resp, nil
 			}
 			if !errors.Is(err, h1.ErrShort) {
 				ex.fail()
-				return nil, ErrBadResponse
+				return h1.Response{}, ErrBadResponse
 			}
 		}
 		if err = c.src.Fill(); err != nil {
@@ -140,17 +153,22 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 			ex.wg.Wait()
 			var re *frames.ResetError
 			if errors.As(ex.pumpErr, &re) {
-				return nil, ex.pumpErr
+				return h1.Response{}, ex.pumpErr
 			}
 			if ctx.Err() != nil {
-				return nil, context.Cause(ctx)
+				return h1.Response{}, context.Cause(ctx)
 			}
 			if isTimeout(err) {
-				return nil, ErrTimeout
+				return h1.Response{}, ErrTimeout
 			}
-			return nil, ErrBadResponse
+			return h1.Response{}, ErrBadResponse
 		}
 	}
+}
+
+// response sets up the body of a final response and returns it.
+func (ex *h1Exchange) response(method string, resp h1.Response) *Response {
+	c := ex.c
 	ex.keepAlive = resp.KeepAlive
 	c.src.StartBody(resp.Body, 0) // the response cap is the proxy's (live on reload)
 	resp.Head.ContentLength = -1
@@ -158,13 +176,13 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		resp.Head.ContentLength = resp.Body.Length
 	} else if resp.Body.Kind == h1.BodyNone {
 		resp.Head.ContentLength = 0
-		if req.Method == "HEAD" {
+		if method == "HEAD" {
 			resp.Head.ContentLength = resp.Body.Length
 		}
 	}
 	ex.none = resp.Body.Kind == h1.BodyNone
 	ex.resp = Response{Head: resp.Head, body: ex}
-	return &ex.resp, nil
+	return &ex.resp
 }
 
 func requestEnded(req *frames.Head) bool { return req.ContentLength == 0 }
@@ -192,7 +210,11 @@ type h1Exchange struct {
 	keepAlive bool
 	none      bool
 	done      bool
-	stop      func() bool
+	// tunnel is set once a backend accepted an upgrade: the body is the
+	// backend's raw bytes, and Close stops the copy of the client's.
+	tunnel   bool
+	stopCopy context.CancelFunc
+	stop     func() bool
 
 	wg      sync.WaitGroup
 	pumpErr error
@@ -204,7 +226,10 @@ type h1Exchange struct {
 // returning credit as bytes are written. A Reset (the client's body was
 // cut or malformed) aborts the connection mid-body, so the backend never
 // sees it complete.
-func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked bool) error {
+//
+// A tunnel's bytes (halfClose) go raw, and their end is a half-close of the
+// backend connection: the backend reads EOF and finishes its side.
+func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked, halfClose bool) error {
 	defer body.Discard(io.EOF)
 	var scratch []byte
 	for {
@@ -240,9 +265,18 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 				if chunked {
 					bw.Write(h1.AppendLastChunk(scratch[:0], nil))
 				}
-				return bw.Flush()
+				if err := bw.Flush(); err != nil || !halfClose {
+					return err
+				}
+				if cw, ok := x.c.conn.(interface{ CloseWrite() error }); ok {
+					return cw.CloseWrite()
+				}
+				return nil
 			}
 		case frames.KindTrailers:
+			if halfClose {
+				return nil
+			}
 			if chunked {
 				bw.Write(h1.AppendLastChunk(scratch[:0], f.Head.Fields))
 			}
@@ -279,7 +313,16 @@ func (x *h1Exchange) Next(ctx context.Context) (frames.Frame, error) {
 		return frames.EndFrame(), nil
 	}
 	if len(x.c.src.Buffered()) == 0 {
-		x.c.conn.SetReadDeadline(time.Now().Add(x.t.Opts.BodyTimeout))
+		if x.tunnel {
+			// A tunnel's silence is the front's to judge (its idle
+			// timeout sees both directions).
+			x.c.conn.SetReadDeadline(time.Time{})
+			if ctx.Err() != nil {
+				return frames.Frame{}, context.Cause(ctx)
+			}
+		} else {
+			x.c.conn.SetReadDeadline(time.Now().Add(x.t.Opts.BodyTimeout))
+		}
 	}
 	f, err := x.c.src.NextBody()
 	if err != nil {
@@ -306,6 +349,9 @@ func (x *h1Exchange) Close(abort bool) {
 	// only our own read deadlines are armed, and every user of a pooled
 	// connection arms its own before reading, so none is cleared here.
 	stopped := x.stop()
+	if x.stopCopy != nil {
+		x.stopCopy()
+	}
 	x.wg.Wait()
 	if abort || !stopped || !x.done || !x.keepAlive || x.pumpErr != nil {
 		x.fail()

@@ -1,0 +1,221 @@
+package decode
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/h1"
+	"github.com/expressgateway/expressgateway/frames/ws"
+	"github.com/expressgateway/expressgateway/stages/encode"
+	"github.com/expressgateway/expressgateway/stages/guard"
+)
+
+// upgradeRequest checks a WebSocket opening handshake (RFC 6455 §4.1–4.2)
+// and turns its head into the neutral tunnel request, the extended CONNECT
+// of RFC 8441: method CONNECT, protocol "websocket", the Sec-WebSocket-*
+// fields kept for the backend hop. A handshake the gateway would not
+// complete is refused here, before anything reaches a backend: 426 naming
+// the version for a wrong Sec-WebSocket-Version (§4.4), 400 otherwise.
+func upgradeRequest(req *h1.Request) (key string, err error) {
+	h := req.Head
+	fs := h.Fields
+	switch {
+	case h.Method != "GET":
+		return "", refuseUpgrade(400, nil)
+	case !bodiless(req.Body):
+		return "", refuseUpgrade(400, nil)
+	case fs.Count("sec-websocket-version") != 1 || fs.Value("sec-websocket-version") != ws.Version:
+		return "", refuseUpgrade(426, frames.Fields{{Name: "sec-websocket-version", Value: ws.Version}})
+	case fs.Count("sec-websocket-key") != 1 || !ws.ValidKey(fs.Value("sec-websocket-key")):
+		return "", refuseUpgrade(400, nil)
+	}
+	h.Method = "CONNECT"
+	h.Protocol = "websocket"
+	h.ContentLength = -1
+	return fs.Value("sec-websocket-key"), nil
+}
+
+func refuseUpgrade(status int, extra frames.Fields) error {
+	guard.WSHandshakeRefused.Inc()
+	return &headError{status: status, extra: extra}
+}
+
+// isWebSocket reports whether an Upgrade field value offers websocket.
+func isWebSocket(upgrade string) bool {
+	return frames.Fields{{Name: "upgrade", Value: upgrade}}.HasToken("upgrade", "websocket")
+}
+
+// serveTunnel runs a WebSocket upgrade: the stream actor takes it to a
+// backend, and once the writer has sent the 101 this goroutine relays the
+// client's bytes. It returns true when the backend refused the upgrade and
+// the connection stays HTTP.
+func (c *H1Conn) serveTunnel(ctx context.Context, x *encode.H1Exchange, h *frames.Head) bool {
+	if !c.enqueue(ctx, x) {
+		x.Stream.Req.Discard(context.Cause(ctx))
+		x.Discard()
+		return false
+	}
+	c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
+	if err := x.Stream.Req.Send(ctx, frames.HeadersFrame(h, false)); err != nil {
+		return false
+	}
+	if !x.Tunnel.Opened(ctx) {
+		x.Stream.Req.Close(io.EOF)
+		return ctx.Err() == nil
+	}
+	c.relayTunnel(ctx, x)
+	return false
+}
+
+// relayTunnel carries the client's bytes to the stream as they arrive,
+// checking the frame headers (masking, control frames, message size, ping
+// rate), until the client closes, a guard closes the tunnel or the writer
+// ends it. While the client is idle the connection holds no read buffer.
+func (c *H1Conn) relayTunnel(ctx context.Context, x *encode.H1Exchange) {
+	st, t, lim := x.Stream, x.Tunnel, c.cfg.WS
+	in := ws.Inspector{Masked: true, RSV1: t.RSV1(), Limits: *lim}
+	c.src.StartBody(h1.Body{Kind: h1.BodyClose}, 0)
+	for {
+		var err error
+		if len(c.src.Buffered()) == 0 {
+			c.conn.SetReadDeadline(tunnelDeadline(t, &in, lim))
+			// A wake-up (drain, the writer's end) that came before the
+			// deadline was armed would be lost: look again.
+			if ctx.Err() != nil || c.stopRead.Load() {
+				st.Req.Close(io.EOF)
+				return
+			}
+			err = c.src.WaitIdle()
+		}
+		var f frames.Frame
+		if err == nil {
+			f, err = c.src.NextBody()
+		}
+		now := time.Now()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil || c.stopRead.Load():
+				st.Req.Close(io.EOF)
+				return
+			case isTimeout(err):
+				if e := tunnelExpired(t, &in, lim, now); e != nil {
+					c.closeTunnel(ctx, x, in.AtBoundary(), e)
+					return
+				}
+				continue
+			}
+			// The client's connection failed: the backend sees an abort.
+			st.Req.Send(ctx, frames.ResetFrame(frames.CodeCancel))
+			st.Req.Close(&frames.ResetError{Code: frames.CodeCancel})
+			return
+		}
+		if n := f.Len(); n > 0 {
+			boundary := in.AtBoundary()
+			if err := in.Feed(f.Data, now); err != nil {
+				f.Release()
+				e, ok := err.(*ws.CloseError)
+				if !ok {
+					e = &ws.CloseError{Code: ws.CloseProtocolError, Reason: err.Error()}
+				}
+				c.closeTunnel(ctx, x, boundary, e)
+				return
+			}
+			t.Touch(now)
+			st.ReqBytes.Add(int64(n))
+		}
+		end := f.End
+		if err := st.Req.Send(ctx, f); err != nil {
+			return
+		}
+		if end {
+			st.Req.Close(io.EOF)
+			c.awaitTunnelEnd(ctx, t, lim)
+			return
+		}
+	}
+}
+
+// awaitTunnelEnd keeps the idle timeout on a tunnel the client half-closed
+// while the backend still sends.
+func (c *H1Conn) awaitTunnelEnd(ctx context.Context, t *encode.H1Tunnel, lim *ws.Limits) {
+	if lim.IdleTimeout <= 0 {
+		return
+	}
+	for {
+		d := time.Until(t.LastActive().Add(lim.IdleTimeout))
+		if d <= 0 {
+			guard.WSIdleClosed.Inc()
+			t.Close(&ws.CloseError{Code: ws.CloseGoingAway, Reason: "idle timeout"})
+			return
+		}
+		tm := time.NewTimer(d)
+		select {
+		case <-tm.C:
+		case <-t.Done():
+			tm.Stop()
+			return
+		case <-ctx.Done():
+			tm.Stop()
+			return
+		}
+	}
+}
+
+// tunnelDeadline is the read deadline of a tunnel's client side: the idle
+// timeout from the last byte either way, or sooner the read-frame timeout
+// of a frame the client has begun. Zero when neither applies.
+func tunnelDeadline(t *encode.H1Tunnel, in *ws.Inspector, lim *ws.Limits) time.Time {
+	var d time.Time
+	if lim.IdleTimeout > 0 {
+		d = t.LastActive().Add(lim.IdleTimeout)
+	}
+	if s := in.FrameStarted(); !s.IsZero() && lim.ReadFrameTimeout > 0 {
+		if fd := s.Add(lim.ReadFrameTimeout); d.IsZero() || fd.Before(d) {
+			d = fd
+		}
+	}
+	return d
+}
+
+// tunnelExpired says which timeout, if any, has passed at now.
+func tunnelExpired(t *encode.H1Tunnel, in *ws.Inspector, lim *ws.Limits, now time.Time) *ws.CloseError {
+	if s := in.FrameStarted(); !s.IsZero() && lim.ReadFrameTimeout > 0 && !now.Before(s.Add(lim.ReadFrameTimeout)) {
+		guard.WSSlowFrame.Inc()
+		return &ws.CloseError{Code: ws.ClosePolicyViolation, Reason: "frame not completed in time"}
+	}
+	if lim.IdleTimeout > 0 && !now.Before(t.LastActive().Add(lim.IdleTimeout)) {
+		guard.WSIdleClosed.Inc()
+		return &ws.CloseError{Code: ws.CloseGoingAway, Reason: "idle timeout"}
+	}
+	return nil
+}
+
+// closeTunnel ends a tunnel for e: the backend gets a Close with e's code
+// (when the client's stream is between frames; else an abort), and the
+// writer sends the client the same Close.
+func (c *H1Conn) closeTunnel(ctx context.Context, x *encode.H1Exchange, boundary bool, e *ws.CloseError) {
+	switch e.Code {
+	case ws.CloseProtocolError:
+		guard.WSProtocolError.Inc()
+	case ws.CloseMessageTooBig:
+		guard.WSMessageTooBig.Inc()
+	case ws.ClosePolicyViolation:
+		if e.Reason == "too many pings" {
+			guard.WSPingFlood.Inc()
+		}
+	}
+	c.cfg.Log.Debug().Str("listener", c.info.Listener).Str("remote", c.info.Remote.String()).
+		Uint16("code", e.Code).Str("reason", e.Reason).Msg("websocket tunnel closed by the gateway")
+	st := x.Stream
+	if boundary {
+		if st.Req.Send(ctx, frames.CopyData(ws.AppendClose(nil, e.Code, e.Reason, true), true)) == nil {
+			st.Req.Close(io.EOF)
+		}
+	} else {
+		st.Req.Send(ctx, frames.ResetFrame(frames.CodeProtocol))
+		st.Req.Close(&frames.ResetError{Code: frames.CodeProtocol})
+	}
+	x.Tunnel.Close(e)
+}
