@@ -75,7 +75,10 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	}
 	req := f.Head
 	set := p.Settings.Load()
-	rec := record{start: start, method: req.Method, path: req.Path, proto: st.Conn.Proto}
+	rec := record{start: start, method: req.Method, path: req.Path, proto: st.Conn.Proto, tunnel: req.Protocol}
+	if rec.tunnel != "" && h1Front(st.Conn.Proto) {
+		rec.method = "GET" // what the client sent: an Upgrade, not a CONNECT
+	}
 
 	var rt *Route
 	misdirected := !set.AllowDomainFronting && st.Conn.TLS != nil && guard.Misdirected(st.Conn.TLS.ServerName, req.Authority)
@@ -103,6 +106,7 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 type record struct {
 	start               time.Time
 	method, path, proto string
+	tunnel              string // the :protocol of a tunnel request ("websocket")
 	route, backend      string
 	status              int
 	in, out             int64
@@ -122,6 +126,9 @@ func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
 			Str("proto", rec.proto).Str("method", rec.method).Str("path", rec.path).
 			Str("route", rec.route).Str("backend", rec.backend).Int("status", rec.status).
 			Int64("bytes_in", rec.in).Int64("bytes_out", rec.out).Dur("duration", d)
+		if rec.tunnel != "" {
+			e = e.Str("tunnel", rec.tunnel)
+		}
 		if rec.err != nil {
 			e = e.AnErr("error", rec.err)
 		}
@@ -305,8 +312,8 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	tunnel := h.Protocol != ""
 	if tunnel {
 		// An opened tunnel: its bytes are no response body, so no body cap.
-		p.tunnelOpened(rec.backend)
-		defer p.tunnelClosed(rec.backend)
+		p.tunnelOpened(rec.backend, rec.proto)
+		defer p.tunnelClosed(rec.backend, rec.proto)
 	}
 	if set.MaxRespBody > 0 && h.ContentLength > set.MaxRespBody && hasResponseBody(req.Method, h.Status) {
 		// Declared over the cap: refuse before anything reaches the
@@ -319,6 +326,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		return
 	}
 	rec.status = h.Status
+	if tunnel && h1Front(st.Conn.Proto) {
+		rec.status = http.StatusSwitchingProtocols // what the H1 client saw
+	}
 	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, false)); err != nil {
 		resp.Close(true)
 		attempt.End(route.Outcome{Status: h.Status, Latency: headLatency})
@@ -384,17 +394,21 @@ func hasResponseBody(method string, status int) bool {
 	return method != "HEAD" && status >= 200 && status != 204 && status != 304
 }
 
-// tunnelOpened and tunnelClosed count WebSocket tunnels by listener and
-// backend: opened in total, and open now.
-func (p *Proxy) tunnelOpened(backend string) {
-	l := `{listener="` + p.Listener + `",backend="` + backend + `"}`
+// tunnelOpened and tunnelClosed count WebSocket tunnels by listener,
+// backend and the front protocol that carried them: opened in total, and
+// open now.
+func (p *Proxy) tunnelOpened(backend, proto string) {
+	l := `{listener="` + p.Listener + `",backend="` + backend + `",protocol="` + proto + `"}`
 	metrics.GetOrCreateCounter(`websocket_tunnels_opened_total` + l).Inc()
 	metrics.GetOrCreateGauge(`websocket_tunnels_active`+l, nil).Inc()
 }
 
-func (p *Proxy) tunnelClosed(backend string) {
-	metrics.GetOrCreateGauge(`websocket_tunnels_active{listener="`+p.Listener+`",backend="`+backend+`"}`, nil).Dec()
+func (p *Proxy) tunnelClosed(backend, proto string) {
+	metrics.GetOrCreateGauge(`websocket_tunnels_active{listener="`+p.Listener+`",backend="`+backend+`",protocol="`+proto+`"}`, nil).Dec()
 }
+
+// h1Front reports whether proto is an HTTP/1.x front.
+func h1Front(proto string) bool { return proto == "HTTP/1.1" || proto == "HTTP/1.0" }
 
 // responseTooLarge counts a response refused or cut by max_response_body_bytes.
 func (p *Proxy) responseTooLarge() {

@@ -501,3 +501,27 @@ func TestWS_DisabledUpgradeIsServedAsPlainHTTP(t *testing.T) {
 		t.Fatalf("response %v", resp)
 	}
 }
+
+// A drain leaves an open tunnel working until the drain timeout, then
+// closes it with 1001.
+func TestWS_DrainClosesTunnelsWith1001AfterTheTimeout(t *testing.T) {
+	wb := startWSBackend(t)
+	g := wsGateway(t, wb, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c := dialWS(t, ctx, wsURL(g, "/echo"), nil)
+	drained := make(chan struct{})
+	go func() { g.Drain(2 * time.Second); close(drained) }()
+	t.Cleanup(func() { <-drained })
+	time.Sleep(100 * time.Millisecond) // the drain has begun
+	if err := c.Write(ctx, websocket.MessageText, []byte("still open")); err != nil {
+		t.Fatalf("write during the drain: %v", err)
+	}
+	if _, got, err := c.Read(ctx); err != nil || string(got) != "still open" {
+		t.Fatalf("echo during the drain: %q %v", got, err)
+	}
+	_, _, err := c.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
+		t.Fatalf("at the drain timeout: %v (close %d), want 1001", err, code)
+	}
+}
