@@ -196,6 +196,8 @@ type WebSocket struct {
 	PingRateLimitPerWindow     int   `koanf:"ping_rate_limit_per_window"`     // Client PINGs allowed per window (Close 1008 past it); > 0.
 	PingRateLimitWindowSeconds int   `koanf:"ping_rate_limit_window_seconds"` // The PING rate window; seconds, > 0.
 	ReadFrameTimeoutSeconds    int   `koanf:"read_frame_timeout_seconds"`     // A client frame once begun must complete within this (Close 1008); seconds, > 0.
+	MaxTunnels                 int   `koanf:"max_tunnels"`                    // Tunnels open at once on the listener; past it an upgrade gets 503 with Retry-After; > 0.
+	MaxTunnelsPerIP            int   `koanf:"max_tunnels_per_ip"`             // Tunnels open at once from one client IP; past it 503 with Retry-After; > 0.
 	H2ExtendedConnect          bool  `koanf:"h2_extended_connect"`            // WebSocket over HTTP/2 (RFC 8441). Not built yet: true is refused.
 	H3ExtendedConnect          bool  `koanf:"h3_extended_connect"`            // WebSocket over HTTP/3 (RFC 9220). Not built yet: true is refused.
 }

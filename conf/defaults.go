@@ -44,6 +44,8 @@ const (
 	DefaultWSPingsPerWindow    = 50       // PING flood guard
 	DefaultWSPingWindowS       = 10
 	DefaultWSReadFrameTimeoutS = 30 // slow-frame (slowloris) guard
+	DefaultWSMaxTunnels        = 65536
+	DefaultWSMaxTunnelsPerIP   = 256
 	DefaultGRPCMaxDeadlineS    = 300
 
 	DefaultH2MaxConcurrentStreams = 100
@@ -218,6 +220,8 @@ func (w *WebSocket) setDefaults() {
 	def(&w.PingRateLimitPerWindow, DefaultWSPingsPerWindow)
 	def(&w.PingRateLimitWindowSeconds, DefaultWSPingWindowS)
 	def(&w.ReadFrameTimeoutSeconds, DefaultWSReadFrameTimeoutS)
+	def(&w.MaxTunnels, DefaultWSMaxTunnels)
+	def(&w.MaxTunnelsPerIP, DefaultWSMaxTunnelsPerIP)
 }
 
 func defBool(p **bool, v bool) {

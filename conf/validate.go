@@ -278,6 +278,8 @@ func (l *Listener) validateWS(k string, ps *Problems) {
 		{"ping_rate_limit_per_window", w.PingRateLimitPerWindow},
 		{"ping_rate_limit_window_seconds", w.PingRateLimitWindowSeconds},
 		{"read_frame_timeout_seconds", w.ReadFrameTimeoutSeconds},
+		{"max_tunnels", w.MaxTunnels},
+		{"max_tunnels_per_ip", w.MaxTunnelsPerIP},
 	} {
 		positive(ps, key(k, f.name), f.v)
 	}

@@ -29,4 +29,5 @@ var (
 	WSPingFlood        = Counter("websocket_ping_flood")
 	WSSlowFrame        = Counter("websocket_slow_frame")
 	WSIdleClosed       = Counter("websocket_idle_closed")
+	WSTunnelCap        = Counter("websocket_tunnel_cap")
 )

@@ -200,6 +200,13 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 	// new transports, which new requests use while those in flight finish
 	// on the old.
 	set.upstream = uo
+	wsSet := lc.WebSocketSettings()
+	set.tunnelCaps = [2]int{wsSet.MaxTunnels, wsSet.MaxTunnelsPerIP}
+	if old := l.proxy.Settings.Load(); old != nil && old.tunnelCaps == set.tunnelCaps {
+		set.Tunnels = old.Tunnels // the tunnels open now stay counted
+	} else {
+		set.Tunnels = accept.NewGate(wsSet.MaxTunnelsPerIP, wsSet.MaxTunnels)
+	}
 	if old := l.proxy.Settings.Load(); old != nil && old.upstream == uo {
 		set.Transports = old.Transports
 	} else {

@@ -15,6 +15,7 @@ import (
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/stages"
+	"github.com/expressgateway/expressgateway/stages/accept"
 	"github.com/expressgateway/expressgateway/stages/encode"
 	"github.com/expressgateway/expressgateway/stages/guard"
 	"github.com/expressgateway/expressgateway/stages/route"
@@ -45,12 +46,18 @@ type ProxySettings struct {
 	// with upstream's options.
 	Transports map[string]upstream.Transport
 	upstream   upstream.Options
+	// Tunnels caps the WebSocket tunnels open at once, per listener and
+	// per client IP; a tunnel leaves the gate it entered, so a reload
+	// that changes the caps starts a new gate for new tunnels.
+	Tunnels    *accept.Gate
+	tunnelCaps [2]int
 	// AllowDomainFronting forwards a request whose host is not its TLS
 	// connection's SNI instead of answering 421.
 	AllowDomainFronting bool
 }
 
 var (
+	errTunnelCap        = errors.New("pipeline: over max_tunnels or max_tunnels_per_ip")
 	errTunnelBackend    = errors.New("pipeline: WebSocket tunnels reach HTTP/1.1 backends only")
 	errTotalTimeout     = errors.New("pipeline: request total timeout")
 	errResponseTooLarge = errors.New("pipeline: response body over max_response_body_bytes")
@@ -179,6 +186,16 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	timer := time.AfterFunc(set.TotalTimeout, func() { cancel(errTotalTimeout) })
 	defer timer.Stop()
 
+	if req.Protocol != "" && set.Tunnels != nil {
+		ip := st.Conn.Remote.Addr().Unmap()
+		if set.Tunnels.Admit(ip) != accept.Admitted {
+			guard.WSTunnelCap.Inc()
+			rec.err = errTunnelCap
+			p.local(ctx, st, http.StatusServiceUnavailable, frames.Fields{{Name: "retry-after", Value: "1"}}, rec)
+			return
+		}
+		defer set.Tunnels.Leave(ip)
+	}
 	if req.Fields.HasToken("expect", "100-continue") && st.Conn.Proto == "HTTP/1.1" {
 		st.Resp.Send(ctx, frames.HeadersFrame(&frames.Head{Status: 100}, false))
 	}

@@ -525,3 +525,35 @@ func TestWS_DrainClosesTunnelsWith1001AfterTheTimeout(t *testing.T) {
 		t.Fatalf("at the drain timeout: %v (close %d), want 1001", err, code)
 	}
 }
+
+func TestWS_TunnelCapsAnswer503(t *testing.T) {
+	wb := startWSBackend(t)
+	g := wsGateway(t, wb, "[listeners.websocket]\nmax_tunnels_per_ip = 2\nmax_tunnels = 3")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := dialWS(t, ctx, wsURL(g, "/echo"), nil)
+	dialWS(t, ctx, wsURL(g, "/echo"), nil)
+	_, resp, err := websocket.Dial(ctx, wsURL(g, "/echo"), nil)
+	if err == nil || resp == nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third tunnel from one IP: %v %v, want 503 with Retry-After", err, resp)
+	}
+	a.Close(websocket.StatusNormalClosure, "")
+	// The closed tunnel's place frees once its stream has ended.
+	for {
+		c, resp, err := websocket.Dial(ctx, wsURL(g, "/echo"), nil)
+		if err == nil {
+			c.CloseNow()
+			break
+		}
+		if resp == nil || resp.StatusCode != 503 || ctx.Err() != nil {
+			t.Fatalf("after a close: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The listener's cap, below the per-IP one.
+	g2 := wsGateway(t, wb, "[listeners.websocket]\nmax_tunnels = 1")
+	dialWS(t, ctx, wsURL(g2, "/echo"), nil)
+	if _, resp, err := websocket.Dial(ctx, wsURL(g2, "/echo"), nil); err == nil || resp == nil || resp.StatusCode != 503 {
+		t.Fatalf("second tunnel with max_tunnels = 1: %v %v, want 503", err, resp)
+	}
+}
