@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -31,10 +30,13 @@ func measureIdle(ctx context.Context, e *env, o options, ts []target) []report.I
 	protos := []struct {
 		proto, title string
 		front        func(*served) string
-	}{{load.IdleH1, "H1 keep-alive", h1Front}, h2}
+	}{{load.IdleH1, "H1 keep-alive", h1Front}, h2, {load.IdleWS, "WebSocket", h1Front}}
 	var rows []report.IdleRow
 	for _, p := range protos {
 		row := report.IdleRow{Scenario: fmt.Sprintf("%s idle %s connections, one 100 B GET each", thousands(e.idleConns), p.title)}
+		if p.proto == load.IdleWS {
+			row.Scenario = fmt.Sprintf("%s idle WebSocket tunnels (H1 upgrade, no message)", thousands(e.idleConns))
+		}
 		for _, t := range ts {
 			var c report.IdleCell
 			if t.key != "direct" && ctx.Err() == nil {
@@ -58,14 +60,16 @@ func idleOne(ctx context.Context, e *env, t target, proto string, front func(*se
 	if addr == "" {
 		return report.IdleCell{}
 	}
-	sources := make([]netip.Addr, 0, e.idleConns/perSource+1)
-	for i := range e.idleConns/perSource + 1 {
-		sources = append(sources, netip.AddrFrom4([4]byte{127, 0, byte(1 + (i+1)/256), byte((i + 1) % 256)}))
+	per := perSource
+	path := smallPath
+	if proto == load.IdleWS {
+		per, path = wsPerSource, wsPath
 	}
+	sources := loopbackSources(e.idleConns, per)
 	tlsConf := e.certs.client.Clone()
 	tlsConf.NextProtos = []string{"h2"}
 	// Warm the code paths and the upstream pool so the baseline holds them.
-	warm, err := load.OpenIdle(ctx, proto, addr, smallPath, 64, sources[:1], tlsConf)
+	warm, err := load.OpenIdle(ctx, proto, addr, path, 64, sources[:1], tlsConf)
 	warm.Close()
 	if err != nil {
 		return report.IdleCell{Ran: true, Err: fmt.Sprintf("warm-up: %v", err)}
@@ -76,7 +80,7 @@ func idleOne(ctx context.Context, e *env, t target, proto string, front func(*se
 	// Bounded well inside every proxy's idle timeout (the gateway's
 	// 60 s, nginx's 75 s) and the gateway's 30 s H2 keep-alive PING.
 	octx, cancel := context.WithTimeout(ctx, 25*time.Second)
-	idle, err := load.OpenIdle(octx, proto, addr, smallPath, e.idleConns, sources, tlsConf)
+	idle, err := load.OpenIdle(octx, proto, addr, path, e.idleConns, sources, tlsConf)
 	cancel()
 	defer idle.Close()
 	if err != nil {

@@ -17,7 +17,10 @@
 //	h2-1mib   H2 over TLS→H1, 1 MiB GET, h2load -t1 -c4 -m4
 //	idle      RSS per idle connection: -idle-conns HTTP/1.1 keep-alive
 //	          connections (one GET each, then idle), then as many HTTP/2
-//	          ones (h2c, or TLS with -idle-tls)
+//	          ones (h2c, or TLS with -idle-tls), then as many idle
+//	          WebSocket tunnels (HTTP/1.1 upgrades)
+//	ws-echo   WebSocket over HTTP/1.1, 1,000 tunnels each echoing a 32 B
+//	          message back to back (a message counts as a request)
 //
 // and, when named, the other backend protocols (h2c and HTTP/3; nginx
 // proxies neither, HAProxy only h2c): h2-h2-small, h3-h2-small, h3-h3-small,

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"time"
 
 	"github.com/expressgateway/expressgateway/bench/load"
@@ -47,6 +48,29 @@ func h3(path string, conns, streams int) func(context.Context, *env, string, tim
 	}
 }
 
+// wsEcho drives tunnels WebSocket tunnels over HTTP/1.1, each echoing a
+// 32 B message back to back, from several loopback sources (under the
+// gateway's per-IP tunnel cap).
+func wsEcho(tunnels int) func(context.Context, *env, string, time.Duration) (load.Result, error) {
+	return func(ctx context.Context, e *env, addr string, dur time.Duration) (load.Result, error) {
+		return load.WS(ctx, "ws://"+addr+wsPath, loopbackSources(tunnels, wsPerSource), tunnels, 32, dur)
+	}
+}
+
+// wsPerSource is how many tunnels share one loopback source address:
+// below the gateway's default max_tunnels_per_ip (256).
+const wsPerSource = 200
+
+// loopbackSources returns enough 127.0.x.y source addresses for n
+// connections, perSource each.
+func loopbackSources(n, perSource int) []netip.Addr {
+	out := make([]netip.Addr, 0, n/perSource+1)
+	for i := range n/perSource + 1 {
+		out = append(out, netip.AddrFrom4([4]byte{127, 0, byte(1 + (i+1)/256), byte((i + 1) % 256)}))
+	}
+	return out
+}
+
 func h1Front(s *served) string  { return s.h1 }
 func tlsFront(s *served) string { return s.tls }
 func h3Front(s *served) string  { return s.h3 }
@@ -62,6 +86,7 @@ var scenarios = []scenario{
 	{"h2-h2-small", "H2 (TLS)→H2 (h2c), 100 B GET, `h2load -t1 -c16 -m16`", "h2", tlsFront, h2load(smallPath, 16, 16)},
 	{"h3-h2-small", "H3→H2 (h2c), 100 B GET, quic-go client 16 conns × 16 streams", "h2", h3Front, h3(smallPath, 16, 16)},
 	{"h3-h3-small", "H3→H3, 100 B GET, quic-go client 16 conns × 16 streams", "h3", h3Front, h3(smallPath, 16, 16)},
+	{"ws-echo", "WebSocket H1→H1, 32 B echo, 1,000 tunnels", "h1", h1Front, wsEcho(1000)},
 }
 
 // headline is the default -scenarios: the issue-shaped table and memory.

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/quic-go/quic-go/http3"
 
 	"github.com/expressgateway/expressgateway/bench/proc"
@@ -24,6 +25,7 @@ import (
 const (
 	smallPath, smallSize = "/small", 100
 	largePath, largeSize = "/1mib", 1 << 20
+	wsPath               = "/ws" // the WebSocket echo
 )
 
 // env is what every target and scenario of a run shares.
@@ -107,6 +109,24 @@ type backend struct {
 	stop        func()
 }
 
+// wsEchoHandler is the backend's WebSocket endpoint: every message is echoed.
+func wsEchoHandler(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		typ, b, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		if c.Write(r.Context(), typ, b) != nil {
+			return
+		}
+	}
+}
+
 func startBackend(c *certs) (*backend, error) {
 	small, large := make([]byte, smallSize), make([]byte, largeSize)
 	for i := range large {
@@ -114,6 +134,10 @@ func startBackend(c *certs) (*backend, error) {
 	}
 	copy(small, large)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == wsPath {
+			wsEchoHandler(w, r)
+			return
+		}
 		body := small
 		if r.URL.Path == largePath {
 			body = large
@@ -318,6 +342,13 @@ http {
       proxy_pass http://be;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+    }
+    location = /ws {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_read_timeout 120s;
     }
   }
 }

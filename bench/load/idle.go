@@ -24,6 +24,7 @@ const (
 	IdleH1  = "h1"  // HTTP/1.1 keep-alive
 	IdleH2C = "h2c" // HTTP/2 with prior knowledge, cleartext
 	IdleH2  = "h2"  // HTTP/2 over TLS (ALPN h2)
+	IdleWS  = "ws"  // a WebSocket tunnel over HTTP/1.1 (the GET is the upgrade)
 )
 
 // Idle is a set of open idle connections.
@@ -98,6 +99,8 @@ func openOne(ctx context.Context, proto, addr, path string, src netip.Addr, tlsC
 		err = h1Once(c, addr, path)
 	case IdleH2C:
 		err = h2Once(c, "http", addr, path)
+	case IdleWS:
+		err = wsUpgrade(c, addr, path)
 	case IdleH2:
 		tc := tls.Client(c, tlsConf)
 		if err = tc.HandshakeContext(ctx); err == nil && tc.ConnectionState().NegotiatedProtocol != "h2" {
@@ -192,4 +195,23 @@ func h2Once(c net.Conn, scheme, authority, path string) error {
 			}
 		}
 	}
+}
+
+// wsUpgrade opens a WebSocket on c with a hand-written handshake and
+// leaves the tunnel idle.
+func wsUpgrade(c net.Conn, addr, path string) error {
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", path, addr)
+	br := bufio.NewReaderSize(c, 512)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return fmt.Errorf("upgrade: status %d", resp.StatusCode)
+	}
+	if br.Buffered() > 0 {
+		return errors.New("upgrade: bytes after the 101 on an idle tunnel")
+	}
+	return nil
 }
