@@ -59,6 +59,12 @@ func startWSBackend(t *testing.T) *wsBackend {
 			if typ, rd, err = c.Reader(r.Context()); err != nil {
 				return
 			}
+			if r.URL.Query().Get("close") != "" {
+				// The backend ends the tunnel with a code of its own.
+				c.Close(4000, "backend says bye")
+				err = errors.New("closed by the backend")
+				return
+			}
 			wr, werr := c.Writer(r.Context(), typ)
 			if werr != nil {
 				err = werr
@@ -176,6 +182,21 @@ func TestWS_H1EchoTextBinaryPingSubprotocolCompressionClose(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("backend never saw the client's Close")
 		}
+	}
+}
+
+// A Close the backend starts reaches the client with its code and reason.
+func TestWS_H1BackendCloseCodeReachesTheClient(t *testing.T) {
+	wb := startWSBackend(t)
+	g := wsGateway(t, wb, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c := dialWS(t, ctx, wsURL(g, "/echo?close=1"), nil)
+	c.Write(ctx, websocket.MessageText, []byte("close, please"))
+	_, _, err := c.Read(ctx)
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != 4000 || ce.Reason != "backend says bye" {
+		t.Fatalf("read: %v, want close 4000 \"backend says bye\"", err)
 	}
 }
 
