@@ -35,7 +35,7 @@ func measureIdle(ctx context.Context, e *env, o options, ts []target) []report.I
 	for _, p := range protos {
 		row := report.IdleRow{Scenario: fmt.Sprintf("%s idle %s connections, one 100 B GET each", thousands(e.idleConns), p.title)}
 		if p.proto == load.IdleWS {
-			row.Scenario = fmt.Sprintf("%s idle WebSocket tunnels (H1 upgrade, no message)", thousands(e.idleConns))
+			row.Scenario = fmt.Sprintf("%s idle WebSocket tunnels (H1 upgrade, no message)", thousands(e.wsIdleConns()))
 		}
 		for _, t := range ts {
 			var c report.IdleCell
@@ -65,7 +65,11 @@ func idleOne(ctx context.Context, e *env, t target, proto string, front func(*se
 	if proto == load.IdleWS {
 		per, path = wsPerSource, wsPath
 	}
-	sources := loopbackSources(e.idleConns, per)
+	n := e.idleConns
+	if proto == load.IdleWS {
+		n = e.wsIdleConns()
+	}
+	sources := loopbackSources(n, per)
 	tlsConf := e.certs.client.Clone()
 	tlsConf.NextProtos = []string{"h2"}
 	// Warm the code paths and the upstream pool so the baseline holds them.
@@ -80,7 +84,7 @@ func idleOne(ctx context.Context, e *env, t target, proto string, front func(*se
 	// Bounded well inside every proxy's idle timeout (the gateway's
 	// 60 s, nginx's 75 s) and the gateway's 30 s H2 keep-alive PING.
 	octx, cancel := context.WithTimeout(ctx, 25*time.Second)
-	idle, err := load.OpenIdle(octx, proto, addr, path, e.idleConns, sources, tlsConf)
+	idle, err := load.OpenIdle(octx, proto, addr, path, n, sources, tlsConf)
 	cancel()
 	defer idle.Close()
 	if err != nil {
@@ -112,4 +116,12 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// wsIdleConns is how many idle tunnels the run holds: -idle-conns, unless
+// this process's descriptors cannot hold them, since each tunnel is two
+// here (the client's socket and the in-process backend's, which a tunnel
+// never shares as keep-alive connections share a pool).
+func (e *env) wsIdleConns() int {
+	return min(e.idleConns, (e.nofile-2048)/2)
 }

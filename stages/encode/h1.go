@@ -53,6 +53,14 @@ func (w *H1Writer) Release() {
 	}
 }
 
+// acquire takes a write buffer from the pool if the writer holds none.
+func (w *H1Writer) acquire() {
+	if w.bw == nil {
+		w.bw = bwPool.Get().(*bufio.Writer)
+		w.bw.Reset(w.conn)
+	}
+}
+
 // H1Exchange is what the writer needs to know of the request it answers.
 type H1Exchange struct {
 	Stream    *stages.Stream
@@ -73,10 +81,7 @@ type H1Exchange struct {
 // connection may carry another request. A Reset after the head returns
 // ErrAborted.
 func (w *H1Writer) WriteResponse(ctx context.Context, x *H1Exchange) (keepAlive bool, err error) {
-	if w.bw == nil {
-		w.bw = bwPool.Get().(*bufio.Writer)
-		w.bw.Reset(w.conn)
-	}
+	w.acquire()
 	if x.Local != 0 {
 		w.writeStatusFields(x.Local, x, false, x.LocalFields)
 		return false, w.flush()

@@ -116,8 +116,12 @@ func (w *H1Writer) writeTunnel(x *H1Exchange, h *frames.Head, link *bus.Link) (b
 			if err := w.flush(); err != nil {
 				return false, err
 			}
+			// A silent tunnel holds no write buffer.
+			w.Release()
 			var err error
-			if f, err = link.Recv(t.ctx); err != nil {
+			f, err = link.Recv(t.ctx)
+			w.acquire()
+			if err != nil {
 				var ce *ws.CloseError
 				if errors.As(context.Cause(t.ctx), &ce) {
 					return closeWith(ce.Code, ce.Reason)

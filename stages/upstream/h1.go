@@ -315,10 +315,17 @@ func (x *h1Exchange) Next(ctx context.Context) (frames.Frame, error) {
 	if len(x.c.src.Buffered()) == 0 {
 		if x.tunnel {
 			// A tunnel's silence is the front's to judge (its idle
-			// timeout sees both directions).
+			// timeout sees both directions), and a silent tunnel holds
+			// no read buffer.
 			x.c.conn.SetReadDeadline(time.Time{})
 			if ctx.Err() != nil {
 				return frames.Frame{}, context.Cause(ctx)
+			}
+			if err := x.c.src.WaitIdle(); err != nil {
+				if ctx.Err() != nil {
+					return frames.Frame{}, context.Cause(ctx)
+				}
+				return frames.Frame{}, err
 			}
 		} else {
 			x.c.conn.SetReadDeadline(time.Now().Add(x.t.Opts.BodyTimeout))
