@@ -286,9 +286,6 @@ func (l *Listener) validateWS(k string, ps *Problems) {
 	if w.H2ExtendedConnect {
 		ps.Addf(key(k, "h2_extended_connect"), "WebSocket over HTTP/2 (RFC 8441) is not built yet; remove the key or set it to false")
 	}
-	if w.H3ExtendedConnect {
-		ps.Addf(key(k, "h3_extended_connect"), "WebSocket over HTTP/3 (RFC 9220) is not built yet; remove the key or set it to false")
-	}
 }
 
 func (l *Listener) validateGRPC(k string, ps *Problems) {

@@ -410,7 +410,7 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 						return nil, h1.Request{}, err
 					}
 					x := c.newExchange(req)
-					x.Tunnel = encode.NewH1Tunnel(c.wctx, key)
+					x.Tunnel = encode.NewTunnel(c.wctx, key)
 					return x, req, nil
 				}
 				return c.newExchange(req), req, nil

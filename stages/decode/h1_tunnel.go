@@ -101,7 +101,7 @@ func (c *H1Conn) relayTunnel(ctx context.Context, x *encode.H1Exchange) {
 				return
 			case isTimeout(err):
 				if e := tunnelExpired(t, &in, lim, now); e != nil {
-					c.closeTunnel(ctx, x, in.AtBoundary(), e)
+					closeTunnel(ctx, c.cfg.Log, c.info, x.Stream, x.Tunnel, in.AtBoundary(), e)
 					return
 				}
 				continue
@@ -119,7 +119,7 @@ func (c *H1Conn) relayTunnel(ctx context.Context, x *encode.H1Exchange) {
 				if !ok {
 					e = &ws.CloseError{Code: ws.CloseProtocolError, Reason: err.Error()}
 				}
-				c.closeTunnel(ctx, x, boundary, e)
+				closeTunnel(ctx, c.cfg.Log, c.info, x.Stream, x.Tunnel, boundary, e)
 				return
 			}
 			t.Touch(now)
@@ -131,91 +131,9 @@ func (c *H1Conn) relayTunnel(ctx context.Context, x *encode.H1Exchange) {
 		}
 		if end {
 			st.Req.Close(io.EOF)
-			c.awaitTunnelEnd(ctx, t, lim)
+			awaitTunnelEnd(ctx, t, lim)
 			return
 		}
 	}
 }
 
-// awaitTunnelEnd keeps the idle timeout on a tunnel the client half-closed
-// while the backend still sends.
-func (c *H1Conn) awaitTunnelEnd(ctx context.Context, t *encode.H1Tunnel, lim *ws.Limits) {
-	if lim.IdleTimeout <= 0 {
-		return
-	}
-	for {
-		d := time.Until(t.LastActive().Add(lim.IdleTimeout))
-		if d <= 0 {
-			guard.WSIdleClosed.Inc()
-			t.Close(&ws.CloseError{Code: ws.CloseGoingAway, Reason: "idle timeout"})
-			return
-		}
-		tm := time.NewTimer(d)
-		select {
-		case <-tm.C:
-		case <-t.Done():
-			tm.Stop()
-			return
-		case <-ctx.Done():
-			tm.Stop()
-			return
-		}
-	}
-}
-
-// tunnelDeadline is the read deadline of a tunnel's client side: the idle
-// timeout from the last byte either way, or sooner the read-frame timeout
-// of a frame the client has begun. Zero when neither applies.
-func tunnelDeadline(t *encode.H1Tunnel, in *ws.Inspector, lim *ws.Limits) time.Time {
-	var d time.Time
-	if lim.IdleTimeout > 0 {
-		d = t.LastActive().Add(lim.IdleTimeout)
-	}
-	if s := in.FrameStarted(); !s.IsZero() && lim.ReadFrameTimeout > 0 {
-		if fd := s.Add(lim.ReadFrameTimeout); d.IsZero() || fd.Before(d) {
-			d = fd
-		}
-	}
-	return d
-}
-
-// tunnelExpired says which timeout, if any, has passed at now.
-func tunnelExpired(t *encode.H1Tunnel, in *ws.Inspector, lim *ws.Limits, now time.Time) *ws.CloseError {
-	if s := in.FrameStarted(); !s.IsZero() && lim.ReadFrameTimeout > 0 && !now.Before(s.Add(lim.ReadFrameTimeout)) {
-		guard.WSSlowFrame.Inc()
-		return &ws.CloseError{Code: ws.ClosePolicyViolation, Reason: "frame not completed in time"}
-	}
-	if lim.IdleTimeout > 0 && !now.Before(t.LastActive().Add(lim.IdleTimeout)) {
-		guard.WSIdleClosed.Inc()
-		return &ws.CloseError{Code: ws.CloseGoingAway, Reason: "idle timeout"}
-	}
-	return nil
-}
-
-// closeTunnel ends a tunnel for e: the backend gets a Close with e's code
-// (when the client's stream is between frames; else an abort), and the
-// writer sends the client the same Close.
-func (c *H1Conn) closeTunnel(ctx context.Context, x *encode.H1Exchange, boundary bool, e *ws.CloseError) {
-	switch e.Code {
-	case ws.CloseProtocolError:
-		guard.WSProtocolError.Inc()
-	case ws.CloseMessageTooBig:
-		guard.WSMessageTooBig.Inc()
-	case ws.ClosePolicyViolation:
-		if e.Reason == "too many pings" {
-			guard.WSPingFlood.Inc()
-		}
-	}
-	c.cfg.Log.Debug().Str("listener", c.info.Listener).Str("remote", c.info.Remote.String()).
-		Uint16("code", e.Code).Str("reason", e.Reason).Msg("websocket tunnel closed by the gateway")
-	st := x.Stream
-	if boundary {
-		if st.Req.Send(ctx, frames.CopyData(ws.AppendClose(nil, e.Code, e.Reason, true), true)) == nil {
-			st.Req.Close(io.EOF)
-		}
-	} else {
-		st.Req.Send(ctx, frames.ResetFrame(frames.CodeProtocol))
-		st.Req.Close(&frames.ResetError{Code: frames.CodeProtocol})
-	}
-	x.Tunnel.Close(e)
-}

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/rs/zerolog"
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames/h3"
+	"github.com/expressgateway/expressgateway/frames/ws"
 	fquic "github.com/expressgateway/expressgateway/frames/quic"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/guard"
@@ -49,6 +51,11 @@ type H3Config struct {
 	HeaderTimeout     time.Duration // stream open → HEADERS complete
 	BodyTimeout       time.Duration // no request-body progress for this long
 	WriteTimeout      time.Duration
+	// WS, when set, accepts WebSocket tunnels (RFC 9220) under these
+	// limits; nil answers an extended CONNECT 501.
+	WS *ws.Limits
+	// Log receives the tunnel guards' closes.
+	Log zerolog.Logger
 	// Draining is closed when the gateway drains: every connection gets a
 	// GOAWAY and finishes what it has.
 	Draining <-chan struct{}
@@ -140,6 +147,10 @@ func (c *h3Conn) openControl() error {
 	}
 	c.ctrl = s
 	settings := h3.SettingsFrame{Settings: []h3.Setting{{ID: h3.SettingMaxFieldSectionSize, Value: uint64(c.maxSection())}}}
+	if c.cfg.WS != nil {
+		// RFC 9220 §3: extended CONNECT carries WebSocket tunnels.
+		settings.Settings = append(settings.Settings, h3.Setting{ID: h3.SettingEnableConnectProtocol, Value: 1})
+	}
 	b := fquic.AppendVarint(nil, uint64(h3.StreamTypeControl))
 	_, err = s.Write(settings.Append(b))
 	return err

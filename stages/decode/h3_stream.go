@@ -54,9 +54,13 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
 		return
 	}
 	str.SetReadDeadline(time.Time{})
+	if head.Method == "CONNECT" && head.Protocol == "websocket" && c.cfg.WS != nil {
+		c.serveTunnel(ctx, str, br, w, head)
+		return
+	}
 	if head.Method == "CONNECT" {
-		// CONNECT and extended CONNECT (RFC 9220) come with the WebSocket
-		// issue; until then they are refused cleanly.
+		// Plain CONNECT (a forward proxy) and other :protocol values are
+		// not served.
 		w.WriteLocal(501, head.Method, nil)
 		str.CancelRead(stopCode(h3.ErrCodeNoError))
 		return

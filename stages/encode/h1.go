@@ -74,7 +74,7 @@ type H1Exchange struct {
 	// Tunnel is set for a WebSocket upgrade request: a response that
 	// opens the tunnel (a head with Protocol set) is written as a 101 and
 	// the connection becomes a byte relay.
-	Tunnel *H1Tunnel
+	Tunnel *Tunnel
 }
 
 // WriteResponse writes the response of one exchange, returning whether the

@@ -33,6 +33,10 @@ func H3ResetCode(c frames.ErrCode) h3.ErrCode {
 // H3Writer writes one response on one HTTP/3 request stream. It is owned by
 // the stream's goroutine.
 type H3Writer struct {
+	// Tunnel is set for an extended CONNECT (RFC 9220): a response that
+	// opens the tunnel (a head with Protocol set) is written as a 200 and
+	// the stream becomes the tunnel's bytes.
+	Tunnel       *Tunnel
 	str          *quic.Stream
 	enc          *h3.Encoder
 	buf          []byte
@@ -89,6 +93,10 @@ func (w *H3Writer) WriteLocal(status int, method string, extra frames.Fields) er
 // resets the stream. Credit returns to the link as bytes are handed to
 // QUIC, whose flow control blocks Write while the client does not read.
 func (w *H3Writer) WriteResponse(ctx context.Context, link *bus.Link, method string) error {
+	if w.Tunnel != nil {
+		// Whatever the response, the reader learns whether it opened.
+		defer w.Tunnel.decide(false)
+	}
 	var (
 		headSent bool
 		want     int64 = -1
@@ -124,6 +132,9 @@ func (w *H3Writer) WriteResponse(ctx context.Context, link *bus.Link, method str
 			if headSent {
 				w.Abort(frames.CodeInternal)
 				return ErrAborted
+			}
+			if w.Tunnel != nil && h.Protocol != "" && h.Status/100 == 2 && !f.End {
+				return w.writeTunnel(h, link)
 			}
 			if method == "HEAD" || h.Status == 204 || h.Status == 304 {
 				want = 0

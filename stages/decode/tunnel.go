@@ -1,0 +1,101 @@
+package decode
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/ws"
+	"github.com/expressgateway/expressgateway/stages"
+	"github.com/expressgateway/expressgateway/stages/encode"
+	"github.com/expressgateway/expressgateway/stages/guard"
+)
+
+// awaitTunnelEnd keeps the idle timeout on a tunnel the client half-closed
+// while the backend still sends.
+func awaitTunnelEnd(ctx context.Context, t *encode.Tunnel, lim *ws.Limits) {
+	if lim.IdleTimeout <= 0 {
+		return
+	}
+	for {
+		d := time.Until(t.LastActive().Add(lim.IdleTimeout))
+		if d <= 0 {
+			guard.WSIdleClosed.Inc()
+			t.Close(&ws.CloseError{Code: ws.CloseGoingAway, Reason: "idle timeout"})
+			return
+		}
+		tm := time.NewTimer(d)
+		select {
+		case <-tm.C:
+		case <-t.Done():
+			tm.Stop()
+			return
+		case <-ctx.Done():
+			tm.Stop()
+			return
+		}
+	}
+}
+
+// tunnelDeadline is the read deadline of a tunnel's client side: the idle
+// timeout from the last byte either way, or sooner the read-frame timeout
+// of a frame the client has begun. Zero when neither applies.
+func tunnelDeadline(t *encode.Tunnel, in *ws.Inspector, lim *ws.Limits) time.Time {
+	var d time.Time
+	if lim.IdleTimeout > 0 {
+		d = t.LastActive().Add(lim.IdleTimeout)
+	}
+	if s := in.FrameStarted(); !s.IsZero() && lim.ReadFrameTimeout > 0 {
+		if fd := s.Add(lim.ReadFrameTimeout); d.IsZero() || fd.Before(d) {
+			d = fd
+		}
+	}
+	return d
+}
+
+// tunnelExpired says which timeout, if any, has passed at now.
+func tunnelExpired(t *encode.Tunnel, in *ws.Inspector, lim *ws.Limits, now time.Time) *ws.CloseError {
+	if s := in.FrameStarted(); !s.IsZero() && lim.ReadFrameTimeout > 0 && !now.Before(s.Add(lim.ReadFrameTimeout)) {
+		guard.WSSlowFrame.Inc()
+		return &ws.CloseError{Code: ws.ClosePolicyViolation, Reason: "frame not completed in time"}
+	}
+	if lim.IdleTimeout > 0 && !now.Before(t.LastActive().Add(lim.IdleTimeout)) {
+		guard.WSIdleClosed.Inc()
+		return &ws.CloseError{Code: ws.CloseGoingAway, Reason: "idle timeout"}
+	}
+	return nil
+}
+
+// closeTunnel ends a tunnel for e: the backend gets a Close with e's code
+// (when the client's stream is between frames; else an abort), and the
+// writer sends the client the same Close. Every front's tunnel ends here,
+// so each rule is counted once.
+func closeTunnel(ctx context.Context, log zerolog.Logger, info *stages.ConnInfo, st *stages.Stream, t *encode.Tunnel, boundary bool, e *ws.CloseError) {
+	switch e.Code {
+	case ws.CloseProtocolError:
+		guard.WSProtocolError.Inc()
+	case ws.CloseMessageTooBig:
+		guard.WSMessageTooBig.Inc()
+	case ws.ClosePolicyViolation:
+		if e.Reason == pingFloodReason {
+			guard.WSPingFlood.Inc()
+		}
+	}
+	log.Debug().Str("listener", info.Listener).Str("remote", info.Remote.String()).Str("proto", info.Proto).
+		Uint16("code", e.Code).Str("reason", e.Reason).Msg("websocket tunnel closed by the gateway")
+	if boundary {
+		if st.Req.Send(ctx, frames.CopyData(ws.AppendClose(nil, e.Code, e.Reason, true), true)) == nil {
+			st.Req.Close(io.EOF)
+		}
+	} else {
+		st.Req.Send(ctx, frames.ResetFrame(frames.CodeProtocol))
+		st.Req.Close(&frames.ResetError{Code: frames.CodeProtocol})
+	}
+	t.Close(e)
+}
+
+// pingFloodReason is the reason ws.Inspector gives for the ping rule.
+const pingFloodReason = "too many pings"

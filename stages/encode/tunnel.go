@@ -1,0 +1,170 @@
+package encode
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/ws"
+)
+
+// Tunnel is what a front's reader and writer share for one WebSocket
+// tunnel (an H1 upgrade, an H3 extended CONNECT): the writer tells the
+// reader whether the backend accepted it, and the reader, which sees the
+// client's frames, can end it with a Close that the writer sends.
+type Tunnel struct {
+	Key string // the client's Sec-WebSocket-Key (HTTP/1.1 only)
+
+	once   sync.Once
+	opened chan bool // the writer's verdict, sent once
+	// ctx bounds the writer's wait for the backend's bytes; the reader
+	// cancels it with a *ws.CloseError for the writer to send that Close.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	rsv1   atomic.Bool  // the backend accepted an extension (RSV1 in use)
+	last   atomic.Int64 // unix nanoseconds of the last byte relayed either way
+}
+
+// NewTunnel returns the shared state of a tunnel whose writer runs under
+// ctx.
+func NewTunnel(ctx context.Context, key string) *Tunnel {
+	t := &Tunnel{Key: key, opened: make(chan bool, 1)}
+	t.ctx, t.cancel = context.WithCancelCause(ctx)
+	t.Touch(time.Now())
+	return t
+}
+
+func (t *Tunnel) decide(ok bool) {
+	t.once.Do(func() {
+		t.opened <- ok
+		if !ok {
+			t.cancel(nil)
+		}
+	})
+}
+
+// Opened waits for the writer's verdict: true once the tunnel's head went
+// out, false when the response was anything else.
+func (t *Tunnel) Opened(ctx context.Context) bool {
+	select {
+	case ok := <-t.opened:
+		return ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Close has the writer send the client a Close with e's code and end the
+// tunnel.
+func (t *Tunnel) Close(e *ws.CloseError) { t.cancel(e) }
+
+// Done is closed when the tunnel has ended (or never opened).
+func (t *Tunnel) Done() <-chan struct{} { return t.ctx.Done() }
+
+// Touch records that bytes went by at now.
+func (t *Tunnel) Touch(now time.Time) { t.last.Store(now.UnixNano()) }
+
+// LastActive is when bytes last went by, either way.
+func (t *Tunnel) LastActive() time.Time { return time.Unix(0, t.last.Load()) }
+
+// RSV1 reports whether the client's frames may set RSV1: the backend
+// accepted an extension (permessage-deflate). Valid once Opened is true.
+func (t *Tunnel) RSV1() bool { return t.rsv1.Load() }
+
+// open records the backend's accepted head and tells the reader.
+func (t *Tunnel) open(h *frames.Head) {
+	t.rsv1.Store(h.Fields.Has("sec-websocket-extensions"))
+	t.decide(true)
+}
+
+// tunnelOut is how a front writes a tunnel's bytes: in its framing
+// (raw on HTTP/1.1, DATA frames on HTTP/3), buffered until flush; release
+// lets go of buffers while the tunnel is silent.
+type tunnelOut interface {
+	writeBytes(p []byte) error
+	flush() error
+	release()
+	acquire()
+}
+
+// errTunnelCut says the tunnel can only be cut, with no Close of ours:
+// the backend broke its framing, or a Close cannot be placed.
+var errTunnelCut = errors.New("encode: tunnel cut")
+
+// relayTunnel moves the backend's bytes from link to out as they come,
+// checking their framing, until the backend ends, fails, or the reader
+// closes the tunnel. It returns nil when the backend's own Close went by
+// and the stream may end cleanly, errTunnelCut when it must be cut, a
+// write error, or after writing the Close the gateway owes the client.
+func relayTunnel(t *Tunnel, link *bus.Link, out tunnelOut) error {
+	in := ws.Inspector{RSV1: t.RSV1()}
+	closeWith := func(code uint16, reason string) error {
+		if !in.AtBoundary() || in.Closed() {
+			// Mid-frame, a Close of ours would corrupt the stream, and
+			// after the backend's Close none may follow: cut (the client
+			// sees 1006).
+			out.flush()
+			return errTunnelCut
+		}
+		if err := out.writeBytes(ws.AppendClose(nil, code, reason, false)); err != nil {
+			return err
+		}
+		return out.flush()
+	}
+	for {
+		f, ok := link.TryRecv()
+		if !ok {
+			if err := out.flush(); err != nil {
+				return err
+			}
+			out.release()
+			var err error
+			f, err = link.Recv(t.ctx)
+			out.acquire()
+			if err != nil {
+				var ce *ws.CloseError
+				if errors.As(context.Cause(t.ctx), &ce) {
+					return closeWith(ce.Code, ce.Reason)
+				}
+				if t.ctx.Err() != nil {
+					return closeWith(ws.CloseGoingAway, "gateway shutting down")
+				}
+				return closeWith(ws.CloseInternalError, "backend failed")
+			}
+		}
+		switch f.Kind {
+		case frames.KindData:
+			if err := in.Feed(f.Data, time.Now()); err != nil {
+				// The backend broke the framing: nothing more of it goes out.
+				link.Consumed(&f)
+				return errTunnelCut
+			}
+			var err error
+			if len(f.Data) > 0 {
+				err = out.writeBytes(f.Data)
+			}
+			end := f.End
+			link.Consumed(&f)
+			t.Touch(time.Now())
+			if err != nil {
+				return err
+			}
+			if end {
+				if !in.Closed() {
+					return closeWith(ws.CloseInternalError, "backend closed the connection")
+				}
+				return out.flush()
+			}
+		case frames.KindTrailers:
+			return closeWith(ws.CloseInternalError, "backend closed the connection")
+		case frames.KindReset:
+			return closeWith(ws.CloseInternalError, "backend failed")
+		default:
+			link.Consumed(&f)
+		}
+	}
+}
