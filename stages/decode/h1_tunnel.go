@@ -136,4 +136,3 @@ func (c *H1Conn) relayTunnel(ctx context.Context, x *encode.H1Exchange) {
 		}
 	}
 }
-

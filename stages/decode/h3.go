@@ -14,8 +14,8 @@ import (
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames/h3"
-	"github.com/expressgateway/expressgateway/frames/ws"
 	fquic "github.com/expressgateway/expressgateway/frames/quic"
+	"github.com/expressgateway/expressgateway/frames/ws"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/guard"
 )
