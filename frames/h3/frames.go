@@ -1,6 +1,10 @@
 package h3
 
-import "github.com/expressgateway/expressgateway/frames/quic"
+import (
+	"io"
+
+	"github.com/expressgateway/expressgateway/frames/quic"
+)
 
 // FrameType is an HTTP/3 frame type (RFC 9114 §7.2).
 type FrameType uint64
@@ -224,4 +228,18 @@ func (g GoAwayFrame) Append(dst []byte) []byte {
 func (g GoAwayFrame) Len() int {
 	n := quic.VarintLen(g.ID)
 	return FrameHeader{Type: FrameTypeGoAway, Length: uint64(n)}.Len() + n
+}
+
+// ReadFrameHeader reads a frame header from r: io.EOF only at a frame
+// boundary (the stream ended cleanly between frames).
+func ReadFrameHeader(r io.ByteReader) (FrameHeader, error) {
+	t, err := quic.ReadVarint(r)
+	if err != nil {
+		return FrameHeader{}, err
+	}
+	l, err := quic.ReadVarint(r)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return FrameHeader{Type: FrameType(t), Length: l}, err
 }

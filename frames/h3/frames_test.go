@@ -3,6 +3,7 @@ package h3
 import (
 	"bytes"
 	"errors"
+	"io"
 	"testing"
 )
 
@@ -109,5 +110,21 @@ func BenchmarkParseFrameHeader(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ParseFrameHeader(buf)
+	}
+}
+
+func TestReadFrameHeaderFromAStream(t *testing.T) {
+	b := FrameHeader{Type: FrameTypeData, Length: 70000}.Append(nil)
+	h, err := ReadFrameHeader(bytes.NewReader(b))
+	if err != nil || h.Type != FrameTypeData || h.Length != 70000 {
+		t.Fatalf("got %+v %v", h, err)
+	}
+	if _, err := ReadFrameHeader(bytes.NewReader(nil)); err != io.EOF {
+		t.Fatalf("empty stream: %v, want io.EOF", err)
+	}
+	for i := 1; i < len(b); i++ {
+		if _, err := ReadFrameHeader(bytes.NewReader(b[:i])); err != io.ErrUnexpectedEOF {
+			t.Fatalf("cut at %d: %v, want io.ErrUnexpectedEOF", i, err)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package quic
 
+import "io"
+
 // ParseVarint reads a variable-length integer (RFC 9000 §16) from the start
 // of b and returns it with the number of bytes it took. It returns ErrShort
 // when b ends inside the integer.
@@ -45,4 +47,26 @@ func AppendVarint(dst []byte, v uint64) []byte {
 	}
 	return append(dst, byte(v>>56)&0x3f|0xc0, byte(v>>48), byte(v>>40), byte(v>>32),
 		byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+}
+
+// ReadVarint reads a variable-length integer from r: io.EOF only before
+// its first byte, io.ErrUnexpectedEOF inside it.
+func ReadVarint(r io.ByteReader) (uint64, error) {
+	first, err := r.ReadByte()
+	if err != nil {
+		return 0, err
+	}
+	n := 1 << (first >> 6)
+	v := uint64(first & 0x3f)
+	for i := 1; i < n; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if err == io.EOF {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		v = v<<8 | uint64(b)
+	}
+	return v, nil
 }

@@ -295,7 +295,7 @@ func (c *h3Conn) serveUni(rs *quic.ReceiveStream) {
 		rs.ReleaseStreamCredit()
 	}()
 	br := bufio.NewReaderSize(rs, 512)
-	t, err := readVarint(br)
+	t, err := fquic.ReadVarint(br)
 	if err != nil {
 		return
 	}
@@ -362,7 +362,7 @@ func (c *h3Conn) readControl(br *bufio.Reader) {
 	first := true
 	buf := make([]byte, 0, 64)
 	for {
-		fh, err := readFrameHeader(br)
+		fh, err := h3.ReadFrameHeader(br)
 		if err != nil {
 			c.criticalClosed()
 			return
@@ -452,38 +452,4 @@ func (c *h3Conn) readQPACKEncoder(br *bufio.Reader) {
 			return
 		}
 	}
-}
-
-// readVarint reads a QUIC variable-length integer from br.
-func readVarint(br *bufio.Reader) (uint64, error) {
-	first, err := br.ReadByte()
-	if err != nil {
-		return 0, err
-	}
-	n := 1 << (first >> 6)
-	v := uint64(first & 0x3f)
-	for i := 1; i < n; i++ {
-		b, err := br.ReadByte()
-		if err != nil {
-			if err == io.EOF {
-				return 0, io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-		v = v<<8 | uint64(b)
-	}
-	return v, nil
-}
-
-// readFrameHeader reads a frame header; io.EOF only at a frame boundary.
-func readFrameHeader(br *bufio.Reader) (h3.FrameHeader, error) {
-	t, err := readVarint(br)
-	if err != nil {
-		return h3.FrameHeader{}, err
-	}
-	l, err := readVarint(br)
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return h3.FrameHeader{Type: h3.FrameType(t), Length: l}, err
 }

@@ -122,7 +122,7 @@ func isClientReset(err error) bool {
 // readHead reads frames up to and including the request's HEADERS frame.
 func (c *h3Conn) readHead(br *bufio.Reader) (*frames.Head, error) {
 	for {
-		fh, err := readFrameHeader(br)
+		fh, err := h3.ReadFrameHeader(br)
 		if err != nil {
 			return nil, err
 		}
@@ -322,7 +322,7 @@ func (c *h3Conn) readBody(ctx context.Context, str *quic.Stream, br *bufio.Reade
 		} else {
 			deadline()
 			var err error
-			fh, err = readFrameHeader(br)
+			fh, err = h3.ReadFrameHeader(br)
 			if err == io.EOF {
 				// RFC 9114 §4.1.2: a content-length that does not match
 				// the DATA frames makes the request malformed.
@@ -387,7 +387,7 @@ func (c *h3Conn) readBody(ctx context.Context, str *quic.Stream, br *bufio.Reade
 			link.Close(io.EOF)
 			// RFC 9114 §4.1: nothing but the end of the stream may follow.
 			deadline()
-			if _, err := readFrameHeader(br); err == nil {
+			if _, err := h3.ReadFrameHeader(br); err == nil {
 				c.refuse(str, nil, errAfterTrailers)
 			}
 			return

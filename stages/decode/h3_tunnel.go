@@ -84,7 +84,7 @@ func (c *h3Conn) relayTunnel(ctx context.Context, str *quic.Stream, br *bufio.Re
 	}
 	for {
 		str.SetReadDeadline(tunnelDeadline(t, &in, lim))
-		fh, err := readFrameHeader(br)
+		fh, err := h3.ReadFrameHeader(br)
 		if err == io.EOF {
 			st.Req.Send(ctx, frames.EndFrame())
 			st.Req.Close(io.EOF)
