@@ -1,30 +1,34 @@
 package upstream
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
-	"net/http"
-	"net/http/httptrace"
-	"net/textproto"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
-	"github.com/quic-go/quic-go/http3"
+	"github.com/rs/zerolog"
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/h3"
+	fquic "github.com/expressgateway/expressgateway/frames/quic"
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
-// H3 is the HTTP/3 transport: one multiplexed QUIC connection per backend,
-// dialled on first use and replaced when it is lost or goes away. Requests
-// it never started on a dead connection are sent on a fresh one.
+// H3 is the HTTP/3 transport: our own frames/h3 codec over quic-go
+// streams, one multiplexed QUIC connection per backend, dialled on first
+// use and replaced when it is lost or goes away. A request it never
+// started on a dead connection is sent on a fresh one. As on the other two
+// protocols, no net/http type is on the data path: heads are encoded from
+// and decoded into frames.Head, bodies move as bus frames, and timeouts
+// are stream deadlines.
 type H3 struct {
 	Opts Options
 	// MaxHeaderBytes caps a response's field section (0: 64 KiB).
@@ -43,16 +47,26 @@ type h3Slot struct {
 	cc *h3Conn
 }
 
+// h3Conn is one QUIC connection to a backend with its HTTP/3 control
+// state: our control stream, and whether the server sent GOAWAY.
 type h3Conn struct {
-	qc *quic.Conn
-	cc *http3.ClientConn
+	qc        *quic.Conn
+	ctrl      *quic.SendStream
+	goingAway atomic.Bool
+	limits    h3.Limits
 }
 
-func (c *h3Conn) usable() bool { return c != nil && c.qc.Context().Err() == nil }
+func (c *h3Conn) usable() bool {
+	return c != nil && c.qc.Context().Err() == nil && !c.goingAway.Load()
+}
 
 // maxH3Attempts bounds how often a request that never started is moved to
 // a fresh connection.
 const maxH3Attempts = 2
+
+// h3ReadBuf is the read buffer of a response stream: a HEADERS frame of a
+// typical response, or a DATA frame's header and the start of its payload.
+const h3ReadBuf = 4 << 10
 
 func (t *H3) slot(b *route.Backend) *h3Slot {
 	if s, ok := t.conns.Load(b); ok {
@@ -60,6 +74,10 @@ func (t *H3) slot(b *route.Backend) *h3Slot {
 	}
 	s, _ := t.conns.LoadOrStore(b, &h3Slot{})
 	return s.(*h3Slot)
+}
+
+func closeConn(qc *quic.Conn, code h3.ErrCode, reason string) {
+	qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
 }
 
 // conn returns a live connection to b, dialling when there is none or when
@@ -72,7 +90,11 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 		return s.cc, nil
 	}
 	if s.cc != nil {
-		s.cc.qc.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "")
+		if !s.cc.goingAway.Load() {
+			closeConn(s.cc.qc, h3.ErrCodeNoError, "")
+		}
+		// A connection going away finishes its streams on its own; the
+		// server closes it when they are done.
 		s.cc = nil
 		b.ConnClosed()
 	}
@@ -90,7 +112,7 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 		tlsCfg = &tls.Config{ServerName: host}
 	}
 	tlsCfg.MinVersion = tls.VersionTLS13
-	tlsCfg.NextProtos = []string{http3.NextProtoH3}
+	tlsCfg.NextProtos = []string{"h3"}
 	dctx, cancel := context.WithTimeout(ctx, t.Opts.ConnectTimeout)
 	defer cancel()
 	qc, err := quic.DialAddr(dctx, b.Address, tlsCfg, &quic.Config{
@@ -100,14 +122,107 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 		MaxStreamReceiveWindow:         t.StreamWindow,
 		InitialConnectionReceiveWindow: t.ConnWindow,
 		MaxConnectionReceiveWindow:     t.ConnWindow,
+		// A server opens no request streams (RFC 9114 §6.1), and only a
+		// few unidirectional ones: control and the two QPACK streams.
+		MaxIncomingStreams:    -1,
+		MaxIncomingUniStreams: 8,
 	})
 	if err != nil {
 		return nil, &route.DialError{Err: err}
 	}
-	tr := &http3.Transport{DisableCompression: true, MaxResponseHeaderBytes: t.maxHeader()}
-	s.cc = &h3Conn{qc: qc, cc: tr.NewClientConn(qc)}
+	c := &h3Conn{qc: qc, limits: h3.Limits{MaxSize: t.maxHeader(), Underscore: frames.UnderscoreAllow}}
+	if err := c.openControl(); err != nil {
+		closeConn(qc, h3.ErrCodeInternalError, "")
+		return nil, &route.DialError{Err: err}
+	}
+	go c.acceptUni()
+	s.cc = c
 	b.ConnOpen()
 	return s.cc, nil
+}
+
+// openControl opens our control stream with its SETTINGS (RFC 9114
+// §6.2.1): the field-section cap; the QPACK dynamic table stays off.
+func (c *h3Conn) openControl() error {
+	s, err := c.qc.OpenUniStream()
+	if err != nil {
+		return err
+	}
+	c.ctrl = s
+	settings := h3.SettingsFrame{Settings: []h3.Setting{{ID: h3.SettingMaxFieldSectionSize, Value: uint64(c.limits.MaxSize)}}}
+	_, err = s.Write(settings.Append(fquic.AppendVarint(nil, uint64(h3.StreamTypeControl))))
+	return err
+}
+
+// acceptUni serves the server's unidirectional streams until the
+// connection ends: its control stream (SETTINGS, then GOAWAY), the QPACK
+// streams (read and dropped: with no dynamic table they carry nothing we
+// use), and refuses the rest.
+func (c *h3Conn) acceptUni() {
+	ctx := c.qc.Context()
+	for {
+		s, err := c.qc.AcceptUniStream(ctx)
+		if err != nil {
+			return
+		}
+		go c.serveUni(s)
+	}
+}
+
+func (c *h3Conn) serveUni(s *quic.ReceiveStream) {
+	defer func() {
+		if r := recover(); r != nil {
+			stages.Panicked(zerolog.Nop(), r, nil)
+			closeConn(c.qc, h3.ErrCodeInternalError, "internal error")
+		}
+	}()
+	br := bufio.NewReaderSize(s, 512)
+	typ, err := fquic.ReadVarint(br)
+	if err != nil {
+		return
+	}
+	switch h3.StreamType(typ) {
+	case h3.StreamTypeControl:
+		c.readControl(br)
+	case h3.StreamTypeQPACKEncoder, h3.StreamTypeQPACKDecoder:
+		io.Copy(io.Discard, br)
+	default:
+		// We never allow a push (no MAX_PUSH_ID), and unknown stream
+		// types are to be ignored (RFC 9114 §6.2).
+		s.CancelRead(quic.StreamErrorCode(h3.ErrCodeStreamCreationError))
+	}
+}
+
+// readControl reads the server's control stream: SETTINGS first, then
+// GOAWAY, which stops new requests on this connection.
+func (c *h3Conn) readControl(br *bufio.Reader) {
+	first := true
+	for {
+		fh, err := h3.ReadFrameHeader(br)
+		if err != nil {
+			if c.qc.Context().Err() == nil {
+				// RFC 9114 §6.2.1: closing the control stream is a
+				// connection error.
+				closeConn(c.qc, h3.ErrCodeClosedCriticalStream, "control stream closed")
+			}
+			return
+		}
+		if first && fh.Type != h3.FrameTypeSettings {
+			closeConn(c.qc, h3.ErrCodeMissingSettings, "control stream without SETTINGS")
+			return
+		}
+		first = false
+		if fh.Type == h3.FrameTypeGoAway {
+			c.goingAway.Store(true)
+		}
+		if fh.Length > 1<<16 {
+			closeConn(c.qc, h3.ErrCodeExcessiveLoad, "control frame too large")
+			return
+		}
+		if _, err := br.Discard(int(fh.Length)); err != nil {
+			return
+		}
+	}
 }
 
 func (t *H3) maxHeader() int {
@@ -125,7 +240,7 @@ func (t *H3) Close() error {
 		s := v.(*h3Slot)
 		s.mu.Lock()
 		if s.cc != nil {
-			s.cc.qc.CloseWithError(quic.ApplicationErrorCode(http3.ErrCodeNoError), "")
+			closeConn(s.cc.qc, h3.ErrCodeNoError, "")
 			s.cc = nil
 			k.(*route.Backend).ConnClosed()
 		}
@@ -141,12 +256,10 @@ func (t *H3) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		body.Discard(ErrCodingUnsupported)
 		return nil, ErrCodingUnsupported
 	}
-	u, err := url.ParseRequestURI(req.Path)
-	if err != nil || req.Path == "" {
-		body.Discard(err)
+	if req.Path == "" || req.Path[0] != '/' && req.Path != "*" {
+		body.Discard(io.EOF)
 		return nil, &frames.ResetError{Code: frames.CodeProtocol}
 	}
-	u.Scheme, u.Host = "https", req.Authority
 	var (
 		stale   *h3Conn
 		lastErr error
@@ -157,7 +270,7 @@ func (t *H3) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 			body.Discard(err)
 			return nil, err
 		}
-		resp, started, err := t.try(ctx, c, u, req, body)
+		resp, started, err := t.try(ctx, c, req, body)
 		if err == nil || started || ctx.Err() != nil {
 			return resp, err
 		}
@@ -169,203 +282,228 @@ func (t *H3) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 	return nil, &route.DialError{Err: lastErr}
 }
 
-// try sends the request on c. started reports whether any of it was
-// written to a stream (after which it must not be replayed here).
-func (t *H3) try(ctx context.Context, c *h3Conn, u *url.URL, req *frames.Head, body *bus.Link) (*Response, bool, error) {
-	var started atomic.Bool
-	rctx, cancel := context.WithCancelCause(ctx)
-	trace := &httptrace.ClientTrace{WroteHeaders: func() { started.Store(true) }}
-	if fn := interimHook(ctx); fn != nil {
-		// quic-go's client reports 1xx heads (never 101) through the trace,
-		// on this goroutine, and caps them itself.
-		trace.Got1xxResponse = func(code int, hdr textproto.MIMEHeader) error {
-			h := &frames.Head{Status: code, ContentLength: -1, Proto: "HTTP/3"}
-			for k, vs := range hdr {
-				name := strings.ToLower(k)
-				for _, v := range vs {
-					h.Fields = append(h.Fields, frames.Field{Name: name, Value: v})
+// h3Exchange is one request and its response on one request stream.
+type h3Exchange struct {
+	t      *H3
+	c      *h3Conn
+	str    *quic.Stream
+	br     *bufio.Reader
+	stop   func() bool // the context hook that cuts the stream
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// bodyErr is the request body copy's outcome (a client Reset shows
+	// there); read after wg.Wait.
+	bodyErr error
+
+	want, got int64 // declared and received response body bytes (want -1: unknown)
+	remain    uint64
+	head      bool // a response to HEAD: no body
+	ended     bool // End or Trailers handed out
+	resp      Response
+}
+
+// try sends the request on a new stream of c. started reports whether
+// any of it was written (after which it must not be replayed here).
+func (t *H3) try(ctx context.Context, c *h3Conn, req *frames.Head, body *bus.Link) (*Response, bool, error) {
+	str, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	x := &h3Exchange{t: t, c: c, str: str, head: req.Method == "HEAD"}
+	// A canceled request cuts its stream both ways: the backend sees
+	// H3_REQUEST_CANCELLED, a blocked read or write returns at once.
+	x.stop = context.AfterFunc(ctx, x.abort)
+	hasBody := req.ContentLength != 0
+	enc := h3.NewEncoder()
+	sec := enc.AppendRequest(nil, req)
+	buf := h3.AppendHeadersFrame(nil, sec)
+	if !hasBody {
+		body.Discard(io.EOF)
+	}
+	if _, err := str.Write(buf); err != nil {
+		// Nothing went out and the body was not read: the request may
+		// move to a fresh connection.
+		x.stop()
+		x.abort()
+		return nil, false, err
+	}
+	if hasBody {
+		bctx, bcancel := context.WithCancel(ctx)
+		x.cancel = bcancel
+		x.wg.Go(func() { x.bodyErr = x.copyBody(bctx, enc, body) })
+	} else {
+		str.Close()
+	}
+	x.br = bufio.NewReaderSize(str, h3ReadBuf)
+	h, err := x.readHead(ctx)
+	if err != nil {
+		x.close(true)
+		return nil, true, err
+	}
+	x.resp = Response{Head: h, body: x}
+	return &x.resp, true, nil
+}
+
+// abort resets both directions of the stream.
+func (x *h3Exchange) abort() {
+	x.str.CancelWrite(quic.StreamErrorCode(h3.ErrCodeRequestCanceled))
+	x.str.CancelRead(quic.StreamErrorCode(h3.ErrCodeRequestCanceled))
+}
+
+// copyBody streams the request body from the link as DATA frames, then
+// trailers and FIN. A client Reset resets the stream, so the backend never
+// sees the body complete.
+func (x *h3Exchange) copyBody(ctx context.Context, enc *h3.Encoder, body *bus.Link) error {
+	defer body.Discard(io.EOF)
+	var buf []byte
+	for {
+		f, err := body.Recv(ctx)
+		if err != nil {
+			if bus.IsCleanEnd(err) {
+				err = errBodyCut // closed without End: a clean close only follows End
+			}
+			x.str.CancelWrite(quic.StreamErrorCode(h3.ErrCodeRequestCanceled))
+			return err
+		}
+		switch f.Kind {
+		case frames.KindData:
+			if len(f.Data) > 0 {
+				buf = h3.AppendDataHeader(buf[:0], len(f.Data))
+				buf = append(buf, f.Data...)
+				if _, err := x.str.Write(buf); err != nil {
+					body.Consumed(&f)
+					return err
 				}
 			}
-			fn(h)
-			return nil
+			end := f.End
+			body.Consumed(&f)
+			if end {
+				return x.str.Close()
+			}
+		case frames.KindTrailers:
+			if len(f.Head.Fields) > 0 {
+				buf = h3.AppendHeadersFrame(buf[:0], enc.AppendTrailers(nil, f.Head.Fields))
+				if _, err := x.str.Write(buf); err != nil {
+					return err
+				}
+			}
+			return x.str.Close()
+		case frames.KindReset:
+			x.abort()
+			return &frames.ResetError{Code: f.Code}
+		default:
+			body.Consumed(&f)
 		}
 	}
-	rctx = httptrace.WithClientTrace(rctx, trace)
-	hr := &http.Request{
-		Method:     req.Method,
-		URL:        u,
-		Host:       req.Authority,
-		Header:     make(http.Header, len(req.Fields)),
-		Proto:      "HTTP/3",
-		ProtoMajor: 3,
-	}
-	hr = hr.WithContext(rctx)
-	for _, f := range req.Fields {
-		switch f.Name {
-		case "content-length", "host":
-			continue
-		}
-		hr.Header[http.CanonicalHeaderKey(f.Name)] = append(hr.Header[http.CanonicalHeaderKey(f.Name)], f.Value)
-	}
-	lr := &linkReader{link: body, req: hr, onReset: cancel}
-	if req.ContentLength == 0 {
-		body.Discard(io.EOF)
-	} else {
-		hr.Body = lr
-		hr.ContentLength = req.ContentLength
-		hr.Trailer = http.Header{}
-	}
-	// The head must arrive within the head timeout; the same timer then
-	// watches body progress.
-	timer := time.AfterFunc(t.Opts.HeadTimeout, func() { cancel(ErrTimeout) })
-	resp, err := c.cc.RoundTrip(hr)
-	if err != nil {
-		timer.Stop()
-		cause := context.Cause(rctx)
-		cancel(nil)
-		if !started.Load() {
-			return nil, false, err
-		}
-		if req.ContentLength != 0 {
-			lr.discard(err)
-		}
-		var se *quic.StreamError
-		switch {
-		case errors.Is(cause, ErrTimeout):
-			return nil, true, ErrTimeout
-		case errors.As(err, &se) && se.ErrorCode == quic.StreamErrorCode(http3.ErrCodeRequestRejected):
-			// RFC 9114 §4.1.1: H3_REQUEST_REJECTED means the server did
-			// not process the request: any method may retry.
-			return nil, true, &route.RefusedError{Err: err}
-		case ctx.Err() != nil:
-			return nil, true, context.Cause(ctx)
-		}
-		return nil, true, ErrBadResponse
-	}
-	h := &frames.Head{Status: resp.StatusCode, ContentLength: resp.ContentLength, Proto: "HTTP/3"}
-	for k, vs := range resp.Header {
-		name := strings.ToLower(k)
-		for _, v := range vs {
-			h.Fields = append(h.Fields, frames.Field{Name: name, Value: v})
-		}
-	}
-	if len(resp.Trailer) > 0 {
-		// Announced trailers need a framing that can carry them: an H1
-		// front must send this body chunked, whatever its length.
-		h.ContentLength = -1
-		h.Fields.Del("content-length")
-	}
-	if req.Method == "HEAD" {
-		h.ContentLength = -1
-		if v := resp.Header.Get("Content-Length"); v != "" {
-			h.ContentLength = parseLen(v)
-		}
-	}
-	x := &h3Exchange{t: t, resp: resp, cancel: cancel, timer: timer, lr: lr, hasBody: req.ContentLength != 0, head: req.Method == "HEAD"}
-	timer.Reset(t.Opts.BodyTimeout)
-	return &Response{Head: h, body: x}, true, nil
-}
-
-func parseLen(s string) int64 {
-	var n int64
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' || n > (1<<62)/10 {
-			return -1
-		}
-		n = n*10 + int64(s[i]-'0')
-	}
-	return n
-}
-
-// linkReader is the request body as quic-go's http3 client reads it: it
-// pulls frames from the stream's request link and returns their credit as
-// the bytes are copied out. Trailers land in req.Trailer before io.EOF, so
-// the client sends them after the body; a Reset is an error, which makes
-// the client reset the stream instead of ending it cleanly.
-type linkReader struct {
-	link    *bus.Link
-	req     *http.Request
-	onReset context.CancelCauseFunc
-	cur     frames.Frame
-	off     int
-	done    bool
 }
 
 var errBodyCut = errors.New("upstream: request body cut short")
 
-func (r *linkReader) Read(p []byte) (int, error) {
+// readHead reads frames up to the final response head within the head
+// timeout, handing 1xx heads to the interim hook.
+func (x *h3Exchange) readHead(ctx context.Context) (*frames.Head, error) {
+	x.str.SetReadDeadline(time.Now().Add(x.t.Opts.HeadTimeout))
+	interims := 0
 	for {
-		if r.done {
-			return 0, io.EOF
-		}
-		if r.off < len(r.cur.Data) {
-			n := copy(p, r.cur.Data[r.off:])
-			r.off += n
-			if r.off == len(r.cur.Data) {
-				end := r.cur.End
-				r.link.Consumed(&r.cur)
-				r.cur, r.off = frames.Frame{}, 0
-				r.done = end
-			}
-			return n, nil
-		}
-		f, err := r.link.Recv(r.req.Context())
+		fh, err := h3.ReadFrameHeader(x.br)
 		if err != nil {
-			if bus.IsCleanEnd(err) {
-				// Closed without End: a clean close only follows End.
-				return 0, errBodyCut
-			}
-			return 0, err
+			return nil, x.readErr(ctx, err)
 		}
-		switch f.Kind {
-		case frames.KindData:
-			if len(f.Data) == 0 {
-				end := f.End
-				r.link.Consumed(&f)
-				r.done = end
+		switch fh.Type {
+		case h3.FrameTypeHeaders:
+			h, err := x.section(fh, func(b []byte) (*frames.Head, error) { return h3.DecodeResponse(b, &x.c.limits) })
+			if err != nil {
+				return nil, err
+			}
+			if h.Status < 200 {
+				// RFC 9114 §4.1: 101 has no meaning in HTTP/3.
+				if h.Status == 101 {
+					return nil, ErrBadResponse
+				}
+				if err := relayInterim(ctx, &interims, h); err != nil {
+					return nil, err
+				}
 				continue
 			}
-			r.cur, r.off = f, 0
-		case frames.KindTrailers:
-			for _, fl := range f.Head.Fields {
-				k := http.CanonicalHeaderKey(fl.Name)
-				r.req.Trailer[k] = append(r.req.Trailer[k], fl.Value)
+			x.want = h.ContentLength
+			if h.Fields.Has("trailer") {
+				// Announced trailers need a framing that can carry them:
+				// an H1 front must send this body chunked.
+				h.ContentLength = -1
 			}
-			r.done = true
-		case frames.KindReset:
-			// The client's body was cut: the backend must see an abort,
-			// and the response must not end cleanly either.
-			err := &frames.ResetError{Code: f.Code}
-			r.onReset(err)
-			return 0, err
+			if x.head {
+				x.want = 0
+			}
+			x.str.SetReadDeadline(time.Time{})
+			return h, nil
+		case h3.FrameTypeData:
+			// RFC 9114 §4.1: DATA before HEADERS is malformed.
+			return nil, ErrBadResponse
 		default:
-			r.link.Consumed(&f)
+			if err := x.skip(fh); err != nil {
+				return nil, x.readErr(ctx, err)
+			}
 		}
 	}
 }
 
-// Close implements io.ReadCloser. quic-go closes the body when it is done
-// with it, or on a failed round trip; the link is discarded by the
-// exchange instead, which alone knows whether the body may be replayed on
-// a fresh connection.
-func (r *linkReader) Close() error { return nil }
+// section reads a HEADERS frame's payload (capped) and decodes it.
+func (x *h3Exchange) section(fh h3.FrameHeader, decode func([]byte) (*frames.Head, error)) (*frames.Head, error) {
+	if fh.Length > uint64(x.c.limits.MaxSize) {
+		return nil, ErrBadResponse
+	}
+	p := make([]byte, fh.Length)
+	if _, err := io.ReadFull(x.br, p); err != nil {
+		return nil, ErrBadResponse
+	}
+	h, err := decode(p)
+	if err != nil {
+		return nil, ErrBadResponse
+	}
+	return h, nil
+}
 
-// discard drops the link. It may run while quic-go's body goroutine is in
-// Read: Discard is safe for that, and a payload held in cur is left to the
-// garbage collector rather than released under the reader's feet.
-func (r *linkReader) discard(cause error) { r.link.Discard(cause) }
+// skip drops an unknown or reserved frame (RFC 9114 §9: "Implementations
+// MUST ignore unknown or unsupported values in all extensible protocol
+// elements"); frames that may not appear on a request stream are errors.
+func (x *h3Exchange) skip(fh h3.FrameHeader) error {
+	switch fh.Type {
+	case h3.FrameTypeSettings, h3.FrameTypeGoAway, h3.FrameTypeCancelPush, h3.FrameTypeMaxPushID, h3.FrameTypePushPromise:
+		return ErrBadResponse
+	}
+	if fh.Type.IsReservedH2() {
+		return ErrBadResponse
+	}
+	for rem := fh.Length; rem > 0; {
+		n, err := x.br.Discard(int(min(rem, 1<<20)))
+		rem -= uint64(n)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-// h3Exchange is one response body on a multiplexed backend connection.
-type h3Exchange struct {
-	t       *H3
-	resp    *http.Response
-	cancel  context.CancelCauseFunc
-	timer   *time.Timer
-	lr      *linkReader
-	hasBody bool
-	head    bool
-	eof     bool // the body read io.EOF
-	ended   bool // End or Trailers handed out
+// readErr names the cause of a failed read of the response.
+func (x *h3Exchange) readErr(ctx context.Context, err error) error {
+	var se *quic.StreamError
+	switch {
+	case ctx.Err() != nil:
+		return context.Cause(ctx)
+	case isTimeout(err):
+		return ErrTimeout
+	case errors.As(err, &se) && se.Remote && se.ErrorCode == quic.StreamErrorCode(h3.ErrCodeRequestRejected):
+		// RFC 9114 §4.1.1: H3_REQUEST_REJECTED means the server did not
+		// process the request: any method may retry.
+		return &route.RefusedError{Err: err}
+	}
+	// A body the client cut is the cause, not the reset it made us send.
+	x.wg.Wait()
+	var re *frames.ResetError
+	if errors.As(x.bodyErr, &re) {
+		return re
+	}
+	return ErrBadResponse
 }
 
 // Next implements BodyReader.
@@ -373,65 +511,91 @@ func (x *h3Exchange) Next(ctx context.Context) (frames.Frame, error) {
 	if x.ended {
 		return frames.EndFrame(), nil
 	}
-	if x.head {
-		x.ended = true
-		return frames.EndFrame(), nil
-	}
-	for !x.eof {
-		f := frames.Alloc(frames.MaxDataChunk)
-		n, err := x.resp.Body.Read(f.Data)
-		f.Data = f.Data[:n]
-		if err == io.EOF {
-			x.eof = true
-		} else if err != nil {
-			f.Release()
-			var re *frames.ResetError
-			switch cause := context.Cause(x.resp.Request.Context()); {
-			case errors.As(cause, &re):
-				return frames.Frame{}, re
-			case errors.Is(cause, ErrTimeout):
-				return frames.Frame{}, ErrTimeout
-			case ctx.Err() != nil:
-				return frames.Frame{}, context.Cause(ctx)
+	for {
+		if x.remain > 0 {
+			if x.br.Buffered() == 0 {
+				x.str.SetReadDeadline(time.Now().Add(x.t.Opts.BodyTimeout))
 			}
-			return frames.Frame{}, err
-		}
-		if n == 0 {
+			f := frames.Alloc(int(min(x.remain, frames.MaxDataChunk)))
+			n, err := x.br.Read(f.Data)
+			f.Data = f.Data[:n]
+			x.remain -= uint64(n)
+			x.got += int64(n)
+			if n > 0 {
+				if x.want >= 0 && x.got > x.want {
+					f.Release()
+					return frames.Frame{}, ErrBadResponse
+				}
+				return f, nil
+			}
 			f.Release()
+			if err == io.EOF {
+				return frames.Frame{}, ErrBadResponse // cut inside a DATA frame
+			}
+			if err != nil {
+				return frames.Frame{}, x.readErr(ctx, err)
+			}
 			continue
 		}
-		x.timer.Reset(x.t.Opts.BodyTimeout)
-		if x.eof && len(x.resp.Trailer) == 0 {
-			x.ended = true
-			f.End = true
+		if x.br.Buffered() == 0 {
+			x.str.SetReadDeadline(time.Now().Add(x.t.Opts.BodyTimeout))
 		}
-		return f, nil
-	}
-	x.ended = true
-	if len(x.resp.Trailer) > 0 {
-		var fs frames.Fields
-		for k, vs := range x.resp.Trailer {
-			for _, v := range vs {
-				fs = append(fs, frames.Field{Name: strings.ToLower(k), Value: v})
+		fh, err := h3.ReadFrameHeader(x.br)
+		if err == io.EOF {
+			// RFC 9114 §4.1.2: a body shorter than its content-length is
+			// malformed.
+			if x.want >= 0 && x.got != x.want {
+				return frames.Frame{}, ErrBadResponse
+			}
+			x.ended = true
+			return frames.EndFrame(), nil
+		}
+		if err != nil {
+			return frames.Frame{}, x.readErr(ctx, err)
+		}
+		switch fh.Type {
+		case h3.FrameTypeData:
+			if x.head && fh.Length > 0 {
+				return frames.Frame{}, ErrBadResponse
+			}
+			x.remain = fh.Length
+		case h3.FrameTypeHeaders:
+			if x.want >= 0 && x.got != x.want {
+				return frames.Frame{}, ErrBadResponse
+			}
+			h, err := x.section(fh, func(b []byte) (*frames.Head, error) {
+				fs, err := h3.DecodeTrailers(b, &x.c.limits)
+				return &frames.Head{Fields: fs}, err
+			})
+			if err != nil {
+				return frames.Frame{}, err
+			}
+			x.ended = true
+			return frames.TrailersFrame(h.Fields), nil
+		default:
+			if err := x.skip(fh); err != nil {
+				return frames.Frame{}, x.readErr(ctx, err)
 			}
 		}
-		return frames.TrailersFrame(fs), nil
 	}
-	return frames.EndFrame(), nil
 }
 
-// Close implements BodyReader. An abort resets the stream both ways; the
-// connection stays for the other streams.
-func (x *h3Exchange) Close(abort bool) {
-	x.timer.Stop()
-	if abort || !x.ended {
-		x.cancel(errAborted)
-	}
-	x.resp.Body.Close()
-	if x.hasBody {
-		x.lr.discard(io.EOF)
-	}
-	x.cancel(nil)
-}
+// Close implements BodyReader. An abort, or a response not read to its
+// end, resets the stream both ways; the connection stays for the other
+// streams.
+func (x *h3Exchange) Close(abort bool) { x.close(abort || !x.ended) }
 
-var errAborted = errors.New("upstream: exchange aborted")
+func (x *h3Exchange) close(abort bool) {
+	x.stop()
+	if abort {
+		x.abort()
+	} else {
+		// The response is complete: the backend may stop sending, and a
+		// request body still streaming has nobody left to answer it.
+		x.str.CancelRead(quic.StreamErrorCode(h3.ErrCodeNoError))
+	}
+	if x.cancel != nil {
+		x.cancel()
+	}
+	x.wg.Wait()
+}
