@@ -21,11 +21,10 @@ import (
 // h2Peer is the client end of a writer under test: it reads what the
 // writer sends over a net.Pipe.
 type h2Peer struct {
-	w      *H2Writer
-	conn   net.Conn
-	fr     *http2.Framer
-	ran    chan error // Run's result, or the panic it raised
-	cancel context.CancelFunc
+	w    *H2Writer
+	conn net.Conn
+	fr   *http2.Framer
+	ran  chan error // why the writer stopped on its own (a panic included)
 }
 
 func newH2Peer(t *testing.T) *h2Peer {
@@ -33,34 +32,28 @@ func newH2Peer(t *testing.T) *h2Peer {
 	srv, cli := net.Pipe()
 	bw := bufio.NewWriter(srv)
 	codec := h2.NewConn(h2.RoleServer, bw, bufio.NewReader(srv), h2.DefaultSettings())
-	ctx, cancel := context.WithCancel(context.Background())
 	p := &h2Peer{
-		w:      NewH2Writer(srv, bw, h2.NewWriter(codec), 10*time.Second, h2.InitialWindowSize),
-		conn:   cli,
-		fr:     http2.NewFramer(io.Discard, cli),
-		ran:    make(chan error, 1),
-		cancel: cancel,
+		conn: cli,
+		fr:   http2.NewFramer(io.Discard, cli),
+		ran:  make(chan error, 1),
 	}
+	p.w = NewH2Writer(srv, bw, h2.NewWriter(codec), H2WriterConfig{
+		WriteTimeout: 10 * time.Second,
+		ConnWindow:   h2.InitialWindowSize,
+		OnStop: func(err error) {
+			if err == nil {
+				err = errors.New("writer stopped")
+			}
+			p.ran <- err
+		},
+	})
 	p.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				p.ran <- fmt.Errorf("writer panicked: %v", r)
-			}
-		}()
-		p.ran <- p.w.Run(ctx)
-	}()
 	t.Cleanup(func() {
-		cancel()
 		cli.Close()
+		p.w.Shutdown()
 		srv.Close()
-		select {
-		case err := <-p.ran:
-			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, io.ErrClosedPipe) {
-				t.Errorf("writer: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("writer did not stop")
+		if err := p.w.Err(); errors.Is(err, errWriterPanic) {
+			t.Errorf("writer: %v", err)
 		}
 	})
 	return p
@@ -123,45 +116,40 @@ func (p *h2Peer) readStream(t *testing.T, id uint32) (status string, body []byte
 func TestH2Writer_LocalAnswerReturnsNoLinkCredit(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		fail   func(ctx context.Context, resp *bus.Link) context.Context
+		fail   func(ctx context.Context, resp *bus.Link)
 		status string
 	}{
-		{"stream context ends first", func(ctx context.Context, _ *bus.Link) context.Context {
+		{"stream context ends first", func(ctx context.Context, resp *bus.Link) {
 			// The connection ends while the handler waits for its backend.
-			ctx, cancel := context.WithCancel(ctx)
-			cancel()
-			return ctx
+			resp.Close(context.Canceled)
 		}, "502"},
-		{"link closes without a head", func(ctx context.Context, resp *bus.Link) context.Context {
+		{"link closes without a head", func(ctx context.Context, resp *bus.Link) {
 			resp.Close(errors.New("handler gave up"))
-			return ctx
 		}, "502"},
-		{"reset before the head", func(ctx context.Context, resp *bus.Link) context.Context {
+		{"reset before the head", func(ctx context.Context, resp *bus.Link) {
 			resp.Send(ctx, frames.ResetFrame(frames.CodeTimeout))
 			resp.Close(io.EOF)
-			return ctx
 		}, "504"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newH2Peer(t)
 			conn := bus.NewBudget(1<<20, nil)
 			resp := bus.NewLink(64<<10, conn)
-			st := p.w.Open(1, resp, "GET", h2.InitialWindowSize)
-			ctx := tc.fail(context.Background(), resp)
-			p.w.Pump(ctx, st)
+			finished := p.w.Open(1, resp, "GET", h2.InitialWindowSize)
+			tc.fail(context.Background(), resp)
 			status, body := p.readStream(t, 1)
 			if status != tc.status || len(body) == 0 {
 				t.Errorf("got status %q body %q, want %s with a text body", status, body, tc.status)
 			}
 			select {
-			case <-st.Finished:
+			case <-finished:
 			case err := <-p.ran:
 				p.ran <- err // for Cleanup
 				t.Fatalf("writer stopped before the stream finished: %v", err)
 			case <-time.After(10 * time.Second):
 				t.Fatal("stream never finished")
 			}
-			p.w.Close(st)
+			p.w.Close(1)
 			if h, u := resp.Held(), conn.Used(); h != 0 || u != 0 {
 				t.Errorf("after the stream: link holds %d, connection budget %d; want 0, 0", h, u)
 			}
