@@ -68,13 +68,18 @@ type Notifier interface{ LinkReady() }
 // Notify registers n to be called, in the producer's goroutine and outside
 // the link's lock, after every Send that queued a frame and after Close
 // (nil unregisters; a consumer that Discards the link from under its own
-// lock unregisters first). A consumer that serves many links from one
+// lock unregisters first). A link that already holds frames or is closed
+// calls n at once, from Notify. A consumer that serves many links from one
 // goroutine of its own (the H2 writer) takes their frames with TryRecv as
 // it hears of them instead of blocking in Recv.
 func (l *Link) Notify(n Notifier) {
 	l.mu.Lock()
 	l.notifier = n
+	now := n != nil && (l.n > 0 || l.closed)
 	l.mu.Unlock()
+	if now {
+		n.LinkReady()
+	}
 }
 
 // OnFirstSend registers fn to run once, in the producer's goroutine, at the
@@ -313,14 +318,16 @@ func (l *Link) Close(cause error) {
 		cause = io.EOF
 	}
 	l.mu.Lock()
+	var nt Notifier // told of the first close only
 	if !l.closed {
 		l.closed = true
 		l.cause = cause
 		if l.done != nil {
 			close(l.done)
 		}
+		nt = l.notifier
 	}
-	rw, sw, nt := l.recvWake, l.sendWake, l.notifier
+	rw, sw := l.recvWake, l.sendWake
 	l.mu.Unlock()
 	notify(rw)
 	notify(sw)

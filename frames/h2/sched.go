@@ -123,7 +123,9 @@ type Ctrl struct {
 }
 
 // Item is one frame of a batch: a control frame (Stream nil) or a stream's
-// frame; for DATA, Data is the part of Out.Data to write now.
+// frame; for DATA, Data is the part of the queued frame's payload to write
+// now, and Out is the whole frame only on the item that finishes it (the
+// others carry only its kind).
 type Item struct {
 	Ctrl   Ctrl
 	Stream *SendStream
@@ -361,9 +363,17 @@ func (s *Sched) take(b []Item, st *SendStream, budget *int, now time.Time) ([]It
 		f := &st.q[st.qh]
 		if f.Kind != frames.KindData {
 			st.started = true
-			b = append(b, Item{Stream: st, Out: *f, done: true})
+			it := Item{Stream: st, Out: *f, done: true}
 			st.pop()
-			return b, true
+			if st.endsNext(&it.Out) {
+				// A head whose only follower is an empty END_STREAM DATA
+				// goes as one HEADERS with END_STREAM: a trailers-only
+				// response (gRPC) is exactly that on the wire.
+				it.Out.End = true
+				st.owner.ReleaseOut(&st.q[st.qh])
+				st.pop()
+			}
+			return append(b, it), true
 		}
 		rest := len(f.Data) - st.off
 		if rest == 0 && !f.End {
@@ -384,7 +394,7 @@ func (s *Sched) take(b []Item, st *SendStream, budget *int, now time.Time) ([]It
 		st.send -= SendWindow(n)
 		s.connSend -= SendWindow(n)
 		*budget -= n
-		it := Item{Stream: st, Data: f.Data[st.off : st.off+n]}
+		it := Item{Stream: st, Out: Out{Frame: frames.Frame{Kind: frames.KindData}}, Data: f.Data[st.off : st.off+n]}
 		st.off += n
 		if st.off == len(f.Data) {
 			it.End = f.End
@@ -395,6 +405,20 @@ func (s *Sched) take(b []Item, st *SendStream, budget *int, now time.Time) ([]It
 		return append(b, it), true
 	}
 	return b, false
+}
+
+// endsNext reports whether o is a final head (request or response)
+// without END_STREAM and the next queued frame is an empty DATA that ends
+// the stream.
+func (st *SendStream) endsNext(o *Out) bool {
+	if o.Kind != frames.KindHeaders || o.End || o.Head != nil && o.Head.Status >= 100 && o.Head.Status < 200 {
+		return false
+	}
+	if st.Queued() == 0 {
+		return false
+	}
+	n := &st.q[st.qh]
+	return n.Kind == frames.KindData && n.End && len(n.Data) == 0
 }
 
 func (st *SendStream) pop() {
@@ -499,3 +523,4 @@ func (s *Sched) DropAll() {
 	s.ready = nil
 	s.ctrl = nil
 }
+func (s *Sched) ConnWindowDbg() int64 { return int64(s.connSend) }

@@ -337,3 +337,60 @@ func TestSched_QueueReusesSlots(t *testing.T) {
 		t.Fatalf("queue grew to %d slots while draining as fast as fed", cap(st.q))
 	}
 }
+
+// A head followed only by an empty DATA that ends the stream (a
+// trailers-only response, a bodiless request) goes as one HEADERS with
+// END_STREAM, and the stream is done once it is written.
+func TestSched_HeadAndEmptyEndAreOneFrame(t *testing.T) {
+	s := NewSched(InitialWindowSize, false)
+	o := &owner{}
+	st := s.Open(1, o, InitialWindowSize)
+	s.Push(st, head(false))
+	s.Push(st, data(0, true))
+	b := batch(s, 1<<20)
+	if len(b) != 1 || b[0].Out.Kind != frames.KindHeaders || !b[0].Out.End {
+		t.Fatalf("batch %+v, want one HEADERS with END_STREAM", b)
+	}
+	if o.done != 1 || len(o.released) != 2 {
+		t.Fatalf("done %d, released %d; want the stream done and both frames given back", o.done, len(o.released))
+	}
+}
+
+// An interim head never carries END_STREAM, and a head followed by DATA
+// with bytes or by trailers stays a head of its own.
+func TestSched_HeadKeepsItsFollowers(t *testing.T) {
+	interim := Out{Frame: frames.HeadersFrame(&frames.Head{Status: 103}, false)}
+	trailers := Out{Frame: frames.TrailersFrame(frames.Fields{{Name: "grpc-status", Value: "0"}})}
+	for name, tc := range map[string][]Out{
+		"interim then end":   {interim, data(0, true)},
+		"head then data":     {head(false), data(5, true)},
+		"head then trailers": {head(false), trailers},
+	} {
+		s := NewSched(InitialWindowSize, false)
+		st := s.Open(1, &owner{}, InitialWindowSize)
+		for _, o := range tc {
+			s.Push(st, o)
+		}
+		b := batch(s, 1<<20)
+		if len(b) != 2 || b[0].Out.End {
+			t.Errorf("%s: batch of %d items, first ends the stream: %v; want the head alone, then its follower", name, len(b), len(b) > 0 && b[0].Out.End)
+		}
+	}
+}
+
+// Every DATA item says it is DATA, including the parts of a frame split by
+// a window or the frame size (the writer picks the frame type by it).
+func TestSched_SplitDataItemsAreData(t *testing.T) {
+	s := NewSched(InitialWindowSize, false)
+	st := s.Open(1, &owner{}, InitialWindowSize)
+	s.Push(st, data(40<<10, true))
+	b := batch(s, 1<<20)
+	if len(b) < 3 {
+		t.Fatalf("%d items for 40 KiB in 16 KiB frames", len(b))
+	}
+	for i, it := range b {
+		if it.Out.Kind != frames.KindData {
+			t.Fatalf("item %d of a split DATA frame has kind %v", i, it.Out.Kind)
+		}
+	}
+}

@@ -123,7 +123,7 @@ type H2Conn struct {
 }
 
 type h2Stream struct {
-	id        uint32
+	id       uint32
 	st       *stages.Stream
 	finished <-chan struct{} // the send side is over
 	cs       *h2.Stream
@@ -224,6 +224,8 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 }
 
 var errConnDone = errors.New("decode: h2 connection done")
+
+var errActorReturned = errors.New("decode: stream actor returned without closing its response")
 
 // recoverConn keeps a panic on a connection goroutine to this connection:
 // it is closed, logged and counted, and the reader stops.
@@ -557,6 +559,10 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	c.wg.Go(func() {
 		defer c.recoverConn()
 		handler.ServeStream(sctx, s.st)
+		// The actor closes the response (the Handler contract); a close
+		// here is a no-op then, and otherwise ends it as an abort rather
+		// than leave retire waiting on a response that never ends.
+		s.st.Resp.Close(errActorReturned)
 		c.retire(s)
 	})
 

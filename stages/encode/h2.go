@@ -141,10 +141,12 @@ func (st *H2Stream) LinkReady() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !st.pulling && !st.linkOver {
+		// A stream already in the pull list is the writer's to take:
+		// it has not run dry, or its queue waits on a window.
 		st.pulling = true
 		w.pull = append(w.pull, st)
+		w.kickLocked()
 	}
-	w.kickLocked()
 }
 
 // kickLocked starts the writer goroutine if it is not running.
@@ -462,11 +464,13 @@ func (w *H2Writer) run() {
 		closeAfter := w.closeNow
 		w.mu.Unlock()
 		locked = false
+		// The deadline covers the whole batch: a batch larger than the
+		// buffer reaches the socket before the flush.
+		if w.cfg.WriteTimeout > 0 {
+			w.conn.SetWriteDeadline(time.Now().Add(w.cfg.WriteTimeout))
+		}
 		err := w.write(items)
 		if err == nil {
-			if w.cfg.WriteTimeout > 0 {
-				w.conn.SetWriteDeadline(time.Now().Add(w.cfg.WriteTimeout))
-			}
 			err = w.bw.Flush()
 		}
 		w.mu.Lock()

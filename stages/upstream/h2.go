@@ -206,7 +206,7 @@ func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 				h.ContentLength = 0
 			}
 		}
-		return &Response{Head: h, body: s}, nil
+		return &Response{Head: h, End: f.End, body: s}, nil
 	}
 }
 
