@@ -93,6 +93,14 @@ func (st *SendStream) Queued() int { return len(st.q) - st.qh }
 // dropped.
 func (st *SendStream) Closed() bool { return st.closed }
 
+// Started reports whether a frame of the stream was handed out for
+// writing: the peer may have seen the stream.
+func (st *SendStream) Started() bool { return st.started }
+
+// Finished reports whether the send side is over (its last frame written,
+// or the stream dropped).
+func (st *SendStream) Finished() bool { return st.finished }
+
 // Window returns the stream's send window.
 func (st *SendStream) Window() int64 { return int64(st.send) }
 
