@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -175,8 +174,9 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		MaxFrameSize:         h2.DefaultMaxFrameSize,
 		MaxHeaderListSize:    uint32(cfg.MaxHeaderListSize),
 	}
-	bw := bufio.NewWriterSize(conn, 32<<10)
-	br := bufio.NewReaderSize(r, h2ReadBuf)
+	bw := h2.NewBufWriter(conn)
+	br := newH2Reader(conn, r)
+	defer br.release()
 	c.codec = h2.NewConn(h2.RoleServer, bw, br, local)
 	c.codec.MaxFields = cfg.MaxFields
 	c.codec.Underscore = cfg.Underscore

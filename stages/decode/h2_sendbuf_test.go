@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -56,7 +55,7 @@ func testH2Config(sendBuf int64) *H2Config {
 		WriteTimeout: 30 * time.Second, MaxBodyBytes: 1 << 20,
 		StreamBytes: bus.DefaultStreamBytes, SendBuf: sendBuf,
 	}
-	c.NewSender = func(conn net.Conn, bw *bufio.Writer, w *h2.Writer, onStop func(error)) H2Sender {
+	c.NewSender = func(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, onStop func(error)) H2Sender {
 		return encode.NewH2Writer(conn, bw, w, encode.H2WriterConfig{
 			WriteTimeout: c.WriteTimeout, ConnWindow: c.ConnWindow, OnStop: onStop,
 		})

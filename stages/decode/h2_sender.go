@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"bufio"
 	"net"
 	"time"
 
@@ -53,4 +52,4 @@ type H2Sender interface {
 // H2SenderFunc builds the send side of a connection: its Framer writes into
 // bw over conn; onStop is called once when the writer stops on its own (a
 // write error, or nil after a requested close).
-type H2SenderFunc func(conn net.Conn, bw *bufio.Writer, w *h2.Writer, onStop func(err error)) H2Sender
+type H2SenderFunc func(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, onStop func(err error)) H2Sender

@@ -1,7 +1,6 @@
 package encode
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"sync"
@@ -60,7 +59,7 @@ type H2WriterConfig struct {
 // returns the link credit of the bytes written.
 type H2Writer struct {
 	conn net.Conn
-	bw   *bufio.Writer
+	bw   *h2.BufWriter
 	w    *h2.Writer
 	cfg  H2WriterConfig
 
@@ -101,7 +100,7 @@ type H2Stream struct {
 
 // NewH2Writer returns the writer of conn; the Framer behind w writes into
 // bw, which the writer flushes once per batch.
-func NewH2Writer(conn net.Conn, bw *bufio.Writer, w *h2.Writer, cfg H2WriterConfig) *H2Writer {
+func NewH2Writer(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, cfg H2WriterConfig) *H2Writer {
 	x := &H2Writer{
 		conn:    conn,
 		bw:      bw,

@@ -30,7 +30,7 @@ type h2Peer struct {
 func newH2Peer(t *testing.T) *h2Peer {
 	t.Helper()
 	srv, cli := net.Pipe()
-	bw := bufio.NewWriter(srv)
+	bw := h2.NewBufWriter(srv)
 	codec := h2.NewConn(h2.RoleServer, bw, bufio.NewReader(srv), h2.DefaultSettings())
 	p := &h2Peer{
 		conn: cli,

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bufio"
 	"net"
 
 	"github.com/expressgateway/expressgateway/bus"
@@ -55,7 +54,7 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 // decoder, with c's write timeout, connection window and log as they are
 // when the connection starts.
 func h2Sender(c *decode.H2Config) decode.H2SenderFunc {
-	return func(conn net.Conn, bw *bufio.Writer, w *h2.Writer, onStop func(error)) decode.H2Sender {
+	return func(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, onStop func(error)) decode.H2Sender {
 		return encode.NewH2Writer(conn, bw, w, encode.H2WriterConfig{
 			WriteTimeout: c.WriteTimeout,
 			ConnWindow:   c.ConnWindow,

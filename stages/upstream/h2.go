@@ -241,7 +241,7 @@ type h2Client struct {
 	scheme string
 	codec  *h2.Conn
 	w      *h2.Writer // the writer goroutine's
-	bw     *bufio.Writer
+	bw     *h2.BufWriter
 
 	mu        sync.Mutex
 	s         *h2.Sched
@@ -285,7 +285,7 @@ func newH2Client(nc net.Conn, b *route.Backend, o Options, log zerolog.Logger, t
 		MaxFrameSize:         h2.DefaultMaxFrameSize,
 		MaxHeaderListSize:    h2MaxHeaderList,
 	}
-	c.bw = bufio.NewWriterSize(nc, 32<<10)
+	c.bw = h2.NewBufWriter(nc)
 	c.codec = h2.NewConn(h2.RoleClient, c.bw, bufio.NewReaderSize(nc, 32<<10), local)
 	c.w = h2.NewWriter(c.codec)
 	return c

@@ -57,10 +57,24 @@ func serve(t *testing.T, fn func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
-// h2cBackend is an x/net/http2 server (prior knowledge) running h.
+// h2cBackend is Go's HTTP/2 server (x/net/http2's, bundled in net/http)
+// speaking h2c with prior knowledge, running h.
 func h2cBackend(t *testing.T, h http.Handler) string {
-	srv := &http2.Server{}
-	return serve(t, func(c net.Conn) { srv.ServeConn(c, &http2.ServeConnOpts{Handler: h}) })
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, Protocols: &p}
+	done := make(chan struct{})
+	go func() { srv.Serve(ln); close(done) }()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String()
 }
 
 // h2Transport returns a transport and a backend at addr; Cleanup closes
