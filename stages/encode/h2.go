@@ -68,6 +68,9 @@ type H2Writer struct {
 	streams  map[uint32]*H2Stream
 	pull     []*H2Stream // streams whose links may hold frames
 	running  bool        // a writer goroutine is on
+	parked   bool        // it waits on wake: nothing to write, streams open
+	open     int         // streams whose send side is not over
+	wake     chan struct{}
 	stopped  bool        // no more writing: error, requested close, Shutdown
 	closeNow bool        // stop once the queued control frames are out
 	err      error
@@ -109,6 +112,7 @@ func NewH2Writer(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, cfg H2WriterConf
 		s:       h2.NewSched(cfg.ConnWindow, false),
 		streams: map[uint32]*H2Stream{},
 		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
 	}
 	x.idle.L = &x.mu
 	return x
@@ -129,6 +133,10 @@ func (st *H2Stream) ReleaseOut(o *h2.Out) {
 func (st *H2Stream) SendDone() {
 	if !st.finished {
 		st.finished = true
+		st.w.open--
+		if st.w.open == 0 && st.w.parked {
+			st.w.kickLocked() // the parked writer has nothing left to wait for
+		}
 		close(st.Finished)
 	}
 }
@@ -148,11 +156,20 @@ func (st *H2Stream) LinkReady() {
 	}
 }
 
-// kickLocked starts the writer goroutine if it is not running.
+// kickLocked starts the writer goroutine if it is not running, or wakes
+// it if it is parked.
 func (w *H2Writer) kickLocked() {
-	if !w.running && !w.stopped {
+	switch {
+	case w.stopped:
+	case !w.running:
 		w.running = true
 		go w.run()
+	case w.parked:
+		w.parked = false
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -274,6 +291,7 @@ func (w *H2Writer) Open(id uint32, resp *bus.Link, method string, window int) <-
 	w.mu.Lock()
 	st.ss = w.s.Open(id, st, window)
 	w.streams[id] = st
+	w.open++
 	w.mu.Unlock()
 	resp.Notify(st)
 	return st.Finished
@@ -457,8 +475,26 @@ func (w *H2Writer) run() {
 			if w.closeNow {
 				w.stopLocked(nil)
 				stopping = true
+				break
 			}
-			break
+			if w.open == 0 {
+				break
+			}
+			// Streams are open: their next frames are near, so the
+			// goroutine waits for them rather than end and start again
+			// for each (an idle connection has no open stream, and no
+			// writer).
+			w.parked = true
+			w.mu.Unlock()
+			locked = false
+			select {
+			case <-w.wake:
+			case <-w.done:
+			}
+			w.mu.Lock()
+			locked = true
+			w.parked = false
+			continue
 		}
 		closeAfter := w.closeNow
 		w.mu.Unlock()
