@@ -71,8 +71,8 @@ type H2Writer struct {
 	parked   bool        // it waits on wake: nothing to write, streams open
 	open     int         // streams whose send side is not over
 	wake     chan struct{}
-	stopped  bool        // no more writing: error, requested close, Shutdown
-	closeNow bool        // stop once the queued control frames are out
+	stopped  bool // no more writing: error, requested close, Shutdown
+	closeNow bool // stop once the queued control frames are out
 	err      error
 	idle     sync.Cond // signalled when running turns false
 	done     chan struct{}

@@ -56,9 +56,9 @@ access_log = false
 	url := "https://localhost:" + itoaPort(g.Addr("tls")) + "/"
 	clients := make([]*http.Client, 4)
 	for i := range clients {
-		tr := &http2.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DialTLS: func(network, _ string, cfg *tls.Config) (net.Conn, error) {
-			return tls.Dial(network, g.Addr("tls").String(), cfg)
-		}}
+		var p http.Protocols
+		p.SetHTTP2(true)
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, Protocols: &p, MaxConnsPerHost: 1}
 		b.Cleanup(tr.CloseIdleConnections)
 		clients[i] = &http.Client{Transport: tr}
 	}
