@@ -58,6 +58,28 @@ type Link struct {
 
 	firstSend    func()      // OnFirstSend's hook; set before the link is shared
 	firstPending atomic.Bool // firstSend has not run yet
+
+	notifier Notifier // Notify's consumer, under mu
+}
+
+// Notifier hears that a link has something new for its consumer.
+type Notifier interface{ LinkReady() }
+
+// Notify registers n to be called, in the producer's goroutine and outside
+// the link's lock, after every Send that queued a frame and after Close
+// (nil unregisters; a consumer that Discards the link from under its own
+// lock unregisters first). A link that already holds frames or is closed
+// calls n at once, from Notify. A consumer that serves many links from one
+// goroutine of its own (the H2 writer) takes their frames with TryRecv as
+// it hears of them instead of blocking in Recv.
+func (l *Link) Notify(n Notifier) {
+	l.mu.Lock()
+	l.notifier = n
+	now := n != nil && (l.n > 0 || l.closed)
+	l.mu.Unlock()
+	if now {
+		n.LinkReady()
+	}
 }
 
 // OnFirstSend registers fn to run once, in the producer's goroutine, at the
@@ -166,9 +188,12 @@ func (l *Link) Send(ctx context.Context, f frames.Frame) error {
 			l.q[(l.head+l.n)%len(l.q)] = f
 			l.n++
 			l.held += n
-			w := l.recvWake
+			w, nt := l.recvWake, l.notifier
 			l.mu.Unlock()
 			notify(w)
+			if nt != nil {
+				nt.LinkReady()
+			}
 			return nil
 		}
 		sw, done := wake(&l.sendWake), l.doneLocked()
@@ -293,17 +318,22 @@ func (l *Link) Close(cause error) {
 		cause = io.EOF
 	}
 	l.mu.Lock()
+	var nt Notifier // told of the first close only
 	if !l.closed {
 		l.closed = true
 		l.cause = cause
 		if l.done != nil {
 			close(l.done)
 		}
+		nt = l.notifier
 	}
 	rw, sw := l.recvWake, l.sendWake
 	l.mu.Unlock()
 	notify(rw)
 	notify(sw)
+	if nt != nil {
+		nt.LinkReady()
+	}
 }
 
 // Discard closes the link with cause and drops every queued frame, releasing

@@ -239,3 +239,36 @@ func BenchmarkLink_SendRecv(b *testing.B) {
 		l.Consumed(&f)
 	}
 }
+
+type countNotifier struct{ n int }
+
+func (c *countNotifier) LinkReady() { c.n++ }
+
+// A registered consumer hears every queued frame and the close; one that
+// registers on a link already holding frames hears it at once, so nothing
+// queued before it is left unseen; after unregistering it hears nothing.
+func TestLink_NotifyHearsSendsAndClose(t *testing.T) {
+	ctx := context.Background()
+	l := NewLink(1<<20, nil)
+	var quiet countNotifier
+	l.Notify(&quiet)
+	if quiet.n != 0 {
+		t.Fatalf("an empty open link notified %d times on registration", quiet.n)
+	}
+	l.Send(ctx, data(10))
+	l.Send(ctx, frames.EndFrame())
+	l.Close(io.EOF)
+	if quiet.n != 3 {
+		t.Fatalf("heard %d times, want 3 (two sends and the close)", quiet.n)
+	}
+	var late countNotifier
+	l.Notify(&late)
+	if late.n != 1 {
+		t.Fatalf("registering on a link with frames queued: heard %d times, want 1", late.n)
+	}
+	l.Notify(nil)
+	l.Discard(io.EOF)
+	if quiet.n != 3 || late.n != 1 {
+		t.Fatalf("heard after unregistering (%d, %d)", quiet.n, late.n)
+	}
+}

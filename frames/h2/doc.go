@@ -7,7 +7,9 @@
 //
 // Like every frames subpackage it is pure: no goroutines, sockets, clocks,
 // config or logs. The stage that owns the connection (stages/decode for a
-// client, stages/upstream for a backend) reads events from Conn.Next and
-// writes through Writer; only that stage turns errors into frames on the
+// client, stages/upstream for a backend) reads events from Conn.Next,
+// queues what it sends on a Sched (the send engine both roles share:
+// queues, windows, control-frame priority, round-robin) and writes each
+// batch through Writer; only that stage turns errors into frames on the
 // wire. It may import frames, x/net/http2 and hpack only.
 package h2

@@ -126,5 +126,28 @@ func (w *Writer) WriteBlock(id uint32, block []byte, end bool) error {
 	return err
 }
 
+// WriteCtrl writes a control frame of the send engine; a SETTINGS ACK
+// applies the peer settings it acknowledges to the encoder first.
+func (w *Writer) WriteCtrl(c *Ctrl) error {
+	switch c.Kind {
+	case CtrlSettings:
+		return w.WriteSettings(c.Settings)
+	case CtrlSettingsAck:
+		w.ApplyPeer(c.Settings)
+		return w.fr.WriteSettingsAck()
+	case CtrlPing:
+		return w.fr.WritePing(false, c.Ping)
+	case CtrlPingAck:
+		return w.fr.WritePing(true, c.Ping)
+	case CtrlRST:
+		return w.fr.WriteRSTStream(c.ID, http2.ErrCode(c.Code))
+	case CtrlGoAway:
+		return w.fr.WriteGoAway(c.ID, http2.ErrCode(c.Code), []byte(c.Debug))
+	case CtrlWindow:
+		return w.fr.WriteWindowUpdate(c.ID, c.N)
+	}
+	return nil
+}
+
 // WriteSettings announces our settings.
 func (w *Writer) WriteSettings(s Settings) error { return w.fr.WriteSettings(s.List()...) }

@@ -1,7 +1,6 @@
 package decode
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -54,8 +53,11 @@ type H2Config struct {
 	Global                      *bus.Budget // the process budget (nil: none)
 	Draining                    <-chan struct{}
 
-	// Log receives recovered panics of the connection's writer.
+	// Log receives recovered panics of the connection's goroutines.
 	Log zerolog.Logger
+
+	// NewSender builds the connection's send side (encode.H2Writer).
+	NewSender H2SenderFunc
 
 	// Underscore is the policy for request field names with "_".
 	Underscore frames.UnderscorePolicy
@@ -75,9 +77,10 @@ const h2LinkFrames = 256
 const h2LingerTimeout = time.Second
 
 // H2Conn serves one HTTP/2 client connection. This goroutine is the reader
-// (decode + guard); a writer goroutine (encode.H2Writer) owns the wire's
-// send side; each stream has an actor (the handler) and a pump (response
-// link → writer).
+// (decode + guard); the send side (H2Sender) has a writer goroutine while
+// something is queued, which takes the streams' response frames off their
+// links itself; each stream has one goroutine, its actor (the handler),
+// which also retires the stream once its response is written.
 type H2Conn struct {
 	conn    net.Conn
 	info    *stages.ConnInfo
@@ -85,7 +88,7 @@ type H2Conn struct {
 	handler stages.Handler
 
 	codec *h2.Conn
-	out   *encode.H2Writer
+	out   H2Sender
 	ctx   context.Context
 	wg    sync.WaitGroup
 
@@ -119,14 +122,13 @@ type H2Conn struct {
 }
 
 type h2Stream struct {
-	id        uint32
-	st        *stages.Stream
-	out       *encode.H2Stream
-	cs        *h2.Stream
-	cancel    context.CancelCauseFunc
-	received  int64
-	reqDone   bool
-	actorDone chan struct{}
+	id       uint32
+	st       *stages.Stream
+	finished <-chan struct{} // the send side is over
+	cs       *h2.Stream
+	cancel   context.CancelCauseFunc
+	received int64
+	reqDone  bool
 
 	// rx counts request DATA bytes (reader writes, watcher reads);
 	// bodyOpen is set while the request body is still due.
@@ -172,41 +174,31 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		MaxFrameSize:         h2.DefaultMaxFrameSize,
 		MaxHeaderListSize:    uint32(cfg.MaxHeaderListSize),
 	}
-	bw := bufio.NewWriterSize(conn, 32<<10)
-	br := bufio.NewReaderSize(r, h2ReadBuf)
+	bw := h2.NewBufWriter(conn)
+	br := newH2Reader(conn, r)
+	defer br.release()
 	c.codec = h2.NewConn(h2.RoleServer, bw, br, local)
 	c.codec.MaxFields = cfg.MaxFields
 	c.codec.Underscore = cfg.Underscore
-	c.out = encode.NewH2Writer(conn, bw, h2.NewWriter(c.codec), cfg.WriteTimeout, cfg.ConnWindow)
+	c.out = cfg.NewSender(conn, bw, h2.NewWriter(c.codec), func(err error) {
+		// The writer failed (or panicked): the client is gone; stop
+		// the reader too.
+		if err != nil {
+			cancel(err)
+			conn.SetReadDeadline(time.Unix(1, 0))
+		}
+	})
 
 	// RFC 9113 §3.4: the server preface is a SETTINGS frame, sent first.
 	c.out.Settings(local)
 	if extra := cfg.ConnWindow - h2.InitialWindowSize; extra > 0 {
 		c.codec.ConnWindow().Credit(extra)
-		c.out.Credit(nil, extra, false)
+		c.out.Credit(0, extra, false)
 	}
-	var werr error
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		defer func() {
-			// The writer handles what the client's frames made us queue:
-			// a panic there closes this connection only (it is not under
-			// the connection goroutine's recover).
-			if r := recover(); r != nil {
-				stages.Panicked(cfg.Log, r, conn)
-				werr = errPanic
-				cancel(werr)
-				conn.SetReadDeadline(time.Unix(1, 0))
-			}
-		}()
-		werr = c.out.Run(ctx)
-		if werr != nil {
-			cancel(werr)
-			conn.SetReadDeadline(time.Unix(1, 0))
-		}
-	}()
-	c.wg.Go(func() { c.watchLoop(ctx) })
+	c.wg.Go(func() {
+		defer c.recoverConn()
+		c.watchLoop(ctx)
+	})
 
 	conn.SetReadDeadline(time.Now().Add(cfg.HeaderTimeout))
 	if prefaceRead || readPreface(br) {
@@ -214,14 +206,16 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 	}
 	if c.fatal.Load() {
 		// Let the GOAWAY go out before anything is torn down.
+		t := time.NewTimer(max(cfg.WriteTimeout, time.Second))
 		select {
-		case <-writerDone:
-		case <-time.After(max(cfg.WriteTimeout, time.Second)):
+		case <-c.out.Done():
+		case <-t.C:
 		}
+		t.Stop()
 	}
+	werr := c.out.Err()
 	cancel(errConnDone)
-	<-writerDone
-	c.out.Discard()
+	c.out.Shutdown()
 	c.wg.Wait()
 	if (c.fatal.Load() || c.peerGoAway.Load()) && werr == nil {
 		c.linger()
@@ -230,6 +224,16 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 }
 
 var errConnDone = errors.New("decode: h2 connection done")
+
+var errActorReturned = errors.New("decode: stream actor returned without closing its response")
+
+// recoverConn keeps a panic on a connection goroutine to this connection:
+// it is closed, logged and counted, and the reader stops.
+func (c *H2Conn) recoverConn() {
+	if r := recover(); r != nil {
+		stages.Panicked(c.cfg.Log, r, c.conn) // the reader's next read fails
+	}
+}
 
 // readPreface reads the client preface (RFC 9113 §3.4); a client that
 // sends anything else is not speaking HTTP/2 and is closed.
@@ -274,7 +278,7 @@ func (c *H2Conn) onError(ev h2.Event, err error) bool {
 	case errors.As(err, &se):
 		guard.Counter(se.Reason).Inc()
 		if ev.Flow > 0 {
-			c.out.Credit(nil, ev.Flow, false)
+			c.out.Credit(0, ev.Flow, false)
 			c.codec.ConnWindow().Credit(ev.Flow)
 		}
 		c.out.Reset(se.ID, se.Code)
@@ -400,7 +404,7 @@ func (c *H2Conn) dispatch(ev h2.Event) bool {
 	case h2.EvIgnored, h2.EvUnknown:
 		if ev.Flow > 0 {
 			c.codec.ConnWindow().Credit(ev.Flow)
-			c.out.Credit(nil, ev.Flow, false)
+			c.out.Credit(0, ev.Flow, false)
 		}
 	}
 	return true
@@ -532,7 +536,7 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		handler = localStatus(413)
 	}
 	sctx, cancel := context.WithCancelCause(c.ctx)
-	s := &h2Stream{id: id, cancel: cancel, actorDone: make(chan struct{})}
+	s := &h2Stream{id: id, cancel: cancel}
 	s.cs = c.codec.Stream(id)
 	window := c.cfg.StreamWindow
 	req := bus.NewLink(max(c.cfg.StreamBytes, int64(window)), c.inBudget, bus.WithFrames(h2LinkFrames),
@@ -543,7 +547,7 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	}
 	resp := bus.NewLink(sendBuf, c.outBudget)
 	s.st = &stages.Stream{Req: req, Resp: resp, Conn: c.info}
-	s.out = c.out.Open(id, resp, method, window)
+	s.finished = c.out.Open(id, resp, method, window)
 	c.mu.Lock()
 	c.streams[id] = s
 	c.active++
@@ -553,10 +557,14 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	c.mu.Unlock()
 
 	c.wg.Go(func() {
-		defer close(s.actorDone)
+		defer c.recoverConn()
 		handler.ServeStream(sctx, s.st)
+		// The actor closes the response (the Handler contract); a close
+		// here is a no-op then, and otherwise ends it as an abort rather
+		// than leave retire waiting on a response that never ends.
+		s.st.Resp.Close(errActorReturned)
+		c.retire(s)
 	})
-	c.wg.Go(func() { c.streamLoop(sctx, s) })
 
 	head := ev.Head
 	if head == nil {
@@ -574,16 +582,12 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	return true
 }
 
-// streamLoop pumps a stream's response to the writer and, once both the
-// actor and the send side are over, retires the stream.
-func (c *H2Conn) streamLoop(ctx context.Context, s *h2Stream) {
-	c.out.Pump(ctx, s.out)
-	select {
-	case <-s.out.Finished:
-	case <-ctx.Done():
-	}
-	<-s.actorDone
-	<-s.out.Finished
+// retire removes a stream once its actor is done and its response is
+// written (or dropped); it runs at the end of the actor's goroutine. The
+// actor has closed the response link, so the writer writes its end, a
+// status or a reset, or the connection's end drops it.
+func (c *H2Conn) retire(s *h2Stream) {
+	<-s.finished
 	s.cancel(nil)
 	if c.codec.RemoteOpen(s.id) {
 		// RFC 9113 §8.1: the response is complete before the request:
@@ -591,7 +595,7 @@ func (c *H2Conn) streamLoop(ctx context.Context, s *h2Stream) {
 		c.out.Reset(s.id, h2.ErrCodeNo)
 	}
 	c.codec.Forget(s.id)
-	c.out.Close(s.out)
+	c.out.Close(s.id)
 	s.st.Req.Discard(io.EOF)
 	c.mu.Lock()
 	delete(c.streams, s.id)
@@ -609,7 +613,7 @@ func (c *H2Conn) credit(s *h2Stream, n int) {
 		s.cs.Recv.Credit(n)
 	}
 	c.codec.ConnWindow().Credit(n)
-	c.out.Credit(s.out, n, c.codec.RemoteOpen(s.id))
+	c.out.Credit(s.id, n, c.codec.RemoteOpen(s.id))
 }
 
 // abort ends a stream's request abnormally and cancels its actor.
@@ -700,7 +704,7 @@ func (c *H2Conn) creditNow(s *h2Stream, n int) {
 	}
 	if s == nil {
 		c.codec.ConnWindow().Credit(n)
-		c.out.Credit(nil, n, false)
+		c.out.Credit(0, n, false)
 		return
 	}
 	c.credit(s, n)
@@ -737,7 +741,7 @@ func (c *H2Conn) watchLoop(ctx context.Context) {
 			if zw.Timeout <= 0 {
 				continue
 			}
-			stalled := c.out.ZeroWindowStalled(now.Add(-zw.Timeout))
+			stalled := c.out.Stalled(now.Add(-zw.Timeout))
 			for _, id := range stalled {
 				guard.H2ZeroWindow.Inc()
 				c.out.Reset(id, h2.ErrCodeFlowControl)

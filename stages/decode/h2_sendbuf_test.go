@@ -13,7 +13,9 @@ import (
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/h2"
 	"github.com/expressgateway/expressgateway/stages"
+	"github.com/expressgateway/expressgateway/stages/encode"
 )
 
 // fillHandler sends a response in 4 KiB DATA frames until a send blocks
@@ -44,7 +46,7 @@ func (h fillHandler) ServeStream(ctx context.Context, st *stages.Stream) {
 }
 
 func testH2Config(sendBuf int64) *H2Config {
-	return &H2Config{
+	c := &H2Config{
 		MaxConcurrentStreams: 100, MaxHeaderListSize: 64 << 10, MaxFields: 100,
 		StreamWindow: 256 << 10, ConnWindow: 1 << 20, MaxContinuation: 32,
 		ControlPerSecond: 1000, RapidResetThreshold: 100, LocalErrorResets: 100,
@@ -53,6 +55,12 @@ func testH2Config(sendBuf int64) *H2Config {
 		WriteTimeout: 30 * time.Second, MaxBodyBytes: 1 << 20,
 		StreamBytes: bus.DefaultStreamBytes, SendBuf: sendBuf,
 	}
+	c.NewSender = func(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, onStop func(error)) H2Sender {
+		return encode.NewH2Writer(conn, bw, w, encode.H2WriterConfig{
+			WriteTimeout: c.WriteTimeout, ConnWindow: c.ConnWindow, OnStop: onStop,
+		})
+	}
+	return c
 }
 
 // sendBufFill serves one stream to a client whose stream window is zero

@@ -1,188 +1,205 @@
 package encode
 
 import (
-	"bufio"
-	"context"
 	"errors"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h2"
+	"github.com/expressgateway/expressgateway/stages"
 )
 
 // h2BatchBytes bounds the DATA bytes one write cycle takes from the
 // streams, so control frames and other streams get a turn.
 const h2BatchBytes = 128 << 10
 
-// h2StreamQueue bounds the frames a stream's pump may queue for the writer
-// beyond what the bus link holds (its bytes still count on the link until
-// written), so a flood of empty frames cannot grow the queue.
+// h2StreamQueue bounds the frames the writer takes off a stream's link
+// ahead of the windows (their bytes still count on the link until written),
+// so a flood of empty frames cannot grow the queue.
 const h2StreamQueue = 16
 
 // ErrZeroWindow is the cause a stream is reset with when the client kept
 // its window at zero past the stall timeout.
 var ErrZeroWindow = errors.New("encode: client flow-control window stalled at zero")
 
-// H2Writer is the send side of one HTTP/2 client connection: one writer
-// goroutine (Run) puts frames on the wire; every other goroutine only
-// queues under mu. It owns the send windows, the response queues of the
-// streams, and the control frames the reader asks for (ACKs, RST_STREAM,
-// WINDOW_UPDATE, GOAWAY).
-type H2Writer struct {
-	conn         net.Conn
-	bw           *bufio.Writer
-	w            *h2.Writer
-	writeTimeout time.Duration
+// errWriterPanic is the writer's error after a recovered panic.
+var errWriterPanic = errors.New("encode: h2 writer panicked")
 
-	wake chan struct{}
+// errWriterStopped is Err after Shutdown with no write error.
+var errWriterStopped = errors.New("encode: h2 writer stopped")
+
+// H2WriterConfig is what the writer of a client connection needs.
+type H2WriterConfig struct {
+	WriteTimeout time.Duration
+	// ConnWindow is our connection receive window (credit batching).
+	ConnWindow int
+	// Log receives recovered panics of the writer goroutine.
+	Log zerolog.Logger
+	// OnStop, if set, is called once, from the writer goroutine, when the
+	// writer stops for good on its own: a write failed or panicked (err),
+	// or the GOAWAY that asked to close went out (nil).
+	OnStop func(err error)
+}
+
+// H2Writer is the send side of one HTTP/2 client connection, over the
+// engine h2.Sched. Other goroutines only queue, under mu: the reader its
+// control frames (ACKs, RST_STREAM, WINDOW_UPDATE, GOAWAY) and window
+// changes, and each stream's actor its response frames, by sending them on
+// the stream's link, whose readiness the writer hears (bus.Notifier): the
+// writer takes the frames off the links itself.
+//
+// The writer goroutine runs only while something is queued: an idle
+// connection has none. Each cycle takes a batch (control frames, then one
+// frame per ready stream per round), writes it and flushes once, then
+// returns the link credit of the bytes written.
+type H2Writer struct {
+	conn net.Conn
+	bw   *h2.BufWriter
+	w    *h2.Writer
+	cfg  H2WriterConfig
 
 	mu       sync.Mutex
-	ctrl     []h2Ctrl
+	s        *h2.Sched
 	streams  map[uint32]*H2Stream
-	ready    []*H2Stream
-	connSend h2.SendWindow
-	initial  int64 // the peer's SETTINGS_INITIAL_WINDOW_SIZE
-	peer     *h2.Settings
-	closeNow bool // write what is queued, then stop
-	connDebt int  // connection credit not yet announced
-	connStep int  // announce connection credit from this size on
+	pull     []*H2Stream // streams whose links may hold frames
+	running  bool        // a writer goroutine is on
+	parked   bool        // it waits on wake: nothing to write, streams open
+	open     int         // streams whose send side is not over
+	wake     chan struct{}
+	stopped  bool // no more writing: error, requested close, Shutdown
+	closeNow bool // stop once the queued control frames are out
+	err      error
+	idle     sync.Cond // signalled when running turns false
+	done     chan struct{}
+	items    []h2.Item // the writer goroutine's batch, reused
 }
 
-type h2CtrlKind uint8
-
-const (
-	ctrlSettings h2CtrlKind = iota
-	ctrlSettingsAck
-	ctrlPing
-	ctrlPingAck
-	ctrlRST
-	ctrlGoAway
-	ctrlWindow
-)
-
-type h2Ctrl struct {
-	kind  h2CtrlKind
-	id    uint32
-	code  h2.ErrCode
-	n     uint32
-	ping  [8]byte
-	debug string
-	set   h2.Settings
-}
-
-// H2Stream is the send side of one stream.
+// H2Stream is the send side of one stream: the writer's view of its
+// response link.
 type H2Stream struct {
 	ID   uint32
 	Resp *bus.Link
-	// HeadSent is set once a final response head is queued; before it a
+
+	w      *H2Writer
+	ss     *h2.SendStream
+	method string
+	// headQueued is set once a final response head is queued; before it a
 	// failure can still become a status response.
 	headQueued bool
-	method     string
-
-	send   h2.SendWindow
-	q      []h2Out
-	off    int // bytes of q[0].Data already written
-	queued bool
-	done   bool // END_STREAM or RST_STREAM queued: nothing more goes out
-	slots  chan struct{}
-	since  time.Time // blocked on a zero window since
-	credit int       // stream credit not yet announced
-	step   int
+	linkOver   bool // the link's last frame was taken or its close handled
+	detached   bool // no longer notified; the link discarded
+	pulling    bool // in w.pull
+	finished   bool
 
 	// Finished is closed when the stream's send side is over (its end or
 	// reset written, or the stream dropped).
 	Finished chan struct{}
-	finOnce  sync.Once
 }
 
-// h2Out is a frame queued on a stream. local marks the frames the writer
-// made up itself (the status answer of a response that failed before its
-// head): they never were on the link, so writing or dropping them returns
-// no link credit.
-type h2Out struct {
-	frames.Frame
-	local bool
+// NewH2Writer returns the writer of conn; the Framer behind w writes into
+// bw, which the writer flushes once per batch.
+func NewH2Writer(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, cfg H2WriterConfig) *H2Writer {
+	x := &H2Writer{
+		conn:    conn,
+		bw:      bw,
+		w:       w,
+		cfg:     cfg,
+		s:       h2.NewSched(cfg.ConnWindow, false),
+		streams: map[uint32]*H2Stream{},
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+	}
+	x.idle.L = &x.mu
+	return x
 }
 
-// release hands a written or dropped frame back: its payload to the pool
-// and, if it came from the link, its bytes to the link's budget.
-func (st *H2Stream) release(f *h2Out) {
-	if f.local {
-		f.Release()
+// ReleaseOut implements h2.Owner: a written or dropped frame goes back to
+// the pool and, if it came from the link, its bytes to the link's budget.
+// Frames the writer made up (a local status) were never on the link.
+func (st *H2Stream) ReleaseOut(o *h2.Out) {
+	if o.Local {
+		o.Release()
 		return
 	}
-	st.Resp.Consumed(&f.Frame)
+	st.Resp.Consumed(&o.Frame)
 }
 
-// queueLocal queues a status answer the writer made up. Called with mu held.
-func (st *H2Stream) queueLocal(fs []frames.Frame) {
-	for _, f := range fs {
-		st.q = append(st.q, h2Out{Frame: f, local: true})
+// SendDone implements h2.Owner.
+func (st *H2Stream) SendDone() {
+	if !st.finished {
+		st.finished = true
+		st.w.open--
+		if st.w.open == 0 && st.w.parked {
+			st.w.kickLocked() // the parked writer has nothing left to wait for
+		}
+		close(st.Finished)
 	}
 }
 
-// NewH2Writer returns the writer of conn; the Conn's Framer writes into a
-// buffer that Run flushes.
-func NewH2Writer(conn net.Conn, bw *bufio.Writer, w *h2.Writer, writeTimeout time.Duration, connWindow int) *H2Writer {
-	return &H2Writer{
-		conn:         conn,
-		bw:           bw,
-		w:            w,
-		writeTimeout: writeTimeout,
-		wake:         make(chan struct{}, 1),
-		streams:      map[uint32]*H2Stream{},
-		connSend:     h2.InitialWindowSize,
-		initial:      h2.InitialWindowSize,
-		connStep:     max(connWindow/4, 1),
-	}
-}
-
-func (w *H2Writer) notify() {
-	select {
-	case w.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (w *H2Writer) queue(c h2Ctrl) {
+// LinkReady implements bus.Notifier: the actor sent a frame or closed the
+// link; the writer takes it from there.
+func (st *H2Stream) LinkReady() {
+	w := st.w
 	w.mu.Lock()
-	w.ctrl = append(w.ctrl, c)
-	w.mu.Unlock()
-	w.notify()
+	defer w.mu.Unlock()
+	if !st.pulling && !st.linkOver {
+		// A stream already in the pull list is the writer's to take:
+		// it has not run dry, or its queue waits on a window.
+		st.pulling = true
+		w.pull = append(w.pull, st)
+		w.kickLocked()
+	}
+}
+
+// kickLocked starts the writer goroutine if it is not running, or wakes
+// it if it is parked.
+func (w *H2Writer) kickLocked() {
+	switch {
+	case w.stopped:
+	case !w.running:
+		w.running = true
+		go w.run()
+	case w.parked:
+		w.parked = false
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (w *H2Writer) queue(c h2.Ctrl) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.s.Control(c)
+	w.kickLocked()
 }
 
 // Settings queues our SETTINGS.
-func (w *H2Writer) Settings(s h2.Settings) { w.queue(h2Ctrl{kind: ctrlSettings, set: s}) }
+func (w *H2Writer) Settings(s h2.Settings) { w.queue(h2.Ctrl{Kind: h2.CtrlSettings, Settings: s}) }
 
-// SettingsAck queues a SETTINGS ACK after applying the peer's settings to
-// the send side: frame size, header table, and the change of the initial
-// window to every stream (RFC 9113 §6.9.2). False means a stream window
-// overflowed (a FLOW_CONTROL_ERROR connection error).
+// SettingsAck applies the peer's settings to the send side (frame size,
+// and the change of the initial window to every stream, RFC 9113 §6.9.2)
+// and queues the ACK, as whose write the header table size follows. False
+// means a stream window overflowed (a FLOW_CONTROL_ERROR connection error).
 func (w *H2Writer) SettingsAck(s h2.Settings, delta int64) bool {
 	w.mu.Lock()
-	ok := true
-	w.initial = int64(s.InitialWindowSize)
-	for _, st := range w.streams {
-		if !st.send.Add(delta) {
-			ok = false
-		}
-	}
-	p := s
-	w.peer = &p
-	w.ctrl = append(w.ctrl, h2Ctrl{kind: ctrlSettingsAck})
-	w.mu.Unlock()
-	w.notify()
+	defer w.mu.Unlock()
+	ok := w.s.PeerSettings(s, delta)
+	w.kickLocked()
 	return ok
 }
 
 // PingAck queues the answer to a PING.
-func (w *H2Writer) PingAck(data [8]byte) { w.queue(h2Ctrl{kind: ctrlPingAck, ping: data}) }
+func (w *H2Writer) PingAck(data [8]byte) { w.queue(h2.Ctrl{Kind: h2.CtrlPingAck, Ping: data}) }
 
 // Ping queues a PING.
-func (w *H2Writer) Ping(data [8]byte) { w.queue(h2Ctrl{kind: ctrlPing, ping: data}) }
+func (w *H2Writer) Ping(data [8]byte) { w.queue(h2.Ctrl{Kind: h2.CtrlPing, Ping: data}) }
 
 // WindowUpdate applies a send-window increment (id 0: the connection).
 // False means the window overflowed 2^31-1: a FLOW_CONTROL_ERROR, of the
@@ -190,14 +207,10 @@ func (w *H2Writer) Ping(data [8]byte) { w.queue(h2Ctrl{kind: ctrlPing, ping: dat
 func (w *H2Writer) WindowUpdate(id uint32, incr uint32) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if id == 0 {
-		if !w.connSend.Add(int64(incr)) {
-			return false
-		}
-	} else if st := w.streams[id]; st != nil && !st.send.Add(int64(incr)) {
+	if !w.s.WindowUpdate(id, incr) {
 		return false
 	}
-	w.notify()
+	w.kickLocked()
 	return true
 }
 
@@ -205,188 +218,184 @@ func (w *H2Writer) WindowUpdate(id uint32, incr uint32) bool {
 // to send.
 func (w *H2Writer) Reset(id uint32, code h2.ErrCode) {
 	w.mu.Lock()
-	w.ctrl = append(w.ctrl, h2Ctrl{kind: ctrlRST, id: id, code: code})
-	if st := w.streams[id]; st != nil {
-		w.dropLocked(st)
+	defer w.mu.Unlock()
+	st := w.streams[id]
+	w.s.Reset(id, code)
+	if st != nil {
+		w.detachLocked(st)
 	}
-	w.mu.Unlock()
-	w.notify()
+	w.kickLocked()
 }
 
 // Drop ends a stream's send side without a frame (the client reset it).
 func (w *H2Writer) Drop(id uint32) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if st := w.streams[id]; st != nil {
-		w.dropLocked(st)
+		w.s.Drop(st.ss)
+		w.detachLocked(st)
 	}
-	w.mu.Unlock()
-	w.notify()
-}
-
-func (w *H2Writer) dropLocked(st *H2Stream) {
-	st.done = true
-	for i := range st.q {
-		st.release(&st.q[i])
-	}
-	st.q = nil
-	st.off = 0
-	st.since = time.Time{}
-	st.Resp.Discard(errStreamReset)
-	st.finish()
 }
 
 var errStreamReset = errors.New("encode: stream reset")
 
-func (st *H2Stream) finish() { st.finOnce.Do(func() { close(st.Finished) }) }
+// detachLocked stops taking frames from a dropped stream's link and
+// releases what it still holds. The notifier goes first: Discard closes
+// the link, and its readiness call would take mu again.
+func (w *H2Writer) detachLocked(st *H2Stream) {
+	if st.detached {
+		return
+	}
+	st.detached, st.linkOver = true, true
+	st.Resp.Notify(nil)
+	st.Resp.Discard(errStreamReset)
+}
 
 // GoAway queues GOAWAY. With closeAfter the writer stops once it is out.
 func (w *H2Writer) GoAway(last uint32, code h2.ErrCode, debug string, closeAfter bool) {
 	w.mu.Lock()
-	w.ctrl = append(w.ctrl, h2Ctrl{kind: ctrlGoAway, id: last, code: code, debug: debug})
+	defer w.mu.Unlock()
+	w.s.Control(h2.Ctrl{Kind: h2.CtrlGoAway, ID: last, Code: code, Debug: debug})
 	if closeAfter {
 		w.closeNow = true
 	}
-	w.mu.Unlock()
-	w.notify()
+	w.kickLocked()
 }
 
 // Credit records n drained bytes of stream id (0: only the connection) and
 // queues WINDOW_UPDATE frames once a quarter of a window is owed, so that
 // the client's window reopens only as fast as the stream's consumer drains.
 // streamOpen is false once the client ended the stream (no stream update).
-func (w *H2Writer) Credit(st *H2Stream, n int, streamOpen bool) {
+func (w *H2Writer) Credit(id uint32, n int, streamOpen bool) {
 	if n <= 0 {
 		return
 	}
 	w.mu.Lock()
-	w.connDebt += n
-	queued := false
-	if w.connDebt >= w.connStep {
-		w.ctrl = append(w.ctrl, h2Ctrl{kind: ctrlWindow, n: uint32(w.connDebt)})
-		w.connDebt = 0
-		queued = true
+	defer w.mu.Unlock()
+	var ss *h2.SendStream
+	if st := w.streams[id]; st != nil {
+		ss = st.ss
 	}
-	if st != nil && streamOpen {
-		st.credit += n
-		if st.credit >= st.step {
-			w.ctrl = append(w.ctrl, h2Ctrl{kind: ctrlWindow, id: st.ID, n: uint32(st.credit)})
-			st.credit = 0
-			queued = true
-		}
-	}
-	w.mu.Unlock()
-	if queued {
-		w.notify()
+	if w.s.Credit(ss, n, streamOpen) {
+		w.kickLocked()
 	}
 }
 
-// Open registers the send side of a new stream whose responses come on
-// resp; window is our initial stream window (for credit batching).
-func (w *H2Writer) Open(id uint32, resp *bus.Link, method string, window int) *H2Stream {
-	st := &H2Stream{ID: id, Resp: resp, method: method, slots: make(chan struct{}, h2StreamQueue), Finished: make(chan struct{}), step: max(window/4, 1)}
+// Open registers the send side of a new stream whose response comes on
+// resp; window is our initial stream window (for credit batching). The
+// writer takes resp's frames as they are sent; Finished closes once the
+// send side is over. A response that fails before its head becomes a
+// status, after it a RST_STREAM.
+func (w *H2Writer) Open(id uint32, resp *bus.Link, method string, window int) <-chan struct{} {
+	st := &H2Stream{ID: id, Resp: resp, w: w, method: method, Finished: make(chan struct{})}
 	w.mu.Lock()
-	st.send = h2.SendWindow(w.initial)
+	st.ss = w.s.Open(id, st, window)
 	w.streams[id] = st
+	w.open++
 	w.mu.Unlock()
-	return st
+	resp.Notify(st)
+	return st.Finished
 }
 
-// Close removes a finished stream.
-func (w *H2Writer) Close(st *H2Stream) {
+// Close removes a finished stream (dropping it if it is not).
+func (w *H2Writer) Close(id uint32) {
 	w.mu.Lock()
-	if !st.done {
-		w.dropLocked(st)
+	defer w.mu.Unlock()
+	st := w.streams[id]
+	if st == nil {
+		return
 	}
-	delete(w.streams, st.ID)
-	w.mu.Unlock()
+	w.s.Close(st.ss) // drops it first if its send side is not over
+	w.detachLocked(st)
+	delete(w.streams, id)
 }
 
-// Pump moves one stream's response frames from its link to the writer's
-// queue. It returns when the response is over; a response that fails
-// before its head becomes a status, after it a RST_STREAM.
-func (w *H2Writer) Pump(ctx context.Context, st *H2Stream) {
-	for {
-		f, err := st.Resp.Recv(ctx)
-		if err != nil {
-			w.mu.Lock()
-			done := st.done
-			w.mu.Unlock()
-			if !done {
-				w.fail(st, err)
-			}
-			return
-		}
-		select {
-		case st.slots <- struct{}{}:
-		case <-st.Finished:
-			st.Resp.Consumed(&f)
-			return
-		case <-ctx.Done():
-			st.Resp.Consumed(&f)
-			w.fail(st, context.Cause(ctx))
-			return
-		}
-		w.mu.Lock()
-		if st.done {
-			w.mu.Unlock()
-			st.Resp.Consumed(&f)
-			return
-		}
-		end := f.End || f.Kind == frames.KindReset || f.Kind == frames.KindTrailers
-		if f.Kind == frames.KindHeaders && f.Head != nil && f.Head.Status >= 200 {
-			st.headQueued = true
-		}
-		if f.Kind == frames.KindReset && !st.headQueued {
-			// No head went out yet: answer with a status instead.
-			st.headQueued = true
-			st.queueLocal(localResponse(StatusForCode(f.Code), st.method))
+// pullLocked takes the frames the ready links hold into the engine, up to
+// h2StreamQueue per stream.
+func (w *H2Writer) pullLocked() {
+	keep := w.pull[:0]
+	for _, st := range w.pull {
+		if w.take(st) {
+			keep = append(keep, st)
 		} else {
-			st.q = append(st.q, h2Out{Frame: f})
+			st.pulling = false
 		}
-		if end {
-			st.done = true
+	}
+	clear(w.pull[len(keep):])
+	w.pull = keep
+}
+
+// take moves st's ready frames into the engine; true means it stopped for
+// room, with frames possibly left on the link.
+func (w *H2Writer) take(st *H2Stream) bool {
+	for !st.linkOver {
+		if st.ss.Queued() >= h2StreamQueue {
+			return true
 		}
-		w.readyLocked(st)
-		w.mu.Unlock()
-		w.notify()
-		if end {
-			return
+		// The cause is read before the frame: a link closed by then holds
+		// all its frames already, so an empty one is over.
+		cause := st.Resp.Cause()
+		f, ok := st.Resp.TryRecv()
+		if !ok {
+			if cause != nil {
+				st.linkOver = true
+				if !st.ss.Closed() {
+					w.fail(st, cause)
+				}
+			}
+			return false
 		}
+		w.push(st, f)
+	}
+	return false
+}
+
+// push queues one frame of the link on the engine.
+func (w *H2Writer) push(st *H2Stream, f frames.Frame) {
+	if st.ss.Closed() {
+		st.Resp.Consumed(&f)
+		return
+	}
+	end := f.End || f.Kind == frames.KindReset || f.Kind == frames.KindTrailers
+	if f.Kind == frames.KindHeaders && f.Head != nil && f.Head.Status >= 200 {
+		st.headQueued = true
+	}
+	if f.Kind == frames.KindReset && !st.headQueued {
+		// No head went out yet: answer with a status instead.
+		st.Resp.Consumed(&f)
+		w.queueLocal(st, StatusForCode(f.Code))
+	} else {
+		w.s.Push(st.ss, h2.Out{Frame: f})
+	}
+	if end {
+		st.linkOver = true
 	}
 }
 
-func (w *H2Writer) readyLocked(st *H2Stream) {
-	if !st.queued {
-		st.queued = true
-		w.ready = append(w.ready, st)
+// queueLocal queues a status answer the writer made up.
+func (w *H2Writer) queueLocal(st *H2Stream, status int) {
+	st.headQueued = true
+	for _, f := range localResponse(status, st.method) {
+		w.s.Push(st.ss, h2.Out{Frame: f, Local: true})
 	}
 }
 
 // fail ends a response whose link closed without an end: a status when no
 // head went out, otherwise RST_STREAM (never a clean END_STREAM).
 func (w *H2Writer) fail(st *H2Stream, cause error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if st.done {
+	if !st.headQueued {
+		w.queueLocal(st, statusForCause(cause))
 		return
 	}
-	st.done = true
-	if !st.headQueued {
-		st.headQueued = true
-		st.queueLocal(localResponse(statusForCause(cause), st.method))
-	} else {
-		code := frames.CodeInternal
-		var re *frames.ResetError
-		if errors.As(cause, &re) {
-			code = re.Code
-		}
-		if bus.IsCleanEnd(cause) {
-			code = frames.CodeInternal // closed cleanly without an End: still an abort
-		}
-		st.q = append(st.q, h2Out{Frame: frames.ResetFrame(code)})
+	code := frames.CodeInternal
+	var re *frames.ResetError
+	if errors.As(cause, &re) {
+		code = re.Code
 	}
-	w.readyLocked(st)
-	w.notify()
+	if bus.IsCleanEnd(cause) {
+		code = frames.CodeInternal // closed cleanly without an End: still an abort
+	}
+	w.s.Push(st.ss, h2.Out{Frame: frames.ResetFrame(code), Local: true})
 }
 
 func localResponse(status int, method string) []frames.Frame {
@@ -399,157 +408,144 @@ func localResponse(status int, method string) []frames.Frame {
 	return []frames.Frame{frames.HeadersFrame(h, false), frames.CopyData([]byte(text), true)}
 }
 
-// h2Item is one frame of a write cycle.
-type h2Item struct {
-	ctrl    *h2Ctrl
-	st      *H2Stream
-	f       h2Out // headers, trailers, reset; or the data frame to release
-	data    []byte
-	end     bool
-	release bool // f is fully written: release it after the flush
-}
-
-// ZeroWindowStalled returns the streams blocked on a zero window since
-// before cutoff (the zero-window stall rule's input).
-func (w *H2Writer) ZeroWindowStalled(cutoff time.Time) []uint32 {
+// Stalled returns the streams blocked on a zero window since before
+// cutoff (the zero-window stall rule's input).
+func (w *H2Writer) Stalled(cutoff time.Time) []uint32 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	var out []uint32
-	for _, st := range w.ready {
-		if !st.since.IsZero() && st.since.Before(cutoff) {
-			out = append(out, st.ID)
-		}
-	}
-	return out
+	return w.s.Stalled(cutoff)
 }
 
-// collect takes one cycle's frames under the lock.
-func (w *H2Writer) collect(items []h2Item, now time.Time) ([]h2Item, bool) {
+// Blocked reports whether a stream waits on a zero window.
+func (w *H2Writer) Blocked() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for i := range w.ctrl {
-		items = append(items, h2Item{ctrl: &w.ctrl[i]})
+	return w.s.Blocked()
+}
+
+// Done is closed once the writer stopped for good.
+func (w *H2Writer) Done() <-chan struct{} { return w.done }
+
+// Err returns why the writer stopped (nil while running, and after the
+// close a GOAWAY asked for).
+func (w *H2Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// stopLocked stops the writer for good.
+func (w *H2Writer) stopLocked(err error) {
+	if w.stopped {
+		return
 	}
-	w.ctrl = w.ctrl[len(w.ctrl):]
-	if len(w.ctrl) == 0 {
-		w.ctrl = nil
-	}
-	budget := h2BatchBytes
-	maxFrame := int(w.w.MaxFrame)
-	keep := w.ready[:0]
-	for _, st := range w.ready {
-		for len(st.q) > 0 && budget > 0 {
-			f := &st.q[0]
-			if f.Kind == frames.KindData {
-				rest := len(f.Data) - st.off
-				if rest == 0 && !f.End {
-					st.release(f)
-					st.pop()
-					continue
-				}
-				n := min(rest, int(st.send), int(w.connSend), maxFrame, budget)
-				if rest > 0 && n <= 0 {
-					if st.since.IsZero() {
-						st.since = now
-					}
-					break
-				}
-				st.since = time.Time{}
-				st.send -= h2.SendWindow(n)
-				w.connSend -= h2.SendWindow(n)
-				budget -= n
-				it := h2Item{st: st, data: f.Data[st.off : st.off+n]}
-				st.off += n
-				if st.off == len(f.Data) {
-					it.end = f.End
-					it.release = true
-					it.f = *f
-					st.pop()
-				}
-				items = append(items, it)
-				continue
+	w.stopped = true
+	w.err = err
+	close(w.done)
+}
+
+// run is the writer goroutine: batches until nothing is left to write.
+func (w *H2Writer) run() {
+	var stopErr error
+	stopping, locked := false, false
+	defer func() {
+		if r := recover(); r != nil {
+			// The writer handles what the client's frames made us queue:
+			// a panic closes this connection only.
+			stages.Panicked(w.cfg.Log, r, w.conn)
+			if !locked {
+				w.mu.Lock()
 			}
-			items = append(items, h2Item{st: st, f: *f})
-			st.pop()
+			w.stopLocked(errWriterPanic)
+			w.running = false
+			w.idle.Broadcast()
+			w.mu.Unlock()
+			stopping, stopErr = true, errWriterPanic
 		}
-		if len(st.q) > 0 {
-			keep = append(keep, st)
-		} else {
-			st.queued = false
+		if stopping && w.cfg.OnStop != nil {
+			w.cfg.OnStop(stopErr)
 		}
-	}
-	clear(w.ready[len(keep):])
-	w.ready = keep
-	return items, w.closeNow
-}
-
-func (st *H2Stream) pop() {
-	st.q[0] = h2Out{}
-	st.q = st.q[1:]
-	st.off = 0
-	select {
-	case <-st.slots:
-	default:
-	}
-}
-
-// Run writes until ctx ends, a write fails, or a GOAWAY asked to close. It
-// returns the write error (nil after a requested close).
-func (w *H2Writer) Run(ctx context.Context) error {
-	var items []h2Item
-	for {
-		var closeAfter bool
-		items, closeAfter = w.collect(items[:0], time.Now())
+	}()
+	w.mu.Lock()
+	locked = true
+	for !w.stopped {
+		w.pullLocked()
+		items := w.s.Next(w.items[:0], h2BatchBytes, time.Now())
 		if len(items) == 0 {
-			if closeAfter {
-				return nil
+			if w.closeNow {
+				w.stopLocked(nil)
+				stopping = true
+				break
 			}
+			if w.open == 0 {
+				break
+			}
+			// Streams are open: their next frames are near, so the
+			// goroutine waits for them rather than end and start again
+			// for each (an idle connection has no open stream, and no
+			// writer).
+			w.parked = true
+			w.mu.Unlock()
+			locked = false
 			select {
 			case <-w.wake:
-				continue
-			case <-ctx.Done():
-				return context.Cause(ctx)
+			case <-w.done:
 			}
+			w.mu.Lock()
+			locked = true
+			w.parked = false
+			continue
+		}
+		closeAfter := w.closeNow
+		w.mu.Unlock()
+		locked = false
+		// The deadline covers the whole batch: a batch larger than the
+		// buffer reaches the socket before the flush.
+		if w.cfg.WriteTimeout > 0 {
+			w.conn.SetWriteDeadline(time.Now().Add(w.cfg.WriteTimeout))
 		}
 		err := w.write(items)
-		if err == nil && w.bw.Buffered() > 0 {
-			if w.writeTimeout > 0 {
-				w.conn.SetWriteDeadline(time.Now().Add(w.writeTimeout))
-			}
+		if err == nil {
 			err = w.bw.Flush()
 		}
-		w.afterWrite(items)
+		w.mu.Lock()
+		locked = true
+		w.s.Written(items)
 		clear(items)
+		w.items = items[:0]
 		if err != nil {
-			return err
+			w.stopLocked(err)
+			stopping, stopErr = true, err
+			break
 		}
-		if closeAfter {
-			w.mu.Lock()
-			rest := len(w.ctrl)
-			w.mu.Unlock()
-			if rest == 0 {
-				return nil
-			}
+		if closeAfter && !w.s.Pending() {
+			w.stopLocked(nil)
+			stopping = true
+			break
 		}
 	}
+	w.running = false
+	w.idle.Broadcast()
+	w.mu.Unlock()
+	locked = false
 }
 
-func (w *H2Writer) write(items []h2Item) error {
+func (w *H2Writer) write(items []h2.Item) error {
 	fr := w.w.Framer()
 	for i := range items {
 		it := &items[i]
 		var err error
 		switch {
-		case it.ctrl != nil:
-			err = w.writeCtrl(it.ctrl)
-		case it.data != nil || it.f.Kind == frames.KindData:
-			err = fr.WriteData(it.st.ID, it.end, it.data)
-		case it.f.Kind == frames.KindHeaders:
-			err = w.w.WriteBlock(it.st.ID, w.w.EncodeResponse(it.f.Head), it.f.End)
-		case it.f.Kind == frames.KindTrailers:
-			err = w.w.WriteBlock(it.st.ID, w.w.EncodeTrailers(it.f.Head.Fields), true)
-		case it.f.Kind == frames.KindReset:
-			err = fr.WriteRSTStream(it.st.ID, http2Code(h2.FromNeutral(it.f.Code)))
+		case it.Stream == nil:
+			err = w.w.WriteCtrl(&it.Ctrl)
+		case it.Out.Kind == frames.KindData:
+			err = fr.WriteData(it.Stream.ID, it.End, it.Data)
+		case it.Out.Kind == frames.KindHeaders:
+			err = w.w.WriteBlock(it.Stream.ID, w.w.EncodeResponse(it.Out.Head), it.Out.End)
+		case it.Out.Kind == frames.KindTrailers:
+			err = w.w.WriteBlock(it.Stream.ID, w.w.EncodeTrailers(it.Out.Head.Fields), true)
+		case it.Out.Kind == frames.KindReset:
+			err = fr.WriteRSTStream(it.Stream.ID, http2Code(h2.FromNeutral(it.Out.Code)))
 		}
 		if err != nil {
 			return err
@@ -558,67 +554,19 @@ func (w *H2Writer) write(items []h2Item) error {
 	return nil
 }
 
-func (w *H2Writer) writeCtrl(c *h2Ctrl) error {
-	fr := w.w.Framer()
-	switch c.kind {
-	case ctrlSettings:
-		return w.w.WriteSettings(c.set)
-	case ctrlSettingsAck:
-		w.mu.Lock()
-		p := w.peer
-		w.mu.Unlock()
-		if p != nil {
-			w.w.ApplyPeer(*p)
-		}
-		return fr.WriteSettingsAck()
-	case ctrlPing:
-		return fr.WritePing(false, c.ping)
-	case ctrlPingAck:
-		return fr.WritePing(true, c.ping)
-	case ctrlRST:
-		return fr.WriteRSTStream(c.id, http2Code(c.code))
-	case ctrlGoAway:
-		return fr.WriteGoAway(c.id, http2Code(c.code), []byte(c.debug))
-	case ctrlWindow:
-		return fr.WriteWindowUpdate(c.id, c.n)
-	}
-	return nil
-}
-
-// afterWrite releases written payloads (returning the link's credit) and
-// finishes streams whose last frame went out.
-func (w *H2Writer) afterWrite(items []h2Item) {
-	for i := range items {
-		it := &items[i]
-		if it.st == nil {
-			continue
-		}
-		if it.release {
-			it.st.release(&it.f)
-		}
-		last := it.end
-		switch it.f.Kind {
-		case frames.KindHeaders:
-			last = it.f.End
-		case frames.KindTrailers, frames.KindReset:
-			last = true
-		}
-		if last {
-			it.st.finish()
-		}
-	}
-}
-
-// Discard drops every queued frame (the connection is over).
-func (w *H2Writer) Discard() {
+// Shutdown stops the writer: it waits for a batch being written, then
+// drops every queued frame and stream (the connection is over). Streams'
+// Finished channels close.
+func (w *H2Writer) Shutdown() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for _, st := range w.streams {
-		if !st.done {
-			w.dropLocked(st)
-		}
-		st.finish()
+	w.stopLocked(errWriterStopped)
+	for w.running {
+		w.idle.Wait()
 	}
-	w.ready = nil
-	w.ctrl = nil
+	for _, st := range w.streams {
+		w.detachLocked(st)
+	}
+	w.s.DropAll()
+	w.pull = nil
 }

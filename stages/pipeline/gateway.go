@@ -214,7 +214,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 		// other than chunked could not be relayed to every front, and is
 		// never dropped, so such a response is a 502.
 		h1t := &upstream.H1{Opts: uo, Limits: h1.Limits{MaxHeadBytes: 64 << 10, MaxFields: 1024, Underscore: frames.UnderscoreAllow, StrictTE: true}}
-		h2t, h3t := &upstream.H2{Opts: uo}, h3Transport(uo)
+		h2t, h3t := &upstream.H2{Opts: uo, Log: g.log}, h3Transport(uo)
 		set.Transports = map[string]upstream.Transport{"h1": h1t, "tcp": h1t, "h2": h2t, "h3": h3t}
 		g.transports = append(g.transports, h2t, h3t)
 	}

@@ -1,9 +1,13 @@
 package pipeline
 
 import (
+	"net"
+
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/frames/h2"
 	"github.com/expressgateway/expressgateway/stages/decode"
+	"github.com/expressgateway/expressgateway/stages/encode"
 )
 
 // h2Config builds an HTTP listener's HTTP/2 front settings from its
@@ -14,7 +18,7 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 	if s.KeepAliveIntervalMs != nil {
 		keepAlive = *s.KeepAliveIntervalMs
 	}
-	return &decode.H2Config{
+	c := &decode.H2Config{
 		MaxConcurrentStreams: s.MaxConcurrentStreams,
 		MaxHeaderListSize:    s.MaxHeaderListSize,
 		MaxFields:            lc.HTTP.MaxHeaderFields,
@@ -41,5 +45,21 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 		KeepAliveTimeout:     ms(s.KeepAliveTimeoutMs),
 		Global:               globalBudget,
 		Draining:             draining,
+	}
+	c.NewSender = h2Sender(c)
+	return c
+}
+
+// h2Sender builds an HTTP/2 connection's writer (stages/encode) for the
+// decoder, with c's write timeout, connection window and log as they are
+// when the connection starts.
+func h2Sender(c *decode.H2Config) decode.H2SenderFunc {
+	return func(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, onStop func(error)) decode.H2Sender {
+		return encode.NewH2Writer(conn, bw, w, encode.H2WriterConfig{
+			WriteTimeout: c.WriteTimeout,
+			ConnWindow:   c.ConnWindow,
+			Log:          c.Log,
+			OnStop:       onStop,
+		})
 	}
 }

@@ -346,13 +346,22 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	if tunnel && h1Front(st.Conn.Proto) {
 		rec.status = http.StatusSwitchingProtocols // what the H1 client saw
 	}
-	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, false)); err != nil {
+	end := resp.End && !tunnel // a tunnel's head opens it, never ends it
+	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, end)); err != nil {
 		resp.Close(true)
 		attempt.End(route.Outcome{Status: h.Status, Latency: headLatency})
 		st.Resp.Close(err)
 		return
 	}
 	timer.Stop()
+	if end {
+		// The head ended the response (trailers-only): it went with its
+		// end, and there is no body to read.
+		resp.Close(false)
+		attempt.End(route.Outcome{Status: h.Status, Latency: headLatency})
+		st.Resp.Close(io.EOF)
+		return
+	}
 	// Stream the body. A cut body becomes a Reset, never an End.
 	abort := false
 	for {
@@ -360,12 +369,18 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		if err != nil {
 			rec.err = err
 			code := frames.CodeUpstream
+			var re *frames.ResetError
 			switch {
 			case errors.Is(err, upstream.ErrTimeout):
 				upstreamTimeouts.Inc()
 				code = frames.CodeTimeout
 			case ctx.Err() != nil:
 				code = frames.CodeCancel
+			case errors.As(err, &re) && re.Code != frames.CodeNone:
+				// The backend reset the stream: its cause reaches the
+				// client (a CANCEL stays a CANCEL), through each front's
+				// one mapping of the neutral code.
+				code = re.Code
 			}
 			st.Resp.Send(ctx, frames.ResetFrame(code))
 			abort = true

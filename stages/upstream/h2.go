@@ -10,11 +10,12 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/http2"
+	"github.com/rs/zerolog"
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h2"
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
@@ -43,7 +44,9 @@ var errConnLost = errors.New("upstream: backend connection lost")
 // the backend's SETTINGS_MAX_CONCURRENT_STREAMS; a connection that got a
 // GOAWAY takes no new stream and is replaced.
 type H2 struct {
-	Opts   Options
+	Opts Options
+	// Log receives recovered panics of the connections' goroutines.
+	Log    zerolog.Logger
 	dialer net.Dialer
 
 	mu      sync.Mutex
@@ -126,7 +129,7 @@ func (t *H2) dial(ctx context.Context, b *route.Backend, o *BackendOpts) (*h2Cli
 		nc = tc
 	}
 	b.ConnOpen()
-	c := newH2Client(nc, b, t.Opts, o.TLS != nil)
+	c := newH2Client(nc, b, t.Opts, t.Log, o.TLS != nil)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -206,61 +209,69 @@ func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 				h.ContentLength = 0
 			}
 		}
-		return &Response{Head: h, body: s}, nil
+		return &Response{Head: h, End: f.End, body: s}, nil
 	}
 }
 
+// h2BatchBytes bounds the DATA bytes one write cycle takes from the
+// streams, so control frames and other streams get a turn.
+const h2BatchBytes = 128 << 10
+
+// h2BodyQueue bounds the request-body frames the writer takes off a body
+// link ahead of the windows (their bytes still count on the link until
+// written).
+const h2BodyQueue = 16
+
+// errWriterPanic is the cause of a connection whose writer panicked.
+var errWriterPanic = errors.New("upstream: h2 writer panicked")
+
 // h2Client is one backend HTTP/2 connection. readLoop owns the receive
-// side; writes (streams' HEADERS and DATA, control frames) take wmu, and
-// control frames owed from callbacks go through ctrlLoop so no callback
-// ever blocks on the socket.
+// side. The send side is the engine h2.Sched, under mu, as on the client
+// front (stages/encode): the read loop queues control frames and window
+// changes, open queues a stream's HEADERS, and each request body's link
+// tells the client when it holds frames (bus.Notifier). One writer
+// goroutine, running only while something is queued, takes the body frames
+// off the links itself, takes a batch from the engine, writes it and
+// flushes once, then gives the written frames back.
 type h2Client struct {
 	conn   net.Conn
 	b      *route.Backend
 	opts   Options
+	log    zerolog.Logger
 	scheme string
 	codec  *h2.Conn
-	w      *h2.Writer
-	bw     *bufio.Writer
-
-	wmu sync.Mutex // the write side
+	w      *h2.Writer // the writer goroutine's
+	bw     *h2.BufWriter
 
 	mu        sync.Mutex
+	s         *h2.Sched
 	streams   map[uint32]*h2ClientStream
+	pull      []*h2ClientStream // streams whose body links may hold frames
+	items     []h2.Item         // the writer's batch, reused
+	running   bool              // a writer goroutine is on
+	idle      chan struct{}     // closed when the writer next goes idle (waitIdle)
 	active    int
 	maxActive int
-	// maxFrame is the peer's SETTINGS_MAX_FRAME_SIZE, read by the body
-	// senders under mu (the Writer's copy belongs to the write loop).
-	maxFrame  int
-	connSend  h2.SendWindow
-	initial   int64
 	goingAway bool
 	closed    bool
 	cause     error
-	sendWake  chan struct{} // closed and replaced when windows grow
-	ctrl      []func(*h2.Writer) error
-	ctrlWake  chan struct{}
 	idleTimer *time.Timer
-	connDebt  int
 	onClose   func()
 
 	wg   sync.WaitGroup
 	done chan struct{}
 }
 
-func newH2Client(nc net.Conn, b *route.Backend, o Options, tlsOn bool) *h2Client {
+func newH2Client(nc net.Conn, b *route.Backend, o Options, log zerolog.Logger, tlsOn bool) *h2Client {
 	c := &h2Client{
 		conn:      nc,
 		b:         b,
 		opts:      o,
+		log:       log,
 		scheme:    "http",
+		s:         h2.NewSched(h2ConnWindow, true),
 		streams:   map[uint32]*h2ClientStream{},
 		maxActive: 100, // until the backend's SETTINGS say otherwise
-		maxFrame:  h2.DefaultMaxFrameSize,
-		connSend:  h2.InitialWindowSize,
-		initial:   h2.InitialWindowSize,
-		sendWake:  make(chan struct{}),
-		ctrlWake:  make(chan struct{}, 1),
 		done:      make(chan struct{}),
 	}
 	if tlsOn {
@@ -274,38 +285,36 @@ func newH2Client(nc net.Conn, b *route.Backend, o Options, tlsOn bool) *h2Client
 		MaxFrameSize:         h2.DefaultMaxFrameSize,
 		MaxHeaderListSize:    h2MaxHeaderList,
 	}
-	c.bw = bufio.NewWriterSize(nc, 32<<10)
+	c.bw = h2.NewBufWriter(nc)
 	c.codec = h2.NewConn(h2.RoleClient, c.bw, bufio.NewReaderSize(nc, 32<<10), local)
 	c.w = h2.NewWriter(c.codec)
 	return c
 }
 
-// start writes the preface and our settings and starts the loops.
+// start writes the preface and our settings, before any writer runs, and
+// starts the read loop.
 func (c *h2Client) start() error {
-	c.wmu.Lock()
 	c.bw.WriteString(h2.Preface)
 	err := c.w.WriteSettings(c.codec.Local)
 	if err == nil {
 		err = c.w.Framer().WriteWindowUpdate(0, h2ConnWindow-h2.InitialWindowSize)
 	}
 	if err == nil {
-		err = c.flushLocked()
+		c.setWriteDeadline()
+		err = c.bw.Flush()
 	}
-	c.wmu.Unlock()
 	if err != nil {
 		return err
 	}
 	c.codec.ConnWindow().Credit(h2ConnWindow - h2.InitialWindowSize)
 	c.wg.Go(c.readLoop)
-	c.wg.Go(c.ctrlLoop)
 	return nil
 }
 
-func (c *h2Client) flushLocked() error {
+func (c *h2Client) setWriteDeadline() {
 	if c.opts.BodyTimeout > 0 {
 		c.conn.SetWriteDeadline(time.Now().Add(c.opts.BodyTimeout))
 	}
-	return c.bw.Flush()
 }
 
 func (c *h2Client) dead() bool {
@@ -356,7 +365,9 @@ func (c *h2Client) unreserve() {
 	}
 }
 
-// close tears the connection down, failing every stream with cause.
+// close tears the connection down, failing every stream with cause; a
+// stream none of whose frames went out fails as refused (safe to retry
+// elsewhere).
 func (c *h2Client) close(cause error) {
 	c.mu.Lock()
 	if c.closed {
@@ -368,18 +379,31 @@ func (c *h2Client) close(cause error) {
 		cause = errConnLost
 	}
 	c.cause = cause
-	streams := make([]*h2ClientStream, 0, len(c.streams))
-	for _, s := range c.streams {
-		streams = append(streams, s)
+	type failed struct {
+		s       *h2ClientStream
+		started bool
 	}
-	close(c.sendWake)
+	streams := make([]failed, 0, len(c.streams))
+	for _, s := range c.streams {
+		streams = append(streams, failed{s, s.ss.Started()})
+	}
+	if !c.running {
+		// Otherwise the writer drops everything once its batch is out:
+		// the frames it is writing from stay held until then.
+		c.s.DropAll()
+	}
+	c.pull = nil
 	close(c.done)
 	if c.idleTimer != nil {
 		c.idleTimer.Stop()
 	}
 	c.mu.Unlock()
-	for _, s := range streams {
-		s.resp.Close(cause)
+	for _, f := range streams {
+		if f.started {
+			f.s.resp.Close(cause)
+		} else {
+			f.s.resp.Close(&route.RefusedError{Err: cause})
+		}
 	}
 	c.conn.Close()
 	c.b.ConnClosed()
@@ -388,52 +412,196 @@ func (c *h2Client) close(cause error) {
 	}
 }
 
-// queueCtrl queues a control frame for ctrlLoop.
-func (c *h2Client) queueCtrl(fn func(*h2.Writer) error) {
-	c.mu.Lock()
-	c.ctrl = append(c.ctrl, fn)
-	c.mu.Unlock()
-	select {
-	case c.ctrlWake <- struct{}{}:
-	default:
+// kickLocked starts the writer goroutine if it is not running.
+func (c *h2Client) kickLocked() {
+	if !c.running && !c.closed {
+		c.running = true
+		c.wg.Go(c.run)
 	}
 }
 
-// ctrlLoop writes queued control frames (ACKs, WINDOW_UPDATE, RST_STREAM).
-func (c *h2Client) ctrlLoop() {
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-c.ctrlWake:
+// queue queues a control frame.
+func (c *h2Client) queue(ctl h2.Ctrl) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.s.Control(ctl)
+	c.kickLocked()
+}
+
+// waitIdle waits, at most d, for the writer to have written what is queued.
+func (c *h2Client) waitIdle(d time.Duration) {
+	c.mu.Lock()
+	if !c.running {
+		c.mu.Unlock()
+		return
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	ch := c.idle
+	c.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+}
+
+// run is the writer goroutine: batches until nothing is left to write.
+func (c *h2Client) run() {
+	locked := false
+	defer func() {
+		if r := recover(); r != nil {
+			// The writer handles what the backend's frames made us queue:
+			// a panic closes this connection only.
+			stages.Panicked(c.log, r, c.conn)
+			if !locked {
+				c.mu.Lock()
+			}
+			c.stopLocked()
+			c.mu.Unlock()
+			c.close(errWriterPanic)
+		}
+	}()
+	c.mu.Lock()
+	locked = true
+	var err error
+	for !c.closed {
+		c.pullLocked()
+		items := c.s.Next(c.items[:0], h2BatchBytes, time.Now())
+		if len(items) == 0 {
+			break
+		}
+		c.mu.Unlock()
+		locked = false
+		c.setWriteDeadline()
+		err = c.write(items)
+		if err == nil {
+			err = c.bw.Flush()
 		}
 		c.mu.Lock()
-		q := c.ctrl
-		c.ctrl = nil
-		c.mu.Unlock()
-		if len(q) == 0 {
-			continue
-		}
-		c.wmu.Lock()
-		var err error
-		for _, fn := range q {
-			if err = fn(c.w); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = c.flushLocked()
-		}
-		c.wmu.Unlock()
+		locked = true
+		c.s.Written(items)
+		clear(items)
+		c.items = items[:0]
 		if err != nil {
-			c.close(err)
-			return
+			break
 		}
 	}
+	c.stopLocked()
+	c.mu.Unlock()
+	locked = false
+	if err != nil {
+		c.close(err)
+	}
+}
+
+// stopLocked ends a writer run: after a close, the writer drops what is
+// left (close left it to the writer while a batch was out).
+func (c *h2Client) stopLocked() {
+	if c.closed {
+		c.s.DropAll()
+	}
+	c.running = false
+	if c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
+}
+
+func (c *h2Client) write(items []h2.Item) error {
+	fr := c.w.Framer()
+	for i := range items {
+		it := &items[i]
+		var err error
+		switch {
+		case it.Stream == nil:
+			err = c.w.WriteCtrl(&it.Ctrl)
+		case it.Out.Kind == frames.KindData:
+			err = fr.WriteData(it.Stream.ID, it.End, it.Data)
+		case it.Out.Kind == frames.KindHeaders:
+			err = c.w.WriteBlock(it.Stream.ID, c.w.EncodeRequest(it.Out.Head, c.scheme), it.Out.End)
+		case it.Out.Kind == frames.KindTrailers:
+			err = c.w.WriteBlock(it.Stream.ID, c.w.EncodeTrailers(it.Out.Head.Fields), true)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pullLocked takes the frames the ready body links hold into the engine,
+// up to h2BodyQueue per stream.
+func (c *h2Client) pullLocked() {
+	keep := c.pull[:0]
+	for _, s := range c.pull {
+		if c.takeBody(s) {
+			keep = append(keep, s)
+		} else {
+			s.pulling = false
+		}
+	}
+	clear(c.pull[len(keep):])
+	c.pull = keep
+}
+
+// takeBody moves s's ready body frames into the engine; true means it
+// stopped for room, with frames possibly left on the link. A body cut
+// short (a Reset, or the link closed without an end) resets the stream
+// with CANCEL: the backend never sees it complete.
+func (c *h2Client) takeBody(s *h2ClientStream) bool {
+	for !s.bodyOver {
+		if s.ss.Queued() >= h2BodyQueue {
+			return true
+		}
+		// The cause is read before the frame: a link closed by then holds
+		// all its frames already, so an empty one is over.
+		cause := s.body.Cause()
+		f, ok := s.body.TryRecv()
+		if !ok {
+			if cause != nil {
+				s.bodyOver = true
+				c.s.Reset(s.id, h2.ErrCodeCancel)
+				s.resp.Close(cause) // the exchange cannot complete: end the wait
+			}
+			return false
+		}
+		switch f.Kind {
+		case frames.KindData, frames.KindTrailers:
+			end := f.End || f.Kind == frames.KindTrailers
+			if !c.s.Push(s.ss, h2.Out{Frame: f}) {
+				s.body.Consumed(&f)
+			}
+			if end {
+				s.bodyOver = true
+			}
+		case frames.KindReset:
+			s.body.Consumed(&f)
+			s.bodyOver = true
+			c.s.Reset(s.id, h2.ErrCodeCancel)
+			// The client's body failed: end the wait for the backend's
+			// head at once, with the client's cause (400/408/413), rather
+			// than at the head timeout.
+			s.resp.Close(&frames.ResetError{Code: f.Code})
+		default:
+			s.body.Consumed(&f)
+		}
+	}
+	return false
 }
 
 // readLoop reads the backend's frames and routes them to streams.
 func (c *h2Client) readLoop() {
+	defer func() {
+		if r := recover(); r != nil {
+			// The backend's bytes are input too: a panic closes this
+			// connection only.
+			stages.Panicked(c.log, r, c.conn)
+			c.close(errConnLost)
+		}
+	}()
 	for {
 		ev, err := c.codec.Next()
 		if err != nil {
@@ -441,21 +609,15 @@ func (c *h2Client) readLoop() {
 			var ce *h2.ConnError
 			switch {
 			case errors.As(err, &se):
-				if ev.Flow > 0 {
-					c.creditConn(ev.Flow)
-				}
-				id, code := se.ID, se.Code
-				c.queueCtrl(func(w *h2.Writer) error { return w.Framer().WriteRSTStream(id, http2Code(code)) })
-				if s := c.stream(id); s != nil {
+				c.credit(nil, ev.Flow)
+				c.queueReset(se.ID, se.Code)
+				if s := c.stream(se.ID); s != nil {
 					s.resp.Close(ErrBadResponse)
 				}
 				continue
 			case errors.As(err, &ce):
-				code, reason := ce.Code, ce.Reason
-				c.wmu.Lock()
-				c.w.Framer().WriteGoAway(0, http2Code(code), []byte(reason))
-				c.flushLocked()
-				c.wmu.Unlock()
+				c.queue(h2.Ctrl{Kind: h2.CtrlGoAway, Code: ce.Code, Debug: ce.Reason})
+				c.waitIdle(time.Second)
 				c.close(ErrBadResponse)
 				return
 			}
@@ -466,23 +628,42 @@ func (c *h2Client) readLoop() {
 	}
 }
 
+// queueReset queues RST_STREAM for id and drops what the stream still had
+// to send.
+func (c *h2Client) queueReset(id uint32, code h2.ErrCode) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.s.Reset(id, code)
+	c.kickLocked()
+}
+
 func (c *h2Client) stream(id uint32) *h2ClientStream {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.streams[id]
 }
 
-func (c *h2Client) creditConn(n int) {
-	c.codec.ConnWindow().Credit(n)
-	c.mu.Lock()
-	c.connDebt += n
-	debt := 0
-	if c.connDebt >= h2ConnWindow/4 {
-		debt, c.connDebt = c.connDebt, 0
+// credit returns n received bytes to our receive windows: the
+// connection's, and stream s's (nil: none) while the backend may still
+// send on it. WINDOW_UPDATE goes out once a quarter of a window is owed.
+func (c *h2Client) credit(s *h2ClientStream, n int) {
+	if n <= 0 {
+		return
 	}
-	c.mu.Unlock()
-	if debt > 0 {
-		c.queueCtrl(func(w *h2.Writer) error { return w.Framer().WriteWindowUpdate(0, uint32(debt)) })
+	c.codec.ConnWindow().Credit(n)
+	var ss *h2.SendStream
+	open := false
+	if s != nil {
+		s.cs.Recv.Credit(n)
+		ss, open = s.ss, c.codec.RemoteOpen(s.id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed && c.s.Credit(ss, n, open) {
+		c.kickLocked()
 	}
 }
 
@@ -497,18 +678,11 @@ func (c *h2Client) dispatch(ev h2.Event) {
 	case h2.EvData:
 		s := c.stream(ev.Stream)
 		n := len(ev.Data)
-		if pad := ev.Flow - n; pad > 0 || s == nil {
-			if s == nil {
-				pad = ev.Flow
-			}
-			c.creditConn(pad)
-			if s != nil {
-				s.credit(pad)
-			}
-		}
 		if s == nil {
+			c.credit(nil, ev.Flow)
 			return
 		}
+		c.credit(s, ev.Flow-n) // padding never reaches the link
 		data := ev.Data
 		for len(data) > 0 || ev.End {
 			k := min(len(data), frames.MaxDataChunk)
@@ -516,7 +690,7 @@ func (c *h2Client) dispatch(ev h2.Event) {
 			err := s.resp.Send(context.Background(), frames.CopyData(data[:k], ev.End && last))
 			data = data[k:]
 			if err != nil {
-				c.creditConn(k + len(data))
+				c.credit(nil, k+len(data)) // nothing will consume these
 				break
 			}
 			if last {
@@ -533,6 +707,11 @@ func (c *h2Client) dispatch(ev h2.Event) {
 		}
 	case h2.EvReset:
 		if s := c.stream(ev.Stream); s != nil {
+			c.mu.Lock()
+			if !c.closed {
+				c.s.Drop(s.ss) // nothing more of ours goes out, and no frame
+			}
+			c.mu.Unlock()
 			if ev.Code == h2.ErrCodeRefusedStream {
 				// RFC 9113 §8.7: REFUSED_STREAM means nothing was
 				// processed: the request is safe to retry.
@@ -543,13 +722,8 @@ func (c *h2Client) dispatch(ev h2.Event) {
 		}
 	case h2.EvWindowUpdate:
 		c.mu.Lock()
-		ok := true
-		if ev.Stream == 0 {
-			ok = c.connSend.Add(int64(ev.Incr))
-		} else if s := c.streams[ev.Stream]; s != nil {
-			ok = s.send.Add(int64(ev.Incr))
-		}
-		c.wakeSendersLocked()
+		ok := c.s.WindowUpdate(ev.Stream, ev.Incr)
+		c.kickLocked()
 		c.mu.Unlock()
 		if !ok {
 			c.close(ErrBadResponse)
@@ -557,21 +731,14 @@ func (c *h2Client) dispatch(ev h2.Event) {
 	case h2.EvSettings:
 		c.mu.Lock()
 		c.maxActive = int(min(ev.Settings.MaxConcurrentStreams, 1000))
-		c.maxFrame = int(ev.Settings.MaxFrameSize)
-		c.initial = int64(ev.Settings.InitialWindowSize)
-		for _, s := range c.streams {
-			s.send.Add(ev.InitialDelta)
-		}
-		c.wakeSendersLocked()
+		ok := c.s.PeerSettings(ev.Settings, ev.InitialDelta)
+		c.kickLocked()
 		c.mu.Unlock()
-		set := ev.Settings
-		c.queueCtrl(func(w *h2.Writer) error {
-			w.ApplyPeer(set)
-			return w.Framer().WriteSettingsAck()
-		})
+		if !ok {
+			c.close(ErrBadResponse)
+		}
 	case h2.EvPing:
-		data := ev.Ping
-		c.queueCtrl(func(w *h2.Writer) error { return w.Framer().WritePing(true, data) })
+		c.queue(h2.Ctrl{Kind: h2.CtrlPingAck, Ping: ev.Ping})
 	case h2.EvGoAway:
 		c.mu.Lock()
 		c.goingAway = true
@@ -591,190 +758,101 @@ func (c *h2Client) dispatch(ev h2.Event) {
 			c.close(nil)
 		}
 	case h2.EvIgnored, h2.EvUnknown:
-		if ev.Flow > 0 {
-			c.creditConn(ev.Flow)
-		}
+		c.credit(nil, ev.Flow)
 	}
 }
 
-func (c *h2Client) wakeSendersLocked() {
-	if c.closed {
+// h2ClientStream is one request on a backend connection: the engine's
+// owner of its send side (h2.Owner) and the consumer of its body link
+// (bus.Notifier).
+type h2ClientStream struct {
+	c    *h2Client
+	id   uint32
+	cs   *h2.Stream
+	ss   *h2.SendStream
+	resp *bus.Link
+	body *bus.Link // the request body; nil once detached or for none
+
+	// Under c.mu.
+	pulling  bool // in c.pull
+	bodyOver bool // the body's last frame was taken, or it was cut
+
+	// The response consumer's.
+	noBody bool
+	closed bool
+}
+
+// ReleaseOut implements h2.Owner: a body frame written or dropped goes
+// back to the body link (its credit reopens the client's window); the
+// head was never on it.
+func (s *h2ClientStream) ReleaseOut(o *h2.Out) {
+	if o.Local || s.body == nil {
+		o.Release()
 		return
 	}
-	close(c.sendWake)
-	c.sendWake = make(chan struct{})
+	s.body.Consumed(&o.Frame)
 }
 
-// h2ClientStream is one request on a backend connection.
-type h2ClientStream struct {
-	c       *h2Client
-	id      uint32
-	cs      *h2.Stream
-	resp    *bus.Link
-	send    h2.SendWindow
-	noBody  bool
-	debt    int
-	closed  bool
-	pumpWG  sync.WaitGroup
-	pumpErr error
-	cancel  context.CancelFunc
+// SendDone implements h2.Owner: the request is out (or dropped), so the
+// body link is done with. The notifier goes first: Discard closes the
+// link, and its readiness call would take c.mu again.
+func (s *h2ClientStream) SendDone() {
+	if s.body == nil {
+		return
+	}
+	s.bodyOver = true
+	s.body.Notify(nil)
+	s.body.Discard(io.EOF)
 }
 
-func (s *h2ClientStream) credit(n int) {
+// LinkReady implements bus.Notifier: the request body link has frames or
+// was closed; the writer takes them from there.
+func (s *h2ClientStream) LinkReady() {
 	c := s.c
-	s.cs.Recv.Credit(n)
 	c.mu.Lock()
-	s.debt += n
-	debt := 0
-	if s.debt >= h2StreamWindow/4 {
-		debt, s.debt = s.debt, 0
-	}
-	c.mu.Unlock()
-	if debt > 0 && c.codec.RemoteOpen(s.id) {
-		id := s.id
-		c.queueCtrl(func(w *h2.Writer) error { return w.Framer().WriteWindowUpdate(id, uint32(debt)) })
+	defer c.mu.Unlock()
+	if !s.pulling && !s.bodyOver && !c.closed {
+		s.pulling = true
+		c.pull = append(c.pull, s)
+		c.kickLocked()
 	}
 }
 
-// open starts a stream: HEADERS now, the body from a pump goroutine.
+// open starts a stream: its HEADERS are queued now, its body is taken off
+// the body link as it comes.
 func (c *h2Client) open(req *frames.Head, body *bus.Link) (*h2ClientStream, error) {
 	hasBody := req.ContentLength != 0
-	c.wmu.Lock()
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		c.unreserve()
+		return nil, &route.RefusedError{Err: errConnLost}
+	}
 	cs := c.codec.Open(req.Method == "HEAD")
 	if cs == nil {
-		c.wmu.Unlock()
+		c.mu.Unlock()
 		c.unreserve()
 		return nil, &route.RefusedError{Err: errGoAway}
 	}
 	s := &h2ClientStream{c: c, id: cs.ID, cs: cs}
-	s.resp = bus.NewLink(h2StreamWindow, nil, bus.WithFrames(h2LinkFrames), bus.WithCredit(func(n int) {
-		c.creditConn(n)
-		s.credit(n)
-	}))
-	c.mu.Lock()
-	closed := c.closed
-	if !closed {
-		s.send = h2.SendWindow(c.initial)
-		c.streams[s.id] = s
+	s.resp = bus.NewLink(h2StreamWindow, nil, bus.WithFrames(h2LinkFrames), bus.WithCredit(func(n int) { c.credit(s, n) }))
+	// RFC 9113 §5.1.1: stream ids must rise in the order HEADERS go out:
+	// the id is taken and the HEADERS queued under one lock, and the
+	// engine writes heads in the order their streams were queued.
+	s.ss = c.s.Open(s.id, s, h2StreamWindow)
+	c.streams[s.id] = s
+	c.s.Push(s.ss, h2.Out{Frame: frames.HeadersFrame(req, !hasBody), Local: true})
+	if hasBody {
+		s.body = body
 	}
+	c.kickLocked()
 	c.mu.Unlock()
-	if closed {
-		c.wmu.Unlock()
-		c.unreserve()
-		return nil, &route.RefusedError{Err: errConnLost}
-	}
-	// RFC 9113 §5.1.1: stream ids must rise in the order HEADERS go out,
-	// so the id is taken and the HEADERS written under the same lock.
-	err := c.w.WriteBlock(s.id, c.w.EncodeRequest(req, c.scheme), !hasBody)
-	if err == nil {
-		err = c.flushLocked()
-	}
-	c.wmu.Unlock()
-	if err != nil {
-		c.close(err)
-		s.close(true)
-		return nil, &route.DialError{Err: err}
-	}
-	if !hasBody {
+	if hasBody {
+		body.Notify(s)
+	} else {
 		body.Discard(io.EOF)
-		return s, nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	s.pumpWG.Go(func() { s.pumpErr = s.copyToBackend(ctx, body) })
 	return s, nil
-}
-
-// copyToBackend streams the request body as DATA within the backend's
-// windows. A Reset (the client's body was cut) becomes RST_STREAM(CANCEL):
-// the backend never sees the body complete.
-func (s *h2ClientStream) copyToBackend(ctx context.Context, body *bus.Link) error {
-	defer body.Discard(io.EOF)
-	c := s.c
-	for {
-		f, err := body.Recv(ctx)
-		if err != nil {
-			s.reset(h2.ErrCodeCancel)
-			return err
-		}
-		switch f.Kind {
-		case frames.KindData:
-			if err := s.writeData(ctx, f.Data, f.End); err != nil {
-				body.Consumed(&f)
-				return err
-			}
-			end := f.End
-			body.Consumed(&f)
-			if end {
-				return nil
-			}
-		case frames.KindTrailers:
-			c.wmu.Lock()
-			err := c.w.WriteBlock(s.id, c.w.EncodeTrailers(f.Head.Fields), true)
-			if err == nil {
-				err = c.flushLocked()
-			}
-			c.wmu.Unlock()
-			return err
-		case frames.KindReset:
-			s.reset(h2.ErrCodeCancel)
-			// The client's body failed: end the wait for the backend's head
-			// at once, with the client's cause (400/408/413), rather than
-			// at the head timeout.
-			cause := &frames.ResetError{Code: f.Code}
-			s.resp.Close(cause)
-			return cause
-		}
-	}
-}
-
-// writeData writes p within the stream and connection send windows.
-func (s *h2ClientStream) writeData(ctx context.Context, p []byte, end bool) error {
-	c := s.c
-	for {
-		c.mu.Lock()
-		if c.closed {
-			c.mu.Unlock()
-			return errConnLost
-		}
-		n := min(len(p), int(s.send), int(c.connSend), c.maxFrame)
-		if n <= 0 && len(p) > 0 {
-			wake := c.sendWake
-			c.mu.Unlock()
-			select {
-			case <-wake:
-				continue
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		}
-		s.send -= h2.SendWindow(n)
-		c.connSend -= h2.SendWindow(n)
-		c.mu.Unlock()
-		last := n == len(p)
-		c.wmu.Lock()
-		err := c.w.Framer().WriteData(s.id, end && last, p[:n])
-		if err == nil {
-			err = c.flushLocked()
-		}
-		c.wmu.Unlock()
-		if err != nil {
-			c.close(err)
-			return err
-		}
-		p = p[n:]
-		if last {
-			return nil
-		}
-	}
-}
-
-func (s *h2ClientStream) reset(code h2.ErrCode) {
-	c := s.c
-	id := s.id
-	if c.codec.RemoteOpen(id) {
-		c.queueCtrl(func(w *h2.Writer) error { return w.Framer().WriteRSTStream(id, http2Code(code)) })
-	}
 }
 
 // headErr types a failure before the response head.
@@ -816,24 +894,25 @@ func (s *h2ClientStream) Next(ctx context.Context) (frames.Frame, error) {
 	return f, nil
 }
 
-// Close implements BodyReader: a stream not ended cleanly is reset.
+// Close implements BodyReader.
 func (s *h2ClientStream) Close(abort bool) { s.close(abort) }
 
+// close ends the exchange: a stream with either side still open is reset
+// with CANCEL (the backend stops sending, and never sees a body that did
+// not end as complete); one none of whose frames went out just goes.
 func (s *h2ClientStream) close(abort bool) {
 	c := s.c
-	if abort || !s.closed {
-		s.reset(h2.ErrCodeCancel)
-	}
-	if s.cancel != nil {
-		s.cancel()
-	}
-	s.pumpWG.Wait()
-	s.resp.Discard(io.EOF)
-	c.codec.Forget(s.id)
 	c.mu.Lock()
+	if !c.closed {
+		if !s.ss.Finished() || c.codec.RemoteOpen(s.id) {
+			c.s.Reset(s.id, h2.ErrCodeCancel)
+			c.kickLocked()
+		}
+		c.s.Close(s.ss)
+	}
 	delete(c.streams, s.id)
 	c.mu.Unlock()
+	s.resp.Discard(io.EOF)
+	c.codec.Forget(s.id)
 	c.unreserve()
 }
-
-func http2Code(c h2.ErrCode) http2.ErrCode { return http2.ErrCode(c) }

@@ -24,6 +24,10 @@ type Options struct {
 // Response is a backend's response: its head, then its body as frames.
 type Response struct {
 	Head *frames.Head
+	// End is set when the head ended the response (HTTP/2 END_STREAM on
+	// the HEADERS: a trailers-only gRPC answer, say): no body follows, and
+	// the head goes to the client with its end, as one frame.
+	End  bool
 	body BodyReader
 }
 
