@@ -143,6 +143,10 @@ func New(conn *net.UDPConn, o Options) (*Listener, error) {
 	return l, nil
 }
 
+// Close closes the socket of a listener that was never served (a boot
+// that failed after binding it).
+func (l *Listener) Close() error { return l.conn.Close() }
+
 // Addr is the listener's bound address.
 func (l *Listener) Addr() net.Addr { return l.conn.LocalAddr() }
 
