@@ -73,7 +73,9 @@ func longHeader(dcid []byte) []byte {
 	return append(b, make([]byte, 1200-len(b))...)
 }
 
-func shortHeader(dcid []byte) []byte { return append(append([]byte{0x40}, dcid...), make([]byte, 40)...) }
+func shortHeader(dcid []byte) []byte {
+	return append(append([]byte{0x40}, dcid...), make([]byte, 40)...)
+}
 
 func localOf(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
