@@ -17,7 +17,7 @@ type sink struct {
 	addr string
 }
 
-func newSinks(t *testing.T, n int) []*sink {
+func newSinks(t testing.TB, n int) []*sink {
 	t.Helper()
 	var out []*sink
 	for range n {
@@ -31,7 +31,7 @@ func newSinks(t *testing.T, n int) []*sink {
 	return out
 }
 
-func sinkPool(t *testing.T, ss []*sink) *route.Pool {
+func sinkPool(t testing.TB, ss []*sink) *route.Pool {
 	t.Helper()
 	var bs []*backend
 	for _, s := range ss {

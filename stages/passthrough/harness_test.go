@@ -193,7 +193,7 @@ type gateway struct {
 }
 
 // testPool builds a maglev pool over the backends, as the pipeline does.
-func testPool(t *testing.T, bs ...*backend) *route.Pool {
+func testPool(t testing.TB, bs ...*backend) *route.Pool {
 	t.Helper()
 	pc := conf.Pool{Name: "pt", Algorithm: "maglev"}
 	for _, b := range bs {
@@ -226,7 +226,7 @@ func defaultOpts(name string, pool *route.Pool) Options {
 
 // startGateway runs a passthrough listener on addr ("127.0.0.1:0" for a
 // fresh port).
-func startGateway(t *testing.T, addr string, o Options) *gateway {
+func startGateway(t testing.TB, addr string, o Options) *gateway {
 	t.Helper()
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
