@@ -13,6 +13,8 @@ type Config struct {
 	Security      Security      `koanf:"security"`
 	// XDP is the kernel fast path's services and deny list (conf/xdp.go).
 	XDP XDP `koanf:"xdp"`
+	// Passthrough is QUIC passthrough (Mode A, conf/passthrough.go).
+	Passthrough Passthrough `koanf:"passthrough"`
 
 	// File is the path the config was loaded from (not a TOML key).
 	File string `koanf:"-"`

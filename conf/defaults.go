@@ -106,6 +106,7 @@ func (c *Config) setDefaults() {
 		c.Pools[i].setDefaults()
 	}
 	c.setL4Defaults()
+	c.Passthrough.setDefaults()
 }
 
 func (l *Listener) setDefaults() {

@@ -43,6 +43,9 @@ func TestConfigDoc_IsGeneratedFromTheSchema(t *testing.T) {
 	p.setDefaults()
 	be := Backend{}
 	be.setDefaults()
+	pt := Passthrough{}
+	pt.PassthroughListener.setDefaults()
+	pt.Name = "" // derived from bind_addr, as its doc says
 	sections := []struct {
 		title, path string
 		v           any
@@ -58,6 +61,9 @@ func TestConfigDoc_IsGeneratedFromTheSchema(t *testing.T) {
 		{"[security]", "security", def.Security},
 		{"[xdp]", "xdp", XDP{OverCap: DefaultXDPOverCap}},
 		{"[[xdp.services]]", "xdp.services[]", XDPService{}},
+		{"[passthrough], [[passthrough.listeners]]", "passthrough", pt},
+		{"[[passthrough.quic_lb]]", "passthrough.quic_lb[]", QUICLB{}},
+		{"servers of [[passthrough.quic_lb]]", "passthrough.quic_lb[].servers[]", QUICLBServer{}},
 	}
 	for _, s := range sections {
 		fmt.Fprintf(&b, "\n## %s\n\n| key | type | default | reload | meaning |\n|---|---|---|---|---|\n", s.title)
@@ -89,6 +95,10 @@ func writeRows(b *strings.Builder, docs map[string]string, v reflect.Value, path
 	for i := range t.NumField() {
 		f := t.Field(i)
 		tag := f.Tag.Get("koanf")
+		if f.Anonymous && tag == ",squash" {
+			writeRows(b, docs, v.Field(i), path, prefix)
+			continue
+		}
 		if tag == "" || tag == "-" {
 			continue
 		}

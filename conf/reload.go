@@ -168,6 +168,10 @@ func flatten(v reflect.Value, path string, out map[string]string) {
 	t := v.Type()
 	for i := range t.NumField() {
 		tag := t.Field(i).Tag.Get("koanf")
+		if t.Field(i).Anonymous && tag == ",squash" {
+			flatten(v.Field(i), path, out)
+			continue
+		}
 		if tag == "" || tag == "-" {
 			continue
 		}

@@ -18,8 +18,6 @@ import (
 // precise answer instead of "unknown key". Keyed by the docs form of the
 // path (list indexes dropped).
 var notYet = map[string]string{
-	"passthrough": "QUIC passthrough (Mode A) is not supported yet; " +
-		"terminate HTTP/3 with a quic listener, or relay UDP datagrams with a udp listener",
 	"listeners[].quic.raw_proxy": "QUIC raw proxy (Mode B) is not supported yet; " +
 		"a quic listener terminates HTTP/3 and proxies requests to its backends (h1, h2 or h3)",
 }
@@ -106,12 +104,17 @@ func deref(t reflect.Type) reflect.Type {
 	return t
 }
 
-// tagFields maps a struct's koanf tags to field types.
+// tagFields maps a struct's koanf tags to field types; an embedded
+// struct tagged ",squash" lends its fields to the table.
 func tagFields(t reflect.Type) map[string]reflect.Type {
 	out := map[string]reflect.Type{}
 	for i := range t.NumField() {
 		f := t.Field(i)
-		if tag := f.Tag.Get("koanf"); tag != "" && tag != "-" {
+		if tag := f.Tag.Get("koanf"); f.Anonymous && tag == ",squash" {
+			for k, v := range tagFields(f.Type) {
+				out[k] = v
+			}
+		} else if tag != "" && tag != "-" {
 			out[tag] = f.Type
 		}
 	}

@@ -38,8 +38,8 @@ var listenerProtocols = map[string]bool{"tcp": true, "tls": true, "udp": true, "
 func IsL4(protocol string) bool { return protocol == "tcp" || protocol == "tls" || protocol == "udp" }
 
 func (c *Config) validate(ps *Problems) {
-	if len(c.Listeners) == 0 {
-		ps.Addf("listeners", "at least one [[listeners]] entry is required")
+	if len(c.Listeners) == 0 && len(c.Passthrough.All()) == 0 {
+		ps.Addf("listeners", "at least one [[listeners]] entry (or a [passthrough] listener) is required")
 	}
 	pools := map[string]bool{}
 	for i := range c.Pools {
@@ -81,6 +81,7 @@ func (c *Config) validate(ps *Problems) {
 	}
 	c.Runtime.validate(ps)
 	c.validateL4(ps)
+	c.validatePassthrough(ps)
 	c.Observability.validate(c, ps)
 	c.Admin.validate(ps)
 	for i, cidr := range c.Security.TrustedProxies {

@@ -72,3 +72,32 @@ func FuzzQUICHeader(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQUICInvariant checks the RFC 8999 invariant parser: no panic,
+// ErrShort or a typed verdict, Connection IDs inside the input, and
+// agreement with ParseHeader on every packet ParseHeader accepts.
+func FuzzQUICInvariant(f *testing.F) {
+	for _, s := range quicSeeds() {
+		f.Add(s, uint8(8))
+	}
+	f.Fuzz(func(t *testing.T, b []byte, cidLen uint8) {
+		cl := int(cidLen % 24)
+		inv, err := quic.ParseInvariant(b, cl)
+		if err != nil {
+			if !errors.Is(err, quic.ErrShort) && !quic.IsMalformed(err) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if len(inv.DCID)+len(inv.SCID) > len(b) {
+			t.Fatal("connection ids longer than the input")
+		}
+		h, _, herr := quic.ParseHeader(b, cl)
+		if herr != nil {
+			return
+		}
+		if inv.Long != h.IsLong() || !bytes.Equal(inv.DCID, h.DCID.Bytes()) || (inv.Long && !bytes.Equal(inv.SCID, h.SCID.Bytes())) {
+			t.Fatalf("ParseInvariant %+v disagrees with ParseHeader %+v", inv, h)
+		}
+	})
+}

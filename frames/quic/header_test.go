@@ -227,3 +227,29 @@ func BenchmarkParseHeader(b *testing.B) {
 		ParseHeader(short, 8)
 	}
 }
+
+func TestParseInvariant(t *testing.T) {
+	long := []byte{0xc0, 0x0a, 0x0a, 0x0a, 0x0a, 3, 1, 2, 3, 2, 9, 9, 0xff}
+	h, err := ParseInvariant(long, 0)
+	if err != nil || !h.Long || h.Version != 0x0a0a0a0a || string(h.DCID) != "\x01\x02\x03" || string(h.SCID) != "\x09\x09" {
+		t.Fatalf("long: %+v %v", h, err)
+	}
+	// An unknown version may carry Connection IDs past 20 bytes.
+	big := append([]byte{0x80, 0, 0, 0, 7, 40}, make([]byte, 41)...)
+	if h, err := ParseInvariant(big, 0); err != nil || len(h.DCID) != 40 || len(h.SCID) != 0 {
+		t.Fatalf("40-byte DCID: %+v %v", h, err)
+	}
+	if _, err := ParseInvariant(big[:30], 0); err != ErrShort {
+		t.Fatalf("truncated: %v", err)
+	}
+	// A short header with a zero (greased) fixed bit still parses.
+	if h, err := ParseInvariant([]byte{0x01, 5, 6, 7, 8, 0}, 4); err != nil || h.Long || string(h.DCID) != "\x05\x06\x07\x08" {
+		t.Fatalf("short: %+v %v", h, err)
+	}
+	if _, err := ParseInvariant([]byte{0x40, 1}, 4); err != ErrShort {
+		t.Fatalf("short truncated: %v", err)
+	}
+	if _, err := ParseInvariant([]byte{0x40, 1}, 21); err != ErrShortHeaderCID {
+		t.Fatalf("short cid len 21: %v", err)
+	}
+}

@@ -55,11 +55,13 @@ type Gateway struct {
 	mu        sync.Mutex // serialises Reload, ReloadCerts and Drain
 	cfg       *conf.Config
 	listeners []*listener
-	pools     map[string]*route.Pool
-	checkers  []*health.Checker // one per named pool, swapped on reload
-	xdp       *bpf.Program      // the attached XDP fast path, or nil (xdp.go)
-	xdpWatch  *xdpWatch         // drains unhealthy backends from xdp (xdp_health.go)
-	gate      *accept.Gate
+	// passthrough are the QUIC passthrough listeners (passthrough.go).
+	passthrough []*ptListener
+	pools       map[string]*route.Pool
+	checkers    []*health.Checker // one per named pool, swapped on reload
+	xdp         *bpf.Program      // the attached XDP fast path, or nil (xdp.go)
+	xdpWatch    *xdpWatch         // drains unhealthy backends from xdp (xdp_health.go)
+	gate        *accept.Gate
 	// upstreams keeps each backend's connection pools across reloads.
 	upstreams *backendConns
 	// transports are every upstream transport built (a reload that changes
@@ -118,6 +120,9 @@ func New(cfg *conf.Config, log zerolog.Logger) (*Gateway, error) {
 			return nil, fmt.Errorf("listener %s: %w", lc.Name, err)
 		}
 		g.listeners = append(g.listeners, l)
+	}
+	if g.passthrough, err = g.newPassthroughs(cfg); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -302,8 +307,23 @@ func (g *Gateway) Start(ctx context.Context) error {
 			return fmt.Errorf("listener %s: %w", l.cfg.Name, err)
 		}
 	}
+	for i, p := range g.passthrough {
+		if err := g.openPassthrough(p); err != nil {
+			for _, o := range g.passthrough[:i] {
+				o.l.Close()
+			}
+			for _, o := range g.listeners {
+				o.closeSocket()
+			}
+			g.stopXDP()
+			return fmt.Errorf("passthrough listener %s: %w", p.cfg.Name, err)
+		}
+	}
 	for _, l := range g.listeners {
 		g.serve(l)
+	}
+	for _, p := range g.passthrough {
+		g.servePassthrough(g.acceptCtx, p)
 	}
 	startCheckers(g.acceptCtx, g.checkers)
 	reloadLastOK.Set(float64(time.Now().Unix()))

@@ -142,6 +142,7 @@ func (g *Gateway) Reload(next *conf.Config) (err error) {
 		listeners = append(listeners, l)
 	}
 	g.listeners = append(listeners, added...)
+	g.repointPassthroughs()
 	for _, l := range added {
 		g.serve(l)
 	}

@@ -42,6 +42,9 @@ func parseHashKey(s string) (hashKey, error) {
 // header, cookie or path falls back to its source IP; without that too, to
 // a random value (so such requests spread, as in Envoy).
 func (p *Pool) keyHash(k *Key) uint64 {
+	if k.Hash != 0 {
+		return k.Hash
+	}
 	if k.Head != nil {
 		switch p.hashKey.kind {
 		case hashHeader:

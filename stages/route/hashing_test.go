@@ -141,3 +141,24 @@ func TestSourceIP_EqualWeightsDistribution(t *testing.T) {
 	p := newTestPool(t, "source_ip", w, nil)
 	wantShares(t, idleShares(t, p, picks, ipKey), w, 0.01)
 }
+
+// Key.Hash overrides the hash key: one source IP with different flow
+// hashes spreads over the pool, and one flow hash stays on one backend.
+func TestKeyHash_OverridesHashKey(t *testing.T) {
+	for _, algo := range []string{"ring_hash", "maglev"} {
+		p := newTestPool(t, algo, []int{1, 1, 1, 1}, nil)
+		k := ipKey(7)
+		seen := map[string]bool{}
+		for i := range 200 {
+			k.Hash = uint64(i)*0x9e3779b97f4a7c15 + 1
+			b, _ := p.Pick(k)
+			if again, _ := p.Pick(k); again != b {
+				t.Fatalf("%s: hash %d moved", algo, k.Hash)
+			}
+			seen[b.Address] = true
+		}
+		if len(seen) != 4 {
+			t.Fatalf("%s: one source IP with 200 flow hashes reached %d of 4 backends", algo, len(seen))
+		}
+	}
+}

@@ -28,6 +28,10 @@ type Key struct {
 	Src netip.Addr
 	// Head is the request head; nil for L4 traffic.
 	Head *frames.Head
+	// Hash, when non-zero, is what ring_hash and maglev hash instead of
+	// the pool's hash_key: an L4 flow's own key (QUIC passthrough hashes
+	// the client's and the listener's address and port).
+	Hash uint64
 
 	// tried marks backends an earlier try of this request used (bit
 	// index&63), so a retry goes to another backend when one is usable.

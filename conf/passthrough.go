@@ -1,0 +1,395 @@
+package conf
+
+import (
+	"encoding/hex"
+	"errors"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/expressgateway/expressgateway/quiclb"
+)
+
+// This file is QUIC passthrough (Mode A): [passthrough], the Rust
+// ExpressGateway's block, is one listener, and [[passthrough.listeners]]
+// adds more with the same keys. A passthrough listener forwards QUIC
+// packets to backends unread (never decrypted), routed by Destination
+// Connection ID: QUIC-LB Connection IDs ([[passthrough.quic_lb]]) go to
+// their server statelessly, others by a learned-CID table or a consistent
+// hash of the client's address and port.
+
+// Limits and defaults of [passthrough].
+const (
+	DefaultPassthroughMaxConns     = 100_000
+	MaxPassthroughConns            = 2_000_000
+	DefaultPassthroughMinDCIDLen   = 8
+	DefaultPassthroughBacklog      = 32
+	MaxPassthroughBacklog          = 8192
+	DefaultPassthroughAuditWindowS = 60
+	DefaultPassthroughFlowIdleMs   = 60_000
+	// DefaultPassthroughAlgorithm is the algorithm of a passthrough
+	// listener's bare backends list: a consistent hash, the same on every
+	// instance, so instances behind ECMP agree on unroutable flows.
+	DefaultPassthroughAlgorithm = "maglev"
+)
+
+// Passthrough is [passthrough]. Its own keys describe one listener (the
+// Rust ExpressGateway's form, which may be the only datapath); listeners
+// adds more.
+type Passthrough struct {
+	PassthroughListener `koanf:",squash"`
+	// Listeners are further passthrough listeners, each with the keys of
+	// [passthrough] itself.
+	Listeners []PassthroughListener `koanf:"listeners"`
+}
+
+// PassthroughListener is one QUIC passthrough listener.
+type PassthroughListener struct {
+	// Name labels the listener in metrics and logs; defaults to
+	// "passthrough/" + bind_addr.
+	Name string `koanf:"name"`
+	// BindAddr is the UDP host:port clients send QUIC to. Required.
+	BindAddr string `koanf:"bind_addr"`
+	// Backends are the QUIC servers' host:port, balanced by maglev over the
+	// client's address and port when a packet's Connection ID does not say
+	// where it goes. Set either backends or pool.
+	Backends []string `koanf:"backends"`
+	// Pool names a [[pools]] entry (backends with protocol = "udp") whose
+	// algorithm, weights and health serve the listener; maglev or ring_hash
+	// keep the fallback consistent across instances.
+	Pool string `koanf:"pool"`
+	// RetrySecretPath is the Rust ExpressGateway's secret for Retry tokens
+	// minted by the load balancer. Checked as [listeners.quic]
+	// retry_secret_path is (created 0600 if absent) so such configs boot;
+	// this gateway never mints Retry in passthrough (see mint_retry), so
+	// nothing reads it.
+	RetrySecretPath string `koanf:"retry_secret_path"`
+	// MaxQUICConnections bounds the flows (client address and port, each
+	// with its upstream socket); a new flow past it evicts the least
+	// recently active one.
+	MaxQUICConnections int `koanf:"max_quic_connections"`
+	// MaxConnectionsPerIP bounds the flows of one client IP address; a new
+	// flow past it is dropped and counted (0 = no per-IP cap).
+	MaxConnectionsPerIP int `koanf:"max_connections_per_ip"`
+	// MinClientDCIDLen: a long-header packet that would start a flow with
+	// an unroutable Destination Connection ID shorter than this is dropped
+	// (RFC 9000 §7.2: a client's first DCID is at least 8 bytes).
+	MinClientDCIDLen int `koanf:"min_client_dcid_len"`
+	// PerFlowBacklog bounds the datagrams queued toward one flow's backend;
+	// past it the newest is dropped and counted.
+	PerFlowBacklog int `koanf:"per_flow_backlog"`
+	// StrictSourceBinding drops a short-header packet that arrives from a
+	// new client address or port unless its Connection ID decodes under a
+	// QUIC-LB config: a Connection ID known only from the learned table
+	// does not move a connection (off-path injection guard).
+	StrictSourceBinding bool `koanf:"strict_source_binding"`
+	// AuditThrottleWindowSecs logs each kind of dropped packet at most once
+	// per this window (the counters count every one).
+	AuditThrottleWindowSecs int `koanf:"audit_throttle_window_secs"`
+	// MaxDCIDLenRouted is the longest Destination Connection ID decoded or
+	// learned; a longer one is routed by client address and port only.
+	MaxDCIDLenRouted int `koanf:"max_dcid_len_routed"`
+	// MintRetry is the Rust ExpressGateway's load-balancer Retry (its
+	// default true). A Retry minted by the load balancer carries a token
+	// the server cannot read, so the server's transport parameters break
+	// the client's handshake; here backends do Retry (quic-go
+	// VerifySourceAddress, with one TokenGeneratorKey across the pool) and
+	// true boots with a warning that nothing is minted.
+	MintRetry *bool `koanf:"mint_retry"`
+	// FlowIdleTimeoutMs forgets a flow (and closes its upstream socket)
+	// after this long without a datagram either way; learned Connection
+	// IDs expire after it too. 0: flows leave only by eviction at
+	// max_quic_connections.
+	FlowIdleTimeoutMs *int `koanf:"flow_idle_timeout_ms"`
+	// QUICLB are the QUIC-LB configs the backends mint Connection IDs
+	// with, up to 7 side by side during rotation (each its config_id).
+	QUICLB []QUICLB `koanf:"quic_lb"`
+}
+
+// QUICLB is one [[passthrough.quic_lb]] config
+// (draft-ietf-quic-load-balancers-21).
+type QUICLB struct {
+	// ConfigID is the config rotation codepoint, 0..6: the top 3 bits of
+	// every Connection ID minted under this config.
+	ConfigID int `koanf:"config_id"`
+	// ServerIDLen is the server ID's length in bytes (1..15).
+	ServerIDLen int `koanf:"server_id_len"`
+	// NonceLen is the nonce's length in bytes (4..18; with server_id_len at
+	// most 19).
+	NonceLen int `koanf:"nonce_len"`
+	// Encoding is plaintext (needs no key; exposes the server ID),
+	// single_pass (server_id_len + nonce_len = 16) or four_pass (any other
+	// length). Default: single_pass or four_pass by length.
+	Encoding string `koanf:"encoding"`
+	// KeyPath is the 16-byte AES key (raw, or 32 hex digits), readable by
+	// its owner only. Required unless encoding = "plaintext".
+	KeyPath string `koanf:"key_path"`
+	// Servers assign a server ID (hex, server_id_len bytes) to each backend
+	// address; a decoded server ID routes to its backend.
+	Servers []QUICLBServer `koanf:"servers"`
+}
+
+// QUICLBServer is one { address, server_id } of a QUIC-LB config.
+type QUICLBServer struct {
+	Address  string `koanf:"address"`   // A backend's host:port, as the listener's backends or pool list it.
+	ServerID string `koanf:"server_id"` // The backend's server ID in hex.
+}
+
+// All returns every passthrough listener: [passthrough] itself when it
+// has a bind_addr, then [[passthrough.listeners]].
+func (p *Passthrough) All() []*PassthroughListener {
+	var out []*PassthroughListener
+	if p.BindAddr != "" || p.isSet() {
+		out = append(out, &p.PassthroughListener)
+	}
+	for i := range p.Listeners {
+		out = append(out, &p.Listeners[i])
+	}
+	return out
+}
+
+// isSet reports whether any top-level listener key is written, so that a
+// [passthrough] with keys but no bind_addr is an error, not ignored.
+func (p *Passthrough) isSet() bool {
+	l := &p.PassthroughListener
+	return l.Name != "" || len(l.Backends) > 0 || l.Pool != "" || l.RetrySecretPath != "" ||
+		l.MaxQUICConnections != 0 || l.MinClientDCIDLen != 0 || l.PerFlowBacklog != 0 ||
+		l.StrictSourceBinding || l.AuditThrottleWindowSecs != 0 || l.MaxDCIDLenRouted != 0 ||
+		l.MintRetry != nil || l.FlowIdleTimeoutMs != nil || len(l.QUICLB) > 0 || l.MaxConnectionsPerIP != 0
+}
+
+func (p *Passthrough) setDefaults() {
+	for _, l := range p.All() {
+		l.setDefaults()
+	}
+}
+
+func (l *PassthroughListener) setDefaults() {
+	if l.Name == "" {
+		l.Name = "passthrough/" + l.BindAddr
+	}
+	def(&l.MaxQUICConnections, DefaultPassthroughMaxConns)
+	def(&l.MinClientDCIDLen, DefaultPassthroughMinDCIDLen)
+	def(&l.PerFlowBacklog, DefaultPassthroughBacklog)
+	def(&l.AuditThrottleWindowSecs, DefaultPassthroughAuditWindowS)
+	def(&l.MaxDCIDLenRouted, 20) // QUIC v1's longest Connection ID
+	defBool(&l.MintRetry, false)
+	if l.FlowIdleTimeoutMs == nil {
+		v := DefaultPassthroughFlowIdleMs
+		l.FlowIdleTimeoutMs = &v
+	}
+	for i := range l.QUICLB {
+		q := &l.QUICLB[i]
+		if q.Encoding == "" {
+			switch {
+			case q.KeyPath == "":
+				// No key: validate says plaintext must be asked for.
+			case q.ServerIDLen+q.NonceLen == 16:
+				q.Encoding = "single_pass"
+			default:
+				q.Encoding = "four_pass"
+			}
+		}
+	}
+}
+
+// validatePassthrough checks [passthrough] and its listeners.
+func (c *Config) validatePassthrough(ps *Problems) {
+	type at struct {
+		l *PassthroughListener
+		k string
+	}
+	var all []at
+	if p := &c.Passthrough; p.BindAddr != "" || p.isSet() {
+		all = append(all, at{&p.PassthroughListener, "passthrough"})
+	}
+	for i := range c.Passthrough.Listeners {
+		all = append(all, at{&c.Passthrough.Listeners[i], idx("passthrough.listeners", i)})
+	}
+	names := map[string]string{}
+	addrs := map[string]string{}
+	for j := range c.Listeners {
+		if ol := &c.Listeners[j]; ol.Protocol == "udp" || ol.Protocol == "quic" {
+			addrs[ol.Address] = idx("listeners", j)
+		}
+	}
+	for _, a := range all {
+		a.l.validate(a.k, c, ps)
+		if prev, dup := names[a.l.Name]; dup {
+			ps.Addf(key(a.k, "name"), "passthrough listener name %q is already used by %s", a.l.Name, prev)
+		}
+		names[a.l.Name] = a.k
+		if prev, dup := addrs[a.l.BindAddr]; dup && !strings.HasSuffix(a.l.BindAddr, ":0") {
+			ps.Addf(key(a.k, "bind_addr"), "address %s (udp) is already used by %s", a.l.BindAddr, prev)
+		}
+		addrs[a.l.BindAddr] = a.k
+	}
+}
+
+func (l *PassthroughListener) validate(k string, c *Config, ps *Problems) {
+	if l.BindAddr == "" {
+		ps.Addf(key(k, "bind_addr"), "required")
+	} else if err := checkHostPort(l.BindAddr); err != nil {
+		ps.Addf(key(k, "bind_addr"), "%v", err)
+	}
+	var addrs []string
+	switch {
+	case l.Pool != "" && len(l.Backends) > 0:
+		ps.Addf(key(k, "pool"), "set either pool or backends, not both")
+	case l.Pool != "":
+		pi := slices.IndexFunc(c.Pools, func(p Pool) bool { return p.Name == l.Pool })
+		if pi < 0 {
+			ps.Addf(key(k, "pool"), "no [[pools]] entry is named %q", l.Pool)
+			break
+		}
+		for j, b := range c.Pools[pi].Backends {
+			if b.Protocol != "udp" {
+				ps.Addf(key(idx(key(idx("pools", pi), "backends"), j), "protocol"), "pool %q serves passthrough listener %q: its backends are QUIC servers over UDP, so protocol = \"udp\", not %q", l.Pool, l.Name, b.Protocol)
+			}
+			addrs = append(addrs, b.Address)
+		}
+	case len(l.Backends) == 0:
+		ps.Addf(key(k, "backends"), "a passthrough listener needs backends or a pool")
+	default:
+		dup := map[string]bool{}
+		for j, a := range l.Backends {
+			if err := checkHostPort(a); err != nil {
+				ps.Addf(idx(key(k, "backends"), j), "%v", err)
+			}
+			if dup[a] {
+				ps.Addf(idx(key(k, "backends"), j), "backend %s listed twice", a)
+			}
+			dup[a] = true
+		}
+		addrs = l.Backends
+	}
+	if l.RetrySecretPath != "" {
+		checkRetrySecret(key(k, "retry_secret_path"), l.RetrySecretPath, ps)
+	}
+	rangeInt(ps, key(k, "max_quic_connections"), l.MaxQUICConnections, 1, MaxPassthroughConns)
+	rangeInt(ps, key(k, "max_connections_per_ip"), l.MaxConnectionsPerIP, 0, MaxPassthroughConns)
+	rangeInt(ps, key(k, "min_client_dcid_len"), l.MinClientDCIDLen, 8, 20)
+	rangeInt(ps, key(k, "per_flow_backlog"), l.PerFlowBacklog, 1, MaxPassthroughBacklog)
+	rangeInt(ps, key(k, "audit_throttle_window_secs"), l.AuditThrottleWindowSecs, 1, 86_400)
+	rangeInt(ps, key(k, "max_dcid_len_routed"), l.MaxDCIDLenRouted, 1, 20)
+	if l.FlowIdleTimeoutMs != nil {
+		rangeInt(ps, key(k, "flow_idle_timeout_ms"), *l.FlowIdleTimeoutMs, 0, 86_400_000)
+	}
+	if len(l.QUICLB) > quiclb.MaxConfigs {
+		ps.Addf(key(k, "quic_lb"), "%d configs, at most %d (config ids 0..6)", len(l.QUICLB), quiclb.MaxConfigs)
+	}
+	ids := map[int]int{}
+	known := map[string]bool{}
+	for _, a := range addrs {
+		known[a] = true
+	}
+	for i := range l.QUICLB {
+		q := &l.QUICLB[i]
+		qk := idx(key(k, "quic_lb"), i)
+		if prev, dup := ids[q.ConfigID]; dup {
+			ps.Addf(key(qk, "config_id"), "config_id %d is also quic_lb[%d]'s", q.ConfigID, prev)
+		}
+		ids[q.ConfigID] = i
+		rangeInt(ps, key(qk, "config_id"), q.ConfigID, 0, quiclb.MaxConfigs-1)
+		if q.ConfigID < 0 || q.ConfigID >= quiclb.MaxConfigs {
+			// named above
+		} else if err := q.shape().Check(); err != nil {
+			ps.Addf(qk, "%s", strings.TrimPrefix(err.Error(), "quiclb: "))
+		}
+		if q.Encoding != "plaintext" && q.Encoding != "" || q.KeyPath != "" {
+			if q.KeyPath == "" {
+				ps.Addf(key(qk, "key_path"), "required for encoding %q", q.Encoding)
+			} else if q.Encoding == "plaintext" {
+				ps.Addf(key(qk, "key_path"), "a plaintext config takes no key")
+			} else if checkPrivateFile(key(qk, "key_path"), q.KeyPath, ps) {
+				if _, err := readQUICLBKey(q.KeyPath); err != nil {
+					ps.Addf(key(qk, "key_path"), "%v", err)
+				}
+			}
+		} else if q.Encoding == "" {
+			ps.Addf(key(qk, "encoding"), "no key_path: set encoding = \"plaintext\" to route on unencrypted server IDs (anyone can read them), or give a key")
+		}
+		sids := map[string]int{}
+		for j, s := range q.Servers {
+			sk := idx(key(qk, "servers"), j)
+			if !known[s.Address] {
+				ps.Addf(key(sk, "address"), "%q is not a backend of this listener", s.Address)
+			}
+			b, err := hex.DecodeString(s.ServerID)
+			switch {
+			case err != nil:
+				ps.Addf(key(sk, "server_id"), "not hex: %q", s.ServerID)
+			case len(b) != q.ServerIDLen:
+				ps.Addf(key(sk, "server_id"), "%d bytes, server_id_len is %d", len(b), q.ServerIDLen)
+			}
+			if prev, dup := sids[strings.ToLower(s.ServerID)]; dup {
+				ps.Addf(key(sk, "server_id"), "server id %s is also servers[%d]'s", s.ServerID, prev)
+			}
+			sids[strings.ToLower(s.ServerID)] = j
+		}
+	}
+}
+
+// shape is q as a quiclb.Config with a stand-in key: its lengths and
+// encoding, checkable without reading key_path.
+func (q *QUICLB) shape() quiclb.Config {
+	enc, err := quiclb.ParseEncoding(q.Encoding)
+	if err != nil && q.Encoding != "" {
+		enc = quiclb.Encoding(255) // Check names it
+	}
+	id := uint8(quiclb.MaxConfigs) // out of range: Check names it
+	if q.ConfigID >= 0 && q.ConfigID < quiclb.MaxConfigs {
+		id = uint8(q.ConfigID)
+	}
+	c := quiclb.Config{ID: id, ServerIDLen: q.ServerIDLen, NonceLen: q.NonceLen, Encoding: enc}
+	if enc != quiclb.Plaintext {
+		c.Key = make([]byte, quiclb.KeyLen)
+	}
+	return c
+}
+
+// Config is q as a quiclb.Config, its key read from key_path.
+func (q *QUICLB) Config() (quiclb.Config, error) {
+	c := q.shape()
+	if c.Encoding != quiclb.Plaintext {
+		k, err := readQUICLBKey(q.KeyPath)
+		if err != nil {
+			return quiclb.Config{}, err
+		}
+		c.Key = k
+	}
+	return c, c.Check()
+}
+
+// readQUICLBKey reads a QUIC-LB key file: 16 raw bytes, or 32 hex digits
+// (a trailing newline allowed).
+func readQUICLBKey(path string) ([]byte, error) {
+	if err := CheckPrivateFile(path); err != nil {
+		return nil, err
+	}
+	b, err := readSmallFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == quiclb.KeyLen {
+		return b, nil
+	}
+	s := strings.TrimSpace(string(b))
+	if k, err := hex.DecodeString(s); err == nil && len(k) == quiclb.KeyLen {
+		return k, nil
+	}
+	return nil, errors.New(path + ": want a 16-byte key (raw, or 32 hex digits), got " + strconv.Itoa(len(b)) + " bytes")
+}
+
+// ServerIDs maps each backend address of q to its server ID.
+func (q *QUICLB) ServerIDs() (map[string]quiclb.ServerID, error) {
+	out := make(map[string]quiclb.ServerID, len(q.Servers))
+	for _, s := range q.Servers {
+		id, err := quiclb.ParseServerID(s.ServerID)
+		if err != nil {
+			return nil, err
+		}
+		out[s.Address] = id
+	}
+	return out, nil
+}
