@@ -65,7 +65,7 @@ func testH3(t *testing.T) *H3 {
 	return tr
 }
 
-func get(path string) *frames.Head {
+func getHead(path string) *frames.Head {
 	return &frames.Head{Method: "GET", Scheme: "https", Authority: "backend", Path: path, ContentLength: 0}
 }
 
@@ -107,7 +107,7 @@ func TestH3_GetPostTrailersHeadOverOneConnection(t *testing.T) {
 	tr := testH3(t)
 	ctx := context.Background()
 	for i := range 3 {
-		resp, err := tr.RoundTrip(ctx, b, get("/p"), nil2(t))
+		resp, err := tr.RoundTrip(ctx, b, getHead("/p"), nil2(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestH3_GetPostTrailersHeadOverOneConnection(t *testing.T) {
 		t.Fatalf("POST: %d bytes, trailers %v, %v, cl %d", len(body), trailers, err, resp.Head.ContentLength)
 	}
 	// HEAD: the declared length, no body.
-	h := get("/p")
+	h := getHead("/p")
 	h.Method = "HEAD"
 	resp, err = tr.RoundTrip(ctx, b, h, nil2(t))
 	if err != nil {
@@ -169,7 +169,7 @@ func TestH3_InterimHeadsReachTheHook(t *testing.T) {
 	tr := testH3(t)
 	var got []int
 	ctx := WithInterim(context.Background(), func(h *frames.Head) { got = append(got, h.Status) })
-	resp, err := tr.RoundTrip(ctx, b, get("/"), nil2(t))
+	resp, err := tr.RoundTrip(ctx, b, getHead("/"), nil2(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,14 +192,14 @@ func TestH3_HeadTimeoutAndCancel(t *testing.T) {
 	defer close(release)
 	tr := testH3(t)
 	tr.Opts.HeadTimeout = 200 * time.Millisecond
-	if _, err := tr.RoundTrip(context.Background(), b, get("/slow"), nil2(t)); !errors.Is(err, ErrTimeout) {
+	if _, err := tr.RoundTrip(context.Background(), b, getHead("/slow"), nil2(t)); !errors.Is(err, ErrTimeout) {
 		t.Fatalf("slow head: %v, want ErrTimeout", err)
 	}
 	tr.Opts.HeadTimeout = 10 * time.Second
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cause := errors.New("client went away")
 	time.AfterFunc(100*time.Millisecond, func() { cancel(cause) })
-	if _, err := tr.RoundTrip(ctx, b, get("/slow"), nil2(t)); !errors.Is(err, cause) {
+	if _, err := tr.RoundTrip(ctx, b, getHead("/slow"), nil2(t)); !errors.Is(err, cause) {
 		t.Fatalf("canceled: %v, want the context's cause", err)
 	}
 	select {
@@ -242,7 +242,7 @@ func TestH3_RequestRejectedIsRetryable(t *testing.T) {
 	b.Address = ln.Addr().String()
 	b.Opts = &BackendOpts{TLS: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"}}
 	tr := testH3(t)
-	_, err = tr.RoundTrip(context.Background(), b, get("/"), nil2(t))
+	_, err = tr.RoundTrip(context.Background(), b, getHead("/"), nil2(t))
 	var re *route.RefusedError
 	if !errors.As(err, &re) {
 		t.Fatalf("H3_REQUEST_REJECTED: %v, want a RefusedError", err)
