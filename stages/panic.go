@@ -10,7 +10,7 @@ import (
 
 // PanicsTotal counts panics recovered on goroutines that handle untrusted
 // input. The fuzzers and the test suites keep it at zero.
-var PanicsTotal = metrics.NewCounter("panics_total")
+var PanicsTotal = metrics.NewCounter("expressgateway_panics_total")
 
 // Panicked handles a value recovered on a connection goroutine: it closes
 // only that connection, logs the stack and counts it. Use it as

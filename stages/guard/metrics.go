@@ -5,7 +5,7 @@ import "github.com/VictoriaMetrics/metrics"
 // Counter returns the process-wide counter for a guard rule token, named
 // security_<token>_total. Each rule resolves its counter once, at start-up.
 func Counter(token string) *metrics.Counter {
-	return metrics.GetOrCreateCounter("security_" + token + "_total")
+	return metrics.GetOrCreateCounter("expressgateway_security_" + token + "_total")
 }
 
 // Counters of the H1 rules, resolved once.

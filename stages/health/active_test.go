@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,8 +49,8 @@ func startHTTP(t *testing.T) *httpBackend {
 	return hb
 }
 
-// An http check follows rise/fall both ways, sets backend_up, and records
-// check latency; with two of three down the pool panics and routes to all.
+// An http check follows rise/fall both ways, sets backend_up, counts each
+// transition once, and records check latency; with two of three down the pool panics and routes to all.
 func TestHTTP_RiseFall(t *testing.T) {
 	hbs := []*httpBackend{startHTTP(t), startHTTP(t), startHTTP(t)}
 	p, c := setup(t, []string{hbs[0].addr, hbs[1].addr, hbs[2].addr}, func(cfg *conf.Pool) {
@@ -93,12 +95,29 @@ func TestHTTP_RiseFall(t *testing.T) {
 	if c.bs[0].m.up.Get() != 1 || p.Panicking() {
 		t.Fatal("recovery not reflected")
 	}
+	l := `{pool="hp",backend="` + hbs[0].addr + `",to=`
+	if up, down := scraped(c, "expressgateway_backend_health_transitions_total"+l+`"up"}`), scraped(c, "expressgateway_backend_health_transitions_total"+l+`"down"}`); up != 1 || down != 1 {
+		t.Fatalf("backend 0 transitions: %d up, %d down; want 1 and 1", up, down)
+	}
 }
 
+// histCount is the number of checks of backend i, read from the
+// histogram's _count series as a scrape shows it.
 func histCount(c *Checker, i int) uint64 {
-	var n uint64
-	c.bs[i].m.duration.VisitNonZeroBuckets(func(_ string, count uint64) { n += count })
-	return n
+	return scraped(c, `expressgateway_health_check_duration_seconds_count{pool="`+c.pool.Name()+`",backend="`+c.bs[i].b.Address+`"}`)
+}
+
+// scraped is the value of series name in the checker's metrics set.
+func scraped(c *Checker, name string) uint64 {
+	var sb strings.Builder
+	c.set.WritePrometheus(&sb)
+	for line := range strings.Lines(sb.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			n, _ := strconv.ParseUint(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // A body that lacks body_contains fails the check even with status 200.

@@ -28,6 +28,7 @@ type Checker struct {
 	prober Prober
 	out    *outlier // nil without [pools.outlier]
 	bs     []*backendState
+	set    *metrics.Set // where bs's series are
 
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup
@@ -68,7 +69,7 @@ func New(pool *route.Pool, cfg conf.Pool, log zerolog.Logger, o Options) (*Check
 	if set == nil {
 		set = metrics.GetDefaultSet()
 	}
-	c := &Checker{pool: pool, hc: cfg.HealthCheck, log: log.With().Str("pool", pool.Name()).Logger()}
+	c := &Checker{pool: pool, hc: cfg.HealthCheck, log: log.With().Str("pool", pool.Name()).Logger(), set: set}
 	for _, b := range pool.Backends() {
 		st := &backendState{b: b, m: newBackendMetrics(set, pool.Name(), b.Address)}
 		st.m.up.Set(boolFloat(b.Healthy()))
@@ -181,7 +182,7 @@ func (c *Checker) verdict(st *backendState, err error) {
 		// once rather than serving until fall checks fail.
 		st.rise, st.fall = 0, 0
 		if c.pool.SetDown(st.b, true) {
-			st.m.up.Set(0)
+			st.m.setUp(false)
 			c.log.Warn().Str("backend", st.b.Address).Err(err).Msg("health: backend down at its first check")
 		}
 		return
@@ -192,7 +193,7 @@ func (c *Checker) verdict(st *backendState, err error) {
 			if st.rise++; st.rise >= c.hc.Rise {
 				st.rise = 0
 				if c.pool.SetDown(st.b, false) {
-					st.m.up.Set(boolFloat(st.b.Healthy()))
+					st.m.setUp(st.b.Healthy())
 					c.log.Info().Str("backend", st.b.Address).Int("rise", c.hc.Rise).Msg("health: backend up")
 				}
 			}
@@ -204,7 +205,7 @@ func (c *Checker) verdict(st *backendState, err error) {
 		if st.fall++; st.fall >= c.hc.Fall {
 			st.fall = 0
 			if c.pool.SetDown(st.b, true) {
-				st.m.up.Set(0)
+				st.m.setUp(false)
 				c.log.Warn().Str("backend", st.b.Address).Int("fall", c.hc.Fall).Err(err).Msg("health: backend down")
 			}
 		}

@@ -120,7 +120,7 @@ func (c *Checker) eject(st *backendState, now time.Time, why string) {
 	st.cGateway.Store(0)
 	st.cConnect.Store(0)
 	st.m.ejections.Inc()
-	st.m.up.Set(0)
+	st.m.setUp(false)
 	c.log.Warn().Str("backend", st.b.Address).Str("reason", why).Int("ejections", n).Dur("for", d).Msg("health: backend ejected")
 }
 
@@ -133,7 +133,7 @@ func (c *Checker) sweep(now time.Time) {
 		st.mu.Lock()
 		if now.UnixNano() >= st.ejectedUntil && c.pool.Uneject(st.b) {
 			st.lastReturn = now.UnixNano()
-			st.m.up.Set(boolFloat(st.b.Healthy()))
+			st.m.setUp(st.b.Healthy())
 			c.log.Info().Str("backend", st.b.Address).Msg("health: backend returned from ejection")
 		}
 		st.mu.Unlock()

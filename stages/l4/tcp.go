@@ -17,8 +17,8 @@ import (
 const relayBuf = 32 << 10
 
 var (
-	relayDialErrors = metrics.NewCounter(`l4_connect_errors_total`)
-	relayBytes      = metrics.NewCounter(`l4_bytes_total`)
+	relayDialErrors = metrics.NewCounter(`expressgateway_l4_connect_errors_total`)
+	relayBytes      = metrics.NewCounter(`expressgateway_l4_bytes_total`)
 )
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBuf); return &b }}

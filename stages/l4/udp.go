@@ -44,15 +44,15 @@ const (
 )
 
 var (
-	udpFlowsTotal    = metrics.NewCounter(`l4_udp_flows_total`)
-	udpEvictCap      = metrics.NewCounter(`l4_udp_flow_evictions_total{reason="max_flows"}`)
-	udpEvictIdle     = metrics.NewCounter(`l4_udp_flow_evictions_total{reason="idle"}`)
-	udpToBackend     = metrics.NewCounter(`l4_udp_datagrams_total{direction="to_backend"}`)
-	udpToClient      = metrics.NewCounter(`l4_udp_datagrams_total{direction="to_client"}`)
-	udpDropTooBig    = metrics.NewCounter(`l4_udp_dropped_total{reason="too_big"}`)
-	udpDropNoBackend = metrics.NewCounter(`l4_udp_dropped_total{reason="no_backend"}`)
-	udpDropSend      = metrics.NewCounter(`l4_udp_dropped_total{reason="send_error"}`)
-	udpRefused       = metrics.NewCounter(`l4_udp_dropped_total{reason="backend_refused"}`)
+	udpFlowsTotal    = metrics.NewCounter(`expressgateway_l4_udp_flows_total`)
+	udpEvictCap      = metrics.NewCounter(`expressgateway_l4_udp_flow_evictions_total{reason="max_flows"}`)
+	udpEvictIdle     = metrics.NewCounter(`expressgateway_l4_udp_flow_evictions_total{reason="idle"}`)
+	udpToBackend     = metrics.NewCounter(`expressgateway_l4_udp_datagrams_total{direction="to_backend"}`)
+	udpToClient      = metrics.NewCounter(`expressgateway_l4_udp_datagrams_total{direction="to_client"}`)
+	udpDropTooBig    = metrics.NewCounter(`expressgateway_l4_udp_dropped_total{reason="too_big"}`)
+	udpDropNoBackend = metrics.NewCounter(`expressgateway_l4_udp_dropped_total{reason="no_backend"}`)
+	udpDropSend      = metrics.NewCounter(`expressgateway_l4_udp_dropped_total{reason="send_error"}`)
+	udpRefused       = metrics.NewCounter(`expressgateway_l4_udp_dropped_total{reason="backend_refused"}`)
 )
 
 // UDPOptions configure a UDP relay.

@@ -35,16 +35,16 @@ import (
 const Via = "expressgateway"
 
 var (
-	reloadOK       = metrics.NewCounter(`config_reload_total{outcome="ok"}`)
-	reloadFailed   = metrics.NewCounter(`config_reload_total{outcome="failed"}`)
-	reloadRestart  = metrics.NewCounter(`config_reload_restart_required_total`)
-	reloadLastOK   = metrics.NewGauge(`config_last_reload_success_timestamp_seconds`, nil)
-	certRotateOK   = metrics.NewCounter(`cert_rotation_total{outcome="ok"}`)
-	certRotateFail = metrics.NewCounter(`cert_rotation_total{outcome="failed"}`)
-	rejectPerIP    = metrics.NewCounter(`accept_reject_total{reason="per_ip_cap"}`)
-	rejectInflight = metrics.NewCounter(`accept_reject_total{reason="inflight_cap"}`)
+	reloadOK       = metrics.NewCounter(`expressgateway_config_reload_total{outcome="ok"}`)
+	reloadFailed   = metrics.NewCounter(`expressgateway_config_reload_total{outcome="failed"}`)
+	reloadRestart  = metrics.NewCounter(`expressgateway_config_reload_restart_required_total`)
+	reloadLastOK   = metrics.NewGauge(`expressgateway_config_last_reload_success_timestamp_seconds`, nil)
+	certRotateOK   = metrics.NewCounter(`expressgateway_cert_rotation_total{outcome="ok"}`)
+	certRotateFail = metrics.NewCounter(`expressgateway_cert_rotation_total{outcome="failed"}`)
+	rejectPerIP    = metrics.NewCounter(`expressgateway_accept_reject_total{reason="per_ip_cap"}`)
+	rejectInflight = metrics.NewCounter(`expressgateway_accept_reject_total{reason="inflight_cap"}`)
 	globalBudget   = bus.NewBudget(bus.DefaultGlobalBytes, nil)
-	_              = metrics.NewGauge(`bus_inflight_bytes`, func() float64 { return float64(globalBudget.Used()) })
+	_              = metrics.NewGauge(`expressgateway_bus_inflight_bytes`, func() float64 { return float64(globalBudget.Used()) })
 )
 
 // Gateway is the running data plane of one config: its listeners, pools
@@ -358,8 +358,8 @@ func (g *Gateway) serve(l *listener) {
 		g.serveQUIC(l)
 		return
 	}
-	l.active = metrics.GetOrCreateGauge(`connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
-	connsTotal := metrics.GetOrCreateCounter(`connections_total{listener="` + l.cfg.Name + `"}`)
+	l.active = metrics.GetOrCreateGauge(`expressgateway_connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
+	connsTotal := metrics.GetOrCreateCounter(`expressgateway_connections_total{listener="` + l.cfg.Name + `"}`)
 	srv := &accept.Server{
 		Gate:             g.gate,
 		HandshakeTimeout: ms(g.cfg.Runtime.HandshakeTimeoutMs),

@@ -147,8 +147,8 @@ func (g *Gateway) listenQUIC(l *listener) error {
 // serveQUIC runs a quic listener's accept loop: every connection that
 // negotiated h3 gets an HTTP/3 front on the listener's stream actor.
 func (g *Gateway) serveQUIC(l *listener) {
-	l.active = metrics.GetOrCreateGauge(`connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
-	connsTotal := metrics.GetOrCreateCounter(`connections_total{listener="` + l.cfg.Name + `"}`)
+	l.active = metrics.GetOrCreateGauge(`expressgateway_connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
+	connsTotal := metrics.GetOrCreateCounter(`expressgateway_connections_total{listener="` + l.cfg.Name + `"}`)
 	local := l.quic.Addr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
 	g.run(l, func(ctx context.Context) {
 		l.quic.Serve(ctx, func(_ context.Context, c *quic.Conn, remote netip.AddrPort) {

@@ -19,7 +19,7 @@ import (
 // is spent. The gateway drains every listener so on SIGTERM; a reload
 // drains the listeners it removes and opens the ones it adds.
 
-var drainTimeouts = metrics.NewCounter(`drain_timeout_total`)
+var drainTimeouts = metrics.NewCounter(`expressgateway_drain_timeout_total`)
 
 // lifecycle is the part of a listener that starts and ends it.
 type lifecycle struct {

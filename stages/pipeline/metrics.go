@@ -12,8 +12,8 @@ import (
 
 // Process-wide families (metrics are the only global state).
 var (
-	connectErrors    = metrics.NewCounter("upstream_connect_errors_total")
-	upstreamTimeouts = metrics.NewCounter("upstream_timeouts_total")
+	connectErrors    = metrics.NewCounter("expressgateway_upstream_connect_errors_total")
+	upstreamTimeouts = metrics.NewCounter("expressgateway_upstream_timeouts_total")
 )
 
 // reqKey names one request counter series; values are resolved once and
@@ -38,10 +38,10 @@ func seriesFor(k reqKey) *reqSeries {
 	}
 	base := `listener="` + k.listener + `",route="` + k.route + `",backend="` + k.backend + `",protocol="` + k.proto + `"`
 	s := &reqSeries{
-		count:    metrics.GetOrCreateCounter(`http_requests_total{` + base + `,status_class="` + strconv.Itoa(int(k.class)) + `xx"}`),
-		duration: metrics.GetOrCreateHistogram(`http_request_duration_seconds{` + base + `}`),
-		bytesIn:  metrics.GetOrCreateCounter(`http_request_bytes_total{` + base + `}`),
-		bytesOut: metrics.GetOrCreateCounter(`http_response_bytes_total{` + base + `}`),
+		count:    metrics.GetOrCreateCounter(`expressgateway_http_requests_total{` + base + `,status_class="` + strconv.Itoa(int(k.class)) + `xx"}`),
+		duration: metrics.GetOrCreateHistogram(`expressgateway_http_request_duration_seconds{` + base + `}`),
+		bytesIn:  metrics.GetOrCreateCounter(`expressgateway_http_request_bytes_total{` + base + `}`),
+		bytesOut: metrics.GetOrCreateCounter(`expressgateway_http_response_bytes_total{` + base + `}`),
 	}
 	v, _ := seriesCache.LoadOrStore(k, s)
 	return v.(*reqSeries)

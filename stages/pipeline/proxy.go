@@ -444,7 +444,7 @@ func h1Front(proto string) bool { return proto == "HTTP/1.1" || proto == "HTTP/1
 
 // responseTooLarge counts a response refused or cut by max_response_body_bytes.
 func (p *Proxy) responseTooLarge() {
-	metrics.GetOrCreateCounter(`response_body_too_large_total{listener="` + p.Listener + `"}`).Inc()
+	metrics.GetOrCreateCounter(`expressgateway_response_body_too_large_total{listener="` + p.Listener + `"}`).Inc()
 }
 
 // endedBody is the body link of every bodiless request: closed with io.EOF

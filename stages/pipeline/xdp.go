@@ -294,21 +294,21 @@ func registerXDPMetrics() {
 		metrics.RegisterMetricsWriter(func(w io.Writer) {
 			p := xdpProgram.Load()
 			if p == nil {
-				metrics.WriteGaugeUint64(w, "xdp_attached", 0)
+				metrics.WriteGaugeUint64(w, "expressgateway_xdp_attached", 0)
 				return
 			}
 			st, err := p.Stats()
 			if err != nil {
 				return
 			}
-			metrics.WriteGaugeUint64(w, "xdp_attached", 1)
+			metrics.WriteGaugeUint64(w, "expressgateway_xdp_attached", 1)
 			for a := range bpf.NumActions {
 				c := st.Action(a)
-				metrics.WriteCounterUint64(w, `xdp_packets_total{action="`+a.String()+`"}`, c.Packets)
-				metrics.WriteCounterUint64(w, `xdp_bytes_total{action="`+a.String()+`"}`, c.Bytes)
+				metrics.WriteCounterUint64(w, `expressgateway_xdp_packets_total{action="`+a.String()+`"}`, c.Packets)
+				metrics.WriteCounterUint64(w, `expressgateway_xdp_bytes_total{action="`+a.String()+`"}`, c.Bytes)
 			}
 			for r := range bpf.NumReasons {
-				metrics.WriteCounterUint64(w, `xdp_reason_packets_total{reason="`+r.String()+`"}`, st.Reasons[r].Packets)
+				metrics.WriteCounterUint64(w, `expressgateway_xdp_reason_packets_total{reason="`+r.String()+`"}`, st.Reasons[r].Packets)
 			}
 		})
 	})

@@ -26,8 +26,8 @@ import (
 // rings that changed. Nothing runs per packet or per backend.
 
 var (
-	xdpHealthApplied = metrics.NewCounter(`xdp_health_apply_total{outcome="ok"}`)
-	xdpHealthFailed  = metrics.NewCounter(`xdp_health_apply_total{outcome="failed"}`)
+	xdpHealthApplied = metrics.NewCounter(`expressgateway_xdp_health_apply_total{outcome="ok"}`)
+	xdpHealthFailed  = metrics.NewCounter(`expressgateway_xdp_health_apply_total{outcome="failed"}`)
 )
 
 // xdpWatch re-applies the XDP tables when the health of a backend feeding

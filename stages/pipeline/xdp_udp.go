@@ -57,7 +57,7 @@ func (g *Gateway) listenUDP(l *listener) error {
 func (g *Gateway) serveUDP(l *listener) {
 	relay, name := l.udp.relay, l.cfg.Name
 	udpRelays.Store(name, relay)
-	metrics.GetOrCreateGauge(`udp_flows_active{listener="`+name+`"}`, func() float64 {
+	metrics.GetOrCreateGauge(`expressgateway_udp_flows_active{listener="`+name+`"}`, func() float64 {
 		if r, ok := udpRelays.Load(name); ok {
 			return float64(r.(*l4.UDPRelay).Flows())
 		}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -117,7 +116,6 @@ func NewPool(cfg conf.Pool, o Options) (*Pool, error) {
 	if p.algo == "sticky" {
 		p.sticky = newStickyConf(cfg.Sticky)
 	}
-	pl := labelValue(cfg.Name)
 	p.byID = make(map[string]*Backend, len(cfg.Backends))
 	for i, bc := range cfg.Backends {
 		w := bc.Weight
@@ -134,7 +132,7 @@ func NewPool(cfg conf.Pool, o Options) (*Pool, error) {
 		if p.sticky != nil {
 			b.setCookie = p.sticky.cookieFor(b.id)
 		}
-		b.circuitOpen = set.GetOrCreateCounter(`circuit_open_total{pool="` + pl + `",backend="` + labelValue(bc.Address) + `"}`)
+		b.circuitOpen = circuitOpenCounter(set, cfg.Name, bc.Address)
 		p.byID[b.id] = b
 		p.backends = append(p.backends, b)
 	}
@@ -142,7 +140,7 @@ func NewPool(cfg conf.Pool, o Options) (*Pool, error) {
 	for _, b := range p.backends {
 		p.sameWeights = p.sameWeights && b.Weight == p.backends[0].Weight
 	}
-	p.retry = newRetryPolicy(p, cfg.Retry, set, pl)
+	p.retry = newRetryPolicy(p, cfg.Retry, set)
 	if p.picker, err = newPicker(p, p.algo); err != nil {
 		return nil, err
 	}
@@ -455,15 +453,6 @@ func (p *Pool) StickyCookie(k Key, b *Backend) string {
 		return ""
 	}
 	return b.setCookie
-}
-
-// labelValue escapes s for a Prometheus label value.
-func labelValue(s string) string {
-	if !strings.ContainsAny(s, "\\\"\n") {
-		return s
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return r.Replace(s)
 }
 
 var errHashKey = errors.New("route: bad hash_key")

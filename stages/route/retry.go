@@ -43,16 +43,15 @@ type budgetSnap struct {
 	requests, retries uint64
 }
 
-func newRetryPolicy(p *Pool, c *conf.Retry, set *metrics.Set, poolLabel string) *RetryPolicy {
+func newRetryPolicy(p *Pool, c *conf.Retry, set *metrics.Set) *RetryPolicy {
 	r := &RetryPolicy{
-		pool:       p,
-		attempts:   conf.DefaultRetryAttempts,
-		pct:        conf.DefaultRetryBudgetPercent,
-		minPerSec:  conf.DefaultRetryMinRetriesPerSec,
-		maxReplay:  conf.DefaultRetryMaxReplayBodyBytes,
-		mRetries:   set.GetOrCreateCounter(`retries_total{pool="` + poolLabel + `"}`),
-		mExhausted: set.GetOrCreateCounter(`retry_budget_exhausted_total{pool="` + poolLabel + `"}`),
+		pool:      p,
+		attempts:  conf.DefaultRetryAttempts,
+		pct:       conf.DefaultRetryBudgetPercent,
+		minPerSec: conf.DefaultRetryMinRetriesPerSec,
+		maxReplay: conf.DefaultRetryMaxReplayBodyBytes,
 	}
+	r.mRetries, r.mExhausted = retryCounters(set, p.name)
 	onStatus := []int{502, 503}
 	if c != nil {
 		if c.Attempts != nil {
