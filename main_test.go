@@ -205,7 +205,7 @@ direct_response = { status = 200, body = "`+body+`" }
 		t.Fatalf("a broken reload changed the running config: %q", body)
 	}
 	_, metrics := get("http://" + admin + "/metrics")
-	if !strings.Contains(metrics, `http_requests_total{listener="web"`) || !strings.Contains(metrics, `config_reload_total{outcome="ok"} 1`) {
+	if !strings.Contains(metrics, `expressgateway_http_requests_total{listener="web"`) || !strings.Contains(metrics, `expressgateway_config_reload_total{outcome="ok"} 1`) {
 		t.Fatalf("metrics missing request or reload counters:\n%s", metrics)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -424,7 +424,7 @@ func TestBinary_BootsTheReferenceConfig(t *testing.T) {
 	h3.Close()
 	_, metrics := get(http.DefaultTransport, "http://"+admin+"/metrics")
 	for _, name := range []string{"h1s/" + web, "quic/" + web} {
-		if !strings.Contains(metrics, `connections_total{listener="`+name+`"}`) {
+		if !strings.Contains(metrics, `expressgateway_connections_total{listener="`+name+`"}`) {
 			t.Errorf("no connections_total for listener %q:\n%s", name, metrics)
 		}
 	}
@@ -503,7 +503,7 @@ direct_response = { status = 200, body = "` + name + `" }
 	cmd.Process.Signal(syscall.SIGHUP)
 	wait("the broken reload was not logged", func() bool { return strings.Contains(logs.String(), "reload rejected") })
 	_, m := get("http://" + admin + "/metrics")
-	for _, want := range []string{`config_reload_total{outcome="failed"} 1`, `config_reload_total{outcome="ok"} 1`, "config_last_reload_success_timestamp_seconds "} {
+	for _, want := range []string{`expressgateway_config_reload_total{outcome="failed"} 1`, `expressgateway_config_reload_total{outcome="ok"} 1`, "expressgateway_config_last_reload_success_timestamp_seconds "} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics: no %s", want)
 		}

@@ -77,7 +77,7 @@ func (g *testGateway) reloadTOML(t *testing.T, toml string) {
 
 // connsOpened is how many client connections listener has accepted.
 func connsOpened(listener string) uint64 {
-	return metrics.GetOrCreateCounter(`connections_total{listener="` + listener + `"}`).Get()
+	return metrics.GetOrCreateCounter(`expressgateway_connections_total{listener="` + listener + `"}`).Get()
 }
 
 // underscoreEcho answers with the request fields whose names hold "_",
@@ -220,7 +220,7 @@ func capSite(w http.ResponseWriter, r *http.Request) {
 const respCap = 1 << 20
 
 func respTooLarge(listener string) uint64 {
-	return metrics.GetOrCreateCounter(`response_body_too_large_total{listener="` + listener + `"}`).Get()
+	return metrics.GetOrCreateCounter(`expressgateway_response_body_too_large_total{listener="` + listener + `"}`).Get()
 }
 
 // getBody fetches path and returns the status, the body bytes read and
@@ -277,7 +277,7 @@ func responseCapCell(t *testing.T, proto, be string) {
 		t.Fatalf("HEAD of a large response: %d %v", status, err)
 	}
 	if n := respTooLarge(f.listener) - cut; n != 1 {
-		t.Fatalf("response_body_too_large_total rose by %d, want 1", n)
+		t.Fatalf("expressgateway_response_body_too_large_total rose by %d, want 1", n)
 	}
 	if n := connsOpened(f.listener) - conns; proto != "h1" && n != 0 {
 		t.Fatalf("%d new connections: the 502 closed the connection", n)
@@ -286,7 +286,7 @@ func responseCapCell(t *testing.T, proto, be string) {
 	// Unknown length crossing the cap: a reset mid-body.
 	wantCut(t, f, fmt.Sprintf("/unknown?n=%d", 4*respCap))
 	if n := respTooLarge(f.listener) - cut; n != 2 {
-		t.Fatalf("response_body_too_large_total rose by %d, want 2", n)
+		t.Fatalf("expressgateway_response_body_too_large_total rose by %d, want 2", n)
 	}
 	// The reset ends the stream only (H2, H3) or the connection (HTTP/1.1,
 	// which has no other way): either way the next request is served.

@@ -34,19 +34,6 @@ import (
 // Via is our pseudonym in Via fields.
 const Via = "expressgateway"
 
-var (
-	reloadOK       = metrics.NewCounter(`expressgateway_config_reload_total{outcome="ok"}`)
-	reloadFailed   = metrics.NewCounter(`expressgateway_config_reload_total{outcome="failed"}`)
-	reloadRestart  = metrics.NewCounter(`expressgateway_config_reload_restart_required_total`)
-	reloadLastOK   = metrics.NewGauge(`expressgateway_config_last_reload_success_timestamp_seconds`, nil)
-	certRotateOK   = metrics.NewCounter(`expressgateway_cert_rotation_total{outcome="ok"}`)
-	certRotateFail = metrics.NewCounter(`expressgateway_cert_rotation_total{outcome="failed"}`)
-	rejectPerIP    = metrics.NewCounter(`expressgateway_accept_reject_total{reason="per_ip_cap"}`)
-	rejectInflight = metrics.NewCounter(`expressgateway_accept_reject_total{reason="inflight_cap"}`)
-	globalBudget   = bus.NewBudget(bus.DefaultGlobalBytes, nil)
-	_              = metrics.NewGauge(`expressgateway_bus_inflight_bytes`, func() float64 { return float64(globalBudget.Used()) })
-)
-
 // Gateway is the running data plane of one config: its listeners, pools
 // and the state reload and drain act on.
 type Gateway struct {
@@ -68,7 +55,8 @@ type Gateway struct {
 	// their options builds new ones; requests in flight keep the old), all
 	// closed once the gateway has drained.
 	transports []upstream.Transport
-	stopped    bool // Drain has begun: no more reloads
+	stopped    bool                       // Drain has begun: no more reloads
+	view       atomic.Pointer[scrapeView] // what scrapes report (metrics.go)
 
 	acceptCtx  context.Context
 	stopAccept context.CancelFunc
@@ -89,6 +77,7 @@ type listener struct {
 	active *metrics.Gauge
 	conns  atomic.Int64
 	udp    *udpListener // udp listeners (xdp_udp.go)
+	quicM  *quicSeries  // quic listeners' handshake series
 
 	// tickets keys tlsCfg's session tickets (tickets.go); a restart key.
 	tickets *ticketKeys
@@ -327,6 +316,8 @@ func (g *Gateway) Start(ctx context.Context) error {
 	}
 	startCheckers(g.acceptCtx, g.checkers)
 	reloadLastOK.Set(float64(time.Now().Unix()))
+	reloadLastGood.Set(1)
+	g.publish()
 	return nil
 }
 
@@ -358,8 +349,8 @@ func (g *Gateway) serve(l *listener) {
 		g.serveQUIC(l)
 		return
 	}
-	l.active = metrics.GetOrCreateGauge(`expressgateway_connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
-	connsTotal := metrics.GetOrCreateCounter(`expressgateway_connections_total{listener="` + l.cfg.Name + `"}`)
+	var connsTotal *metrics.Counter
+	l.active, connsTotal = listenerSeries(l)
 	srv := &accept.Server{
 		Gate:             g.gate,
 		HandshakeTimeout: ms(g.cfg.Runtime.HandshakeTimeoutMs),
@@ -476,6 +467,7 @@ func (g *Gateway) Drain(timeout time.Duration) {
 	g.closeTransports()
 	stopCheckers(g.checkers)
 	g.stopXDP()
+	g.unpublish()
 	g.mu.Unlock()
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/quic-go/quic-go"
@@ -112,6 +113,8 @@ func (g *Gateway) listenQUIC(l *listener) error {
 	if maxConns <= 0 {
 		maxConns = g.cfg.Runtime.MaxInflightConnections
 	}
+	qm := newQUICSeries(l.cfg.Name)
+	l.quicM = qm
 	ql, err := accept.ListenQUIC(&accept.QUICConfig{
 		Address:          l.cfg.Address,
 		TLS:              func() *tls.Config { return l.tlsCfg.Load() },
@@ -134,8 +137,11 @@ func (g *Gateway) listenQUIC(l *listener) error {
 				rejectInflight.Inc()
 			}
 		},
-		OnRetry: guard.QUICRetry.Inc,
-		Log:     g.log,
+		OnRetry: func() {
+			guard.QUICRetry.Inc()
+			qm.retrySent.Inc()
+		},
+		Log: g.log,
 	})
 	if err != nil {
 		return err
@@ -147,8 +153,8 @@ func (g *Gateway) listenQUIC(l *listener) error {
 // serveQUIC runs a quic listener's accept loop: every connection that
 // negotiated h3 gets an HTTP/3 front on the listener's stream actor.
 func (g *Gateway) serveQUIC(l *listener) {
-	l.active = metrics.GetOrCreateGauge(`expressgateway_connections_active{listener="`+l.cfg.Name+`"}`, func() float64 { return float64(l.conns.Load()) })
-	connsTotal := metrics.GetOrCreateCounter(`expressgateway_connections_total{listener="` + l.cfg.Name + `"}`)
+	var connsTotal *metrics.Counter
+	l.active, connsTotal = listenerSeries(l)
 	local := l.quic.Addr().(interface{ AddrPort() netip.AddrPort }).AddrPort()
 	g.run(l, func(ctx context.Context) {
 		l.quic.Serve(ctx, func(_ context.Context, c *quic.Conn, remote netip.AddrPort) {
@@ -164,7 +170,12 @@ func (g *Gateway) serveQUIC(l *listener) {
 				c := *cfg
 				c.Draining, cfg = ch.Done(), &c
 			}
+			served := make(chan struct{})
+			var hs sync.WaitGroup
+			hs.Go(func() { l.quicM.handshake(c, served) })
 			decode.ServeH3(l.connCtx, c, info, cfg, l.proxy)
+			close(served)
+			hs.Wait()
 		})
 		l.quic.Close()
 	})

@@ -480,7 +480,7 @@ max_ejected_percent = 34
 attempts = 0`), "ol", "")
 	c := client(t)
 	b0 := g.pools["ol"].Backends()[0]
-	ejections := `backend_ejections_total{pool="ol",backend="` + bs[0].addr + `"}`
+	ejections := `expressgateway_backend_ejections_total{pool="ol",backend="` + bs[0].addr + `"}`
 	ej0 := counter(ejections)
 	for i := 0; !b0.Ejected(); i++ {
 		if i > 100 {
@@ -489,7 +489,7 @@ attempts = 0`), "ol", "")
 		get(t, c, "GET", g.url("web"), nil)
 	}
 	if n := counter(ejections) - ej0; n != 1 {
-		t.Fatalf("backend_ejections_total = %d, want 1", n)
+		t.Fatalf("expressgateway_backend_ejections_total = %d, want 1", n)
 	}
 	bs[0].status.Store(200)
 	for b0.Ejected() {
@@ -525,7 +525,7 @@ func TestLB_Retry_ConnectRefusedAnyMethod(t *testing.T) {
 	pool := fmt.Sprintf("[[pools]]\nname = \"rc\"\n[pools.retry]\nmin_retries_per_sec = 1000\n[[pools.backends]]\naddress = %q\nprotocol = \"h1\"\n[[pools.backends]]\naddress = %q\nprotocol = \"h1\"\n", deadAddr(t), live.addr)
 	g := lbGateway(t, pool, "rc", "")
 	c := client(t)
-	before := counter(`retries_total{pool="rc"}`)
+	before := counter(`expressgateway_retries_total{pool="rc"}`)
 	for _, m := range []string{"POST", "PATCH", "DELETE", "GET"} {
 		for range 10 {
 			if st, be, _ := get(t, c, m, g.url("web"), nil); st != 200 || be != "live" {
@@ -533,7 +533,7 @@ func TestLB_Retry_ConnectRefusedAnyMethod(t *testing.T) {
 			}
 		}
 	}
-	if counter(`retries_total{pool="rc"}`) == before {
+	if counter(`expressgateway_retries_total{pool="rc"}`) == before {
 		t.Fatal("no retry counted")
 	}
 }
@@ -547,7 +547,7 @@ func TestLB_Retry_OnStatusIdempotentOnly(t *testing.T) {
 	c := client(t)
 	for range 20 {
 		if st, be, _ := get(t, c, "GET", g.url("web"), nil); st != 200 || be != "good" {
-			t.Fatalf("GET: %d from %q (retries %d, budget exhausted %d)", st, be, counter(`retries_total{pool="rs"}`), counter(`retry_budget_exhausted_total{pool="rs"}`))
+			t.Fatalf("GET: %d from %q (retries %d, budget exhausted %d)", st, be, counter(`expressgateway_retries_total{pool="rs"}`), counter(`expressgateway_retry_budget_exhausted_total{pool="rs"}`))
 		}
 	}
 	saw503 := false
@@ -619,7 +619,7 @@ func TestLB_Retry_Budget(t *testing.T) {
 	g := lbGateway(t, lbPool("rbud", bs, nil, "[pools.retry]\nattempts = 2\nbudget_percent = 10\nmin_retries_per_sec = 1"), "rbud", "")
 	c := client(t)
 	// Metrics are process-wide: count from here (-count=N reruns).
-	retries0, exhausted0 := counter(`retries_total{pool="rbud"}`), counter(`retry_budget_exhausted_total{pool="rbud"}`)
+	retries0, exhausted0 := counter(`expressgateway_retries_total{pool="rbud"}`), counter(`expressgateway_retry_budget_exhausted_total{pool="rbud"}`)
 	start := time.Now()
 	const n = 200
 	for range n {
@@ -628,8 +628,8 @@ func TestLB_Retry_Budget(t *testing.T) {
 		}
 	}
 	secs := time.Since(start).Seconds()
-	retries := counter(`retries_total{pool="rbud"}`) - retries0
-	exhausted := counter(`retry_budget_exhausted_total{pool="rbud"}`) - exhausted0
+	retries := counter(`expressgateway_retries_total{pool="rbud"}`) - retries0
+	exhausted := counter(`expressgateway_retry_budget_exhausted_total{pool="rbud"}`) - exhausted0
 	// The budget is 10% of the pool's tries (retries included), so at most
 	// n/9 retries for n requests, plus one per second begun.
 	limit := uint64(math.Ceil(n/9.0) + math.Ceil(secs) + 1)
@@ -642,7 +642,7 @@ func TestLB_Retry_Budget(t *testing.T) {
 		t.Fatalf("retries %d (limit %d), tries %d", retries, limit, served)
 	}
 	if exhausted == 0 {
-		t.Fatal("retry_budget_exhausted_total not counted")
+		t.Fatal("expressgateway_retry_budget_exhausted_total not counted")
 	}
 }
 
@@ -653,13 +653,13 @@ func TestLB_Retry_PerTryTimeout(t *testing.T) {
 	slow.delay.Store(int64(2 * time.Second))
 	g := lbGateway(t, lbPool("pt", []*lbBackend{slow, fast}, nil, "[pools.retry]\nper_try_timeout_ms = 150"), "pt", "")
 	c := client(t)
-	before := counter(`retries_total{pool="pt"}`)
+	before := counter(`expressgateway_retries_total{pool="pt"}`)
 	for range 6 {
 		if st, be, _ := get(t, c, "GET", g.url("web"), nil); st != 200 || be != "fast" {
 			t.Fatalf("GET: %d from %q", st, be)
 		}
 	}
-	if counter(`retries_total{pool="pt"}`) == before {
+	if counter(`expressgateway_retries_total{pool="pt"}`) == before {
 		t.Fatal("no try timed out and retried")
 	}
 }
@@ -684,7 +684,7 @@ func TestLB_CircuitBreaker_503(t *testing.T) {
 		}
 	})
 	inside.Wait()
-	name := `circuit_open_total{pool="cb",backend="` + addr + `"}`
+	name := `expressgateway_circuit_open_total{pool="cb",backend="` + addr + `"}`
 	before := counter(name)
 	for range 5 {
 		if st, _, h := get(t, c, "GET", g.url("web"), nil); st != 503 || h.Get("retry-after") == "" {
@@ -692,7 +692,7 @@ func TestLB_CircuitBreaker_503(t *testing.T) {
 		}
 	}
 	if got := counter(name) - before; got != 5 {
-		t.Fatalf("circuit_open_total rose by %d, want 5", got)
+		t.Fatalf("expressgateway_circuit_open_total rose by %d, want 5", got)
 	}
 	close(release)
 	wg.Wait()
@@ -778,16 +778,16 @@ base_ejection_ms = 200`, slowStart.Milliseconds())), "kill", "")
 		})
 	}
 	waitN(0, 300)
-	retriesBefore := counter(`retries_total{pool="kill"}`)
+	retriesBefore := counter(`expressgateway_retries_total{pool="kill"}`)
 	bs[2].kill()
 	phase.Store(1)
 	lbWait(t, "victim marked down", victim.Down)
-	retriesKilled := counter(`retries_total{pool="kill"}`) - retriesBefore
+	retriesKilled := counter(`expressgateway_retries_total{pool="kill"}`) - retriesBefore
 	phase.Store(2)
-	downRetries := counter(`retries_total{pool="kill"}`)
+	downRetries := counter(`expressgateway_retries_total{pool="kill"}`)
 	waitN(2, 300)
 	// In flight when the mark landed: at most one try per client.
-	if d := counter(`retries_total{pool="kill"}`) - downRetries; d > 4 {
+	if d := counter(`expressgateway_retries_total{pool="kill"}`) - downRetries; d > 4 {
 		t.Errorf("%d retries after the victim was marked down: tries still reach it", d)
 	}
 	mu.Lock()

@@ -1,12 +1,20 @@
 package pipeline
 
 import (
+	"crypto/x509"
+	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/quic-go/quic-go"
 
+	"github.com/expressgateway/expressgateway/bpf"
+	"github.com/expressgateway/expressgateway/bus"
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
@@ -14,7 +22,160 @@ import (
 var (
 	connectErrors    = metrics.NewCounter("expressgateway_upstream_connect_errors_total")
 	upstreamTimeouts = metrics.NewCounter("expressgateway_upstream_timeouts_total")
+	reloadOK         = metrics.NewCounter(`expressgateway_config_reload_total{outcome="ok"}`)
+	reloadFailed     = metrics.NewCounter(`expressgateway_config_reload_total{outcome="failed"}`)
+	reloadRestart    = metrics.NewCounter(`expressgateway_config_reload_restart_required_total`)
+	reloadLastOK     = metrics.NewGauge(`expressgateway_config_last_reload_success_timestamp_seconds`, nil)
+	// reloadLastGood is 1 while the last reload applied (or none was
+	// tried), 0 after one failed: the alert's signal.
+	reloadLastGood = metrics.NewGauge(`expressgateway_config_last_reload_successful`, nil)
+	certRotateOK   = metrics.NewCounter(`expressgateway_cert_rotation_total{outcome="ok"}`)
+	certRotateFail = metrics.NewCounter(`expressgateway_cert_rotation_total{outcome="failed"}`)
+	rejectPerIP    = metrics.NewCounter(`expressgateway_accept_reject_total{reason="per_ip_cap"}`)
+	rejectInflight = metrics.NewCounter(`expressgateway_accept_reject_total{reason="inflight_cap"}`)
+	globalBudget   = bus.NewBudget(bus.DefaultGlobalBytes, nil)
+	_              = metrics.NewGauge(`expressgateway_bus_inflight_bytes`, func() float64 { return float64(globalBudget.Used()) })
 )
+
+// ExportBuildInfo sets expressgateway_build_info{version,commit,go_version}
+// to 1: the series dashboards join on to show what runs where.
+func ExportBuildInfo(version, commit, goVersion string) {
+	metrics.GetOrCreateGauge(`expressgateway_build_info{version="`+stages.LabelValue(version)+`",commit="`+stages.LabelValue(commit)+`",go_version="`+stages.LabelValue(goVersion)+`"}`, nil).Set(1)
+}
+
+// reloaded records a reload's outcome.
+func reloaded(ok bool) {
+	if !ok {
+		reloadFailed.Inc()
+		reloadLastGood.Set(0)
+		return
+	}
+	reloadOK.Inc()
+	reloadLastGood.Set(1)
+	reloadLastOK.Set(float64(time.Now().Unix()))
+}
+
+// listenerSeries are a listener's connection series.
+func listenerSeries(l *listener) (active *metrics.Gauge, total *metrics.Counter) {
+	n := stages.LabelValue(l.cfg.Name)
+	return metrics.GetOrCreateGauge(`expressgateway_connections_active{listener="`+n+`"}`, func() float64 { return float64(l.conns.Load()) }),
+		metrics.GetOrCreateCounter(`expressgateway_connections_total{listener="` + n + `"}`)
+}
+
+// quicSeries are a quic listener's handshake series.
+type quicSeries struct {
+	handshakeOK, handshakeFailed *metrics.Counter
+	zeroRTT, retrySent           *metrics.Counter
+}
+
+func newQUICSeries(listener string) *quicSeries {
+	n := `listener="` + stages.LabelValue(listener) + `"`
+	return &quicSeries{
+		handshakeOK:     metrics.GetOrCreateCounter(`expressgateway_quic_handshakes_total{` + n + `,outcome="completed"}`),
+		handshakeFailed: metrics.GetOrCreateCounter(`expressgateway_quic_handshakes_total{` + n + `,outcome="failed"}`),
+		zeroRTT:         metrics.GetOrCreateCounter(`expressgateway_quic_0rtt_accepted_total{` + n + `}`),
+		retrySent:       metrics.GetOrCreateCounter(`expressgateway_quic_retry_sent_total{` + n + `}`),
+	}
+}
+
+// handshake counts c's handshake outcome once it is known: completed (and
+// whether 0-RTT data was accepted), or failed when the connection ended,
+// or its handler returned, first.
+func (m *quicSeries) handshake(c *quic.Conn, served <-chan struct{}) {
+	select {
+	case <-c.HandshakeComplete():
+	case <-c.Context().Done():
+	case <-served:
+	}
+	select {
+	case <-c.HandshakeComplete():
+		m.handshakeOK.Inc()
+		if c.ConnectionState().Used0RTT {
+			m.zeroRTT.Inc()
+		}
+	default:
+		m.handshakeFailed.Inc()
+	}
+}
+
+// liveGateways are the started gateways whose pools and certificates a
+// scrape reports (a process runs one; tests run several).
+var (
+	liveGateways sync.Map // *Gateway → struct{}
+	liveOnce     sync.Once
+)
+
+// scrapeView is what a scrape reads of a gateway, swapped whole on start
+// and reload so that a scrape never waits for a reload or a drain.
+type scrapeView struct {
+	pools     []*route.Pool
+	listeners []*listener
+}
+
+// publish makes g's current pools and listeners what scrapes report
+// (under g.mu, or before Start returns).
+func (g *Gateway) publish() {
+	v := &scrapeView{listeners: append([]*listener(nil), g.listeners...)}
+	for _, p := range g.pools {
+		v.pools = append(v.pools, p)
+	}
+	for _, l := range g.listeners {
+		if p := l.pool.Load(); p != nil {
+			v.pools = append(v.pools, p)
+		}
+		if l.proxy == nil {
+			continue
+		}
+		t := l.proxy.Table.Load()
+		for _, r := range t.routes {
+			v.pools = append(v.pools, r.Pool)
+		}
+		if t.def != nil {
+			v.pools = append(v.pools, t.def.Pool)
+		}
+	}
+	g.view.Store(v)
+	liveGateways.Store(g, struct{}{})
+	liveOnce.Do(func() { metrics.RegisterMetricsWriter(writeLive) })
+}
+
+// unpublish drops g from scrapes once it has drained.
+func (g *Gateway) unpublish() { liveGateways.Delete(g) }
+
+// writeLive writes the series read at scrape time: pool and backend state
+// (route.WriteMetrics) and each TLS or QUIC listener's certificate expiry.
+func writeLive(w io.Writer) {
+	var pools []*route.Pool
+	var ls []*listener
+	liveGateways.Range(func(k, _ any) bool {
+		if v := k.(*Gateway).view.Load(); v != nil {
+			pools = append(pools, v.pools...)
+			ls = append(ls, v.listeners...)
+		}
+		return true
+	})
+	route.WriteMetrics(w, pools)
+	const family = "expressgateway_tls_cert_not_after_seconds"
+	seen := map[string]bool{}
+	for _, l := range ls {
+		tc := l.tlsCfg.Load()
+		if tc == nil || len(tc.Certificates) == 0 || seen[l.cfg.Name] {
+			continue
+		}
+		leaf := tc.Certificates[0].Leaf
+		if leaf == nil {
+			var err error
+			if leaf, err = x509.ParseCertificate(tc.Certificates[0].Certificate[0]); err != nil {
+				continue
+			}
+		}
+		if len(seen) == 0 {
+			metrics.WriteMetadataIfNeeded(w, family, "gauge")
+		}
+		seen[l.cfg.Name] = true
+		fmt.Fprintf(w, "%s{listener=\"%s\"} %d\n", family, stages.LabelValue(l.cfg.Name), leaf.NotAfter.Unix())
+	}
+}
 
 // reqKey names one request counter series; values are resolved once and
 // cached, so no label is formatted per request.
@@ -25,7 +186,7 @@ type reqKey struct {
 
 type reqSeries struct {
 	count    *metrics.Counter
-	duration *metrics.Histogram
+	duration *metrics.PrometheusHistogram
 	bytesIn  *metrics.Counter
 	bytesOut *metrics.Counter
 }
@@ -39,7 +200,7 @@ func seriesFor(k reqKey) *reqSeries {
 	base := `listener="` + k.listener + `",route="` + k.route + `",backend="` + k.backend + `",protocol="` + k.proto + `"`
 	s := &reqSeries{
 		count:    metrics.GetOrCreateCounter(`expressgateway_http_requests_total{` + base + `,status_class="` + strconv.Itoa(int(k.class)) + `xx"}`),
-		duration: metrics.GetOrCreateHistogram(`expressgateway_http_request_duration_seconds{` + base + `}`),
+		duration: stages.Histogram(nil, `expressgateway_http_request_duration_seconds{`+base+`}`),
 		bytesIn:  metrics.GetOrCreateCounter(`expressgateway_http_request_bytes_total{` + base + `}`),
 		bytesOut: metrics.GetOrCreateCounter(`expressgateway_http_response_bytes_total{` + base + `}`),
 	}
@@ -148,4 +309,21 @@ func labelOf(name, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// writeXDPStats writes the XDP program's per-action and per-reason
+// counters, each family's metadata once.
+func writeXDPStats(w io.Writer, st *bpf.Stats) {
+	metrics.WriteMetadataIfNeeded(w, "expressgateway_xdp_packets_total", "counter")
+	for a := range bpf.NumActions {
+		fmt.Fprintf(w, "expressgateway_xdp_packets_total{action=%q} %d\n", a.String(), st.Action(a).Packets)
+	}
+	metrics.WriteMetadataIfNeeded(w, "expressgateway_xdp_bytes_total", "counter")
+	for a := range bpf.NumActions {
+		fmt.Fprintf(w, "expressgateway_xdp_bytes_total{action=%q} %d\n", a.String(), st.Action(a).Bytes)
+	}
+	metrics.WriteMetadataIfNeeded(w, "expressgateway_xdp_reason_packets_total", "counter")
+	for r := range bpf.NumReasons {
+		fmt.Fprintf(w, "expressgateway_xdp_reason_packets_total{reason=%q} %d\n", r.String(), st.Reasons[r].Packets)
+	}
 }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/expressgateway/expressgateway/conf"
 )
@@ -21,11 +20,7 @@ func (g *Gateway) Reload(next *conf.Config) (err error) {
 	if g.stopped {
 		return errDraining
 	}
-	defer func() {
-		if err != nil {
-			reloadFailed.Inc()
-		}
-	}()
+	defer func() { reloaded(err == nil) }()
 	if err := next.Validate(); err != nil {
 		return err
 	}
@@ -156,8 +151,7 @@ func (g *Gateway) Reload(next *conf.Config) (err error) {
 	g.upstreams = bc
 	unregisterGone(before, g.seriesOwners())
 	g.cfg = next
-	reloadOK.Inc()
-	reloadLastOK.Set(float64(time.Now().Unix()))
+	g.publish()
 	g.logReload(next, conf.Diff(prev, next), added, removed)
 	return nil
 }
@@ -224,4 +218,4 @@ func nonNil(s []string) []string {
 
 // CountReloadFailure counts a reload that failed before reaching Reload (a
 // file that does not parse or validate).
-func CountReloadFailure() { reloadFailed.Inc() }
+func CountReloadFailure() { reloaded(false) }

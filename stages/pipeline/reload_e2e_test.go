@@ -263,7 +263,7 @@ h3_port = 8443`))
 	}
 	var scrape bytes.Buffer
 	metrics.WritePrometheus(&scrape, false)
-	if !strings.Contains(scrape.String(), "config_last_reload_success_timestamp_seconds ") {
+	if !strings.Contains(scrape.String(), "expressgateway_config_last_reload_success_timestamp_seconds ") {
 		t.Fatal("no config_last_reload_success_timestamp_seconds")
 	}
 }
@@ -501,8 +501,8 @@ type = "tcp"
 			t.Fatalf("series of the removed backend still exported: %s", ln)
 		}
 	}
-	if !strings.Contains(s, `http_requests_total{listener="gcweb",route="default",backend="`+a+`"`) ||
-		!strings.Contains(s, `backend_up{pool="gc",backend="`+a+`"}`) {
+	if !strings.Contains(s, `expressgateway_http_requests_total{listener="gcweb",route="default",backend="`+a+`"`) ||
+		!strings.Contains(s, `expressgateway_backend_up{pool="gc",backend="`+a+`"}`) {
 		t.Fatalf("the kept backend's series went too:\n%s", s)
 	}
 }

@@ -88,7 +88,7 @@ func TestRetry_SmallPOSTBodyReplayedAfterConnectRefused(t *testing.T) {
 			live := &sinkBackend{}
 			g := lbGateway(t, replayPool(t, proto, live), "rp", "")
 			c := client(t)
-			before := counter(`retries_total{pool="rp"}`)
+			before := counter(`expressgateway_retries_total{pool="rp"}`)
 			const n = 10
 			for i := range n {
 				if st, body := postBody(t, c, g.url("web"), payload, i%2 == 1); st != 200 || body != want {
@@ -98,8 +98,8 @@ func TestRetry_SmallPOSTBodyReplayedAfterConnectRefused(t *testing.T) {
 			if got := live.count(); got != n {
 				t.Fatalf("live backend served %d POSTs, want %d", got, n)
 			}
-			if counter(`retries_total{pool="rp"}`)-before < n/2-1 {
-				t.Fatalf("%d retries for %d POSTs over a pool with a dead backend", counter(`retries_total{pool="rp"}`)-before, n)
+			if counter(`expressgateway_retries_total{pool="rp"}`)-before < n/2-1 {
+				t.Fatalf("%d retries for %d POSTs over a pool with a dead backend", counter(`expressgateway_retries_total{pool="rp"}`)-before, n)
 			}
 		})
 	}
@@ -122,7 +122,7 @@ func TestRetry_BodyOverReplayLimitNotRetried(t *testing.T) {
 			pool = pool[:len("[[pools]]\nname = \"rp\"\n[pools.retry]\n")] + tc.extra + pool[len("[[pools]]\nname = \"rp\"\n[pools.retry]\n"):]
 			g := lbGateway(t, pool, "rp", "")
 			c := client(t)
-			before := counter(`retries_total{pool="rp"}`)
+			before := counter(`expressgateway_retries_total{pool="rp"}`)
 			var ok, bad int
 			for i := range 8 {
 				switch st, body := postBody(t, c, g.url("web"), payload, i%2 == 1); st {
@@ -134,7 +134,7 @@ func TestRetry_BodyOverReplayLimitNotRetried(t *testing.T) {
 					t.Fatalf("POST %d: %d %q", i, st, body)
 				}
 			}
-			retries := counter(`retries_total{pool="rp"}`) - before
+			retries := counter(`expressgateway_retries_total{pool="rp"}`) - before
 			t.Logf("%d served, %d 502, %d retries", ok, bad, retries)
 			if live.count() != ok {
 				t.Fatalf("live backend served %d, client saw %d successes", live.count(), ok)

@@ -167,7 +167,7 @@ address = "`+rb.addr()+`"`))
 func proxiedTo(addr string) uint64 {
 	var b bytes.Buffer
 	metrics.WritePrometheus(&b, false)
-	re := regexp.MustCompile(`(?m)^http_requests_total\{[^}]*backend="` + regexp.QuoteMeta(addr) + `"[^}]*\} (\d+)$`)
+	re := regexp.MustCompile(`(?m)^expressgateway_http_requests_total\{[^}]*backend="` + regexp.QuoteMeta(addr) + `"[^}]*\} (\d+)$`)
 	var n uint64
 	for _, m := range re.FindAllSubmatch(b.Bytes(), -1) {
 		v, _ := strconv.ParseUint(string(m[1]), 10, 64)

@@ -302,14 +302,7 @@ func registerXDPMetrics() {
 				return
 			}
 			metrics.WriteGaugeUint64(w, "expressgateway_xdp_attached", 1)
-			for a := range bpf.NumActions {
-				c := st.Action(a)
-				metrics.WriteCounterUint64(w, `expressgateway_xdp_packets_total{action="`+a.String()+`"}`, c.Packets)
-				metrics.WriteCounterUint64(w, `expressgateway_xdp_bytes_total{action="`+a.String()+`"}`, c.Bytes)
-			}
-			for r := range bpf.NumReasons {
-				metrics.WriteCounterUint64(w, `expressgateway_xdp_reason_packets_total{reason="`+r.String()+`"}`, st.Reasons[r].Packets)
-			}
+			writeXDPStats(w, &st)
 		})
 	})
 }

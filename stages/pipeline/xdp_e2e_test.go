@@ -322,7 +322,7 @@ func TestXDP_GatewayBalancesTCPAndUDPReloadsAndDetaches(t *testing.T) {
 	if !xdpAttached(t, lab.n.LB, lbnet.Ifname) {
 		t.Fatal("the interface shows no XDP program")
 	}
-	txBefore := xdpCounter(t, `xdp_packets_total{action="tx"}`)
+	txBefore := xdpCounter(t, `expressgateway_xdp_packets_total{action="tx"}`)
 
 	const flows = 30
 	tcp, udp := lab.spread(t, flows)
@@ -336,11 +336,11 @@ func TestXDP_GatewayBalancesTCPAndUDPReloadsAndDetaches(t *testing.T) {
 	if n := (&testGateway{Gateway: g}).udpRelayFlows(t, "dns"); n != 0 {
 		t.Fatalf("userspace relay has %d flows; XDP should have forwarded them all", n)
 	}
-	if tx := xdpCounter(t, `xdp_packets_total{action="tx"}`) - txBefore; tx < 2*flows {
-		t.Fatalf("xdp_packets_total{action=tx} grew by %d, want ≥ %d", tx, 2*flows)
+	if tx := xdpCounter(t, `expressgateway_xdp_packets_total{action="tx"}`) - txBefore; tx < 2*flows {
+		t.Fatalf("expressgateway_xdp_packets_total{action=tx} grew by %d, want ≥ %d", tx, 2*flows)
 	}
-	if xdpCounter(t, `xdp_bytes_total{action="tx"}`) == 0 {
-		t.Fatal("xdp_bytes_total{action=tx} is 0")
+	if xdpCounter(t, `expressgateway_xdp_bytes_total{action="tx"}`) == 0 {
+		t.Fatal("expressgateway_xdp_bytes_total{action=tx} is 0")
 	}
 
 	// The deny list drops the denied source.
@@ -372,8 +372,8 @@ func TestXDP_GatewayBalancesTCPAndUDPReloadsAndDetaches(t *testing.T) {
 	if be, err := lab.tcpBackend(t, lbnet.ClientAddr4); err == nil {
 		t.Fatalf("after drain a connection still reached %s", be)
 	}
-	if xdpCounter(t, "xdp_attached") != 0 {
-		t.Fatal("xdp_attached still 1 after drain")
+	if xdpCounter(t, "expressgateway_xdp_attached") != 0 {
+		t.Fatal("expressgateway_xdp_attached still 1 after drain")
 	}
 }
 

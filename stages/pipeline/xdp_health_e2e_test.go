@@ -251,7 +251,7 @@ func TestXDP_UnhealthyBackendGetsNoNewFlowsUntilItRecovers(t *testing.T) {
 	if name := echoName(t, pinned, pr); name != "b2" {
 		t.Fatalf("the established flow moved to %s; a drained backend keeps its flows", name)
 	}
-	if n := xdpCounter(t, `xdp_health_apply_total{outcome="failed"}`); n != 0 {
+	if n := xdpCounter(t, `expressgateway_xdp_health_apply_total{outcome="failed"}`); n != 0 {
 		t.Fatalf("%d health applies failed", n)
 	}
 
