@@ -16,35 +16,33 @@ import (
 // connection pins, however fast one side sends.
 const relayBuf = 32 << 10
 
-var (
-	relayDialErrors = metrics.NewCounter(`expressgateway_l4_connect_errors_total`)
-	relayBytes      = metrics.NewCounter(`expressgateway_l4_bytes_total`)
-)
-
 var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBuf); return &b }}
 
 // RelayTCP connects client to a backend of pool and copies bytes both ways
 // until both directions end. A half-close on one side is passed on as a
 // CloseWrite on the other (so protocols that half-close work). It closes
-// client.
-func RelayTCP(ctx context.Context, client net.Conn, pool *route.Pool, key route.Key, connectTimeout time.Duration) error {
+// client. listener names its series.
+func RelayTCP(ctx context.Context, client net.Conn, listener string, pool *route.Pool, key route.Key, connectTimeout time.Duration) error {
 	defer client.Close()
 	var backend net.Conn
 	var b *route.Backend
+	var m tcpSeries
 	var err error
 	for try := 0; try < 2; try++ {
 		if b, err = pool.Pick(key); err != nil {
 			return err
 		}
 		a := b.Begin()
+		m = newTCPSeries(listener, b.Address)
 		d := net.Dialer{Timeout: connectTimeout}
 		backend, err = d.DialContext(ctx, "tcp", b.Address)
 		if err == nil {
+			m.conns.Inc()
 			b.ConnOpen()
 			defer func() { b.ConnClosed(); a.End(route.Outcome{Status: 200}) }()
 			break
 		}
-		relayDialErrors.Inc()
+		m.connectErrors.Inc()
 		a.End(route.Outcome{Err: &route.DialError{Err: err}})
 	}
 	if err != nil {
@@ -57,19 +55,19 @@ func RelayTCP(ctx context.Context, client net.Conn, pool *route.Pool, key route.
 	})
 	defer stop()
 	var wg sync.WaitGroup
-	wg.Go(func() { copyHalf(backend, client) })
-	copyHalf(client, backend)
+	wg.Go(func() { copyHalf(backend, client, m.bytesToBackend) })
+	copyHalf(client, backend, m.bytesToClient)
 	wg.Wait()
 	return nil
 }
 
 // copyHalf copies src to dst, then half-closes dst (or closes it when it
 // cannot half-close) so the other side sees the end.
-func copyHalf(dst, src net.Conn) {
+func copyHalf(dst, src net.Conn, counted *metrics.Counter) {
 	bp := bufPool.Get().(*[]byte)
 	n, _ := io.CopyBuffer(dstWriter{dst}, srcReader{src}, *bp)
 	bufPool.Put(bp)
-	relayBytes.Add(int(n))
+	counted.Add(int(n))
 	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	} else {

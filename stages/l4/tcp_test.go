@@ -50,7 +50,7 @@ func relayPair(t *testing.T, pool *route.Pool) (*net.TCPConn, <-chan error) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- RelayTCP(context.Background(), front, pool, route.Key{}, time.Second) }()
+	go func() { done <- RelayTCP(context.Background(), front, "t", pool, route.Key{}, time.Second) }()
 	return client.(*net.TCPConn), done
 }
 

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
 	"golang.org/x/sys/unix"
 
 	"github.com/expressgateway/expressgateway/stages/route"
@@ -43,18 +42,6 @@ const (
 	udpMaxSweep = time.Second
 )
 
-var (
-	udpFlowsTotal    = metrics.NewCounter(`expressgateway_l4_udp_flows_total`)
-	udpEvictCap      = metrics.NewCounter(`expressgateway_l4_udp_flow_evictions_total{reason="max_flows"}`)
-	udpEvictIdle     = metrics.NewCounter(`expressgateway_l4_udp_flow_evictions_total{reason="idle"}`)
-	udpToBackend     = metrics.NewCounter(`expressgateway_l4_udp_datagrams_total{direction="to_backend"}`)
-	udpToClient      = metrics.NewCounter(`expressgateway_l4_udp_datagrams_total{direction="to_client"}`)
-	udpDropTooBig    = metrics.NewCounter(`expressgateway_l4_udp_dropped_total{reason="too_big"}`)
-	udpDropNoBackend = metrics.NewCounter(`expressgateway_l4_udp_dropped_total{reason="no_backend"}`)
-	udpDropSend      = metrics.NewCounter(`expressgateway_l4_udp_dropped_total{reason="send_error"}`)
-	udpRefused       = metrics.NewCounter(`expressgateway_l4_udp_dropped_total{reason="backend_refused"}`)
-)
-
 // UDPOptions configure a UDP relay.
 type UDPOptions struct {
 	// Pool returns the pool new flows pick from (it is swapped on reload;
@@ -66,6 +53,8 @@ type UDPOptions struct {
 	MaxFlows int
 	// MaxDatagram is the largest payload relayed; longer ones are dropped.
 	MaxDatagram int
+	// Listener names the relay's series.
+	Listener string
 }
 
 // UDPRelay relays the datagrams arriving on one listener socket to the
@@ -86,6 +75,8 @@ type UDPRelay struct {
 	tail   *udpFlow // least recently active
 	addrs  map[string]netip.AddrPort
 	closed bool
+
+	m *udpSeries
 }
 
 // udpFlow is one client flow and its upstream socket.
@@ -94,6 +85,7 @@ type udpFlow struct {
 	fd         int
 	backend    *route.Backend
 	attempt    *route.Attempt
+	m          *udpFlowSeries
 	last       int64 // coarse time of the last datagram either way
 	refused    bool
 	prev, next *udpFlow
@@ -110,6 +102,7 @@ func NewUDPRelay(conn *net.UDPConn, opts UDPOptions) (*UDPRelay, error) {
 		flows: map[netip.AddrPort]*udpFlow{},
 		byFD:  map[int32]*udpFlow{},
 		addrs: map[string]netip.AddrPort{},
+		m:     newUDPSeries(opts.Listener),
 	}
 	r.now.Store(time.Now().UnixNano())
 	return r, nil
@@ -180,7 +173,7 @@ func (r *UDPRelay) readLoop() error {
 			return err
 		}
 		if n > r.opts.MaxDatagram {
-			udpDropTooBig.Inc()
+			r.m.dropTooBig.Inc()
 			continue
 		}
 		r.forward(src, buf[:n])
@@ -197,7 +190,7 @@ func (r *UDPRelay) forward(src netip.AddrPort, payload []byte) {
 	if f == nil {
 		var err error
 		if f, err = r.openLocked(src); err != nil {
-			udpDropNoBackend.Inc()
+			r.m.dropNoBackend.Inc()
 			return
 		}
 	} else {
@@ -208,13 +201,14 @@ func (r *UDPRelay) forward(src netip.AddrPort, payload []byte) {
 			// A previous datagram met ICMP port unreachable; this one is
 			// gone too, the next may pass.
 			f.refused = true
-			udpRefused.Inc()
+			r.m.refused.Inc()
 			return
 		}
-		udpDropSend.Inc()
+		r.m.dropSend.Inc()
 		return
 	}
-	udpToBackend.Inc()
+	f.m.toBackend.Inc()
+	f.m.bytesToBackend.Add(len(payload))
 }
 
 // openLocked picks a backend for src, connects an upstream socket to it
@@ -248,14 +242,14 @@ func (r *UDPRelay) openLocked(src netip.AddrPort) (*udpFlow, error) {
 		return nil, err
 	}
 	for len(r.flows) >= r.opts.MaxFlows && r.tail != nil {
-		udpEvictCap.Inc()
+		r.m.evictCap.Inc()
 		r.closeLocked(r.tail)
 	}
-	f := &udpFlow{client: src, fd: fd, backend: b, attempt: b.Begin(), last: r.now.Load()}
+	f := &udpFlow{client: src, fd: fd, backend: b, attempt: b.Begin(), last: r.now.Load(), m: r.m.flow(b.Address)}
 	r.flows[src] = f
 	r.byFD[int32(fd)] = f
 	r.pushFrontLocked(f)
-	udpFlowsTotal.Inc()
+	f.m.flows.Inc()
 	return f, nil
 }
 
@@ -316,19 +310,20 @@ func (r *UDPRelay) pollLoop() {
 				return
 			}
 			for range udpPollBatch {
-				m, client, ok := r.recv(ev.Fd, buf)
+				m, client, fm, ok := r.recv(ev.Fd, buf)
 				if !ok {
 					break
 				}
 				if m > r.opts.MaxDatagram {
-					udpDropTooBig.Inc()
+					r.m.dropTooBig.Inc()
 					continue
 				}
 				if _, err := r.conn.WriteToUDPAddrPort(buf[:m], client); err != nil {
-					udpDropSend.Inc()
+					r.m.dropSend.Inc()
 					continue
 				}
-				udpToClient.Inc()
+				fm.toClient.Inc()
+				fm.bytesToClient.Add(m)
 			}
 		}
 	}
@@ -336,12 +331,12 @@ func (r *UDPRelay) pollLoop() {
 
 // recv reads one datagram from the flow whose socket is fd, if the flow
 // still exists and a datagram is waiting.
-func (r *UDPRelay) recv(fd int32, buf []byte) (int, netip.AddrPort, bool) {
+func (r *UDPRelay) recv(fd int32, buf []byte) (int, netip.AddrPort, *udpFlowSeries, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := r.byFD[fd]
 	if f == nil {
-		return 0, netip.AddrPort{}, false
+		return 0, netip.AddrPort{}, nil, false
 	}
 	// MSG_TRUNC: the return value is the datagram's real length, so an
 	// oversized one is seen and dropped rather than relayed cut.
@@ -349,13 +344,13 @@ func (r *UDPRelay) recv(fd int32, buf []byte) (int, netip.AddrPort, bool) {
 	if err != nil {
 		if errors.Is(err, unix.ECONNREFUSED) {
 			f.refused = true
-			udpRefused.Inc()
-			return 0, netip.AddrPort{}, true // the error is consumed; try again
+			r.m.refused.Inc()
+			return 0, netip.AddrPort{}, nil, true // the error is consumed; try again
 		}
-		return 0, netip.AddrPort{}, false
+		return 0, netip.AddrPort{}, nil, false
 	}
 	r.touchLocked(f)
-	return m, f.client, true
+	return m, f.client, f.m, true
 }
 
 // sweepLoop advances the coarse clock and forgets idle flows.
@@ -382,7 +377,7 @@ func (r *UDPRelay) sweep(now int64) {
 	defer r.mu.Unlock()
 	idle := int64(r.opts.IdleTimeout)
 	for r.tail != nil && now-r.tail.last >= idle {
-		udpEvictIdle.Inc()
+		r.m.evictIdle.Inc()
 		r.closeLocked(r.tail)
 	}
 }

@@ -377,7 +377,7 @@ func (g *Gateway) serve(l *listener) {
 			connsTotal.Inc()
 			defer recoverConn(g.log, c)
 			connect := time.Duration(l.connect.Load())
-			if err := l4.RelayTCP(ctx, c, l.pool.Load(), route.Key{Src: remote.Addr().Unmap()}, connect); err != nil {
+			if err := l4.RelayTCP(ctx, c, l.cfg.Name, l.pool.Load(), route.Key{Src: remote.Addr().Unmap()}, connect); err != nil {
 				g.log.Debug().Err(err).Str("listener", l.cfg.Name).Msg("relay")
 			}
 		}

@@ -178,7 +178,7 @@ func TestUDP_ForgetsIdleFlows(t *testing.T) {
 	backends := []string{udpEcho(t, "b1")}
 	g := startGateway(t, udpListenerConfig("dns", backends, nil, "idle_timeout_ms = 200"))
 	c := udpDial(t, g.Addr("dns"))
-	idleBefore := metrics.GetOrCreateCounter(`expressgateway_l4_udp_flow_evictions_total{reason="idle"}`).Get()
+	idleBefore := metrics.GetOrCreateCounter(`expressgateway_l4_udp_flow_evictions_total{listener="dns",reason="idle"}`).Get()
 	if got := udpAsk(t, c, "one"); got != "b1:one" {
 		t.Fatalf("got %q", got)
 	}
@@ -191,7 +191,7 @@ func TestUDP_ForgetsIdleFlows(t *testing.T) {
 		}
 	}
 	waitFor(t, "the idle flow to expire", func() bool { return g.udpRelayFlows(t, "dns") == 0 })
-	if d := metrics.GetOrCreateCounter(`expressgateway_l4_udp_flow_evictions_total{reason="idle"}`).Get() - idleBefore; d != 1 {
+	if d := metrics.GetOrCreateCounter(`expressgateway_l4_udp_flow_evictions_total{listener="dns",reason="idle"}`).Get() - idleBefore; d != 1 {
 		t.Fatalf("idle evictions +%d, want +1", d)
 	}
 	// The same client starts a new flow.
@@ -208,7 +208,7 @@ func TestUDP_FlowTableCapEvictsTheLeastRecentFlow(t *testing.T) {
 	g := startGateway(t, udpListenerConfig("dns", backends, nil, "max_flows = 2"))
 	addr := g.Addr("dns")
 	evicted := func() uint64 {
-		return metrics.GetOrCreateCounter(`expressgateway_l4_udp_flow_evictions_total{reason="max_flows"}`).Get()
+		return metrics.GetOrCreateCounter(`expressgateway_l4_udp_flow_evictions_total{listener="dns",reason="max_flows"}`).Get()
 	}
 	before := evicted()
 	a, b, c := udpDial(t, addr), udpDial(t, addr), udpDial(t, addr)

@@ -43,6 +43,7 @@ func (g *Gateway) listenUDP(l *listener) error {
 		IdleTimeout: ms(u.IdleTimeoutMs),
 		MaxFlows:    u.MaxFlows,
 		MaxDatagram: u.MaxDatagramBytes,
+		Listener:    l.cfg.Name,
 	})
 	if err != nil {
 		conn.Close()
