@@ -282,8 +282,9 @@ type Watchdog struct {
 
 // Observability is [observability].
 type Observability struct {
-	// MetricsBind is the admin listener's host:port (metrics and probes);
-	// empty turns the admin listener off.
+	// MetricsBind is the admin listener's host:port (metrics and probes),
+	// by convention 127.0.0.1:9901 (Envoy's admin port; 9090 is
+	// Prometheus's own); empty turns the admin listener off.
 	MetricsBind string `koanf:"metrics_bind"`
 	// AccessLog writes one log line per request.
 	AccessLog *bool `koanf:"access_log"`

@@ -138,7 +138,7 @@ address = "127.0.0.1:2"
 func TestLoad_NonLoopbackAdminNeedsToken(t *testing.T) {
 	p := write(t, "c.toml", `
 [observability]
-metrics_bind = "0.0.0.0:9090"
+metrics_bind = "0.0.0.0:9901"
 [[listeners]]
 address = "127.0.0.1:1"
 protocol = "tcp"

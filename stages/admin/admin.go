@@ -95,9 +95,15 @@ func getOnly(h http.Handler) http.Handler {
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	if s.tokenHash != nil {
+		// RFC 6750 §3: no token is 401 with the challenge, a wrong one 403.
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="expressgateway"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
 		sum := sha256.Sum256([]byte(tok))
-		if !ok || subtle.ConstantTimeCompare(sum[:], s.tokenHash) != 1 {
+		if subtle.ConstantTimeCompare(sum[:], s.tokenHash) != 1 {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}

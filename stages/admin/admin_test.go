@@ -61,6 +61,8 @@ func TestProbesFollowLifecycle(t *testing.T) {
 	}
 }
 
+// Once a token hash is set, /metrics answers 401 with a Bearer challenge
+// without a token, 403 with a wrong one; the probes stay open.
 func TestMetricsNeedTheTokenOnceHashed(t *testing.T) {
 	sum := sha256.Sum256([]byte("s3cret"))
 	s, err := New(hex.EncodeToString(sum[:]))
@@ -72,8 +74,13 @@ func TestMetricsNeedTheTokenOnceHashed(t *testing.T) {
 	}
 	defer s.Close()
 	base := "http://" + s.Addr().String()
-	if code, _ := get(t, base+"/metrics", ""); code != 403 {
-		t.Errorf("no token: %d", code)
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+		t.Errorf("no token: %d, WWW-Authenticate %q; want 401 with a Bearer challenge", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	if code, _ := get(t, base+"/metrics", "wrong"); code != 403 {
 		t.Errorf("wrong token: %d", code)
