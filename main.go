@@ -135,6 +135,8 @@ func run(args []string) int {
 		reportProblems(os.Stderr, path, err)
 		return 1
 	}
+	b := readBuild()
+	pipeline.ExportBuildInfo(b.version, b.commit, b.goVersion)
 	gw, err := pipeline.New(cfg, log)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "expressgateway: %s: %v\n", path, err)
@@ -277,37 +279,47 @@ func reportProblems(w io.Writer, path string, err error) {
 	fmt.Fprintf(w, "expressgateway: %s: %v\n", path, err)
 }
 
-// versionText is -version: the version, the commit and its date from the
-// build info (vcs.revision, vcs.time, vcs.modified), the build date when
-// one was stamped, and the Go version.
-func versionText() string {
-	v, commit, date, modified := version, "unknown", "unknown", ""
-	goVersion := runtime.Version()
+// build is what the binary knows of its build.
+type build struct {
+	version, commit, date, modified, goVersion string
+}
+
+// readBuild reads the version, the commit and its date from the build
+// info (vcs.revision, vcs.time, vcs.modified), the build date when one was
+// stamped, and the Go version.
+func readBuild() build {
+	b := build{version: version, commit: "unknown", date: "unknown", goVersion: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		goVersion = bi.GoVersion
+		b.goVersion = bi.GoVersion
 		if version == "0.1.0-dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-			v = bi.Main.Version // go install …@vX.Y.Z
+			b.version = bi.Main.Version // go install …@vX.Y.Z
 		}
 		for _, s := range bi.Settings {
 			switch s.Key {
 			case "vcs.revision":
-				commit = s.Value
+				b.commit = s.Value
 			case "vcs.time":
-				date = s.Value + " (commit)"
+				b.date = s.Value + " (commit)"
 			case "vcs.modified":
 				if s.Value == "true" {
-					modified = " (modified)"
+					b.modified = " (modified)"
 				}
 			}
 		}
 	}
 	if buildDate != "" {
-		date = buildDate + " (build)"
+		b.date = buildDate + " (build)"
 	}
+	return b
+}
+
+// versionText is -version.
+func versionText() string {
+	bi := readBuild()
 	var b strings.Builder
-	fmt.Fprintf(&b, "expressgateway %s\n", v)
-	fmt.Fprintf(&b, "commit  %s%s\n", commit, modified)
-	fmt.Fprintf(&b, "date    %s\n", date)
-	fmt.Fprintf(&b, "go      %s %s/%s\n", goVersion, runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(&b, "expressgateway %s\n", bi.version)
+	fmt.Fprintf(&b, "commit  %s%s\n", bi.commit, bi.modified)
+	fmt.Fprintf(&b, "date    %s\n", bi.date)
+	fmt.Fprintf(&b, "go      %s %s/%s\n", bi.goVersion, runtime.GOOS, runtime.GOARCH)
 	return b.String()
 }

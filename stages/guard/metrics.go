@@ -2,10 +2,12 @@ package guard
 
 import "github.com/VictoriaMetrics/metrics"
 
-// Counter returns the process-wide counter for a guard rule token, named
-// security_<token>_total. Each rule resolves its counter once, at start-up.
+// Counter returns the process-wide counter for a guard rule token, the
+// series expressgateway_guard_hits_total{rule="<token>"}: one family, so a
+// dashboard sums or tops it by rule. Tokens are the rules' own constants,
+// never a client's bytes. Each rule resolves its counter once, at start-up.
 func Counter(token string) *metrics.Counter {
-	return metrics.GetOrCreateCounter("expressgateway_security_" + token + "_total")
+	return metrics.GetOrCreateCounter(`expressgateway_guard_hits_total{rule="` + token + `"}`)
 }
 
 // Counters of the H1 rules, resolved once.

@@ -77,12 +77,12 @@ func TestSNI_HostMismatch_421OnEveryTLSFront(t *testing.T) {
 	for _, front := range fronts {
 		t.Run(front, func(t *testing.T) {
 			c := sniClient(t, front, "a.example")
-			before := counter("expressgateway_security_sni_mismatch_total")
+			before := counter(`expressgateway_guard_hits_total{rule="sni_mismatch"}`)
 			if st, body := sniDo(t, c, urls[front], "b.example"); st != http.StatusMisdirectedRequest {
 				t.Fatalf("SNI a.example, Host b.example: %d %q, want 421", st, body)
 			}
-			if counter("expressgateway_security_sni_mismatch_total") == before {
-				t.Fatal("expressgateway_security_sni_mismatch_total not counted")
+			if counter(`expressgateway_guard_hits_total{rule="sni_mismatch"}`) == before {
+				t.Fatal("guard_hits_total{rule=sni_mismatch} not counted")
 			}
 			// The same connection still serves its own host.
 			req, _ := http.NewRequest("GET", urls[front]+"/", nil)
