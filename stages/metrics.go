@@ -1,6 +1,9 @@
 package stages
 
 import (
+	"bufio"
+	"bytes"
+	"io"
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -42,4 +45,115 @@ func init() {
 	// # HELP and # TYPE lines: Prometheus and promtool type a family by
 	// them, not by its name.
 	metrics.ExposeMetadata(true)
+}
+
+// help is each family's # HELP text. VictoriaMetrics writes the HELP
+// line empty; WritePrometheus fills it from here.
+var help = map[string]string{
+	"expressgateway_http_requests_total":                          "HTTP requests answered, by listener, route, backend, protocol and status class.",
+	"expressgateway_http_request_duration_seconds":                "Time from the request head to the end of the response, in seconds.",
+	"expressgateway_http_request_bytes_total":                     "Request body bytes received from clients.",
+	"expressgateway_http_response_bytes_total":                    "Response body bytes sent to clients.",
+	"expressgateway_upstream_connect_errors_total":                "Requests whose backend connect failed.",
+	"expressgateway_upstream_timeouts_total":                      "Requests that timed out waiting on a backend.",
+	"expressgateway_config_reload_total":                          "Config reloads (SIGHUP), by outcome.",
+	"expressgateway_config_reload_restart_required_total":         "Changed keys a reload could not apply live (a restart applies them).",
+	"expressgateway_config_last_reload_success_timestamp_seconds": "Unix time of the last config load that applied (boot or reload).",
+	"expressgateway_config_last_reload_successful":                "1 if the last reload applied (or none was tried), 0 if it failed.",
+	"expressgateway_cert_rotation_total":                          "Certificate re-reads (SIGUSR1) per listener pair, by outcome.",
+	"expressgateway_tls_cert_not_after_seconds":                   "Unix time the listener's serving certificate expires.",
+	"expressgateway_accept_reject_total":                          "Connections refused at accept, by cap.",
+	"expressgateway_bus_inflight_bytes":                           "Body bytes held in the process's stream links now.",
+	"expressgateway_build_info":                                   "Always 1; labels name the running build.",
+	"expressgateway_connections_active":                           "Client connections open now, by listener.",
+	"expressgateway_connections_total":                            "Client connections accepted, by listener.",
+	"expressgateway_response_body_too_large_total":                "Responses refused or cut by max_response_body_bytes.",
+	"expressgateway_drain_timeout_total":                          "Connections still open when a drain's timeout cut them.",
+	"expressgateway_panics_total":                                 "Panics recovered on connection goroutines (each closed only its connection).",
+	"expressgateway_guard_hits_total":                             "Requests, streams or connections a guard rule acted on, by rule.",
+	"expressgateway_backend_up":                                   "1 if the backend is healthy, 0 if health checks marked it down or it is ejected.",
+	"expressgateway_backend_health_transitions_total":             "Backend health changes, by the state entered.",
+	"expressgateway_backend_ejections_total":                      "Outlier-detection ejections of the backend.",
+	"expressgateway_health_check_duration_seconds":                "Active health check duration, in seconds.",
+	"expressgateway_circuit_open_total":                           "Requests or connections refused by the backend's circuit breaker.",
+	"expressgateway_circuit_breaker_open":                         "1 while a circuit breaker of the backend is open.",
+	"expressgateway_retries_total":                                "Retries granted, by pool.",
+	"expressgateway_retry_budget_exhausted_total":                 "Retries refused because the pool's retry budget was spent.",
+	"expressgateway_pool_backends":                                "Backends configured in the pool.",
+	"expressgateway_pool_healthy_backends":                        "Backends of the pool that are healthy and not ejected.",
+	"expressgateway_pool_panic_mode":                              "1 while too few backends are healthy and the pool routes to all.",
+	"expressgateway_backend_weight":                               "The backend's configured weight.",
+	"expressgateway_backend_active_requests":                      "Requests in progress on the backend.",
+	"expressgateway_upstream_connections":                         "Open connections to the backend (pooled and in use).",
+	"expressgateway_upstream_pending_requests":                    "Requests waiting for a connection to the backend.",
+	"expressgateway_quic_handshakes_total":                        "QUIC handshakes of accepted connections, by outcome.",
+	"expressgateway_quic_0rtt_accepted_total":                     "QUIC connections whose 0-RTT early data was accepted.",
+	"expressgateway_quic_retry_sent_total":                        "QUIC Retry packets sent (address validation).",
+	"expressgateway_l4_connections_total":                         "TCP connections relayed, by listener and backend.",
+	"expressgateway_l4_connect_errors_total":                      "TCP relay connects to a backend that failed.",
+	"expressgateway_l4_bytes_total":                               "TCP relay bytes, by direction.",
+	"expressgateway_l4_udp_flows_total":                           "UDP flows opened, by listener and backend.",
+	"expressgateway_l4_udp_datagrams_total":                       "UDP datagrams relayed, by direction.",
+	"expressgateway_l4_udp_bytes_total":                           "UDP payload bytes relayed, by direction.",
+	"expressgateway_l4_udp_flow_evictions_total":                  "UDP flows forgotten, by reason.",
+	"expressgateway_l4_udp_dropped_total":                         "UDP datagrams dropped, by reason.",
+	"expressgateway_udp_flows_active":                             "UDP flows in the listener's table now.",
+	"expressgateway_xdp_attached":                                 "1 while the XDP program is attached.",
+	"expressgateway_xdp_packets_total":                            "Packets the XDP program handled, by action.",
+	"expressgateway_xdp_bytes_total":                              "Bytes the XDP program handled, by action.",
+	"expressgateway_xdp_reason_packets_total":                     "Packets the XDP program passed or dropped, by reason.",
+	"expressgateway_xdp_health_apply_total":                       "Backend health changes applied to the XDP maps, by outcome.",
+}
+
+// runtimeRenames are VictoriaMetrics' Go runtime families whose names
+// Prometheus's conventions (promtool's lint) refuse: a counter ends in
+// _total, and _count belongs to histograms.
+var runtimeRenames = strings.NewReplacer(
+	"go_cgo_calls_count", "go_cgo_calls_total",
+	"go_gc_forced_count", "go_gc_forced_total",
+	"go_cpu_count", "go_cpus",
+)
+
+// WritePrometheus writes every series (the gateway's, and the Go runtime's
+// and process's) in the Prometheus text format, each family with its
+// # HELP text and a # TYPE that promtool accepts: the runtime families
+// VictoriaMetrics types gauge though they only grow (…_total) are counters,
+// and the few it names against the conventions are renamed.
+func WritePrometheus(w io.Writer) {
+	var b bytes.Buffer
+	metrics.WritePrometheus(&b, true)
+	out := bufio.NewWriter(w)
+	for line := range strings.Lines(b.String()) {
+		if strings.Contains(line, "go_c") || strings.Contains(line, "go_gc_forced_count") {
+			line = runtimeRenames.Replace(line)
+		}
+		if fam, ok := strings.CutPrefix(line, "# HELP "); ok {
+			fam = strings.TrimSpace(fam)
+			if !strings.Contains(fam, " ") {
+				out.WriteString("# HELP " + fam + " " + helpFor(fam) + "\n")
+				continue
+			}
+		}
+		if rest, ok := strings.CutPrefix(line, "# TYPE "); ok {
+			if fam, ok := strings.CutSuffix(strings.TrimSpace(rest), " gauge"); ok && strings.HasSuffix(fam, "_total") {
+				out.WriteString("# TYPE " + fam + " counter\n")
+				continue
+			}
+		}
+		out.WriteString(line)
+	}
+	out.Flush()
+}
+
+func helpFor(fam string) string {
+	if h := help[fam]; h != "" {
+		return h
+	}
+	switch {
+	case strings.HasPrefix(fam, "go_"):
+		return "Go runtime metric " + fam + " (runtime/metrics, via VictoriaMetrics/metrics)."
+	case strings.HasPrefix(fam, "process_"):
+		return "Process metric " + fam + " (from /proc, via VictoriaMetrics/metrics)."
+	}
+	return fam + "." // a family missing from the table; the scrape test lists it
 }

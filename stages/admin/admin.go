@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/VictoriaMetrics/metrics"
+	"github.com/expressgateway/expressgateway/stages"
 )
 
 // State is the process lifecycle the probes report.
@@ -109,7 +109,7 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	metrics.WritePrometheus(w, true)
+	stages.WritePrometheus(w)
 }
 
 func (s *Server) status(w http.ResponseWriter, code int) {
