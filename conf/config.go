@@ -288,6 +288,20 @@ type Observability struct {
 	MetricsBind string `koanf:"metrics_bind"`
 	// AccessLog writes one log line per request.
 	AccessLog *bool `koanf:"access_log"`
+	// AccessLogFormat is the access log's line format: json (stable field
+	// names), combined (nginx's, for log tooling that parses it) or common.
+	AccessLogFormat string `koanf:"access_log_format"`
+	// AccessLogPath is the file the access log appends to (created 0640),
+	// reopened on SIGHUP so that logrotate can move it; empty is stderr.
+	// Lines go through a bounded queue: when the disk stalls they are
+	// dropped and counted (access_log_dropped_total), never queued
+	// without bound or waited for by a request.
+	AccessLogPath string `koanf:"access_log_path"`
+	// TrustRequestID keeps a well-formed X-Request-ID a client sends (up
+	// to 128 of A-Z a-z 0-9 - _ . : @ +); off, or when it is malformed, the
+	// gateway generates one (a UUIDv7). Either way it is forwarded to the
+	// backend, returned to the client and logged.
+	TrustRequestID *bool `koanf:"trust_request_id"`
 }
 
 // Admin is [admin].

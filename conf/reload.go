@@ -46,7 +46,8 @@ var liveKeys = []string{
 	"runtime.upstream_",
 	"runtime.watchdog",
 	"security",
-	"observability.access_log",
+	"observability.access_log", // and access_log_format, access_log_path (reopened)
+	"observability.trust_request_id",
 	"xdp", // Program.Apply swaps services, backends and deny list live
 }
 

@@ -517,6 +517,14 @@ func (r *Runtime) validate(ps *Problems) {
 }
 
 func (o *Observability) validate(c *Config, ps *Problems) {
+	switch o.AccessLogFormat {
+	case "json", "combined", "common":
+	default:
+		ps.Addf("observability.access_log_format", "want json, combined or common, not %q", o.AccessLogFormat)
+	}
+	if p := o.AccessLogPath; p != "" && (!filepath.IsAbs(p) || strings.HasSuffix(p, "/")) {
+		ps.Addf("observability.access_log_path", "want an absolute file path, not %q", p)
+	}
 	if o.MetricsBind == "" {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -57,6 +58,7 @@ type Gateway struct {
 	transports []upstream.Transport
 	stopped    bool                       // Drain has begun: no more reloads
 	view       atomic.Pointer[scrapeView] // what scrapes report (metrics.go)
+	access     *accessLog                 // the access log's destination (accesslog.go)
 
 	acceptCtx  context.Context
 	stopAccept context.CancelFunc
@@ -91,8 +93,16 @@ type listener struct {
 // New builds the data plane for cfg without opening any socket: pools,
 // routes, certificates. Every error here stops the boot before a listener
 // opens.
-func New(cfg *conf.Config, log zerolog.Logger) (*Gateway, error) {
+func New(cfg *conf.Config, log zerolog.Logger) (_ *Gateway, err error) {
 	g := &Gateway{log: log, cfg: cfg, upstreams: newBackendConns(nil)}
+	if g.access, err = newAccessLog(cfg.Observability.AccessLogPath); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			g.access.close()
+		}
+	}()
 	g.gate = accept.NewGate(cfg.Runtime.PerIPConnectionCap, cfg.Runtime.MaxInflightConnections)
 	pools, err := buildPools(cfg, nil, g.upstreams)
 	if err != nil {
@@ -170,6 +180,9 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 		TotalTimeout:        ms(lc.HTTP.TotalTimeoutMs),
 		MaxRespBody:         lc.HTTP.MaxResponseBodyBytes,
 		AccessLog:           cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog,
+		AccessFormat:        cfg.Observability.AccessLogFormat,
+		Access:              g.access,
+		TrustRequestID:      cfg.Observability.TrustRequestID == nil || *cfg.Observability.TrustRequestID,
 		AllowDomainFronting: lc.HTTP.AllowDomainFronting,
 	}
 	if lc.AltSvc != nil {
@@ -284,6 +297,7 @@ func buildPools(cfg *conf.Config, prev map[string]*route.Pool, bc *backendConns)
 // open, those already open are closed and the error names it.
 func (g *Gateway) Start(ctx context.Context) error {
 	g.acceptCtx, g.stopAccept = context.WithCancel(ctx)
+	g.access.start()
 	if err := g.startXDP(g.cfg); err != nil {
 		return err
 	}
@@ -468,6 +482,7 @@ func (g *Gateway) Drain(timeout time.Duration) {
 	stopCheckers(g.checkers)
 	g.stopXDP()
 	g.unpublish()
+	g.access.close()
 	g.mu.Unlock()
 }
 
@@ -486,6 +501,10 @@ func wsLimits(lc *conf.Listener) *ws.Limits {
 		PingWindow:       time.Duration(w.PingRateLimitWindowSeconds) * time.Second,
 	}
 }
+
+// SetAccessLogOutput sets where the access log goes when
+// access_log_path is empty (os.Stderr by default; tests pass their log).
+func (g *Gateway) SetAccessLogOutput(w io.Writer) { g.access.setStderr(w) }
 
 func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }
 

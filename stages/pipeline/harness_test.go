@@ -53,6 +53,12 @@ func startGateway(t testing.TB, toml string) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The access log goes where the test's log goes, not to stderr.
+	if testing.Verbose() {
+		g.SetAccessLogOutput(zerolog.NewTestWriter(t))
+	} else {
+		g.SetAccessLogOutput(io.Discard)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := g.Start(ctx); err != nil {
 		cancel()

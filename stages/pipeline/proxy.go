@@ -2,9 +2,11 @@ package pipeline
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,12 @@ type ProxySettings struct {
 	AltSvc       string
 	TotalTimeout time.Duration
 	AccessLog    bool
+	// AccessFormat is json, combined or common; Access is the gateway's
+	// access log destination.
+	AccessFormat string
+	Access       *accessLog
+	// TrustRequestID keeps a client's well-formed X-Request-ID.
+	TrustRequestID bool
 	// MaxRespBody caps a response body in bytes (0: no cap). It lives here,
 	// not in the transports, so that a reload applies it to new requests.
 	MaxRespBody int64
@@ -82,10 +90,16 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	}
 	req := f.Head
 	set := p.Settings.Load()
-	rec := record{start: start, method: req.Method, path: req.Path, proto: st.Conn.Proto, tunnel: req.Protocol}
+	rec := record{start: start, method: req.Method, path: req.Path, proto: st.Conn.Proto, tunnel: req.Protocol,
+		client: st.Conn.Remote, tls: st.Conn.TLS, host: req.Authority,
+		userAgent: req.Fields.Value("user-agent"), referer: req.Fields.Value("referer")}
 	if rec.tunnel != "" && h1Front(st.Conn.Proto) {
 		rec.method = "GET" // what the client sent: an Upgrade, not a CONNECT
 	}
+	// One id per request, in the backend's request, the client's response
+	// and the log line.
+	rec.requestID = requestID(req.Fields.Value("x-request-id"), set.TrustRequestID)
+	req.Fields.Set("x-request-id", rec.requestID)
 
 	var rt *Route
 	misdirected := !set.AllowDomainFronting && st.Conn.TLS != nil && guard.Misdirected(st.Conn.TLS.ServerName, req.Authority)
@@ -110,36 +124,36 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	p.finish(st, set, &rec)
 }
 
+// record is what a request's metrics and access log line say of it.
 type record struct {
-	start               time.Time
-	method, path, proto string
-	tunnel              string // the :protocol of a tunnel request ("websocket")
-	route, backend      string
-	status              int
-	in, out             int64
-	err                 error
+	start                    time.Time
+	client                   netip.AddrPort
+	tls                      *tls.ConnectionState
+	method, path, proto      string
+	tunnel                   string // the :protocol of a tunnel request ("websocket")
+	host, userAgent, referer string
+	requestID                string
+	route, pool, backend     string
+	status, upstreamStatus   int
+	upstreamHead, duration   time.Duration
+	retries                  int
+	in, out                  int64
+	err                      error
 }
 
 func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
 	d := time.Since(rec.start)
+	rec.duration = d
 	rec.in = st.ReqBytes.Load()
 	s := seriesFor(reqKey{listener: p.Listener, route: rec.route, backend: rec.backend, proto: rec.proto, class: uint8(rec.status / 100)})
 	s.count.Inc()
 	s.duration.Update(d.Seconds())
 	s.bytesIn.Add(int(rec.in))
 	s.bytesOut.Add(int(rec.out))
-	if set.AccessLog {
-		e := p.Log.Info().Str("listener", p.Listener).Str("remote", st.Conn.Remote.String()).
-			Str("proto", rec.proto).Str("method", rec.method).Str("path", rec.path).
-			Str("route", rec.route).Str("backend", rec.backend).Int("status", rec.status).
-			Int64("bytes_in", rec.in).Int64("bytes_out", rec.out).Dur("duration", d)
-		if rec.tunnel != "" {
-			e = e.Str("tunnel", rec.tunnel)
-		}
-		if rec.err != nil {
-			e = e.AnErr("error", rec.err)
-		}
-		e.Msg("access")
+	if set.AccessLog && set.Access != nil {
+		b := set.Access.get()
+		*b = appendAccess(*b, set.AccessFormat, p.Listener, rec)
+		set.Access.write(b)
 	}
 }
 
@@ -162,6 +176,7 @@ func (p *Proxy) direct(ctx context.Context, st *stages.Stream, d *conf.DirectRes
 
 func (p *Proxy) respond(ctx context.Context, st *stages.Stream, h *frames.Head, body string, rec *record) {
 	rec.status = h.Status
+	h.Fields.Set("x-request-id", rec.requestID)
 	if err := st.Resp.Send(ctx, frames.HeadersFrame(h, body == "")); err != nil {
 		st.Resp.Close(err)
 		return
@@ -247,7 +262,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			p.local(ctx, st, http.StatusServiceUnavailable, frames.Fields{{Name: "retry-after", Value: "1"}}, rec)
 			return
 		}
-		rec.backend = b.Address
+		rec.backend, rec.pool, rec.retries = b.Address, rt.Pool.Name(), try
 		tr := set.Transports[b.Protocol]
 		if tr == nil {
 			tr = set.Transports["h1"]
@@ -322,7 +337,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	// The latency ewma learns is the time to the response head.
 	headLatency := time.Since(attempt.Start())
 	h := resp.Head
+	rec.upstreamStatus, rec.upstreamHead = h.Status, headLatency
 	translate.Response(h, st.Conn.Proto, set.Forwarding.Via, set.AltSvc)
+	h.Fields.Set("x-request-id", rec.requestID)
 	if c := rt.Pool.StickyCookie(key, b); c != "" {
 		h.Fields.Add("set-cookie", c)
 	}

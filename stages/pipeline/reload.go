@@ -24,6 +24,11 @@ func (g *Gateway) Reload(next *conf.Config) (err error) {
 	if err := next.Validate(); err != nil {
 		return err
 	}
+	// The access log file is opened anew on every reload, so that a
+	// logrotate postrotate SIGHUP starts the new file.
+	if err := g.access.reopen(next.Observability.AccessLogPath); err != nil {
+		return err
+	}
 	// Backends present before and after keep their health, latency and
 	// pooled connections.
 	bc := newBackendConns(g.upstreams)

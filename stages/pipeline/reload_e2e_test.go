@@ -60,6 +60,7 @@ func startLogged(t *testing.T, toml string) (*testGateway, *logBuf) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	g.SetAccessLogOutput(logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := g.Start(ctx); err != nil {
 		cancel()
@@ -219,7 +220,11 @@ address = "`+be+`"`)
 		t.Fatalf("default underscore policy: %d", r.StatusCode)
 	}
 	cn.Close()
-	before := len(logs.lines(`"message":"access"`))
+	g.access.flush()
+	before := len(logs.lines(`"request_id":"`))
+	if before == 0 {
+		t.Fatal("no access lines before access_log = false")
+	}
 	reloadTo(t, g, `
 [observability]
 access_log = false
@@ -242,7 +247,8 @@ h3_port = 8443`))
 	if r := rawGet(t, cn, br, "/", ""); !r.Close {
 		t.Fatal("max_keepalive_requests = 2: the second response kept the connection")
 	}
-	if after := len(logs.lines(`"message":"access"`)); after != before {
+	g.access.flush()
+	if after := len(logs.lines(`"request_id":"`)); after != before {
 		t.Fatalf("access_log = false: %d access lines logged after the reload", after-before)
 	}
 
