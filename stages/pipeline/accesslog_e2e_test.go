@@ -1,0 +1,167 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// uuidV7 is the form of a generated request id.
+var uuidV7 = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// combinedLine is the regular expression nginx log tooling (GoAccess's
+// COMBINED, the ELK nginx pattern) parses a combined line with.
+var combinedLine = regexp.MustCompile(`^(\S+) - (\S+) \[([^\]]+)\] "(\S+) (\S+) (\S+)" (\d{3}) (\d+) "([^"]*)" "([^"]*)"$`)
+
+// The access log writes one JSON line per request to access_log_path with
+// the documented fields; a client's well-formed X-Request-ID is kept and a
+// malformed one replaced by a UUIDv7, either way forwarded to the backend
+// and returned. A SIGHUP reload switches the format live (combined, then
+// common) and reopens the path, so a file logrotate moved is replaced by
+// a new one.
+func TestAccessLog_FieldsRequestIDFormatsAndReopen(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Header.Get("X-Request-Id"))
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	dir := t.TempDir()
+	path := filepath.Join(dir, "access.log")
+	mk := func(format string) string {
+		return `
+[observability]
+access_log_format = "` + format + `"
+access_log_path = "` + path + `"
+` + h1Listener("web", `
+[[listeners.backends]]
+address = "`+be+`"`)
+	}
+	g := startGateway(t, mk("json"))
+	c := client(t)
+	do := func(id string) *http.Response {
+		req, _ := http.NewRequest("GET", g.url("web")+"/p?q=1", nil)
+		req.Header.Set("User-Agent", "test-agent/1")
+		req.Header.Set("Referer", "http://ref.example/")
+		if id != "" {
+			req.Header.Set("X-Request-Id", id)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if got := do("req-42").Header.Get("X-Request-Id"); got != "req-42" {
+		t.Fatalf("well-formed id returned as %q", got)
+	}
+	generated := do("bad id\"").Header.Get("X-Request-Id")
+	if !uuidV7.MatchString(generated) {
+		t.Fatalf("malformed id replaced by %q, want a UUIDv7", generated)
+	}
+	mu.Lock()
+	if len(seen) != 2 || seen[0] != "req-42" || seen[1] != generated {
+		t.Fatalf("backend saw ids %q", seen)
+	}
+	mu.Unlock()
+	g.access.flush()
+	lines := readLines(t, path)
+	if len(lines) != 2 {
+		t.Fatalf("%d access lines, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
+	}
+	var e map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil {
+		t.Fatalf("json line: %v: %s", err, lines[0])
+	}
+	for k, want := range map[string]any{
+		"listener": "web", "protocol": "HTTP/1.1", "method": "GET", "path": "/p?q=1",
+		"status": 200.0, "route": "default", "upstream_addr": be, "upstream_status": 200.0,
+		"retries": 0.0, "user_agent": "test-agent/1", "referer": "http://ref.example/",
+		"request_id": "req-42", "bytes_out": 2.0,
+	} {
+		if e[k] != want {
+			t.Errorf("%s = %v, want %v", k, e[k], want)
+		}
+	}
+	for _, k := range []string{"time", "client", "host", "duration_seconds", "upstream_head_seconds", "bytes_in"} {
+		if _, ok := e[k]; !ok {
+			t.Errorf("no %s field in %s", k, lines[0])
+		}
+	}
+	if ts, _ := e["time"].(string); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`).MatchString(ts) {
+		t.Errorf("time %q is not RFC 3339 with milliseconds", ts)
+	}
+
+	// logrotate: the file is moved, then SIGHUP.
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	reloadTo(t, g, mk("combined"))
+	do("")
+	g.access.flush()
+	lines = readLines(t, path)
+	if len(lines) != 1 {
+		t.Fatalf("after reopen: %d lines in the new file, want 1", len(lines))
+	}
+	m := combinedLine.FindStringSubmatch(lines[0])
+	if m == nil || m[4] != "GET" || m[5] != "/p?q=1" || m[6] != "HTTP/1.1" || m[7] != "200" || m[8] != "2" || m[9] != "http://ref.example/" || m[10] != "test-agent/1" {
+		t.Fatalf("combined line %q does not parse as nginx's (%q)", lines[0], m)
+	}
+	if n := len(readLines(t, path+".1")); n != 2 {
+		t.Fatalf("the rotated file has %d lines, want its 2", n)
+	}
+	reloadTo(t, g, mk("common"))
+	do("")
+	g.access.flush()
+	lines = readLines(t, path)
+	if !regexp.MustCompile(`^\S+ - - \[[^\]]+\] "GET /p\?q=1 HTTP/1\.1" 200 2$`).MatchString(lines[len(lines)-1]) {
+		t.Fatalf("common line %q", lines[len(lines)-1])
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// blockingWriter blocks every Write until release is closed.
+type blockingWriter struct{ release chan struct{} }
+
+func (w blockingWriter) Write(p []byte) (int, error) { <-w.release; return len(p), nil }
+
+// A stalled destination never blocks a request's write: past the queue's
+// bound, lines are dropped and counted.
+func TestAccessLog_StalledDiskDropsAndCounts(t *testing.T) {
+	a, err := newAccessLog("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := blockingWriter{make(chan struct{})}
+	a.setStderr(w)
+	a.start()
+	before := accessDropped.Get()
+	const extra = 100
+	for range accessQueue + 1 + extra {
+		b := a.get()
+		*b = append(*b, "line\n"...)
+		a.write(b) // must return at once even though nothing is written
+	}
+	// One line is in the blocked Write, accessQueue wait in the queue.
+	if d := accessDropped.Get() - before; d < extra {
+		t.Fatalf("%d lines dropped, want at least %d", d, extra)
+	}
+	close(w.release)
+	a.close()
+}
