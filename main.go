@@ -160,6 +160,7 @@ func run(args []string) int {
 		return 1
 	}
 	if adm != nil {
+		adm.ServeStatus(func() any { return gw.Status() })
 		adm.SetState(admin.Ready)
 	}
 	log.Info().Str("config", path).Str("version", version).Int("listeners", len(cfg.Listeners)).Msg("expressgateway started")

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	_ "embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -35,6 +37,7 @@ type Server struct {
 	srv       *http.Server
 	ln        net.Listener
 	wg        sync.WaitGroup
+	mux       *http.ServeMux
 }
 
 // New returns an admin server; tokenHashHex is [admin].api_token_hash.
@@ -53,6 +56,7 @@ func New(tokenHashHex string) (*Server, error) {
 	mux.HandleFunc("/healthz", s.live)
 	mux.HandleFunc("/readyz", s.ready)
 	mux.HandleFunc("/startupz", s.startup)
+	s.mux = mux
 	s.srv = &http.Server{Handler: getOnly(mux), ReadHeaderTimeout: 5 * time.Second}
 	return s, nil
 }
@@ -94,22 +98,31 @@ func getOnly(h http.Handler) http.Handler {
 }
 
 func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(w, r) {
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	stages.WritePrometheus(w)
+}
+
+// authorized answers 401 or 403 and returns false unless the request
+// carries the bearer token (or none is configured).
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if s.tokenHash != nil {
 		// RFC 6750 §3: no token is 401 with the challenge, a wrong one 403.
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || tok == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="expressgateway"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
-			return
+			return false
 		}
 		sum := sha256.Sum256([]byte(tok))
 		if subtle.ConstantTimeCompare(sum[:], s.tokenHash) != 1 {
 			http.Error(w, "forbidden", http.StatusForbidden)
-			return
+			return false
 		}
 	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	stages.WritePrometheus(w)
+	return true
 }
 
 func (s *Server) status(w http.ResponseWriter, code int) {
@@ -135,4 +148,29 @@ func (s *Server) startup(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	s.status(w, http.StatusOK)
+}
+
+//go:embed status.html
+var statusPage []byte
+
+// ServeStatus adds /status, a live HTML status page (no external assets;
+// its script polls /status.json), and /status.json, status() as JSON;
+// both behind the token, as /metrics is.
+func (s *Server) ServeStatus(status func() any) {
+	s.mux.HandleFunc("/status.json", func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(status())
+	})
+	s.mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+		if !s.authorized(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'")
+		w.Write(statusPage)
+	})
 }

@@ -92,3 +92,31 @@ func TestMetricsNeedTheTokenOnceHashed(t *testing.T) {
 		t.Errorf("probes must stay open: %d", code)
 	}
 }
+
+// /status serves the self-contained HTML page and /status.json the
+// status function's value, both behind the token.
+func TestStatusPageAndJSON(t *testing.T) {
+	sum := sha256.Sum256([]byte("s3cret"))
+	s, err := New(hex.EncodeToString(sum[:]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.ServeStatus(func() any { return map[string]int{"requests": 7} })
+	base := "http://" + s.Addr().String()
+	for _, p := range []string{"/status", "/status.json"} {
+		if code, _ := get(t, base+p, "wrong"); code != 403 {
+			t.Errorf("%s with a wrong token: %d", p, code)
+		}
+	}
+	if code, body := get(t, base+"/status.json", "s3cret"); code != 200 || strings.TrimSpace(body) != `{"requests":7}` {
+		t.Errorf("status.json: %d %q", code, body)
+	}
+	code, body := get(t, base+"/status", "s3cret")
+	if code != 200 || !strings.Contains(body, `fetch("status.json"`) || strings.Contains(body, "http://") || strings.Contains(body, "https://") {
+		t.Errorf("status page: %d, or it loads something other than status.json", code)
+	}
+}

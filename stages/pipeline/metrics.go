@@ -158,16 +158,9 @@ func writeLive(w io.Writer) {
 	const family = "expressgateway_tls_cert_not_after_seconds"
 	seen := map[string]bool{}
 	for _, l := range ls {
-		tc := l.tlsCfg.Load()
-		if tc == nil || len(tc.Certificates) == 0 || seen[l.cfg.Name] {
+		leaf := certLeaf(l)
+		if leaf == nil || seen[l.cfg.Name] {
 			continue
-		}
-		leaf := tc.Certificates[0].Leaf
-		if leaf == nil {
-			var err error
-			if leaf, err = x509.ParseCertificate(tc.Certificates[0].Certificate[0]); err != nil {
-				continue
-			}
 		}
 		if len(seen) == 0 {
 			metrics.WriteMetadataIfNeeded(w, family, "gauge")
@@ -309,6 +302,22 @@ func labelOf(name, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// certLeaf is the listener's serving certificate, or nil without TLS.
+func certLeaf(l *listener) *x509.Certificate {
+	tc := l.tlsCfg.Load()
+	if tc == nil || len(tc.Certificates) == 0 {
+		return nil
+	}
+	if leaf := tc.Certificates[0].Leaf; leaf != nil {
+		return leaf
+	}
+	leaf, err := x509.ParseCertificate(tc.Certificates[0].Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return leaf
 }
 
 // writeXDPStats writes the XDP program's per-action and per-reason
