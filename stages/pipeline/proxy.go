@@ -448,12 +448,12 @@ func hasResponseBody(method string, status int) bool {
 // open now.
 func (p *Proxy) tunnelOpened(backend, proto string) {
 	l := `{listener="` + p.Listener + `",backend="` + backend + `",protocol="` + proto + `"}`
-	metrics.GetOrCreateCounter(`websocket_tunnels_opened_total` + l).Inc()
-	metrics.GetOrCreateGauge(`websocket_tunnels_active`+l, nil).Inc()
+	metrics.GetOrCreateCounter(`expressgateway_websocket_tunnels_opened_total` + l).Inc()
+	metrics.GetOrCreateGauge(`expressgateway_websocket_tunnels_active`+l, nil).Inc()
 }
 
 func (p *Proxy) tunnelClosed(backend, proto string) {
-	metrics.GetOrCreateGauge(`websocket_tunnels_active{listener="`+p.Listener+`",backend="`+backend+`",protocol="`+proto+`"}`, nil).Dec()
+	metrics.GetOrCreateGauge(`expressgateway_websocket_tunnels_active{listener="`+p.Listener+`",backend="`+backend+`",protocol="`+proto+`"}`, nil).Dec()
 }
 
 // h1Front reports whether proto is an HTTP/1.x front.

@@ -90,7 +90,7 @@ key_path = "`+key+`"
 	var buf bytes.Buffer
 	metrics.WritePrometheus(&buf, false)
 	for _, l := range []string{"web", "tls"} {
-		series := `websocket_tunnels_opened_total{listener="` + l + `",backend="` + be + `",protocol="HTTP/1.1"} 1`
+		series := `expressgateway_websocket_tunnels_opened_total{listener="` + l + `",backend="` + be + `",protocol="HTTP/1.1"} 1`
 		if !strings.Contains(buf.String(), series) {
 			t.Errorf("metrics lack %s", series)
 		}
