@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // uuidV7 is the form of a generated request id.
@@ -72,8 +73,7 @@ address = "`+be+`"`)
 		t.Fatalf("backend saw ids %q", seen)
 	}
 	mu.Unlock()
-	g.access.flush()
-	lines := readLines(t, path)
+	lines := waitLines(t, g, path, 2)
 	if len(lines) != 2 {
 		t.Fatalf("%d access lines, want 2:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
@@ -106,8 +106,7 @@ address = "`+be+`"`)
 	}
 	reloadTo(t, g, mk("combined"))
 	do("")
-	g.access.flush()
-	lines = readLines(t, path)
+	lines = waitLines(t, g, path, 1)
 	if len(lines) != 1 {
 		t.Fatalf("after reopen: %d lines in the new file, want 1", len(lines))
 	}
@@ -120,10 +119,28 @@ address = "`+be+`"`)
 	}
 	reloadTo(t, g, mk("common"))
 	do("")
-	g.access.flush()
-	lines = readLines(t, path)
+	lines = waitLines(t, g, path, 2)
 	if !regexp.MustCompile(`^\S+ - - \[[^\]]+\] "GET /p\?q=1 HTTP/1\.1" 200 2$`).MatchString(lines[len(lines)-1]) {
 		t.Fatalf("common line %q", lines[len(lines)-1])
+	}
+}
+
+// waitLines returns the lines of the access log at path once it has at
+// least n (or after 5 s): a request's line is written when its stream
+// actor finishes, which may be just after the client read the response.
+func waitLines(t *testing.T, g *testGateway, path string, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.access.flush()
+		if _, err := os.Stat(path); err == nil {
+			if lines := readLines(t, path); len(lines) >= n || time.Now().After(deadline) {
+				return lines
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
