@@ -295,9 +295,16 @@ func buildPools(cfg *conf.Config, prev map[string]*route.Pool, bc *backendConns)
 
 // Start opens every listener and starts serving. If any listener cannot
 // open, those already open are closed and the error names it.
-func (g *Gateway) Start(ctx context.Context) error {
+func (g *Gateway) Start(ctx context.Context) (err error) {
 	g.acceptCtx, g.stopAccept = context.WithCancel(ctx)
 	g.access.start()
+	defer func() {
+		if err != nil {
+			// A gateway that did not start is never drained: its access
+			// log writer stops here.
+			g.access.close()
+		}
+	}()
 	if err := g.startXDP(g.cfg); err != nil {
 		return err
 	}
