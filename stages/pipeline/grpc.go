@@ -54,8 +54,17 @@ var (
 
 // grpcCall is what the stream actor knows of a gRPC call.
 type grpcCall struct {
-	service, method string // from the path /service/method
-	status          string // grpc-status the client got ("" while unknown)
+	service, method string    // from the path /service/method
+	status          string    // grpc-status the client got ("" while unknown)
+	deadline        time.Time // the call's clamped deadline (zero: none)
+}
+
+// expired reports whether the call's deadline has passed: whatever ended
+// the call then (the gateway's timer, or the backend's own deadline firing
+// a moment before it, as the backend's clock started later), the client
+// is owed DEADLINE_EXCEEDED.
+func (c *grpcCall) expired() bool {
+	return !c.deadline.IsZero() && !time.Now().Before(c.deadline)
 }
 
 // newGRPCCall returns the call a request is, or nil.
@@ -103,10 +112,10 @@ func grpcDeadline(req *frames.Head, max time.Duration) (time.Duration, error) {
 // grpcCode is the status of a response the gateway makes up for a call:
 // the cause of the stream's end when the gateway ended it, else the
 // gRPC mapping of the HTTP status it would have answered.
-func grpcCode(ctx context.Context, status int, err error) grpc.Code {
+func grpcCode(ctx context.Context, c *grpcCall, status int, err error) grpc.Code {
 	cause := context.Cause(ctx)
 	switch {
-	case errors.Is(cause, errGRPCDeadline):
+	case errors.Is(cause, errGRPCDeadline), c.expired():
 		return grpc.DeadlineExceeded
 	case errors.Is(cause, errMessageTooLarge), errors.Is(err, errMessageTooLarge):
 		return grpc.ResourceExhausted
@@ -281,7 +290,7 @@ func (p *Proxy) grpcCut(sctx, ctx context.Context, st *stages.Stream, err error,
 	}
 	code, why := grpc.Unavailable, errBackendLost
 	switch cause := context.Cause(ctx); {
-	case errors.Is(cause, errGRPCDeadline):
+	case errors.Is(cause, errGRPCDeadline), rec.grpc.expired():
 		code, why = grpc.DeadlineExceeded, errGRPCDeadline
 	case errors.Is(cause, errMessageTooLarge):
 		code, why = grpc.ResourceExhausted, cause

@@ -184,7 +184,7 @@ func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
 // the gateway saw (rec.err).
 func (p *Proxy) local(ctx context.Context, st *stages.Stream, status int, extra frames.Fields, rec *record) {
 	if rec.grpc != nil {
-		p.grpcLocal(ctx, st, grpcCode(ctx, status, rec.err), grpcMessage(status, rec.err), rec)
+		p.grpcLocal(ctx, st, grpcCode(ctx, rec.grpc, status, rec.err), grpcMessage(status, rec.err), rec)
 		return
 	}
 	p.localText(ctx, st, status, encode.StatusText(status)+"\n", extra, rec)
@@ -248,6 +248,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			return
 		}
 		if d > 0 {
+			rec.grpc.deadline = time.Now().Add(d)
 			t := time.AfterFunc(d, func() { cancel(errGRPCDeadline) })
 			defer t.Stop()
 		}
