@@ -213,7 +213,7 @@ type WebSocket struct {
 // defaults, except that health is not answered locally.
 type GRPC struct {
 	Enabled            *bool `koanf:"enabled"`              // gRPC-aware proxying (trailers-only local errors, deadline clamp, health, message cap, 415 on HTTP/1.1); false proxies gRPC as any HTTP request.
-	MaxDeadlineSeconds int   `koanf:"max_deadline_seconds"` // A call's grpc-timeout is clamped to this (and a call without one gets it), forwarded clamped and enforced with DEADLINE_EXCEEDED; > 0.
+	MaxDeadlineSeconds int   `koanf:"max_deadline_seconds"` // A call's grpc-timeout is clamped to this, forwarded clamped and enforced (the backend stream canceled, DEADLINE_EXCEEDED answered); a call without one has no deadline and is bounded by the idle limits; > 0.
 	HealthSynthesized  *bool `koanf:"health_synthesized"`   // /grpc.health.v1.Health/Check is answered by the gateway from the route's pool health (SERVING when a backend is available); Watch is UNIMPLEMENTED.
 	MaxMessageBytes    int64 `koanf:"max_message_bytes"`    // Caps one gRPC message either way, read from its 5-byte prefix (never buffered); over it → RESOURCE_EXHAUSTED; 0: no cap; ≥ 0.
 }

@@ -498,3 +498,22 @@ func TestGRPC_MaxMessageBytes(t *testing.T) {
 		}
 	}
 }
+
+// [listeners.grpc] is live: a SIGHUP that sets max_message_bytes caps the
+// next call on the same client connection.
+func TestGRPC_ReloadAppliesTheGRPCBlock(t *testing.T) {
+	be, _ := grpcBackend(t, &grpcSvc{})
+	mk := func(extra string) string {
+		return h1Listener("h2c", extra+"\n[[listeners.backends]]\naddress = \""+be+"\"\nprotocol = \"h2\"\n")
+	}
+	g := startGateway(t, mk(""))
+	c := testpb.NewTestServiceClient(grpcDial(t, g, "h2c"))
+	req := &testpb.SimpleRequest{Payload: &testpb.Payload{Body: make([]byte, 5000)}}
+	if _, err := c.UnaryCall(grpcCtx(t), req); err != nil {
+		t.Fatalf("before: %v", err)
+	}
+	reloadTo(t, g, mk("[listeners.grpc]\nmax_message_bytes = 4096"))
+	if _, err := c.UnaryCall(grpcCtx(t), req); status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("after the reload: %v", err)
+	}
+}
