@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
-	"golang.org/x/net/http2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -321,15 +320,11 @@ func TestGRPC_DeadlineClampedForwardedAndEnforced(t *testing.T) {
 func TestGRPC_MalformedTimeoutIsInternal(t *testing.T) {
 	be, _ := grpcBackend(t, &grpcSvc{})
 	g := grpcGateway(t, "", be)
-	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, network, addr)
-	}}
-	t.Cleanup(tr.CloseIdleConnections)
 	req, _ := http.NewRequest("POST", g.url("h2c")+"/grpc.testing.TestService/UnaryCall", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
 	req.Header.Set("content-type", "application/grpc")
 	req.Header.Set("te", "trailers")
 	req.Header.Set("grpc-timeout", "1x")
-	resp, err := tr.RoundTrip(req)
+	resp, err := h2cClient(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,5 +510,21 @@ func TestGRPC_ReloadAppliesTheGRPCBlock(t *testing.T) {
 	reloadTo(t, g, mk("[listeners.grpc]\nmax_message_bytes = 4096"))
 	if _, err := c.UnaryCall(grpcCtx(t), req); status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("after the reload: %v", err)
+	}
+}
+
+// enabled = false turns the gRPC rules off: a call over HTTP/1.1 is
+// proxied as any request, not refused with 415.
+func TestGRPC_DisabledProxiesAsHTTP(t *testing.T) {
+	be, _ := grpcBackend(t, &grpcSvc{})
+	g := grpcGateway(t, "[listeners.grpc]\nenabled = false", be)
+	resp, err := client(t).Post(g.url("h2c")+"/grpc.testing.TestService/UnaryCall", "application/grpc", bytes.NewReader([]byte{0, 0, 0, 0, 0}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusUnsupportedMediaType {
+		t.Fatal("415 with the gRPC rules off")
 	}
 }
