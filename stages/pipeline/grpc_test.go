@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 )
 
 // grpcSvc is the backend: grpc-go's interop TestService, each method a
@@ -526,5 +527,98 @@ func TestGRPC_DisabledProxiesAsHTTP(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == http.StatusUnsupportedMediaType {
 		t.Fatal("415 with the gRPC rules off")
+	}
+}
+
+// grpcFrame is one length-prefixed message.
+func grpcFrame(t *testing.T, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{0, byte(len(b) >> 24), byte(len(b) >> 16), byte(len(b) >> 8), byte(len(b))}, b...)
+}
+
+// h3Call makes one unary call over quic-go's HTTP/3 client, the messages
+// framed by hand (grpc-go has no HTTP/3 client): it returns the response
+// messages' bytes and the grpc-status, from the trailers or, for a
+// trailers-only response, the head.
+func h3Call(t *testing.T, c *http.Client, url string, msg []byte) (body []byte, grpcStatus, grpcMessage string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(msg))
+	req.Header.Set("content-type", "application/grpc")
+	req.Header.Set("te", "trailers")
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err = io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.Header.Get("content-type") != "application/grpc" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	if s := resp.Header.Get("grpc-status"); s != "" {
+		return body, s, resp.Header.Get("grpc-message")
+	}
+	return body, resp.Trailer.Get("grpc-status"), resp.Trailer.Get("grpc-message")
+}
+
+// Over an HTTP/3 front: a unary call to an H2 backend, the gateway's own
+// UNAVAILABLE, and the local health answer.
+func TestGRPC_H3Front(t *testing.T) {
+	be, _ := grpcBackend(t, &grpcSvc{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	f := newH3Files(t)
+	g := startGateway(t, quicListener("q", f, "", `
+[listeners.grpc]
+health_synthesized = true
+[[listeners.routes]]
+name = "live"
+path_prefix = "/grpc."
+[[listeners.routes.backends]]
+address = "`+be+`"
+protocol = "h2"
+[[listeners.routes]]
+name = "dead"
+path_prefix = "/dead."
+[[listeners.routes.backends]]
+address = "`+dead+`"
+protocol = "h2"
+`))
+	c, _ := h3Client(t, f.cert)
+	body, st, _ := h3Call(t, c, g.h3URL("q")+"/grpc.testing.TestService/UnaryCall",
+		grpcFrame(t, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("over h3")}}))
+	var out testpb.SimpleResponse
+	if st != "0" || len(body) < 5 || proto.Unmarshal(body[5:], &out) != nil || string(out.GetPayload().GetBody()) != "over h3" {
+		t.Fatalf("unary: status %q, body %q", st, body)
+	}
+	if _, st, msg := h3Call(t, c, g.h3URL("q")+"/dead.Svc/M", grpcFrame(t, &testpb.SimpleRequest{})); st != "14" || !strings.Contains(msg, "expressgateway") {
+		t.Fatalf("no backend: %q %q", st, msg)
+	}
+	body, st, _ = h3Call(t, c, g.h3URL("q")+healthCheck, grpcFrame(t, &healthpb.HealthCheckRequest{}))
+	var hr healthpb.HealthCheckResponse
+	if st != "0" || len(body) < 5 || proto.Unmarshal(body[5:], &hr) != nil || hr.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Fatalf("health: %q %q", st, body)
+	}
+	// With its only backend down, the named route's pool is NOT_SERVING,
+	// and a call to it (tried anyway: the pool is in panic mode) is
+	// UNAVAILABLE.
+	pool := g.listeners[0].proxy.Table.Load().Named("dead").Pool
+	pool.SetDown(pool.Backends()[0], true)
+	body, st, _ = h3Call(t, c, g.h3URL("q")+healthCheck, grpcFrame(t, &healthpb.HealthCheckRequest{Service: "dead"}))
+	if st != "0" || len(body) < 5 || proto.Unmarshal(body[5:], &hr) != nil || hr.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("health of the named route: %q %q", st, body)
+	}
+	if _, st, msg := h3Call(t, c, g.h3URL("q")+"/dead.Svc/M", grpcFrame(t, &testpb.SimpleRequest{})); st != "14" || !strings.Contains(msg, "expressgateway: 50") {
+		t.Fatalf("no healthy backend: %q %q", st, msg)
 	}
 }
