@@ -622,3 +622,22 @@ protocol = "h2"
 		t.Fatalf("no healthy backend: %q %q", st, msg)
 	}
 }
+
+// Method names come from clients: past maxGRPCMethods, and for names no
+// label can hold, calls are counted under service="other", method="other".
+func TestGRPC_MethodLabelsAreCapped(t *testing.T) {
+	var m grpcMethods
+	for i := range maxGRPCMethods + 10 {
+		m.observe("capped", &grpcCall{service: "svc", method: fmt.Sprint("M", i), status: "0"}, time.Millisecond)
+	}
+	m.observe("capped", &grpcCall{service: `bad"name`, method: "M0", status: "0"}, time.Millisecond)
+	var buf bytes.Buffer
+	metrics.WritePrometheus(&buf, false)
+	n := strings.Count(buf.String(), `expressgateway_grpc_calls_total{listener="capped",`)
+	if n != maxGRPCMethods+1 {
+		t.Fatalf("%d series, want %d and one other", n, maxGRPCMethods)
+	}
+	if want := `expressgateway_grpc_calls_total{listener="capped",service="other",method="other",grpc_status="0"} 11`; !strings.Contains(buf.String(), want) {
+		t.Fatalf("no %s", want)
+	}
+}
