@@ -641,3 +641,35 @@ func TestGRPC_MethodLabelsAreCapped(t *testing.T) {
 		t.Fatalf("no %s", want)
 	}
 }
+
+// A call is not bounded by the total timeout (which bounds other
+// requests until their head): a stream whose backend answers after it
+// passed still runs.
+func TestGRPC_TotalTimeoutDoesNotCutACall(t *testing.T) {
+	release := make(chan struct{})
+	svc := &grpcSvc{unary: func(ctx context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return &testpb.SimpleResponse{Username: "late"}, nil
+	}}
+	be, _ := grpcBackend(t, svc)
+	g := grpcGateway(t, "[listeners.http]\ntotal_timeout_ms = 50", be)
+	done := make(chan error, 1)
+	go func() {
+		_, err := testpb.NewTestServiceClient(grpcDial(t, g, "h2c")).UnaryCall(grpcCtx(t), &testpb.SimpleRequest{})
+		done <- err
+	}()
+	// Wait well past the total timeout; a cut call would end here.
+	select {
+	case err := <-done:
+		t.Fatalf("the call ended before the backend answered: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
