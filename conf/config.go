@@ -204,14 +204,18 @@ type WebSocket struct {
 	H3ExtendedConnect          *bool `koanf:"h3_extended_connect"`            // WebSocket over HTTP/3 (RFC 9220) on a quic listener: SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised and extended CONNECT opens a tunnel (false: 501).
 }
 
-// GRPC is [listeners.grpc] (h1, h1s and quic listeners). Checked (ranges
-// and defaults) so a config written for the gRPC features stays valid; the
-// gRPC-aware proxying itself lands separately (gRPC is proxied today as
-// any HTTP/2 traffic), so no key here changes what the gateway does yet.
+// GRPC is [listeners.grpc] (h1, h1s and quic listeners: every HTTP
+// front). A request whose content-type is application/grpc or
+// application/grpc+… is a gRPC call: the gateway's own errors for it are
+// trailers-only gRPC responses, its grpc-timeout is clamped and enforced,
+// and it is bounded by its deadline and the idle limits rather than the
+// total timeout. Without the block a listener proxies gRPC with these
+// defaults, except that health is not answered locally.
 type GRPC struct {
-	Enabled            *bool `koanf:"enabled"`              // gRPC-aware proxying (deadline clamp, status mapping). Checked only: the gRPC features land separately.
-	MaxDeadlineSeconds int   `koanf:"max_deadline_seconds"` // grpc-timeout is to be clamped to this; > 0. Checked only: the gRPC features land separately.
-	HealthSynthesized  *bool `koanf:"health_synthesized"`   // Answer grpc.health.v1 Check locally. Checked only: the gRPC features land separately.
+	Enabled            *bool `koanf:"enabled"`              // gRPC-aware proxying (trailers-only local errors, deadline clamp, health, message cap, 415 on HTTP/1.1); false proxies gRPC as any HTTP request.
+	MaxDeadlineSeconds int   `koanf:"max_deadline_seconds"` // A call's grpc-timeout is clamped to this, forwarded clamped and enforced (the backend stream canceled, DEADLINE_EXCEEDED answered); a call without one has no deadline and is bounded by the idle limits; > 0.
+	HealthSynthesized  *bool `koanf:"health_synthesized"`   // /grpc.health.v1.Health/Check is answered by the gateway from the route's pool health (SERVING when a backend is available); Watch is UNIMPLEMENTED.
+	MaxMessageBytes    int64 `koanf:"max_message_bytes"`    // Caps one gRPC message either way, read from its 5-byte prefix (never buffered); over it → RESOURCE_EXHAUSTED; 0: no cap; ≥ 0.
 }
 
 // Route is one [[listeners.routes]] entry: a host/path match to backends, a

@@ -27,6 +27,7 @@ var liveKeys = []string{
 	"listeners[].alt_svc",
 	"listeners[].h2_security",
 	"listeners[].websocket", // each new connection takes the current limits
+	"listeners[].grpc",      // read per request, as the rest of ProxySettings
 	// The QUIC endpoint builds each new connection's transport parameters
 	// from the listener's current settings; the socket, its secret, the
 	// certificate paths and the payload size stay as bound.

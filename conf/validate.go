@@ -299,6 +299,12 @@ func (l *Listener) validateGRPC(k string, ps *Problems) {
 		ps.Addf(k, "[listeners.grpc] is for h1, h1s and quic listeners, not %q", l.Protocol)
 	}
 	positive(ps, key(k, "max_deadline_seconds"), g.MaxDeadlineSeconds)
+	if g.MaxMessageBytes < 0 {
+		ps.Addf(key(k, "max_message_bytes"), "must be ≥ 0 (0: no cap), not %d", g.MaxMessageBytes)
+	}
+	if g.MaxMessageBytes > 1<<32-1 {
+		ps.Addf(key(k, "max_message_bytes"), "a gRPC message length is 32 bits: at most 4294967295, not %d", g.MaxMessageBytes)
+	}
 }
 
 // checkBackendFor checks that a backend's protocol fits its listener.

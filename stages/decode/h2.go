@@ -318,6 +318,7 @@ func (c *H2Conn) onError(ev h2.Event, err error) bool {
 
 // dispatch handles one event; false stops the reader.
 func (c *H2Conn) dispatch(ev h2.Event) bool {
+	c.earn(ev)
 	switch ev.Type {
 	case h2.EvHeaders:
 		c.endHeader()
@@ -416,6 +417,7 @@ func (c *H2Conn) rate(r *guard.FrameRate, ctr interface{ Inc() }, reason string)
 		return true
 	}
 	ctr.Inc()
+	c.logFlood(r, reason)
 	c.goAwayError(h2.ErrCodeEnhanceYourCalm, reason)
 	return false
 }

@@ -184,6 +184,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 		Access:              g.access,
 		TrustRequestID:      cfg.Observability.TrustRequestID == nil || *cfg.Observability.TrustRequestID,
 		AllowDomainFronting: lc.HTTP.AllowDomainFronting,
+		GRPC:                grpcSettingsFor(lc.GRPC),
 	}
 	if lc.AltSvc != nil {
 		set.AltSvc = translate.AltSvc(lc.AltSvc.H3Port, lc.AltSvc.MaxAge)

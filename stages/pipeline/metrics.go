@@ -201,6 +201,74 @@ func seriesFor(k reqKey) *reqSeries {
 	return v.(*reqSeries)
 }
 
+// maxGRPCMethods caps the service/method pairs a listener's gRPC series
+// are labelled with: names come from client traffic, so past the cap new
+// ones fold into service="other", method="other".
+const maxGRPCMethods = 256
+
+// grpcMethods is one listener's learned gRPC methods and their series.
+type grpcMethods struct {
+	mu     sync.Mutex
+	series map[grpcKey]*grpcSeries
+	names  map[[2]string]bool
+}
+
+type grpcKey struct{ service, method, status string }
+
+type grpcSeries struct {
+	calls    *metrics.Counter
+	duration *metrics.Histogram
+}
+
+// observe counts one finished call by service, method and grpc-status
+// ("" when the call ended without one: a reset or a client gone).
+func (g *grpcMethods) observe(listener string, c *grpcCall, d time.Duration) {
+	g.mu.Lock()
+	if g.names == nil {
+		g.names, g.series = map[[2]string]bool{}, map[grpcKey]*grpcSeries{}
+	}
+	name := [2]string{c.service, c.method}
+	if !g.names[name] {
+		if len(g.names) >= maxGRPCMethods || !metricSafe(c.service) || !metricSafe(c.method) {
+			name = [2]string{"other", "other"}
+		}
+		g.names[name] = true
+	}
+	status := c.status
+	if status == "" {
+		status = "none"
+	} else if !metricSafe(status) || len(status) > 2 {
+		status = "invalid"
+	}
+	k := grpcKey{name[0], name[1], status}
+	s := g.series[k]
+	if s == nil {
+		base := `listener="` + listener + `",service="` + k.service + `",method="` + k.method + `"`
+		s = &grpcSeries{
+			calls:    metrics.GetOrCreateCounter(`expressgateway_grpc_calls_total{` + base + `,grpc_status="` + k.status + `"}`),
+			duration: metrics.GetOrCreateHistogram(`expressgateway_grpc_call_duration_seconds{` + base + `}`),
+		}
+		g.series[k] = s
+	}
+	g.mu.Unlock()
+	s.calls.Inc()
+	s.duration.Update(d.Seconds())
+}
+
+// metricSafe reports whether a name from traffic can be a label value as
+// it is: no quote, backslash or control byte, and not empty or huge.
+func metricSafe(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
 // owners are the label values a gateway's per-listener, per-pool and
 // per-backend series carry: a reload unregisters the series whose owner it
 // removed, so /metrics never reports a backend that is gone.

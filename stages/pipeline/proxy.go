@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/grpc"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/accept"
 	"github.com/expressgateway/expressgateway/stages/encode"
@@ -32,6 +35,8 @@ type Proxy struct {
 	Table    atomic.Pointer[Table]
 	Settings atomic.Pointer[ProxySettings]
 	Log      zerolog.Logger
+
+	grpcMetrics grpcMethods
 }
 
 // ProxySettings are the reloadable knobs of the stream actor, read once
@@ -62,6 +67,8 @@ type ProxySettings struct {
 	// AllowDomainFronting forwards a request whose host is not its TLS
 	// connection's SNI instead of answering 421.
 	AllowDomainFronting bool
+	// GRPC are the gRPC rules (nil: gRPC is proxied as any request).
+	GRPC *grpcSettings
 }
 
 var (
@@ -92,7 +99,8 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	set := p.Settings.Load()
 	rec := record{start: start, method: req.Method, path: req.Path, proto: st.Conn.Proto, tunnel: req.Protocol,
 		client: st.Conn.Remote, tls: st.Conn.TLS, host: req.Authority,
-		userAgent: req.Fields.Value("user-agent"), referer: req.Fields.Value("referer")}
+		userAgent: req.Fields.Value("user-agent"), referer: req.Fields.Value("referer"),
+		grpc: newGRPCCall(req, set.GRPC)}
 	if rec.tunnel != "" && h1Front(st.Conn.Proto) {
 		rec.method = "GET" // what the client sent: an Upgrade, not a CONNECT
 	}
@@ -107,6 +115,13 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 		rt = p.Table.Load().Match(req.Authority, req.Path)
 	}
 	switch {
+	case rec.grpc != nil && h1Front(st.Conn.Proto):
+		// Over HTTP/1.1 a call has no trailers to end it: refuse it
+		// plainly, and as HTTP, since the client speaks no gRPC framing.
+		rec.route = "none"
+		rec.err = errGRPCOverH1
+		rec.grpc = nil
+		p.localText(ctx, st, http.StatusUnsupportedMediaType, errGRPCOverH1.Error()+"\n", nil, &rec)
 	case misdirected:
 		guard.SNIMismatch.Inc()
 		rec.route = "none"
@@ -117,6 +132,9 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	case rt.Direct != nil:
 		rec.route = rt.Name
 		p.direct(ctx, st, rt.Direct, req.Method, &rec)
+	case rec.grpc != nil && set.GRPC.Health && (req.Path == healthCheck || req.Path == healthWatch):
+		rec.route = rt.Name
+		p.health(ctx, st, rt, req, &rec)
 	default:
 		rec.route = rt.Name
 		p.forward(ctx, st, rt, req, !f.End, set, &rec)
@@ -139,6 +157,7 @@ type record struct {
 	retries                  int
 	in, out                  int64
 	err                      error
+	grpc                     *grpcCall // nil unless a gRPC call
 }
 
 func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
@@ -150,6 +169,9 @@ func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
 	s.duration.Update(d.Seconds())
 	s.bytesIn.Add(int(rec.in))
 	s.bytesOut.Add(int(rec.out))
+	if rec.grpc != nil {
+		p.grpcMetrics.observe(p.Listener, rec.grpc, d)
+	}
 	if set.AccessLog && set.Access != nil {
 		b := set.Access.get()
 		*b = appendAccess(*b, set.AccessFormat, p.Listener, rec)
@@ -157,9 +179,18 @@ func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
 	}
 }
 
-// local answers from the gateway itself with a short text body.
+// local answers from the gateway itself: a short text body, or for a
+// gRPC call a trailers-only response whose status and message say what
+// the gateway saw (rec.err).
 func (p *Proxy) local(ctx context.Context, st *stages.Stream, status int, extra frames.Fields, rec *record) {
-	text := encode.StatusText(status) + "\n"
+	if rec.grpc != nil {
+		p.grpcLocal(ctx, st, grpcCode(ctx, rec.grpc, status, rec.err), grpcMessage(status, rec.err), rec)
+		return
+	}
+	p.localText(ctx, st, status, encode.StatusText(status)+"\n", extra, rec)
+}
+
+func (p *Proxy) localText(ctx context.Context, st *stages.Stream, status int, text string, extra frames.Fields, rec *record) {
 	h := &frames.Head{Status: status, ContentLength: int64(len(text)), Fields: append(frames.Fields{{Name: "content-type", Value: "text/plain; charset=utf-8"}}, extra...)}
 	p.respond(ctx, st, h, text, rec)
 }
@@ -196,10 +227,32 @@ func (p *Proxy) respond(ctx context.Context, st *stages.Stream, h *frames.Head, 
 func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *frames.Head, hasBody bool, set *ProxySettings, rec *record) {
 	// The total timeout covers the request until its response head is
 	// sent; the body that follows is bounded by idle and rate limits only.
+	// A gRPC call is bounded by its own deadline instead (and by the idle
+	// limits), so a long stream is not cut at the total timeout.
+	sctx := ctx // the stream's: what the gateway sends after cutting a call
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	timer := time.AfterFunc(set.TotalTimeout, func() { cancel(errTotalTimeout) })
-	defer timer.Stop()
+	var wg sync.WaitGroup
+	defer func() {
+		cancel(nil)
+		wg.Wait()
+	}()
+	var timer *time.Timer
+	if rec.grpc == nil {
+		timer = time.AfterFunc(set.TotalTimeout, func() { cancel(errTotalTimeout) })
+		defer timer.Stop()
+	} else {
+		d, err := grpcDeadline(req, set.GRPC.MaxDeadline)
+		if err != nil {
+			rec.err = err
+			p.local(ctx, st, http.StatusBadRequest, nil, rec)
+			return
+		}
+		if d > 0 {
+			rec.grpc.deadline = time.Now().Add(d)
+			t := time.AfterFunc(d, func() { cancel(errGRPCDeadline) })
+			defer t.Stop()
+		}
+	}
 
 	if req.Protocol != "" && set.Tunnels != nil {
 		ip := st.Conn.Remote.Addr().Unmap()
@@ -240,9 +293,13 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	// processed the request can be retried with it; a body declared larger
 	// streams straight to the one try it gets.
 	var held *replayBody
+	reqBody := st.Req
+	if rec.grpc != nil && set.GRPC.MaxMessage > 0 && hasBody {
+		reqBody = scanMessages(ctx, st.Req, set.GRPC.MaxMessage, cancel, &wg)
+	}
 	// A tunnel's bytes are never held: a tunnel is never replayed.
 	if lim := retry.MaxReplayBodyBytes(); hasBody && req.Protocol == "" && retry.Attempts() > 0 && lim > 0 && req.ContentLength <= lim {
-		held = &replayBody{src: st.Req, limit: lim}
+		held = &replayBody{src: reqBody, limit: lim}
 		defer held.stop()
 	}
 	bodyState := func() route.Body {
@@ -275,7 +332,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			p.local(ctx, st, http.StatusNotImplemented, nil, rec)
 			return
 		}
-		body := st.Req
+		body := reqBody
 		switch {
 		case !hasBody:
 			// A bodiless request can be replayed: each try gets the shared
@@ -338,6 +395,13 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	headLatency := time.Since(attempt.Start())
 	h := resp.Head
 	rec.upstreamStatus, rec.upstreamHead = h.Status, headLatency
+	var msgs *grpc.Scanner // the response's message prefixes, under a cap
+	if rec.grpc != nil {
+		rec.grpc.observe(h.Fields)
+		if set.GRPC.MaxMessage > 0 {
+			msgs = &grpc.Scanner{Max: set.GRPC.MaxMessage}
+		}
+	}
 	translate.Response(h, st.Conn.Proto, set.Forwarding.Via, set.AltSvc)
 	h.Fields.Set("x-request-id", rec.requestID)
 	if c := rt.Pool.StickyCookie(key, b); c != "" {
@@ -370,7 +434,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		st.Resp.Close(err)
 		return
 	}
-	timer.Stop()
+	if timer != nil {
+		timer.Stop()
+	}
 	if end {
 		// The head ended the response (trailers-only): it went with its
 		// end, and there is no body to read.
@@ -379,12 +445,17 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		st.Resp.Close(io.EOF)
 		return
 	}
-	// Stream the body. A cut body becomes a Reset, never an End.
-	abort := false
+	// Stream the body. A cut body becomes a Reset, never an End; a gRPC
+	// call the gateway cuts ends with trailers saying why (ended).
+	abort, ended := false, false
 	for {
 		f, err := resp.Next(ctx)
 		if err != nil {
 			rec.err = err
+			if rec.grpc != nil && p.grpcCut(sctx, ctx, st, err, rec) {
+				abort, ended = true, true
+				break
+			}
 			code := frames.CodeUpstream
 			var re *frames.ResetError
 			switch {
@@ -404,6 +475,19 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			break
 		}
 		rec.out += int64(f.Len())
+		if rec.grpc != nil {
+			if f.Kind == frames.KindTrailers {
+				rec.grpc.observe(f.Head.Fields)
+			}
+			if msgs != nil && f.Kind == frames.KindData {
+				if err := msgs.Feed(f.Data); err != nil {
+					f.Release()
+					rec.err = fmt.Errorf("%w: %w", errMessageTooLarge, err)
+					abort, ended = true, p.grpcCut(sctx, ctx, st, rec.err, rec)
+					break
+				}
+			}
+		}
 		if set.MaxRespBody > 0 && rec.out > set.MaxRespBody && !tunnel {
 			// Unknown length crossing the cap: the client sees a reset,
 			// never a clean end, and the backend exchange is aborted.
@@ -430,7 +514,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		o.Err = rec.err
 	}
 	attempt.End(o)
-	if abort {
+	if abort && !ended {
 		st.Resp.Close(rec.err)
 		return
 	}
@@ -483,9 +567,11 @@ func statusFor(ctx context.Context, err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, upstream.ErrCodingUnsupported):
 		return http.StatusNotImplemented
-	case errors.Is(context.Cause(ctx), errTotalTimeout), errors.Is(err, upstream.ErrTimeout), errors.Is(err, route.ErrTryTimeout):
+	case errors.Is(context.Cause(ctx), errTotalTimeout), errors.Is(context.Cause(ctx), errGRPCDeadline), errors.Is(err, upstream.ErrTimeout), errors.Is(err, route.ErrTryTimeout):
 		upstreamTimeouts.Inc()
 		return http.StatusGatewayTimeout
+	case errors.Is(context.Cause(ctx), errMessageTooLarge):
+		return http.StatusRequestEntityTooLarge
 	case errors.As(err, &re):
 		// A reset here came from the client's own body (cut, too large,
 		// malformed, too slow): answer for the client's fault.

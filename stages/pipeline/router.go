@@ -24,6 +24,19 @@ type Table struct {
 	def    *Route
 }
 
+// Named returns the route called name, or nil.
+func (t *Table) Named(name string) *Route {
+	for _, r := range t.routes {
+		if r.Name == name {
+			return r
+		}
+	}
+	if t.def != nil && t.def.Name == name {
+		return t.def
+	}
+	return nil
+}
+
 // Match returns the first route whose host and path prefix match, or the
 // default route (nil when there is none: 404).
 func (t *Table) Match(authority, path string) *Route {
