@@ -387,7 +387,7 @@ func TestGRPC_BackendKilledMidStreamIsUnavailable(t *testing.T) {
 			t.Fatal(err)
 		}
 		<-svc.streamed // the handler is blocked on its next report
-		srv.Stop()       // its context ends, so it returns
+		srv.Stop()     // its context ends, so it returns
 		for {
 			_, err = ss.Recv()
 			if err != nil {
