@@ -162,6 +162,11 @@ func relayTunnel(t *Tunnel, link *bus.Link, out tunnelOut) error {
 		case frames.KindTrailers:
 			return closeWith(ws.CloseInternalError, "backend closed the connection")
 		case frames.KindReset:
+			if t.ctx.Err() != nil {
+				// The backend was cut because the gateway is going away
+				// (a drain's deadline cancels the whole tree at once).
+				return closeWith(ws.CloseGoingAway, "gateway shutting down")
+			}
 			return closeWith(ws.CloseInternalError, "backend failed")
 		default:
 			link.Consumed(&f)
