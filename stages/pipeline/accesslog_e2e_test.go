@@ -150,6 +150,9 @@ func readLines(t *testing.T, path string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(b) == 0 {
+		return nil // a file just reopened, nothing written yet
+	}
 	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
