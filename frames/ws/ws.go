@@ -55,10 +55,23 @@ const (
 	CloseInternalError   uint16 = 1011
 )
 
+// Rule names the Inspector rule a CloseError comes from, so that a relay
+// counts it without reading the reason text.
+type Rule uint8
+
+// The Inspector's rules (RuleNone: a close the relay made itself).
+const (
+	RuleNone Rule = iota
+	RuleProtocol
+	RuleMessageSize
+	RulePingRate
+)
+
 // CloseError is a reason to end a tunnel with a Close frame.
 type CloseError struct {
 	Code   uint16
 	Reason string // at most 123 bytes (a control frame's payload is ≤ 125)
+	Rule   Rule
 }
 
 func (e *CloseError) Error() string {
@@ -168,7 +181,7 @@ func headerLen(b []byte) int {
 }
 
 func protocolError(reason string) error {
-	return &CloseError{Code: CloseProtocolError, Reason: reason}
+	return &CloseError{Code: CloseProtocolError, Reason: reason, Rule: RuleProtocol}
 }
 
 // header checks the complete header in hdr and starts its payload.
@@ -232,7 +245,7 @@ func (in *Inspector) header(now time.Time) error {
 		}
 		in.msgLen += int64(length)
 		if m := in.Limits.MaxMessage; m > 0 && (length > uint64(m) || in.msgLen > m) {
-			return &CloseError{Code: CloseMessageTooBig, Reason: "message over " + strconv.FormatInt(m, 10) + " bytes"}
+			return &CloseError{Code: CloseMessageTooBig, Reason: "message over " + strconv.FormatInt(m, 10) + " bytes", Rule: RuleMessageSize}
 		}
 		in.fragmented = !fin
 	default:
@@ -254,7 +267,7 @@ func (in *Inspector) ping(now time.Time) error {
 		in.window, in.pings = now, 0
 	}
 	if in.pings++; in.pings > lim {
-		return &CloseError{Code: ClosePolicyViolation, Reason: "too many pings"}
+		return &CloseError{Code: ClosePolicyViolation, Reason: "too many pings", Rule: RulePingRate}
 	}
 	return nil
 }

@@ -117,7 +117,7 @@ func (c *H1Conn) relayTunnel(ctx context.Context, x *encode.H1Exchange) {
 				f.Release()
 				e, ok := err.(*ws.CloseError)
 				if !ok {
-					e = &ws.CloseError{Code: ws.CloseProtocolError, Reason: err.Error()}
+					e = &ws.CloseError{Code: ws.CloseProtocolError, Reason: err.Error(), Rule: ws.RuleProtocol}
 				}
 				closeTunnel(ctx, c.cfg.Log, c.info, x.Stream, x.Tunnel, boundary, e)
 				return

@@ -112,7 +112,7 @@ func (c *h3Conn) relayTunnel(ctx context.Context, str *quic.Stream, br *bufio.Re
 						f.Release()
 						e, ok := ferr.(*ws.CloseError)
 						if !ok {
-							e = &ws.CloseError{Code: ws.CloseProtocolError, Reason: ferr.Error()}
+							e = &ws.CloseError{Code: ws.CloseProtocolError, Reason: ferr.Error(), Rule: ws.RuleProtocol}
 						}
 						closeWith(boundary, e)
 						return
@@ -138,7 +138,7 @@ func (c *h3Conn) relayTunnel(ctx context.Context, str *quic.Stream, br *bufio.Re
 		case h3.FrameTypeHeaders:
 			// RFC 9220 §3: the tunnel's bytes are DATA frames; trailers on
 			// a tunnel make the stream malformed.
-			closeWith(in.AtBoundary(), &ws.CloseError{Code: ws.CloseProtocolError, Reason: "HEADERS inside a tunnel"})
+			closeWith(in.AtBoundary(), &ws.CloseError{Code: ws.CloseProtocolError, Reason: "HEADERS inside a tunnel", Rule: ws.RuleProtocol})
 			return
 		default:
 			if err := c.otherFrame(br, fh); err != nil {

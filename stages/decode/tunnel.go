@@ -74,15 +74,13 @@ func tunnelExpired(t *encode.Tunnel, in *ws.Inspector, lim *ws.Limits, now time.
 // writer sends the client the same Close. Every front's tunnel ends here,
 // so each rule is counted once.
 func closeTunnel(ctx context.Context, log zerolog.Logger, info *stages.ConnInfo, st *stages.Stream, t *encode.Tunnel, boundary bool, e *ws.CloseError) {
-	switch e.Code {
-	case ws.CloseProtocolError:
+	switch e.Rule {
+	case ws.RuleProtocol:
 		guard.WSProtocolError.Inc()
-	case ws.CloseMessageTooBig:
+	case ws.RuleMessageSize:
 		guard.WSMessageTooBig.Inc()
-	case ws.ClosePolicyViolation:
-		if e.Reason == pingFloodReason {
-			guard.WSPingFlood.Inc()
-		}
+	case ws.RulePingRate:
+		guard.WSPingFlood.Inc()
 	}
 	log.Debug().Str("listener", info.Listener).Str("remote", info.Remote.String()).Str("proto", info.Proto).
 		Uint16("code", e.Code).Str("reason", e.Reason).Msg("websocket tunnel closed by the gateway")
@@ -96,6 +94,3 @@ func closeTunnel(ctx context.Context, log zerolog.Logger, info *stages.ConnInfo,
 	}
 	t.Close(e)
 }
-
-// pingFloodReason is the reason ws.Inspector gives for the ping rule.
-const pingFloodReason = "too many pings"
