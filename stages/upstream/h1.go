@@ -60,6 +60,10 @@ func (t *H1) dial(ctx context.Context, b *route.Backend) (*pconn, error) {
 
 // RoundTrip implements Transport.
 func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, body *bus.Link) (*Response, error) {
+	if re := bodyCut(body); re != nil {
+		body.Discard(re)
+		return nil, re
+	}
 	o := opts(b)
 	var c *pconn
 	if o != nil && o.pool != nil {

@@ -155,6 +155,10 @@ func (t *H2) dial(ctx context.Context, b *route.Backend, o *BackendOpts) (*h2Cli
 
 // RoundTrip implements Transport.
 func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, body *bus.Link) (*Response, error) {
+	if re := bodyCut(body); re != nil {
+		body.Discard(re)
+		return nil, re
+	}
 	if transferCoded(req) {
 		body.Discard(ErrCodingUnsupported)
 		return nil, ErrCodingUnsupported

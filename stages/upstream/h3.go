@@ -252,6 +252,10 @@ func (t *H3) Close() error {
 
 // RoundTrip implements Transport.
 func (t *H3) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, body *bus.Link) (*Response, error) {
+	if re := bodyCut(body); re != nil {
+		body.Discard(re)
+		return nil, re
+	}
 	if transferCoded(req) {
 		body.Discard(ErrCodingUnsupported)
 		return nil, ErrCodingUnsupported

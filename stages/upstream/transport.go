@@ -112,6 +112,17 @@ var ErrCodingUnsupported = errors.New("upstream: transfer coding not expressible
 // transferCoded reports a request that ErrCodingUnsupported refuses.
 func transferCoded(req *frames.Head) bool { return req.Fields.Has("transfer-encoding") }
 
+// bodyCut returns the client's reset when the request body was cut before
+// the round trip began: such a request is never sent, so no backend runs a
+// handler for a body that cannot complete.
+func bodyCut(body *bus.Link) *frames.ResetError {
+	var re *frames.ResetError
+	if err := body.Cause(); err != nil && errors.As(err, &re) {
+		return re
+	}
+	return nil
+}
+
 // NewBackendOpts returns the upstream state for one backend; tlsCfg is nil
 // for a cleartext backend.
 func NewBackendOpts(tlsCfg *tls.Config) *BackendOpts {
