@@ -88,9 +88,12 @@ func closeTunnel(ctx context.Context, log zerolog.Logger, info *stages.ConnInfo,
 		if st.Req.Send(ctx, frames.CopyData(ws.AppendClose(nil, e.Code, e.Reason, true), true)) == nil {
 			st.Req.Close(io.EOF)
 		}
-	} else {
-		st.Req.Send(ctx, frames.ResetFrame(frames.CodeProtocol))
-		st.Req.Close(&frames.ResetError{Code: frames.CodeProtocol})
+		t.Close(e)
+		return
 	}
+	// The tunnel's cause is set before the backend is cut: the cut ends
+	// the backend's side, which must not win as a 1011.
 	t.Close(e)
+	st.Req.Send(ctx, frames.ResetFrame(frames.CodeProtocol))
+	st.Req.Close(&frames.ResetError{Code: frames.CodeProtocol})
 }
