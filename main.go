@@ -161,6 +161,8 @@ func run(args []string) int {
 	}
 	if adm != nil {
 		adm.ServeStatus(func() any { return gw.Status() })
+		adm.ServeConfig(gw.Config)
+		adm.ServeDebug()
 		adm.SetState(admin.Ready)
 	}
 	log.Info().Str("config", path).Str("version", version).Int("listeners", len(cfg.Listeners)).Msg("expressgateway started")

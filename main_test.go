@@ -204,6 +204,13 @@ direct_response = { status = 200, body = "`+body+`" }
 	if _, body := get("http://" + web + "/"); body != "two" {
 		t.Fatalf("a broken reload changed the running config: %q", body)
 	}
+	// /config serves what runs: the reloaded body, not the broken file.
+	if code, cfg := get("http://" + admin + "/config"); code != 200 || !strings.Contains(cfg, "body = 'two'") || !strings.Contains(cfg, "name = 'web'") {
+		t.Fatalf("/config after reloads: %d\n%s", code, cfg)
+	}
+	if code, prof := get("http://" + admin + "/debug/pprof/goroutine?debug=1"); code != 200 || !strings.Contains(prof, "goroutine profile:") {
+		t.Fatalf("/debug/pprof/goroutine: %d %.100q", code, prof)
+	}
 	_, metrics := get("http://" + admin + "/metrics")
 	if !strings.Contains(metrics, `expressgateway_http_requests_total{listener="web"`) || !strings.Contains(metrics, `expressgateway_config_reload_total{outcome="ok"} 1`) {
 		t.Fatalf("metrics missing request or reload counters:\n%s", metrics)

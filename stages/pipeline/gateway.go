@@ -56,9 +56,10 @@ type Gateway struct {
 	// their options builds new ones; requests in flight keep the old), all
 	// closed once the gateway has drained.
 	transports []upstream.Transport
-	stopped    bool                       // Drain has begun: no more reloads
-	view       atomic.Pointer[scrapeView] // what scrapes report (metrics.go)
-	access     *accessLog                 // the access log's destination (accesslog.go)
+	stopped    bool                        // Drain has begun: no more reloads
+	view       atomic.Pointer[scrapeView]  // what scrapes report (metrics.go)
+	running    atomic.Pointer[conf.Config] // g.cfg, for readers that must not wait on mu
+	access     *accessLog                  // the access log's destination (accesslog.go)
 
 	acceptCtx  context.Context
 	stopAccept context.CancelFunc
@@ -95,6 +96,7 @@ type listener struct {
 // opens.
 func New(cfg *conf.Config, log zerolog.Logger) (_ *Gateway, err error) {
 	g := &Gateway{log: log, cfg: cfg, upstreams: newBackendConns(nil)}
+	g.running.Store(cfg)
 	if g.access, err = newAccessLog(cfg.Observability.AccessLogPath); err != nil {
 		return nil, err
 	}

@@ -266,6 +266,14 @@ func postHead(n int) *frames.Head {
 }
 
 func TestH3_0RTT_SafeRequestForwardedWithEarlyDataHeader(t *testing.T) {
+	if raceEnabled {
+		// The server keeps 0-RTT packets that beat their Initial for a
+		// short while only (quic-go: 100 ms); under the race detector on a
+		// loaded machine they can expire, the client's retransmission goes
+		// out as 1-RTT, which this test holds back, and nothing arrives
+		// early. The plain suite runs it.
+		t.Skip("0-RTT timing does not hold under -race")
+	}
 	g, f, eb := startEarlyGateway(t, "reject")
 	relay := newHoldRelay(t, g.Addr("h3").String())
 	cache := newTicketCache()

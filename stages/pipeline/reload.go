@@ -156,6 +156,7 @@ func (g *Gateway) Reload(next *conf.Config) (err error) {
 	g.upstreams = bc
 	unregisterGone(before, g.seriesOwners())
 	g.cfg = next
+	g.running.Store(next)
 	g.publish()
 	g.logReload(next, conf.Diff(prev, next), added, removed)
 	return nil

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/expressgateway/expressgateway/conf"
 )
 
 // Status is the live state the admin listener's /status page shows:
@@ -119,3 +121,7 @@ func (g *Gateway) Status() Status {
 	}
 	return st
 }
+
+// Config renders the running config (the last one a reload applied) as
+// TOML with secrets redacted: the admin /config endpoint.
+func (g *Gateway) Config() ([]byte, error) { return conf.Render(g.running.Load()) }
