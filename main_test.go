@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"debug/elf"
 	"errors"
 	"flag"
 	"io"
@@ -536,4 +537,50 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The README's build command (its first line, pointed at a temporary
+// output) makes a static binary stamped with the git version.
+func TestREADME_BuildCommandMakesAStaticStampedBinary(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "```sh\n")
+	if !ok {
+		t.Fatal("README has no sh block")
+	}
+	build, _, ok := strings.Cut(block, " && ./expressgateway")
+	if !ok || !strings.Contains(build, "CGO_ENABLED=0") {
+		t.Fatalf("README build command is not a static build: %q", build)
+	}
+	if _, err := exec.LookPath("git"); err != nil {
+		t.Skip("git not installed")
+	}
+	if err := exec.Command("git", "rev-parse", "--git-dir").Run(); err != nil {
+		t.Skip("not a git checkout")
+	}
+	bin := filepath.Join(t.TempDir(), "expressgateway")
+	build = strings.Replace(build, "-o expressgateway", "-o "+bin, 1)
+	if out, err := exec.Command("sh", "-c", build).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", build, err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Fatal("the binary is dynamically linked (it has an interpreter)")
+		}
+	}
+	want, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(bin, "-version").Output()
+	if first, _, _ := strings.Cut(string(out), "\n"); first != "expressgateway "+strings.TrimSpace(string(want)) {
+		t.Fatalf("-version: %q, want the git version %q", first, strings.TrimSpace(string(want)))
+	}
 }

@@ -310,8 +310,8 @@ type Observability struct {
 
 // Admin is [admin].
 type Admin struct {
-	// APITokenHash is the SHA-256 hex of the bearer token that /metrics
-	// requires once set.
+	// APITokenHash is the SHA-256 hex of the bearer token that /metrics,
+	// /status, /config and /debug/pprof/ require once set.
 	APITokenHash string `koanf:"api_token_hash"`
 	// AllowNonLoopback permits a non-loopback metrics_bind (requires
 	// api_token_hash).
