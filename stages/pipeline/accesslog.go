@@ -223,6 +223,10 @@ func appendAccess(b []byte, format, listener string, rec *record) []byte {
 		b = str(b, "tunnel", rec.tunnel)
 	}
 	b = num(b, "status", int64(rec.status))
+	if rec.grpc != nil && rec.grpc.status != "" {
+		// A gRPC call's outcome is its grpc-status, not the HTTP 200.
+		b = str(b, "grpc_status", rec.grpc.status)
+	}
 	b = num(b, "bytes_in", rec.in)
 	b = num(b, "bytes_out", rec.out)
 	b = sec(b, "duration_seconds", rec.duration)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -670,5 +671,29 @@ func TestGRPC_TotalTimeoutDoesNotCutACall(t *testing.T) {
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The access log line of a gRPC call carries the grpc-status the client
+// got: an error sent trailers-only is logged with its code beside the
+// HTTP 200.
+func TestGRPC_AccessLogCarriesGRPCStatus(t *testing.T) {
+	svc := &grpcSvc{}
+	be, _ := grpcBackend(t, svc)
+	svc.unary = func(context.Context, *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		return nil, status.Error(codes.NotFound, "no such thing")
+	}
+	path := filepath.Join(t.TempDir(), "access.log")
+	g := startGateway(t, `
+[observability]
+access_log_path = "`+path+`"
+`+h1Listener("h2c", fmt.Sprintf("[[listeners.backends]]\naddress = %q\nprotocol = \"h2\"\n", be)))
+	c := testpb.NewTestServiceClient(grpcDial(t, g, "h2c"))
+	if _, err := c.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{}); status.Code(err) != codes.NotFound {
+		t.Fatalf("call: %v, want NotFound", err)
+	}
+	lines := waitLines(t, g, path, 1)
+	if len(lines) != 1 || !strings.Contains(lines[0], `"status":200`) || !strings.Contains(lines[0], `"grpc_status":"5"`) {
+		t.Fatalf("access log %q: want status 200 with grpc_status 5", lines)
 	}
 }
