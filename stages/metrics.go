@@ -55,6 +55,7 @@ var help = map[string]string{
 	"expressgateway_http_request_bytes_total":                     "Request body bytes received from clients.",
 	"expressgateway_http_response_bytes_total":                    "Response body bytes sent to clients.",
 	"expressgateway_upstream_connect_errors_total":                "Requests whose backend connect failed.",
+	"expressgateway_upstream_connect_duration_seconds":            "Time to connect to a backend (TCP or QUIC, with the TLS handshake), by backend and protocol, in seconds.",
 	"expressgateway_upstream_timeouts_total":                      "Requests that timed out waiting on a backend.",
 	"expressgateway_config_reload_total":                          "Config reloads (SIGHUP), by outcome.",
 	"expressgateway_config_reload_restart_required_total":         "Changed keys a reload could not apply live (a restart applies them).",

@@ -39,6 +39,7 @@ func opts(b *route.Backend) *BackendOpts {
 }
 
 func (t *H1) dial(ctx context.Context, b *route.Backend) (*pconn, error) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, t.Opts.ConnectTimeout)
 	defer cancel()
 	c, err := t.dialer.DialContext(ctx, "tcp", b.Address)
@@ -53,6 +54,7 @@ func (t *H1) dial(ctx context.Context, b *route.Backend) (*pconn, error) {
 		}
 		c = tc
 	}
+	observeConnect(b, "h1", start)
 	src := decode.NewSource(c, respHeadBuf)
 	src.Underscore = h1.UnderscoreAllow // the policy is about requests
 	return &pconn{conn: c, src: src, bw: bufio.NewWriterSize(c, reqWriteBuf), created: time.Now()}, nil

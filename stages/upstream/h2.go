@@ -110,6 +110,7 @@ func (t *H2) get(ctx context.Context, b *route.Backend, o *BackendOpts) (*h2Clie
 }
 
 func (t *H2) dial(ctx context.Context, b *route.Backend, o *BackendOpts) (*h2Client, error) {
+	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, t.Opts.ConnectTimeout)
 	defer cancel()
 	nc, err := t.dialer.DialContext(dctx, "tcp", b.Address)
@@ -128,6 +129,7 @@ func (t *H2) dial(ctx context.Context, b *route.Backend, o *BackendOpts) (*h2Cli
 		}
 		nc = tc
 	}
+	observeConnect(b, "h2", start)
 	b.ConnOpen()
 	c := newH2Client(nc, b, t.Opts, t.Log, o.TLS != nil)
 	t.mu.Lock()

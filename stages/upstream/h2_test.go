@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,5 +318,24 @@ func TestH2_CutBodyResetsTheStream(t *testing.T) {
 		}
 	default:
 		t.Fatal("the backend never saw the request after the cut one")
+	}
+}
+
+// A connect is timed into the connect histogram by backend and protocol,
+// once per connection, not per request.
+func TestH2_ConnectIsTimedPerConnection(t *testing.T) {
+	tr, b := h2Transport(t, h2cBackend(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	for range 3 {
+		resp, err := tr.RoundTrip(context.Background(), b, get("/"), endedLink())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Close(false)
+	}
+	var buf bytes.Buffer
+	metrics.WritePrometheus(&buf, false)
+	want := `expressgateway_upstream_connect_duration_seconds_count{backend="` + b.Address + `",protocol="h2"} 1` + "\n"
+	if !strings.Contains(buf.String(), want) {
+		t.Fatalf("no %q in the metrics", want)
 	}
 }

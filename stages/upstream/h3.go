@@ -113,6 +113,7 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 	}
 	tlsCfg.MinVersion = tls.VersionTLS13
 	tlsCfg.NextProtos = []string{"h3"}
+	start := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, t.Opts.ConnectTimeout)
 	defer cancel()
 	qc, err := quic.DialAddr(dctx, b.Address, tlsCfg, &quic.Config{
@@ -130,6 +131,7 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 	if err != nil {
 		return nil, &route.DialError{Err: err}
 	}
+	observeConnect(b, "h3", start)
 	c := &h3Conn{qc: qc, limits: h3.Limits{MaxSize: t.maxHeader(), Underscore: frames.UnderscoreAllow}}
 	if err := c.openControl(); err != nil {
 		closeConn(qc, h3.ErrCodeInternalError, "")

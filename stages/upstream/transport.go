@@ -8,6 +8,7 @@ import (
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
@@ -111,6 +112,14 @@ var ErrCodingUnsupported = errors.New("upstream: transfer coding not expressible
 
 // transferCoded reports a request that ErrCodingUnsupported refuses.
 func transferCoded(req *frames.Head) bool { return req.Fields.Has("transfer-encoding") }
+
+// observeConnect records a successful connect to b (TCP or QUIC, and the
+// TLS handshake) begun at start: slow connects are what an operator sees
+// first of a backend going bad, before any request fails.
+func observeConnect(b *route.Backend, proto string, start time.Time) {
+	stages.Histogram(nil, `expressgateway_upstream_connect_duration_seconds{backend="`+
+		stages.LabelValue(b.Address)+`",protocol="`+proto+`"}`).UpdateDuration(start)
+}
 
 // bodyCut returns the client's reset when the request body was cut before
 // the round trip began: such a request is never sent, so no backend runs a
