@@ -200,7 +200,7 @@ type WebSocket struct {
 	ReadFrameTimeoutSeconds    int   `koanf:"read_frame_timeout_seconds"`     // A client frame once begun must complete within this (Close 1008); seconds, > 0.
 	MaxTunnels                 int   `koanf:"max_tunnels"`                    // Tunnels open at once on the listener; past it an upgrade gets 503 with Retry-After; > 0.
 	MaxTunnelsPerIP            int   `koanf:"max_tunnels_per_ip"`             // Tunnels open at once from one client IP; past it 503 with Retry-After; > 0.
-	H2ExtendedConnect          bool  `koanf:"h2_extended_connect"`            // WebSocket over HTTP/2 (RFC 8441). Not built yet: true is refused.
+	H2ExtendedConnect          *bool `koanf:"h2_extended_connect"`            // WebSocket over HTTP/2 (RFC 8441): SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised to HTTP/2 clients and extended CONNECT opens a tunnel under HTTP/2 flow control (false: :protocol is refused as malformed, so clients use HTTP/1.1).
 	H3ExtendedConnect          *bool `koanf:"h3_extended_connect"`            // WebSocket over HTTP/3 (RFC 9220) on a quic listener: SETTINGS_ENABLE_CONNECT_PROTOCOL is advertised and extended CONNECT opens a tunnel (false: 501).
 }
 

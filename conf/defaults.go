@@ -217,6 +217,7 @@ func (l *Listener) WebSocketSettings() WebSocket {
 
 func (w *WebSocket) setDefaults() {
 	defBool(&w.Enabled, true)
+	defBool(&w.H2ExtendedConnect, true)
 	defBool(&w.H3ExtendedConnect, true)
 	def(&w.IdleTimeoutSeconds, DefaultWSIdleTimeoutS)
 	def(&w.MaxMessageSizeBytes, DefaultWSMaxMessageBytes)

@@ -284,9 +284,6 @@ func (l *Listener) validateWS(k string, ps *Problems) {
 	} {
 		positive(ps, key(k, f.name), f.v)
 	}
-	if w.H2ExtendedConnect {
-		ps.Addf(key(k, "h2_extended_connect"), "WebSocket over HTTP/2 (RFC 8441) is not built yet; remove the key or set it to false")
-	}
 }
 
 func (l *Listener) validateGRPC(k string, ps *Problems) {

@@ -473,7 +473,7 @@ func (c *Conn) openRequest(id uint32) (Event, error) {
 		c.register(s)
 		return Event{Type: EvHeaders, Stream: id, End: hb.end, Refuse: 431, RefuseReason: "h2_header_list_too_large"}, nil
 	}
-	h, err := DecodeRequest(id, hb.fields, c.Underscore)
+	h, err := DecodeRequest(id, hb.fields, c.Underscore, c.Local.EnableConnectProtocol)
 	if re, ok := err.(*RequestError); ok {
 		c.register(s)
 		return Event{Type: EvHeaders, Stream: id, End: hb.end, Refuse: re.Status, RefuseReason: re.Reason}, nil

@@ -213,7 +213,10 @@ func regular(id uint32, h *frames.Head, f hpack.HeaderField, trailers bool) erro
 // builds the neutral head. Nothing invalid passes: a malformed block is a
 // StreamError(PROTOCOL_ERROR); :authority and host that disagree, or a
 // field name with "_" under the reject policy, are a RequestError(400).
-func DecodeRequest(id uint32, fields []hpack.HeaderField, us frames.UnderscorePolicy) (*frames.Head, error) {
+// extConnect says we announced SETTINGS_ENABLE_CONNECT_PROTOCOL, so an
+// extended CONNECT (RFC 8441 §4) is a request; without it :protocol is an
+// unknown pseudo-header.
+func DecodeRequest(id uint32, fields []hpack.HeaderField, us frames.UnderscorePolicy, extConnect bool) (*frames.Head, error) {
 	h := &frames.Head{ContentLength: -1, Proto: "HTTP/2", Fields: make(frames.Fields, 0, len(fields))}
 	var seen [5]bool // method, scheme, authority, path, protocol
 	sawRegular, underscore := false, false
@@ -235,11 +238,15 @@ func DecodeRequest(id uint32, fields []hpack.HeaderField, us frames.UnderscorePo
 				slot, h.Authority = 2, f.Value
 			case ":path":
 				slot, h.Path = 3, f.Value
+			case ":protocol":
+				if !extConnect {
+					return nil, streamErr(id, ErrCodeProtocol, "h2_bad_pseudo")
+				}
+				slot, h.Protocol = 4, f.Value
 			default:
 				// RFC 9113 §8.3: "Endpoints MUST treat a request or
 				// response that contains undefined or invalid
-				// pseudo-header fields as malformed." We do not announce
-				// SETTINGS_ENABLE_CONNECT_PROTOCOL, so :protocol is one.
+				// pseudo-header fields as malformed."
 				return nil, streamErr(id, ErrCodeProtocol, "h2_bad_pseudo")
 			}
 			// RFC 9113 §8.3.1: "The same pseudo-header field name MUST NOT
@@ -277,7 +284,11 @@ func DecodeRequest(id uint32, fields []hpack.HeaderField, us frames.UnderscorePo
 	if !validMethod(h.Method) {
 		return nil, streamErr(id, ErrCodeProtocol, "h2_bad_method")
 	}
-	if h.Method == "CONNECT" {
+	if seen[4] && (h.Method != "CONNECT" || h.Protocol == "") {
+		// RFC 8441 §4: :protocol belongs to an extended CONNECT only.
+		return nil, streamErr(id, ErrCodeProtocol, "h2_bad_protocol")
+	}
+	if h.Method == "CONNECT" && !seen[4] {
 		// RFC 9113 §8.5: "The :scheme and :path pseudo-header fields MUST
 		// be omitted" and ":authority ... MUST" be present.
 		if seen[1] || seen[3] || !seen[2] || h.Authority == "" || !validAuthority(h.Authority) {

@@ -53,7 +53,7 @@ func TestDecodeRequest_RejectsMalformed(t *testing.T) {
 		{"underscore on CONNECT", []string{":method", "CONNECT", ":authority", "db:5432", "x_user", "admin"}, 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := DecodeRequest(1, hf(tc.fields...), frames.UnderscoreReject)
+			_, err := DecodeRequest(1, hf(tc.fields...), frames.UnderscoreReject, false)
 			var se *StreamError
 			var re *RequestError
 			switch {
@@ -69,7 +69,7 @@ func TestDecodeRequest_RejectsMalformed(t *testing.T) {
 }
 
 func TestDecodeRequest_BuildsTheNeutralHead(t *testing.T) {
-	h, err := DecodeRequest(1, hf(append(base[:8:8], "cookie", "a=1", "cookie", "b=2", "content-length", "3", "te", "trailers", "host", "EXAMPLE.com")...), frames.UnderscoreReject)
+	h, err := DecodeRequest(1, hf(append(base[:8:8], "cookie", "a=1", "cookie", "b=2", "content-length", "3", "te", "trailers", "host", "EXAMPLE.com")...), frames.UnderscoreReject, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestDecodeRequest_BuildsTheNeutralHead(t *testing.T) {
 }
 
 func TestWriter_EncodesWhatTheDecoderAccepts(t *testing.T) {
-	h, err := DecodeRequest(1, hf(append(base[:8:8], "x-a", "1", "content-length", "5")...), frames.UnderscoreReject)
+	h, err := DecodeRequest(1, hf(append(base[:8:8], "x-a", "1", "content-length", "5")...), frames.UnderscoreReject, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestWriter_EncodesWhatTheDecoderAccepts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := DecodeRequest(1, fields, frames.UnderscoreReject)
+	back, err := DecodeRequest(1, fields, frames.UnderscoreReject, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,14 +104,14 @@ func TestWriter_EncodesWhatTheDecoderAccepts(t *testing.T) {
 
 func TestDecodeRequest_UnderscorePolicies(t *testing.T) {
 	in := hf(append(base[:8:8], "x-a", "1", "x_user", "admin", "b", "2")...)
-	if _, err := DecodeRequest(1, in, frames.UnderscoreReject); err == nil {
+	if _, err := DecodeRequest(1, in, frames.UnderscoreReject, false); err == nil {
 		t.Fatal("reject: accepted")
 	}
-	h, err := DecodeRequest(1, in, frames.UnderscoreDrop)
+	h, err := DecodeRequest(1, in, frames.UnderscoreDrop, false)
 	if err != nil || h.Fields.Has("x_user") || h.Fields.Value("x-a") != "1" || h.Fields.Value("b") != "2" {
 		t.Fatalf("drop: %v %v", h, err)
 	}
-	h, err = DecodeRequest(1, in, frames.UnderscoreAllow)
+	h, err = DecodeRequest(1, in, frames.UnderscoreAllow, false)
 	if err != nil || h.Fields.Value("x_user") != "admin" {
 		t.Fatalf("allow: %v %v", h, err)
 	}
@@ -133,5 +133,39 @@ func TestDecodeTrailers_UnderscorePolicies(t *testing.T) {
 	fs, err = DecodeTrailers(1, in, frames.UnderscoreAllow)
 	if err != nil || fs.Value("x_user") != "admin" {
 		t.Fatalf("allow: %v %v", fs, err)
+	}
+}
+
+// With SETTINGS_ENABLE_CONNECT_PROTOCOL announced, an extended CONNECT
+// (RFC 8441 §4) is a request carrying :protocol, :scheme and :path; a
+// :protocol anywhere else, or one missing its :path, stays malformed.
+func TestDecodeRequest_ExtendedConnect(t *testing.T) {
+	ws := []string{":method", "CONNECT", ":protocol", "websocket", ":scheme", "https", ":authority", "example.com", ":path", "/chat"}
+	h, err := DecodeRequest(1, hf(append(ws, "sec-websocket-version", "13")...), frames.UnderscoreReject, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Method != "CONNECT" || h.Protocol != "websocket" || h.Path != "/chat" || h.Scheme != "https" || h.Authority != "example.com" {
+		t.Fatalf("head %+v", h)
+	}
+	if _, err := DecodeRequest(1, hf(ws...), frames.UnderscoreReject, false); err == nil {
+		t.Fatal(":protocol accepted without the setting")
+	}
+	for name, fields := range map[string][]string{
+		"protocol on GET": append(base[:8:8], ":protocol", "websocket"),
+		"no path":         ws[:8],
+		"no scheme":       {":method", "CONNECT", ":protocol", "websocket", ":authority", "example.com", ":path", "/chat"},
+		"empty protocol":  {":method", "CONNECT", ":protocol", "", ":scheme", "https", ":authority", "example.com", ":path", "/"},
+		"duplicate":       append(ws[:10:10], ":protocol", "websocket"),
+		"protocol after":  {":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path", "/", "x-a", "1", ":protocol", "websocket"},
+	} {
+		var se *StreamError
+		if _, err := DecodeRequest(1, hf(fields...), frames.UnderscoreReject, true); !errors.As(err, &se) || se.Code != ErrCodeProtocol {
+			t.Errorf("%s: got %v, want a stream error", name, err)
+		}
+	}
+	// A plain CONNECT is still the RFC 9113 §8.5 form.
+	if h, err := DecodeRequest(1, hf(":method", "CONNECT", ":authority", "db:5432"), frames.UnderscoreReject, true); err != nil || h.Protocol != "" {
+		t.Fatalf("plain CONNECT: %v %+v", err, h)
 	}
 }

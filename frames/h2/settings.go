@@ -14,6 +14,9 @@ type Settings struct {
 	InitialWindowSize    uint32
 	MaxFrameSize         uint32
 	MaxHeaderListSize    uint32 // math.MaxUint32: no limit announced
+	// EnableConnectProtocol (RFC 8441 §3): the sender accepts extended
+	// CONNECT (a :protocol pseudo-header) on its streams.
+	EnableConnectProtocol bool
 }
 
 // DefaultSettings are the values in force before any SETTINGS frame
@@ -52,6 +55,9 @@ func (s Settings) List() []http2.Setting {
 	if s.MaxHeaderListSize != d.MaxHeaderListSize {
 		out = append(out, http2.Setting{ID: http2.SettingMaxHeaderListSize, Val: s.MaxHeaderListSize})
 	}
+	if s.EnableConnectProtocol {
+		out = append(out, http2.Setting{ID: http2.SettingEnableConnectProtocol, Val: 1})
+	}
 	return out
 }
 
@@ -79,6 +85,8 @@ func (s *Settings) apply(st http2.Setting) error {
 		s.MaxFrameSize = st.Val
 	case http2.SettingMaxHeaderListSize:
 		s.MaxHeaderListSize = st.Val
+	case http2.SettingEnableConnectProtocol:
+		s.EnableConnectProtocol = st.Val == 1
 	}
 	// RFC 9113 §6.5.2: "An endpoint that receives a SETTINGS frame with
 	// any unknown or unsupported identifier MUST ignore that setting."

@@ -115,11 +115,7 @@ func (c *H1Conn) relayTunnel(ctx context.Context, x *encode.H1Exchange) {
 			boundary := in.AtBoundary()
 			if err := in.Feed(f.Data, now); err != nil {
 				f.Release()
-				e, ok := err.(*ws.CloseError)
-				if !ok {
-					e = &ws.CloseError{Code: ws.CloseProtocolError, Reason: err.Error(), Rule: ws.RuleProtocol}
-				}
-				closeTunnel(ctx, c.cfg.Log, c.info, x.Stream, x.Tunnel, boundary, e)
+				closeTunnel(ctx, c.cfg.Log, c.info, x.Stream, x.Tunnel, boundary, asClose(err))
 				return
 			}
 			t.Touch(now)

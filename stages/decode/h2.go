@@ -14,6 +14,7 @@ import (
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/h2"
+	"github.com/expressgateway/expressgateway/frames/ws"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/encode"
 	"github.com/expressgateway/expressgateway/stages/guard"
@@ -61,6 +62,11 @@ type H2Config struct {
 
 	// Underscore is the policy for request field names with "_".
 	Underscore frames.UnderscorePolicy
+
+	// WS are the limits of WebSocket tunnels over HTTP/2 (RFC 8441); nil
+	// when they are off: SETTINGS_ENABLE_CONNECT_PROTOCOL is not
+	// announced, and :protocol is malformed.
+	WS *ws.Limits
 }
 
 // h2ReadBuf is the connection's read buffer: one full default frame plus
@@ -135,6 +141,8 @@ type h2Stream struct {
 	rx       atomic.Int64
 	bodyOpen atomic.Bool
 	slow     slowBody // watcher-owned
+
+	tun *h2Tunnel // an extended CONNECT's tunnel; set before the stream is shared
 }
 
 // ServeH2 serves an HTTP/2 connection until the client is done, an error,
@@ -173,6 +181,8 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		InitialWindowSize:    uint32(cfg.StreamWindow),
 		MaxFrameSize:         h2.DefaultMaxFrameSize,
 		MaxHeaderListSize:    uint32(cfg.MaxHeaderListSize),
+		// RFC 8441 §3.
+		EnableConnectProtocol: cfg.WS != nil,
 	}
 	bw := h2.NewBufWriter(conn)
 	br := newH2Reader(conn, r)
@@ -520,6 +530,7 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		return c.addGlitch(guard.GlitchRefusedStream)
 	}
 	var handler stages.Handler = c.handler
+	tunnel := false
 	method := "GET"
 	if ev.Head != nil {
 		method = ev.Head.Method
@@ -532,6 +543,11 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		guard.Smuggling.Inc()
 		guard.Counter(ev.RefuseReason).Inc()
 		handler = localStatus(ev.Refuse)
+	case ev.Head.Protocol != "" && ev.Head.Protocol != "websocket":
+		// An extended CONNECT for a protocol we do not relay.
+		handler = localStatus(501)
+	case ev.Head.Protocol != "":
+		tunnel = true // websocket; the codec admits :protocol only when c.cfg.WS is set
 	case ev.Head.ContentLength > c.cfg.MaxBodyBytes:
 		// RFC 9110 §15.5.14: refuse before forwarding anything.
 		guard.BodyTooLarge.Inc()
@@ -550,6 +566,9 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	resp := bus.NewLink(sendBuf, c.outBudget)
 	s.st = &stages.Stream{Req: req, Resp: resp, Conn: c.info}
 	s.finished = c.out.Open(id, resp, method, window)
+	if tunnel {
+		c.openTunnel(sctx, s, ev.Head, resp)
+	}
 	c.mu.Lock()
 	c.streams[id] = s
 	c.active++
@@ -573,7 +592,8 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		head = &frames.Head{Method: method, ContentLength: -1, Proto: "HTTP/2"}
 	}
 	s.reqDone = ev.End
-	s.bodyOpen.Store(!ev.End)
+	// A tunnel's bytes are no body: its own timeouts apply (watcher).
+	s.bodyOpen.Store(!ev.End && !tunnel)
 	if err := req.Send(c.ctx, frames.HeadersFrame(head, ev.End)); err == nil && ev.End {
 		req.Close(io.EOF)
 	}
@@ -658,6 +678,11 @@ func (c *H2Conn) data(ev h2.Event) bool {
 		}
 		return c.addGlitch(guard.GlitchEmptyFrame)
 	}
+	if s.tun != nil {
+		// A tunnel's bytes are bounded per message, not as a body.
+		c.tunnelData(s, ev.Data, ev.End)
+		return true
+	}
 	s.received += int64(n)
 	s.rx.Store(s.received)
 	if s.received > c.cfg.MaxBodyBytes {
@@ -671,11 +696,17 @@ func (c *H2Conn) data(ev h2.Event) bool {
 		c.abort(s, frames.CodeTooLarge)
 		return true
 	}
-	data := ev.Data
-	for len(data) > 0 || ev.End {
+	c.forward(s, ev.Data, ev.End)
+	return true
+}
+
+// forward copies one DATA payload onto the stream's request link; end
+// closes it.
+func (c *H2Conn) forward(s *h2Stream, data []byte, end bool) {
+	for len(data) > 0 || end {
 		k := min(len(data), frames.MaxDataChunk)
 		last := k == len(data)
-		f := frames.CopyData(data[:k], ev.End && last)
+		f := frames.CopyData(data[:k], end && last)
 		data = data[k:]
 		if err := s.st.Req.Send(c.ctx, f); err != nil {
 			// The consumer stopped reading: nothing will credit these.
@@ -686,11 +717,10 @@ func (c *H2Conn) data(ev h2.Event) bool {
 			break
 		}
 	}
-	if ev.End {
+	if end {
 		s.bodyDone()
 		s.st.Req.Close(io.EOF)
 	}
-	return true
 }
 
 // bodyDone marks the request body as over (reader only).
@@ -718,7 +748,11 @@ func (c *H2Conn) watchLoop(ctx context.Context) {
 	zw := guard.ZeroWindow{Timeout: c.cfg.ZeroWindowTimeout}
 	ka := h2KeepAlive{interval: c.cfg.KeepAlive, timeout: c.cfg.KeepAliveTimeout}
 	tick := time.Second
-	for _, d := range []time.Duration{zw.Timeout, c.cfg.BodyTimeout, c.cfg.RateWindow, ka.interval, ka.timeout} {
+	var idle, frame time.Duration
+	if c.cfg.WS != nil {
+		idle, frame = c.cfg.WS.IdleTimeout, c.cfg.WS.ReadFrameTimeout
+	}
+	for _, d := range []time.Duration{zw.Timeout, c.cfg.BodyTimeout, c.cfg.RateWindow, ka.interval, ka.timeout, idle, frame} {
 		if d > 0 {
 			tick = min(tick, d/4)
 		}
@@ -737,6 +771,9 @@ func (c *H2Conn) watchLoop(ctx context.Context) {
 		case now := <-t.C:
 			c.drainPingDue(now)
 			c.slowBodies(now)
+			if c.cfg.WS != nil {
+				c.expireTunnels(now)
+			}
 			if !c.keepAlive(&ka, now) {
 				return
 			}

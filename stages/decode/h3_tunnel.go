@@ -110,11 +110,7 @@ func (c *h3Conn) relayTunnel(ctx context.Context, str *quic.Stream, br *bufio.Re
 					boundary := in.AtBoundary()
 					if ferr := in.Feed(f.Data, now); ferr != nil {
 						f.Release()
-						e, ok := ferr.(*ws.CloseError)
-						if !ok {
-							e = &ws.CloseError{Code: ws.CloseProtocolError, Reason: ferr.Error(), Rule: ws.RuleProtocol}
-						}
-						closeWith(boundary, e)
+						closeWith(boundary, asClose(ferr))
 						return
 					}
 					t.Touch(now)

@@ -69,6 +69,15 @@ func tunnelExpired(t *encode.Tunnel, in *ws.Inspector, lim *ws.Limits, now time.
 	return nil
 }
 
+// asClose is the Close a client framing error calls for: the Inspector's
+// own (a limit), else 1002.
+func asClose(err error) *ws.CloseError {
+	if e, ok := err.(*ws.CloseError); ok {
+		return e
+	}
+	return &ws.CloseError{Code: ws.CloseProtocolError, Reason: err.Error(), Rule: ws.RuleProtocol}
+}
+
 // closeTunnel ends a tunnel for e: the backend gets a Close with e's code
 // (when the client's stream is between frames; else an abort), and the
 // writer sends the client the same Close. Every front's tunnel ends here,

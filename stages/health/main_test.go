@@ -54,9 +54,11 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// fastChecks is a health_check section that decides within ~100 ms.
+// fastChecks is a health_check section that decides within ~200 ms. The
+// timeout (at most the interval) is not shorter: a check that times out
+// on a loaded machine (the race detector) would flap a healthy backend.
 func fastChecks(typ string) *conf.HealthCheck {
-	return &conf.HealthCheck{Type: typ, IntervalMs: 20, TimeoutMs: 20, Rise: 2, Fall: 2}
+	return &conf.HealthCheck{Type: typ, IntervalMs: 100, TimeoutMs: 100, Rise: 2, Fall: 2}
 }
 
 func backendAddrs(n int) []string {

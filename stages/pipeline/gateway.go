@@ -512,6 +512,16 @@ func wsLimits(lc *conf.Listener) *ws.Limits {
 	}
 }
 
+// extendedConnectLimits are the limits of WebSocket tunnels over an HTTP/2
+// or HTTP/3 front (RFC 8441, RFC 9220), nil when WebSocket or that front's
+// extended-CONNECT key (on) is off.
+func extendedConnectLimits(lc *conf.Listener, on *bool) *ws.Limits {
+	if !*on {
+		return nil
+	}
+	return wsLimits(lc)
+}
+
 // SetAccessLogOutput sets where the access log goes when
 // access_log_path is empty (os.Stderr by default; tests pass their log).
 func (g *Gateway) SetAccessLogOutput(w io.Writer) { g.access.setStderr(w) }

@@ -45,6 +45,7 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 		KeepAliveTimeout:     ms(s.KeepAliveTimeoutMs),
 		Global:               globalBudget,
 		Draining:             draining,
+		WS:                   extendedConnectLimits(&lc, lc.WebSocketSettings().H2ExtendedConnect),
 	}
 	c.NewSender = h2Sender(c)
 	return c

@@ -14,7 +14,6 @@ import (
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/frames/h3"
-	"github.com/expressgateway/expressgateway/frames/ws"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/accept"
 	"github.com/expressgateway/expressgateway/stages/decode"
@@ -30,15 +29,6 @@ const defaultH3Streams = 100
 // h3Config builds a quic listener's HTTP/3 front settings. The stream cap
 // and the reset-flood threshold come from [listeners.h2_security], so both
 // multiplexed fronts share one set of knobs.
-// h3WSLimits are the limits of WebSocket tunnels over HTTP/3, nil when
-// WebSocket or h3_extended_connect is off.
-func h3WSLimits(lc *conf.Listener) *ws.Limits {
-	if w := lc.WebSocketSettings(); !*w.H3ExtendedConnect {
-		return nil
-	}
-	return wsLimits(lc)
-}
-
 func h3Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}, log zerolog.Logger) *decode.H3Config {
 	q := lc.QUIC
 	c := &decode.H3Config{
@@ -52,7 +42,7 @@ func h3Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}, log 
 		HeaderTimeout:     ms(lc.HTTP.HeaderTimeoutMs),
 		BodyTimeout:       ms(lc.HTTP.BodyTimeoutMs),
 		WriteTimeout:      ms(lc.HTTP.WriteTimeoutMs),
-		WS:                h3WSLimits(&lc),
+		WS:                extendedConnectLimits(&lc, lc.WebSocketSettings().H3ExtendedConnect),
 		Log:               log,
 		Draining:          draining,
 		OnPanic: func(v any, stack []byte) {

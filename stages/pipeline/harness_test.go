@@ -1,16 +1,19 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
@@ -105,4 +108,19 @@ func client(t *testing.T) *http.Client {
 // h1Listener is a config snippet for an h1 listener on an ephemeral port.
 func h1Listener(name, extra string) string {
 	return "[[listeners]]\nname = \"" + name + "\"\naddress = \"127.0.0.1:0\"\nprotocol = \"h1\"\n" + strings.TrimSpace(extra) + "\n"
+}
+
+// metricValue is the value of one series (name and labels, exactly as
+// exposed) in the process's metrics, 0 when absent. Series are
+// process-wide: a test compares values before and after what it does.
+func metricValue(series string) float64 {
+	var b bytes.Buffer
+	metrics.WritePrometheus(&b, false)
+	for _, ln := range strings.Split(b.String(), "\n") {
+		if v, ok := strings.CutPrefix(ln, series+" "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return f
+		}
+	}
+	return 0
 }

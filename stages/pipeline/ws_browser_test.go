@@ -25,8 +25,10 @@ s.onerror = () => report('error');
 
 // TestWS_ChromiumEchoesThroughH1AndH1s runs headless Chromium against a
 // page served through the gateway: its WebSocket to the same origin works
-// over an h1 listener and over an h1s one (where Chromium speaks HTTP/2
-// for the page and, with no RFC 8441 advertised, HTTP/1.1 for the socket).
+// over an h1 listener (an HTTP/1.1 upgrade) and over an h1s one, where
+// Chromium speaks HTTP/2 for the page and, the gateway advertising
+// SETTINGS_ENABLE_CONNECT_PROTOCOL, RFC 8441's extended CONNECT for the
+// socket on the same connection; the metrics name the protocol each used.
 func TestWS_ChromiumEchoesThroughH1AndH1s(t *testing.T) {
 	bin := tool(t, "chromium")
 	results := make(chan string, 4)
@@ -89,8 +91,8 @@ key_path = "`+key+`"
 	}
 	var buf bytes.Buffer
 	metrics.WritePrometheus(&buf, false)
-	for _, l := range []string{"web", "tls"} {
-		series := `expressgateway_websocket_tunnels_opened_total{listener="` + l + `",backend="` + be + `",protocol="HTTP/1.1"} 1`
+	for l, proto := range map[string]string{"web": "HTTP/1.1", "tls": "HTTP/2"} {
+		series := `expressgateway_websocket_tunnels_opened_total{listener="` + l + `",backend="` + be + `",protocol="` + proto + `"} 1`
 		if !strings.Contains(buf.String(), series) {
 			t.Errorf("metrics lack %s", series)
 		}
