@@ -169,3 +169,32 @@ func TestDecodeRequest_ExtendedConnect(t *testing.T) {
 		t.Fatalf("plain CONNECT: %v %+v", err, h)
 	}
 }
+
+// An extended CONNECT is encoded with :protocol, :scheme and :path (RFC
+// 8441 §4) and decodes back to the same head; a plain CONNECT keeps
+// neither :scheme nor :path.
+func TestEncodeRequest_ExtendedConnectRoundTrips(t *testing.T) {
+	w := NewWriter(NewConn(RoleClient, nil, nil, DefaultSettings()))
+	dec := hpack.NewDecoder(4096, nil) // the encoder's table carries over
+	h := &frames.Head{Method: "CONNECT", Protocol: "websocket", Authority: "example.com", Path: "/chat", ContentLength: -1}
+	fields, err := dec.DecodeFull(w.EncodeRequest(h, "https"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeRequest(1, fields, frames.UnderscoreReject, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Method != "CONNECT" || back.Protocol != "websocket" || back.Scheme != "https" || back.Path != "/chat" || back.Authority != "example.com" {
+		t.Fatalf("round trip: %+v", back)
+	}
+	plain, err := dec.DecodeFull(w.EncodeRequest(&frames.Head{Method: "CONNECT", Authority: "db:5432", ContentLength: -1}, "https"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range plain {
+		if f.Name == ":scheme" || f.Name == ":path" || f.Name == ":protocol" {
+			t.Fatalf("plain CONNECT carries %s", f.Name)
+		}
+	}
+}

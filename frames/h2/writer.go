@@ -71,14 +71,20 @@ func (w *Writer) EncodeRequest(h *frames.Head, scheme string) []byte {
 	if scheme == "" {
 		scheme = h.Scheme
 	}
+	// RFC 9113 §8.5: a plain CONNECT has no :scheme or :path; RFC 8441 §4:
+	// an extended one (with :protocol) has both.
+	full := h.Method != "CONNECT" || h.Protocol != ""
 	w.field(":method", h.Method)
-	if h.Method != "CONNECT" {
+	if h.Protocol != "" && h.Method == "CONNECT" {
+		w.field(":protocol", h.Protocol)
+	}
+	if full {
 		w.field(":scheme", scheme)
 	}
 	if h.Authority != "" {
 		w.field(":authority", h.Authority)
 	}
-	if h.Method != "CONNECT" {
+	if full {
 		w.field(":path", h.Path)
 	}
 	w.fields(h.Fields)

@@ -73,7 +73,6 @@ type ProxySettings struct {
 
 var (
 	errTunnelCap        = errors.New("pipeline: over max_tunnels or max_tunnels_per_ip")
-	errTunnelBackend    = errors.New("pipeline: WebSocket tunnels reach HTTP/1.1 backends only")
 	errTotalTimeout     = errors.New("pipeline: request total timeout")
 	errResponseTooLarge = errors.New("pipeline: response body over max_response_body_bytes")
 )
@@ -323,14 +322,6 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		tr := set.Transports[b.Protocol]
 		if tr == nil {
 			tr = set.Transports["h1"]
-		}
-		if req.Protocol != "" && b.Protocol == "h2" || req.Protocol != "" && b.Protocol == "h3" {
-			// Extended CONNECT to HTTP/2 and HTTP/3 backends is not
-			// built yet: say so rather than send what they would refuse.
-			attempt.End(route.Outcome{})
-			rec.err = errTunnelBackend
-			p.local(ctx, st, http.StatusNotImplemented, nil, rec)
-			return
 		}
 		body := reqBody
 		switch {

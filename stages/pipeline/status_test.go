@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // Status counts what known traffic did: requests and 5xx per listener and
@@ -27,7 +28,15 @@ weight = 7`))
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 	}
+	// A request is counted when its stream actor finishes, which may be
+	// just after the client read the response.
 	st := g.Status()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); st = g.Status() {
+		if len(st.Listeners) == 1 && st.Listeners[0].Requests >= 4 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	if !st.ReloadOK || st.LastReloadSeconds == 0 {
 		t.Errorf("reload state %+v", st)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -38,6 +39,11 @@ var errGoAway = errors.New("upstream: backend sent GOAWAY before starting the st
 
 // errConnLost is the cause of streams whose backend connection died.
 var errConnLost = errors.New("upstream: backend connection lost")
+
+// ErrNoExtendedConnect: a tunnel was asked of an HTTP/2 backend that did
+// not announce SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3), so it
+// would refuse the extended CONNECT.
+var ErrNoExtendedConnect = fmt.Errorf("%w: backend does not accept extended CONNECT", ErrBadResponse)
 
 // H2 is the HTTP/2 transport (h2c, or h2 over TLS with ALPN): one
 // multiplexed connection per backend carries many client streams, up to
@@ -175,6 +181,13 @@ func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		body.Discard(err)
 		return nil, err
 	}
+	if req.Protocol != "" {
+		if req, err = c.tunnelRequest(ctx, req, t.Opts.HeadTimeout); err != nil {
+			c.unreserve()
+			body.Discard(err)
+			return nil, err
+		}
+	}
 	s, err := c.open(req, body)
 	if err != nil {
 		body.Discard(err)
@@ -210,6 +223,12 @@ func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		}
 		h := f.Head
 		s.noBody = f.End
+		if req.Protocol != "" && h.Status/100 == 2 && !f.End {
+			// RFC 8441 §5: a 2xx opens the tunnel; the stream's DATA
+			// is the backend's side of it.
+			h.Protocol = req.Protocol
+			h.ContentLength = -1
+		}
 		if req.Method == "HEAD" || h.Status == 204 || h.Status == 304 {
 			if h.ContentLength < 0 || req.Method != "HEAD" {
 				h.ContentLength = 0
@@ -217,6 +236,29 @@ func (t *H2) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		}
 		return &Response{Head: h, End: f.End, body: s}, nil
 	}
+}
+
+// tunnelRequest is req as an extended CONNECT to this backend (RFC 8441
+// §4), once its SETTINGS said it takes one.
+func (c *h2Client) tunnelRequest(ctx context.Context, req *frames.Head, wait time.Duration) (*frames.Head, error) {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-c.settings:
+	case <-c.done:
+		return nil, &route.RefusedError{Err: errConnLost}
+	case <-t.C:
+		return nil, ErrTimeout
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+	c.mu.Lock()
+	ok := c.connectProtocol
+	c.mu.Unlock()
+	if !ok {
+		return nil, ErrNoExtendedConnect
+	}
+	return tunnelHead(req), nil
 }
 
 // h2BatchBytes bounds the DATA bytes one write cycle takes from the
@@ -263,6 +305,10 @@ type h2Client struct {
 	cause     error
 	idleTimer *time.Timer
 	onClose   func()
+	// settings is closed once the backend's first SETTINGS is read;
+	// connectProtocol is what it said of extended CONNECT (under mu).
+	settings        chan struct{}
+	connectProtocol bool
 
 	wg   sync.WaitGroup
 	done chan struct{}
@@ -279,6 +325,7 @@ func newH2Client(nc net.Conn, b *route.Backend, o Options, log zerolog.Logger, t
 		streams:   map[uint32]*h2ClientStream{},
 		maxActive: 100, // until the backend's SETTINGS say otherwise
 		done:      make(chan struct{}),
+		settings:  make(chan struct{}),
 	}
 	if tlsOn {
 		c.scheme = "https"
@@ -737,6 +784,12 @@ func (c *h2Client) dispatch(ev h2.Event) {
 	case h2.EvSettings:
 		c.mu.Lock()
 		c.maxActive = int(min(ev.Settings.MaxConcurrentStreams, 1000))
+		c.connectProtocol = ev.Settings.EnableConnectProtocol
+		select {
+		case <-c.settings:
+		default:
+			close(c.settings)
+		}
 		ok := c.s.PeerSettings(ev.Settings, ev.InitialDelta)
 		c.kickLocked()
 		c.mu.Unlock()

@@ -54,6 +54,10 @@ type h3Conn struct {
 	ctrl      *quic.SendStream
 	goingAway atomic.Bool
 	limits    h3.Limits
+	// settings is closed once the server's SETTINGS is read;
+	// connectProtocol is what it said of extended CONNECT (RFC 9220).
+	settings        chan struct{}
+	connectProtocol atomic.Bool
 }
 
 func (c *h3Conn) usable() bool {
@@ -132,7 +136,7 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 		return nil, &route.DialError{Err: err}
 	}
 	observeConnect(b, "h3", start)
-	c := &h3Conn{qc: qc, limits: h3.Limits{MaxSize: t.maxHeader(), Underscore: frames.UnderscoreAllow}}
+	c := &h3Conn{qc: qc, limits: h3.Limits{MaxSize: t.maxHeader(), Underscore: frames.UnderscoreAllow}, settings: make(chan struct{})}
 	if err := c.openControl(); err != nil {
 		closeConn(qc, h3.ErrCodeInternalError, "")
 		return nil, &route.DialError{Err: err}
@@ -213,13 +217,28 @@ func (c *h3Conn) readControl(br *bufio.Reader) {
 			closeConn(c.qc, h3.ErrCodeMissingSettings, "control stream without SETTINGS")
 			return
 		}
-		first = false
 		if fh.Type == h3.FrameTypeGoAway {
 			c.goingAway.Store(true)
 		}
 		if fh.Length > 1<<16 {
 			closeConn(c.qc, h3.ErrCodeExcessiveLoad, "control frame too large")
 			return
+		}
+		if first {
+			first = false
+			p := make([]byte, fh.Length)
+			if _, err := io.ReadFull(br, p); err != nil {
+				return
+			}
+			sf, err := h3.ParseSettings(p)
+			if err != nil {
+				closeConn(c.qc, h3.ErrCodeSettingsError, "malformed SETTINGS")
+				return
+			}
+			v, _ := sf.Get(h3.SettingEnableConnectProtocol)
+			c.connectProtocol.Store(v == 1)
+			close(c.settings)
+			continue
 		}
 		if _, err := br.Discard(int(fh.Length)); err != nil {
 			return
@@ -266,6 +285,9 @@ func (t *H3) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		body.Discard(io.EOF)
 		return nil, &frames.ResetError{Code: frames.CodeProtocol}
 	}
+	if req.Protocol != "" {
+		req = tunnelHead(req)
+	}
 	var (
 		stale   *h3Conn
 		lastErr error
@@ -275,6 +297,12 @@ func (t *H3) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 		if err != nil {
 			body.Discard(err)
 			return nil, err
+		}
+		if req.Protocol != "" {
+			if err := t.awaitConnectProtocol(ctx, c); err != nil {
+				body.Discard(err)
+				return nil, err
+			}
 		}
 		resp, started, err := t.try(ctx, c, req, body)
 		if err == nil || started || ctx.Err() != nil {
@@ -304,6 +332,7 @@ type h3Exchange struct {
 	want, got int64 // declared and received response body bytes (want -1: unknown)
 	remain    uint64
 	head      bool // a response to HEAD: no body
+	tunnel    bool // an opened extended CONNECT: no body timeout (the front's idle rules apply)
 	ended     bool // End or Trailers handed out
 	resp      Response
 }
@@ -346,8 +375,44 @@ func (t *H3) try(ctx context.Context, c *h3Conn, req *frames.Head, body *bus.Lin
 		x.close(true)
 		return nil, true, err
 	}
+	if req.Protocol != "" && h.Status/100 == 2 {
+		// RFC 9220 §3: a 2xx opens the tunnel; the stream's DATA is the
+		// backend's side of it.
+		h.Protocol = req.Protocol
+		h.ContentLength = -1
+		x.want, x.tunnel = -1, true
+	}
 	x.resp = Response{Head: h, body: x}
 	return &x.resp, true, nil
+}
+
+// awaitConnectProtocol waits for the server's SETTINGS and says whether
+// it takes extended CONNECT.
+func (t *H3) awaitConnectProtocol(ctx context.Context, c *h3Conn) error {
+	tm := time.NewTimer(t.Opts.HeadTimeout)
+	defer tm.Stop()
+	select {
+	case <-c.settings:
+	case <-c.qc.Context().Done():
+		return &route.RefusedError{Err: context.Cause(c.qc.Context())}
+	case <-tm.C:
+		return ErrTimeout
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+	if !c.connectProtocol.Load() {
+		return ErrNoExtendedConnect
+	}
+	return nil
+}
+
+// bodyDeadline is the read deadline of the next response-body read: none
+// for a tunnel, whose silences are the front's to judge.
+func (x *h3Exchange) bodyDeadline() time.Time {
+	if x.tunnel {
+		return time.Time{}
+	}
+	return time.Now().Add(x.t.Opts.BodyTimeout)
 }
 
 // abort resets both directions of the stream.
@@ -520,7 +585,7 @@ func (x *h3Exchange) Next(ctx context.Context) (frames.Frame, error) {
 	for {
 		if x.remain > 0 {
 			if x.br.Buffered() == 0 {
-				x.str.SetReadDeadline(time.Now().Add(x.t.Opts.BodyTimeout))
+				x.str.SetReadDeadline(x.bodyDeadline())
 			}
 			f := frames.Alloc(int(min(x.remain, frames.MaxDataChunk)))
 			n, err := x.br.Read(f.Data)
@@ -544,7 +609,7 @@ func (x *h3Exchange) Next(ctx context.Context) (frames.Frame, error) {
 			continue
 		}
 		if x.br.Buffered() == 0 {
-			x.str.SetReadDeadline(time.Now().Add(x.t.Opts.BodyTimeout))
+			x.str.SetReadDeadline(x.bodyDeadline())
 		}
 		fh, err := h3.ReadFrameHeader(x.br)
 		if err == io.EOF {

@@ -137,3 +137,19 @@ func bodyCut(body *bus.Link) *frames.ResetError {
 func NewBackendOpts(tlsCfg *tls.Config) *BackendOpts {
 	return &BackendOpts{TLS: tlsCfg, pool: &connPool{}}
 }
+
+// tunnelHead is a neutral tunnel request as an extended CONNECT to an
+// HTTP/2 or HTTP/3 backend (RFC 8441 §4, RFC 9220 §3): an HTTP/1.1
+// client's Sec-WebSocket-Key has no meaning there (RFC 8441 §5) and is
+// dropped; the bytes that follow are the tunnel's, of no set length.
+func tunnelHead(req *frames.Head) *frames.Head {
+	h := *req
+	h.Fields = make(frames.Fields, 0, len(req.Fields))
+	for _, f := range req.Fields {
+		if f.Name != "sec-websocket-key" {
+			h.Fields = append(h.Fields, f)
+		}
+	}
+	h.ContentLength = -1
+	return &h
+}
