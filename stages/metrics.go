@@ -101,6 +101,8 @@ var help = map[string]string{
 	"expressgateway_udp_flows_active":                             "UDP flows in the listener's table now.",
 	"expressgateway_websocket_tunnels_opened_total":               "WebSocket tunnels opened, by listener, backend and front protocol.",
 	"expressgateway_websocket_tunnels_active":                     "WebSocket tunnels open now.",
+	"expressgateway_websocket_tunnels_closed_total":               "WebSocket tunnels closed, by listener, backend, front protocol and close code (the first Close either way, or the gateway's; 1006: cut without one).",
+	"expressgateway_websocket_bytes_total":                        "Bytes relayed through WebSocket tunnels, by listener, backend, front protocol and direction (in: client to backend).",
 	"expressgateway_access_log_dropped_total":                     "Access log lines dropped because the writer was behind (a stalled disk).",
 	"expressgateway_xdp_attached":                                 "1 while the XDP program is attached.",
 	"expressgateway_xdp_packets_total":                            "Packets the XDP program handled, by action.",

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/tls"
 	"net/netip"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/expressgateway/expressgateway/bus"
 )
@@ -44,6 +46,48 @@ type Stream struct {
 	// ReqBytes counts request body bytes the decoder passed on (metrics and
 	// the access log).
 	ReqBytes atomic.Int64
+	// Tunnel is set by the front on a tunnel request (a WebSocket): how the
+	// tunnel ended, for the actor's metrics and log line.
+	Tunnel *TunnelEnd
+}
+
+// TunnelEnd is how a tunnel ended: the WebSocket close code of the first
+// Close that went by either way (or that the gateway sent), and when the
+// front's writer relayed its last byte. The front records; the actor,
+// whose side of the tunnel ends first, waits for it.
+type TunnelEnd struct {
+	code atomic.Uint32
+	once sync.Once
+	done chan struct{}
+}
+
+// NewTunnelEnd returns the end record of a tunnel that has not ended.
+func NewTunnelEnd() *TunnelEnd { return &TunnelEnd{done: make(chan struct{})} }
+
+// Close records a close code; the first one wins.
+func (e *TunnelEnd) Close(code uint16) {
+	if code != 0 {
+		e.code.CompareAndSwap(0, uint32(code))
+	}
+}
+
+// Done says the front has relayed the tunnel's last byte (or the tunnel
+// never opened).
+func (e *TunnelEnd) Done() { e.once.Do(func() { close(e.done) }) }
+
+// Wait waits up to d for Done and returns the close code: 1006 (closed
+// abnormally) when no Close went by.
+func (e *TunnelEnd) Wait(d time.Duration) uint16 {
+	t := time.NewTimer(d)
+	select {
+	case <-e.done:
+	case <-t.C:
+	}
+	t.Stop()
+	if c := e.code.Load(); c != 0 {
+		return uint16(c)
+	}
+	return 1006
 }
 
 // Handler runs the stream actor for one stream: route, translate, upstream.

@@ -55,6 +55,13 @@ const (
 	CloseInternalError   uint16 = 1011
 )
 
+// Close codes that are never sent, only reported (RFC 6455 §7.4.1): a
+// Close without a status, and a connection that ended without a Close.
+const (
+	CloseNoStatus uint16 = 1005
+	CloseAbnormal uint16 = 1006
+)
+
 // Rule names the Inspector rule a CloseError comes from, so that a relay
 // counts it without reading the reason text.
 type Rule uint8
@@ -123,6 +130,14 @@ type Inspector struct {
 	fragmented bool   // a data message continues in continuation frames
 	msgLen     int64
 	closed     bool
+	// The first Close frame's status code, read from its payload as it
+	// passes (unmasked with key): codeN of its 2 bytes seen so far while
+	// collect; noStatus for a Close with an empty payload.
+	code       uint16
+	codeN      int
+	collect    bool
+	noStatus   bool
+	key        [4]byte
 	pings      int
 	window     time.Time
 	frameStart time.Time // first byte of the unfinished frame; zero between frames
@@ -132,6 +147,22 @@ type Inspector struct {
 // tunnel must close; the Inspector is then done.
 func (in *Inspector) Feed(p []byte, now time.Time) error {
 	for len(p) > 0 {
+		for in.collect && in.codeN < 2 && in.remain > 0 && len(p) > 0 {
+			b := p[0]
+			if in.Masked {
+				b ^= in.key[in.codeN]
+			}
+			in.code = in.code<<8 | uint16(b)
+			in.codeN++
+			in.remain--
+			p = p[1:]
+			if in.remain == 0 {
+				in.frameStart = time.Time{}
+			}
+			if len(p) == 0 {
+				return nil
+			}
+		}
 		if in.remain > 0 {
 			n := min(uint64(len(p)), in.remain)
 			in.remain -= n
@@ -227,6 +258,12 @@ func (in *Inspector) header(now time.Time) error {
 		}
 		switch op {
 		case opClose:
+			if !in.closed {
+				in.collect, in.noStatus = length >= 2, length == 0
+				if masked {
+					copy(in.key[:], b[len(b)-4:])
+				}
+			}
 			in.closed = true
 		case opPing:
 			if err := in.ping(now); err != nil {
@@ -278,6 +315,19 @@ func (in *Inspector) AtBoundary() bool { return in.hn == 0 && in.remain == 0 }
 
 // Closed reports whether a Close frame went by.
 func (in *Inspector) Closed() bool { return in.closed }
+
+// CloseCode is the status code of the first Close frame that went by:
+// 1005 (no status) for a Close without one, 0 while none (or its code is
+// still on its way).
+func (in *Inspector) CloseCode() uint16 {
+	switch {
+	case in.collect && in.codeN == 2:
+		return in.code
+	case in.noStatus:
+		return CloseNoStatus
+	}
+	return 0
+}
 
 // FrameStarted is when the unfinished frame's first byte came, or zero
 // between frames.

@@ -183,3 +183,31 @@ func TestAppendCloseIsValid(t *testing.T) {
 		}
 	}
 }
+
+// The Inspector reads the first Close frame's code as it passes, masked or
+// not, however the bytes are cut; a Close without a payload is 1005, and
+// a later Close does not change the first one's code.
+func TestInspectorCloseCode(t *testing.T) {
+	for _, mask := range []bool{false, true} {
+		for _, step := range []int{1, 3, 1 << 10} {
+			in := Inspector{Masked: mask}
+			b := append(frame(opText, true, mask, []byte("hi")), AppendClose(nil, 4001, "bye", mask)...)
+			b = append(b, AppendClose(nil, CloseNormal, "", mask)...)
+			if in.CloseCode() != 0 {
+				t.Fatal("a code before any Close")
+			}
+			for i := 0; i < len(b); i += step {
+				if err := in.Feed(b[i:min(i+step, len(b))], time.Now()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c := in.CloseCode(); c != 4001 {
+				t.Errorf("mask=%v step=%d: code %d, want 4001", mask, step, c)
+			}
+		}
+		in := Inspector{Masked: mask}
+		if err := in.Feed(frame(opClose, true, mask, nil), time.Now()); err != nil || in.CloseCode() != CloseNoStatus {
+			t.Errorf("mask=%v: empty Close: code %d %v, want 1005", mask, in.CloseCode(), err)
+		}
+	}
+}

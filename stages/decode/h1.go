@@ -411,6 +411,7 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 					}
 					x := c.newExchange(req)
 					x.Tunnel = encode.NewTunnel(c.wctx, key)
+					x.Stream.Tunnel = x.Tunnel.End
 					return x, req, nil
 				}
 				return c.newExchange(req), req, nil

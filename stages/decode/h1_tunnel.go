@@ -118,6 +118,7 @@ func (c *H1Conn) relayTunnel(ctx context.Context, x *encode.H1Exchange) {
 				closeTunnel(ctx, c.cfg.Log, c.info, x.Stream, x.Tunnel, boundary, asClose(err))
 				return
 			}
+			t.Saw(&in)
 			t.Touch(now)
 			st.ReqBytes.Add(int64(n))
 		}

@@ -34,6 +34,7 @@ type h2Tunnel struct {
 func (c *H2Conn) openTunnel(ctx context.Context, s *h2Stream, head *frames.Head, resp *bus.Link) {
 	head.ContentLength = -1
 	t := encode.NewTunnel(ctx, "")
+	s.st.Tunnel = t.End
 	s.tun = &h2Tunnel{t: t, lim: c.cfg.WS, in: ws.Inspector{Masked: true, Limits: *c.cfg.WS}}
 	actor := bus.NewLink(c.cfg.StreamBytes, c.outBudget)
 	s.st.Resp = actor
@@ -74,6 +75,7 @@ func (c *H2Conn) tunnelData(s *h2Stream, data []byte, end bool) {
 			closeTunnel(c.ctx, c.cfg.Log, c.info, s.st, tun.t, boundary, asClose(err))
 			return
 		}
+		tun.t.Saw(&tun.in)
 		tun.t.Touch(now)
 		s.st.ReqBytes.Add(int64(len(data)))
 	}

@@ -34,6 +34,7 @@ func (c *h3Conn) serveTunnel(ctx context.Context, str *quic.Stream, br *bufio.Re
 		KeepAlive: true,
 	}
 	t := encode.NewTunnel(ctx, "")
+	st.Tunnel = t.End
 	w.Tunnel = t
 	st.Req.Send(ctx, frames.HeadersFrame(head, false))
 	var wg sync.WaitGroup
@@ -113,6 +114,7 @@ func (c *h3Conn) relayTunnel(ctx context.Context, str *quic.Stream, br *bufio.Re
 						closeWith(boundary, asClose(ferr))
 						return
 					}
+					t.Saw(&in)
 					t.Touch(now)
 					st.ReqBytes.Add(int64(n))
 					if st.Req.Send(ctx, f) != nil {

@@ -91,6 +91,7 @@ func closeTunnel(ctx context.Context, log zerolog.Logger, info *stages.ConnInfo,
 	case ws.RulePingRate:
 		guard.WSPingFlood.Inc()
 	}
+	t.End.Close(e.Code)
 	log.Debug().Str("listener", info.Listener).Str("remote", info.Remote.String()).Str("proto", info.Proto).
 		Uint16("code", e.Code).Str("reason", e.Reason).Msg("websocket tunnel closed by the gateway")
 	if boundary {

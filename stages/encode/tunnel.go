@@ -10,6 +10,7 @@ import (
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/frames/ws"
+	"github.com/expressgateway/expressgateway/stages"
 )
 
 // Tunnel is what a front's reader and writer share for one WebSocket
@@ -18,6 +19,9 @@ import (
 // client's frames, can end it with a Close that the writer sends.
 type Tunnel struct {
 	Key string // the client's Sec-WebSocket-Key (HTTP/1.1 only)
+	// End records how the tunnel ended; the front hands it to the actor
+	// (stages.Stream.Tunnel).
+	End *stages.TunnelEnd
 
 	once   sync.Once
 	opened chan bool // the writer's verdict, sent once
@@ -32,7 +36,7 @@ type Tunnel struct {
 // NewTunnel returns the shared state of a tunnel whose writer runs under
 // ctx.
 func NewTunnel(ctx context.Context, key string) *Tunnel {
-	t := &Tunnel{Key: key, opened: make(chan bool, 1)}
+	t := &Tunnel{Key: key, End: stages.NewTunnelEnd(), opened: make(chan bool, 1)}
 	t.ctx, t.cancel = context.WithCancelCause(ctx)
 	t.Touch(time.Now())
 	return t
@@ -43,6 +47,7 @@ func (t *Tunnel) decide(ok bool) {
 		t.opened <- ok
 		if !ok {
 			t.cancel(nil)
+			t.End.Done()
 		}
 	})
 }
@@ -60,7 +65,17 @@ func (t *Tunnel) Opened(ctx context.Context) bool {
 
 // Close has the writer send the client a Close with e's code and end the
 // tunnel.
-func (t *Tunnel) Close(e *ws.CloseError) { t.cancel(e) }
+func (t *Tunnel) Close(e *ws.CloseError) {
+	t.End.Close(e.Code)
+	t.cancel(e)
+}
+
+// Saw records the close code of a Close the inspector has seen go by.
+func (t *Tunnel) Saw(in *ws.Inspector) {
+	if in.Closed() {
+		t.End.Close(in.CloseCode())
+	}
+}
 
 // Done is closed when the tunnel has ended (or never opened).
 func (t *Tunnel) Done() <-chan struct{} { return t.ctx.Done() }
@@ -101,6 +116,7 @@ var errTunnelCut = errors.New("encode: tunnel cut")
 // and the stream may end cleanly, errTunnelCut when it must be cut, a
 // write error, or after writing the Close the gateway owes the client.
 func relayTunnel(t *Tunnel, link *bus.Link, out tunnelOut) error {
+	defer t.End.Done()
 	in := ws.Inspector{RSV1: t.RSV1()}
 	closeWith := func(code uint16, reason string) error {
 		if !in.AtBoundary() || in.Closed() {
@@ -110,6 +126,7 @@ func relayTunnel(t *Tunnel, link *bus.Link, out tunnelOut) error {
 			out.flush()
 			return errTunnelCut
 		}
+		t.End.Close(code)
 		if err := out.writeBytes(ws.AppendClose(nil, code, reason, false)); err != nil {
 			return err
 		}
@@ -143,6 +160,7 @@ func relayTunnel(t *Tunnel, link *bus.Link, out tunnelOut) error {
 				link.Consumed(&f)
 				return errTunnelCut
 			}
+			t.Saw(&in)
 			var err error
 			if len(f.Data) > 0 {
 				err = out.writeBytes(f.Data)

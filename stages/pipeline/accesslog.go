@@ -223,6 +223,11 @@ func appendAccess(b []byte, format, listener string, rec *record) []byte {
 		b = str(b, "tunnel", rec.tunnel)
 	}
 	b = num(b, "status", int64(rec.status))
+	if rec.wsClose != 0 {
+		// How the tunnel ended: the first WebSocket Close either way, or
+		// 1006 when it was cut without one.
+		b = num(b, "ws_close_code", int64(rec.wsClose))
+	}
 	if rec.grpc != nil && rec.grpc.status != "" {
 		// A gRPC call's outcome is its grpc-status, not the HTTP 200.
 		b = str(b, "grpc_status", rec.grpc.status)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -148,6 +149,7 @@ type record struct {
 	tls                      *tls.ConnectionState
 	method, path, proto      string
 	tunnel                   string // the :protocol of a tunnel request ("websocket")
+	wsClose                  uint16 // an opened tunnel's close code
 	host, userAgent, referer string
 	requestID                string
 	route, pool, backend     string
@@ -402,7 +404,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	if tunnel {
 		// An opened tunnel: its bytes are no response body, so no body cap.
 		p.tunnelOpened(rec.backend, rec.proto)
-		defer p.tunnelClosed(rec.backend, rec.proto)
+		defer p.tunnelClosed(st, rec)
 	}
 	if set.MaxRespBody > 0 && h.ContentLength > set.MaxRespBody && hasResponseBody(req.Method, h.Status) {
 		// Declared over the cap: refuse before anything reaches the
@@ -518,17 +520,31 @@ func hasResponseBody(method string, status int) bool {
 	return method != "HEAD" && status >= 200 && status != 204 && status != 304
 }
 
+// tunnelEndWait bounds how long the actor, whose side of a tunnel is over,
+// waits for the front's writer to relay the tunnel's last bytes (and the
+// Close among them) before it counts the tunnel closed.
+const tunnelEndWait = 5 * time.Second
+
 // tunnelOpened and tunnelClosed count WebSocket tunnels by listener,
-// backend and the front protocol that carried them: opened in total, and
-// open now.
+// backend and the front protocol that carried them: opened in total, open
+// now, closed by close code, and the bytes each way.
 func (p *Proxy) tunnelOpened(backend, proto string) {
 	l := `{listener="` + p.Listener + `",backend="` + backend + `",protocol="` + proto + `"}`
 	metrics.GetOrCreateCounter(`expressgateway_websocket_tunnels_opened_total` + l).Inc()
 	metrics.GetOrCreateGauge(`expressgateway_websocket_tunnels_active`+l, nil).Inc()
 }
 
-func (p *Proxy) tunnelClosed(backend, proto string) {
-	metrics.GetOrCreateGauge(`expressgateway_websocket_tunnels_active{listener="`+p.Listener+`",backend="`+backend+`",protocol="`+proto+`"}`, nil).Dec()
+func (p *Proxy) tunnelClosed(st *stages.Stream, rec *record) {
+	code := uint16(1006) // a front that reports nothing: no Close seen
+	if st.Tunnel != nil {
+		code = st.Tunnel.Wait(tunnelEndWait)
+	}
+	rec.wsClose = code
+	l := `listener="` + p.Listener + `",backend="` + rec.backend + `",protocol="` + rec.proto + `"`
+	metrics.GetOrCreateGauge(`expressgateway_websocket_tunnels_active{`+l+`}`, nil).Dec()
+	metrics.GetOrCreateCounter(`expressgateway_websocket_tunnels_closed_total{` + l + `,code="` + strconv.Itoa(int(code)) + `"}`).Inc()
+	metrics.GetOrCreateCounter(`expressgateway_websocket_bytes_total{` + l + `,direction="in"}`).Add(int(st.ReqBytes.Load()))
+	metrics.GetOrCreateCounter(`expressgateway_websocket_bytes_total{` + l + `,direction="out"}`).Add(int(rec.out))
 }
 
 // h1Front reports whether proto is an HTTP/1.x front.

@@ -11,6 +11,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -582,5 +584,45 @@ func TestWS_TunnelCapsAnswer503(t *testing.T) {
 	dialWS(t, ctx, wsURL(g2, "/echo"), nil)
 	if _, resp, err := websocket.Dial(ctx, wsURL(g2, "/echo"), nil); err == nil || resp == nil || resp.StatusCode != 503 {
 		t.Fatalf("second tunnel with max_tunnels = 1: %v %v, want 503", err, resp)
+	}
+}
+
+// A tunnel's access-log line says how it ended: the first Close either
+// way (the client's, the backend's, or the gateway's own 1011 when the
+// backend dropped the connection without one).
+func TestWS_AccessLogCarriesTheCloseCode(t *testing.T) {
+	wb := startWSBackend(t)
+	path := filepath.Join(t.TempDir(), "access.log")
+	g := wsGateway(t, wb, "")
+	reloadTo(t, g, "[observability]\naccess_log_path = \""+path+"\"\n"+h1Listener("web", `
+[[listeners.backends]]
+address = "`+wb.addr+`"
+protocol = "h1"`))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// The client closes with 4100.
+	c := dialWS(t, ctx, wsURL(g, "/echo"), nil)
+	c.Write(ctx, websocket.MessageText, []byte("hi"))
+	c.Read(ctx)
+	c.Close(4100, "client done")
+	<-wb.closes
+	// The backend closes with 4000.
+	c = dialWS(t, ctx, wsURL(g, "/echo?close=1"), nil)
+	c.Write(ctx, websocket.MessageText, []byte("close, please"))
+	c.Read(ctx)
+	<-wb.closes
+	// The backend drops the connection.
+	c = dialWS(t, ctx, wsURL(g, "/drop"), nil)
+	c.Write(ctx, websocket.MessageText, []byte("then drop"))
+	c.Read(ctx)
+	lines := waitLines(t, g, path, 3)
+	var codes []string
+	for _, ln := range lines {
+		if m := regexp.MustCompile(`"ws_close_code":(\d+)`).FindStringSubmatch(ln); m != nil {
+			codes = append(codes, m[1])
+		}
+	}
+	if strings.Join(codes, ",") != "4100,4000,1011" {
+		t.Fatalf("close codes %v in\n%s", codes, strings.Join(lines, "\n"))
 	}
 }

@@ -45,12 +45,32 @@ func h2Tunnel(t *testing.T, ctx context.Context, g *testGateway, path string) (i
 	return pw, resp
 }
 
+// closedWith is the series of tunnels on listener "web" to backend over
+// proto that closed with code.
+func closedWith(backend, proto string, code int) string {
+	return `expressgateway_websocket_tunnels_closed_total{listener="web",backend="` + backend + `",protocol="` + proto + `",code="` + strconv.Itoa(code) + `"}`
+}
+
+// waitMetric waits (bounded) for series to reach want: a tunnel is counted
+// closed once both of its sides are done.
+func waitMetric(t *testing.T, series string, want float64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); metricValue(series) < want && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := metricValue(series); got != want {
+		t.Fatalf("%s = %v, want %v", series, got, want)
+	}
+}
+
 func TestWS_H2FrontEchoesAndClosesToAnH1Backend(t *testing.T) {
 	wb := startWSBackend(t)
 	g := wsGateway(t, wb, "")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	opened := metricValue(`expressgateway_websocket_tunnels_opened_total{listener="web",backend="` + wb.addr + `",protocol="HTTP/2"}`)
+	closed := metricValue(closedWith(wb.addr, "HTTP/2", 1000))
+	in := metricValue(`expressgateway_websocket_bytes_total{listener="web",backend="` + wb.addr + `",protocol="HTTP/2",direction="in"}`)
 	w, resp := h2Tunnel(t, ctx, g, "/echo")
 	if resp.StatusCode != 200 {
 		t.Fatalf("extended CONNECT: status %d, want 200", resp.StatusCode)
@@ -92,6 +112,13 @@ func TestWS_H2FrontEchoesAndClosesToAnH1Backend(t *testing.T) {
 	if _, err := io.ReadAll(br); err != nil {
 		t.Fatalf("after the Close: %v, want a clean end of stream", err)
 	}
+	// Counted closed with the client's code, its bytes with it.
+	waitMetric(t, closedWith(wb.addr, "HTTP/2", 1000), closed+1)
+	sent := len(clientFrame(0x1, true, []byte("hello over HTTP/2"))) + len(clientFrame(0x1, true, make([]byte, 70000))) +
+		len(clientFrame(0x9, true, []byte("are you there"))) + len(clientFrame(0x8, true, []byte{0x03, 0xe8}))
+	if n := metricValue(`expressgateway_websocket_bytes_total{listener="web",backend="`+wb.addr+`",protocol="HTTP/2",direction="in"}`) - in; n != float64(sent) {
+		t.Fatalf("bytes in: %v, want the %d the client sent", n, sent)
+	}
 }
 
 func TestWS_H2FrontLimitsCloseWithTheirCodes(t *testing.T) {
@@ -99,6 +126,10 @@ func TestWS_H2FrontLimitsCloseWithTheirCodes(t *testing.T) {
 	g := wsGateway(t, wb, "[listeners.websocket]\nmax_message_size_bytes = 1000\nidle_timeout_seconds = 1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	want := map[int]float64{1009: 1, 1002: 2, 1001: 1}
+	for code := range want {
+		want[code] += metricValue(closedWith(wb.addr, "HTTP/2", code))
+	}
 	for _, tc := range []struct {
 		name  string
 		frame []byte
@@ -125,6 +156,10 @@ func TestWS_H2FrontLimitsCloseWithTheirCodes(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("%s: the backend's side never closed", tc.name)
 		}
+	}
+	// Counted by the gateway's close codes.
+	for code, n := range want {
+		waitMetric(t, closedWith(wb.addr, "HTTP/2", code), n)
 	}
 }
 
