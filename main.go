@@ -23,6 +23,7 @@ import (
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/stages/admin"
 	"github.com/expressgateway/expressgateway/stages/pipeline"
+	"github.com/expressgateway/expressgateway/stages/sdnotify"
 )
 
 // version and buildDate are set at build time with
@@ -61,6 +62,9 @@ Environment:
   EG_LOG_LEVEL     trace, debug, info (default), warn, error or disabled
   EG_LOG_FORMAT    json (default) or text
   EG_CPUPROFILE    write a CPU profile of the whole run to this file
+  NOTIFY_SOCKET    set by systemd (Type=notify): READY=1 is sent once every
+                   listener is bound, RELOADING=1 and READY=1 around a
+                   SIGHUP reload, STOPPING=1 when the drain begins
   EG_SECTION__KEY  override a config key: a double underscore nests, a number
                    picks an element of an array of tables, e.g.
                    EG_OBSERVABILITY__METRICS_BIND=127.0.0.1:9191
@@ -166,20 +170,37 @@ func run(args []string) int {
 		adm.SetState(admin.Ready)
 	}
 	log.Info().Str("config", path).Str("version", version).Int("listeners", len(cfg.Listeners)).Msg("expressgateway started")
-
+	// Signals are caught before READY=1: a supervisor may send SIGHUP
+	// (ExecReload) the moment it sees READY=1, and an uncaught SIGHUP
+	// would end the process.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	// Every listener is bound once Start returns: a Type=notify unit's
+	// dependants start now, not before. A notify failure is logged, never
+	// fatal: the gateway serves either way.
+	notify := sdnotify.FromEnv()
+	notified := func(err error) {
+		if err != nil {
+			log.Warn().Err(err).Msg("NOTIFY_SOCKET")
+		}
+	}
+	notified(notify.Ready())
+
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
 			// Reload logs its own summary line and counts its outcome.
+			// READY=1 follows whatever the outcome: a rejected reload
+			// leaves the old config serving, which is ready too.
+			notified(notify.Reloading())
 			next, err := conf.Load(path)
 			if err != nil {
 				pipeline.CountReloadFailure()
 			} else {
 				err = gw.Reload(next)
 			}
+			notified(notify.Ready())
 			if err != nil {
 				log.Error().Err(err).Msg("reload rejected; the running config stays")
 				continue
@@ -191,6 +212,7 @@ func run(args []string) int {
 			}
 		default:
 			log.Info().Str("signal", sig.String()).Msg("draining")
+			notified(notify.Stopping())
 			if adm != nil {
 				adm.SetState(admin.Draining)
 			}
