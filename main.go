@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -38,7 +39,7 @@ var (
 var configSearch = []string{"conf/default.toml", "/etc/expressgateway/expressgateway.toml"}
 
 const usage = `Usage: expressgateway [-check [-bind]] [CONFIG]
-       expressgateway -version | -h
+       expressgateway -healthcheck URL | -version | -h
 
 An L4 + L7 load balancer and reverse proxy: one binary, one TOML file
 (every key is in docs/CONFIG.md).
@@ -55,6 +56,9 @@ Flags:
   -bind      with -check, also bind every listener address (TCP, or UDP for
              udp and quic) and the admin address, release each at once, and
              report those that cannot be bound (in use, or not permitted)
+  -healthcheck URL
+             GET URL (e.g. http://127.0.0.1:9901/livez) and exit 0 on a 200,
+             1 otherwise: a container HEALTHCHECK in an image without curl
   -version   print the version, commit, date and Go version, and exit
   -h         print this help and exit
 
@@ -89,6 +93,7 @@ func run(args []string) int {
 	check := fs.Bool("check", false, "check the config and exit")
 	bind := fs.Bool("bind", false, "with -check, also try binding every address")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	healthURL := fs.String("healthcheck", "", "GET this URL and exit 0 on a 200")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Print(usage)
@@ -100,6 +105,9 @@ func run(args []string) int {
 	if *showVersion {
 		fmt.Print(versionText())
 		return 0
+	}
+	if *healthURL != "" {
+		return healthcheck(*healthURL, os.Stderr)
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(os.Stderr, "expressgateway: one config file, not %d (expressgateway -h prints the usage)\n", fs.NArg())
@@ -302,6 +310,26 @@ func reportProblems(w io.Writer, path string, err error) {
 		return
 	}
 	fmt.Fprintf(w, "expressgateway: %s: %v\n", path, err)
+}
+
+// healthcheck is -healthcheck: one GET, 200 or failure. Redirects are not
+// followed: a probe endpoint answers itself.
+func healthcheck(url string, stderr io.Writer) int {
+	client := &http.Client{
+		Timeout:       3 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "expressgateway: healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "expressgateway: healthcheck: %s: %s\n", url, resp.Status)
+		return 1
+	}
+	return 0
 }
 
 // build is what the binary knows of its build.
