@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -211,5 +213,81 @@ func TestContainer_ConfigAndDockerfile(t *testing.T) {
 	gw.Wait()
 	if code, _ := check(live); code != 1 {
 		t.Errorf("-healthcheck of a stopped gateway: %d, want 1", code)
+	}
+}
+
+// TestContainer_BuildStageMakesTheImageTree runs the Dockerfile's build
+// stage without a container engine (none runs here): its RUN lines, with
+// the ARG defaults, in the repository (the build context, WORKDIR /src),
+// their /rootfs moved to a temporary directory. The tree the final stage
+// copies must then hold what the image promises: a static binary stamped
+// with the version, a sticky world-writable /tmp, the CA bundle, and the
+// config CMD names, which that binary checks as valid.
+func TestContainer_BuildStageMakesTheImageTree(t *testing.T) {
+	if testing.Short() {
+		// -trimpath shares no build cache with the other builds: a first
+		// run compiles every dependency again.
+		t.Skip("a full build; not in -short")
+	}
+	stages := readDockerfile(t, "Dockerfile")
+	build, final := stages[0], stages[len(stages)-1]
+	if !strings.HasPrefix(build.from, "golang:") || !strings.HasSuffix(build.from, " AS build") {
+		t.Fatalf("first stage FROM %s, want golang:… AS build", build.from)
+	}
+	if _, err := os.Stat("/etc/ssl/certs/ca-certificates.crt"); err != nil {
+		t.Skip("no CA bundle on this machine to stand in for the build image's")
+	}
+	root := filepath.Join(t.TempDir(), "rootfs")
+	env := cleanEnv()
+	for _, i := range build.instr {
+		switch i[0] {
+		case "ARG":
+			name, def, ok := strings.Cut(i[1], "=")
+			if !ok {
+				t.Fatalf("ARG %s without a default", i[1])
+			}
+			env = append(env, name+"="+def)
+		case "RUN":
+			script := strings.ReplaceAll(i[1], "/rootfs", root)
+			cmd := exec.Command("sh", "-c", script)
+			cmd.Env = env
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("RUN %s: %v\n%s", i[1], err, out)
+			}
+		}
+	}
+	entry := execForm(t, "ENTRYPOINT", final.only(t, "ENTRYPOINT"))
+	cmd := execForm(t, "CMD", final.only(t, "CMD"))
+	bin := filepath.Join(root, entry[0])
+
+	st, err := os.Stat(filepath.Join(root, "tmp"))
+	if err != nil || !st.IsDir() || st.Mode().Perm() != 0o777 || st.Mode()&os.ModeSticky == 0 {
+		t.Errorf("/tmp: %v %v, want a directory 1777", st, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "etc/ssl/certs/ca-certificates.crt")); err != nil || !strings.Contains(string(b), "BEGIN CERTIFICATE") {
+		t.Errorf("CA bundle: %v", err)
+	}
+	want, _ := os.ReadFile("conf/container.toml")
+	if got, err := os.ReadFile(filepath.Join(root, cmd[0])); err != nil || string(got) != string(want) {
+		t.Errorf("%s is not conf/container.toml: %v", cmd[0], err)
+	}
+	out, err := exec.Command(bin, "-version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "expressgateway 0.1.0-dev\n") {
+		t.Errorf("-version of the image's binary: %v %q", err, out)
+	}
+	f, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the image's binary is dynamically linked: scratch has no loader")
+		}
+	}
+	check := exec.Command(bin, "-check", filepath.Join(root, cmd[0]))
+	check.Env = append(cleanEnv(), "EG_ADMIN__API_TOKEN_HASH="+strings.Repeat("ab", 32))
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Errorf("-check of the image's config: %v\n%s", err, out)
 	}
 }
