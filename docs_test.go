@@ -198,3 +198,41 @@ func TestDocs_MetricNamesExist(t *testing.T) {
 		}
 	}
 }
+
+// TestDocs_OperationsReloadKeysAreTheCodes checks the keys OPERATIONS.md
+// says a reload applies, and those it says need a restart, against
+// conf.Reloads (the list the reload itself consults).
+func TestDocs_OperationsReloadKeysAreTheCodes(t *testing.T) {
+	b, err := os.ReadFile("docs/OPERATIONS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	_, rest, ok := strings.Cut(doc, "Applied live by SIGHUP")
+	live, restart, ok2 := strings.Cut(rest, "Everything else needs a restart")
+	restart, _, ok3 := strings.Cut(restart, "\n## ")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("OPERATIONS.md has no live and restart sections")
+	}
+	key := regexp.MustCompile("`((?:listeners\\[\\]|pools|runtime|security|observability|xdp|admin|passthrough)[a-z0-9_.*]*)`")
+	for _, sec := range []struct {
+		text string
+		live bool
+	}{{live, true}, {restart, false}} {
+		n := 0
+		for _, m := range key.FindAllStringSubmatch(sec.text, -1) {
+			if m[1] == "listeners[]" {
+				continue // the notation itself
+			}
+			n++
+			// A trailing * stands for every key under that prefix.
+			path := strings.TrimSuffix(strings.TrimSuffix(m[1], "*"), ".")
+			if conf.Reloads(path) != sec.live {
+				t.Errorf("OPERATIONS.md says %s is live=%v; conf.Reloads says otherwise", m[1], sec.live)
+			}
+		}
+		if n < 15 {
+			t.Errorf("only %d keys found in a reload section; the pattern no longer matches", n)
+		}
+	}
+}
