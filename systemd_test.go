@@ -61,8 +61,9 @@ func unitKeys(t *testing.T, path string) map[string][]string {
 // exist), any warning failing the test, and checks what the unit promises
 // against the code: a notify unit, a reload by SIGHUP, a stop timeout above
 // the default drain, the config path the binary searches, and capabilities
-// limited to binding low ports (plus XDP's in the drop-in); and that the
-// sysusers.d file creates the unit's user.
+// limited to binding low ports (plus XDP's in the drop-in); that systemd's
+// security review rates its exposure at most 2.0; and that the sysusers.d
+// file creates the unit's user.
 func TestSystemd_UnitVerifies(t *testing.T) {
 	analyze := requireTool(t, "systemd-analyze")
 	const unit = "deploy/systemd/expressgateway.service"
@@ -134,6 +135,13 @@ func TestSystemd_UnitVerifies(t *testing.T) {
 	out, err := exec.Command(analyze, "verify", copyUnit).CombinedOutput()
 	if err != nil || len(strings.TrimSpace(string(out))) != 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+
+	// systemd's own review of the sandbox: exposure at most 2.0 of 10
+	// ("OK"; its threshold is in tenths).
+	out, err = exec.Command(analyze, "security", "--offline=true", "--threshold=20", copyUnit).CombinedOutput()
+	if err != nil {
+		t.Errorf("systemd-analyze security: %v\n%s", err, out)
 	}
 
 	// The sysusers.d file creates the unit's User (in a scratch root).
