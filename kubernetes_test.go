@@ -118,7 +118,9 @@ type (
 		} `yaml:"volumeMounts"`
 	}
 	k8sProbe struct {
-		HTTPGet *struct {
+		PeriodSeconds    *int `yaml:"periodSeconds"`
+		FailureThreshold *int `yaml:"failureThreshold"`
+		HTTPGet          *struct {
 			Path string    `yaml:"path"`
 			Port intOrName `yaml:"port"`
 		} `yaml:"httpGet"`
@@ -501,6 +503,20 @@ func checkWorkload(t *testing.T, kind string, w *k8sWorkload, cm *k8sObject) *co
 	sleepMs := gw.Lifecycle.PreStop.Sleep.Seconds * 1000
 	if sleepMs < cfg.Runtime.ReadinessSettleMs {
 		t.Errorf("preStop sleeps %d ms, less than readiness_settle_ms %d", sleepMs, cfg.Runtime.ReadinessSettleMs)
+	}
+	// The readiness probe must see the drain's 503 before the settle ends
+	// (Kubernetes' defaults: every 10 s, three misses).
+	if r := gw.ReadinessProbe; r != nil {
+		period, misses := 10, 3
+		if r.PeriodSeconds != nil {
+			period = *r.PeriodSeconds
+		}
+		if r.FailureThreshold != nil {
+			misses = *r.FailureThreshold
+		}
+		if period*misses*1000 > cfg.Runtime.ReadinessSettleMs {
+			t.Errorf("readinessProbe notices a drain after %d s × %d, later than readiness_settle_ms %d", period, misses, cfg.Runtime.ReadinessSettleMs)
+		}
 	}
 	drain := cfg.Runtime.DrainTimeoutMs
 	for _, l := range cfg.Listeners {
