@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -23,6 +24,7 @@ import (
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/stages/admin"
 	"github.com/expressgateway/expressgateway/stages/pipeline"
+	"github.com/expressgateway/expressgateway/stages/sdnotify"
 )
 
 // version and buildDate are set at build time with
@@ -37,7 +39,7 @@ var (
 var configSearch = []string{"conf/default.toml", "/etc/expressgateway/expressgateway.toml"}
 
 const usage = `Usage: expressgateway [-check [-bind]] [CONFIG]
-       expressgateway -version | -h
+       expressgateway -healthcheck URL | -version | -h
 
 An L4 + L7 load balancer and reverse proxy: one binary, one TOML file
 (every key is in docs/CONFIG.md).
@@ -54,6 +56,9 @@ Flags:
   -bind      with -check, also bind every listener address (TCP, or UDP for
              udp and quic) and the admin address, release each at once, and
              report those that cannot be bound (in use, or not permitted)
+  -healthcheck URL
+             GET URL (e.g. http://127.0.0.1:9901/livez) and exit 0 on a 200,
+             1 otherwise: a container HEALTHCHECK in an image without curl
   -version   print the version, commit, date and Go version, and exit
   -h         print this help and exit
 
@@ -61,6 +66,9 @@ Environment:
   EG_LOG_LEVEL     trace, debug, info (default), warn, error or disabled
   EG_LOG_FORMAT    json (default) or text
   EG_CPUPROFILE    write a CPU profile of the whole run to this file
+  NOTIFY_SOCKET    set by systemd (Type=notify): READY=1 is sent once every
+                   listener is bound, RELOADING=1 and READY=1 around a
+                   SIGHUP reload, STOPPING=1 when the drain begins
   EG_SECTION__KEY  override a config key: a double underscore nests, a number
                    picks an element of an array of tables, e.g.
                    EG_OBSERVABILITY__METRICS_BIND=127.0.0.1:9191
@@ -85,6 +93,7 @@ func run(args []string) int {
 	check := fs.Bool("check", false, "check the config and exit")
 	bind := fs.Bool("bind", false, "with -check, also try binding every address")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	healthURL := fs.String("healthcheck", "", "GET this URL and exit 0 on a 200")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Print(usage)
@@ -96,6 +105,9 @@ func run(args []string) int {
 	if *showVersion {
 		fmt.Print(versionText())
 		return 0
+	}
+	if *healthURL != "" {
+		return healthcheck(*healthURL, os.Stderr)
 	}
 	if fs.NArg() > 1 {
 		fmt.Fprintf(os.Stderr, "expressgateway: one config file, not %d (expressgateway -h prints the usage)\n", fs.NArg())
@@ -166,20 +178,37 @@ func run(args []string) int {
 		adm.SetState(admin.Ready)
 	}
 	log.Info().Str("config", path).Str("version", version).Int("listeners", len(cfg.Listeners)).Msg("expressgateway started")
-
+	// Signals are caught before READY=1: a supervisor may send SIGHUP
+	// (ExecReload) the moment it sees READY=1, and an uncaught SIGHUP
+	// would end the process.
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	// Every listener is bound once Start returns: a Type=notify unit's
+	// dependants start now, not before. A notify failure is logged, never
+	// fatal: the gateway serves either way.
+	notify := sdnotify.FromEnv()
+	notified := func(err error) {
+		if err != nil {
+			log.Warn().Err(err).Msg("NOTIFY_SOCKET")
+		}
+	}
+	notified(notify.Ready())
+
 	for sig := range sigs {
 		switch sig {
 		case syscall.SIGHUP:
 			// Reload logs its own summary line and counts its outcome.
+			// READY=1 follows whatever the outcome: a rejected reload
+			// leaves the old config serving, which is ready too.
+			notified(notify.Reloading())
 			next, err := conf.Load(path)
 			if err != nil {
 				pipeline.CountReloadFailure()
 			} else {
 				err = gw.Reload(next)
 			}
+			notified(notify.Ready())
 			if err != nil {
 				log.Error().Err(err).Msg("reload rejected; the running config stays")
 				continue
@@ -191,6 +220,7 @@ func run(args []string) int {
 			}
 		default:
 			log.Info().Str("signal", sig.String()).Msg("draining")
+			notified(notify.Stopping())
 			if adm != nil {
 				adm.SetState(admin.Draining)
 			}
@@ -280,6 +310,26 @@ func reportProblems(w io.Writer, path string, err error) {
 		return
 	}
 	fmt.Fprintf(w, "expressgateway: %s: %v\n", path, err)
+}
+
+// healthcheck is -healthcheck: one GET, 200 or failure. Redirects are not
+// followed: a probe endpoint answers itself.
+func healthcheck(url string, stderr io.Writer) int {
+	client := &http.Client{
+		Timeout:       3 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "expressgateway: healthcheck: %v\n", err)
+		return 1
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "expressgateway: healthcheck: %s: %s\n", url, resp.Status)
+		return 1
+	}
+	return 0
 }
 
 // build is what the binary knows of its build.

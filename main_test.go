@@ -71,7 +71,7 @@ func TestBinary_CheckVersionAndBadConfig(t *testing.T) {
 		t.Fatalf("-h: %v %q", err, stderr.String())
 	}
 	for _, want := range []string{"Usage: expressgateway", "CONFIG", "./conf/default.toml", "/etc/expressgateway/expressgateway.toml",
-		"-check", "-bind", "-version", "EG_LOG_LEVEL", "EG_LOG_FORMAT", "EG_CPUPROFILE", "EG_SECTION__KEY", "SIGHUP", "SIGUSR1", "SIGTERM, SIGINT"} {
+		"-check", "-bind", "-healthcheck", "-version", "EG_LOG_LEVEL", "EG_LOG_FORMAT", "EG_CPUPROFILE", "EG_SECTION__KEY", "SIGHUP", "SIGUSR1", "SIGTERM, SIGINT"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("-h does not mention %q:\n%s", want, stdout.String())
 		}
