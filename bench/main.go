@@ -21,6 +21,9 @@
 //	          WebSocket tunnels (HTTP/1.1 upgrades)
 //	ws-echo   WebSocket over HTTP/1.1, 1,000 tunnels each echoing a 32 B
 //	          message back to back (a message counts as a request)
+//	ws-h2-echo, ws-h3-echo
+//	          the same over HTTP/2 (the TLS front, RFC 8441) and HTTP/3
+//	          (RFC 9220), 100 tunnels to a connection
 //
 // and, when named, the other backend protocols (h2c and HTTP/3; nginx
 // proxies neither, HAProxy only h2c): h2-h2-small, h3-h2-small, h3-h3-small,

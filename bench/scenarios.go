@@ -57,6 +57,19 @@ func wsEcho(tunnels int) func(context.Context, *env, string, time.Duration) (loa
 	}
 }
 
+// wsMuxEcho drives tunnels WebSocket tunnels opened by extended CONNECT
+// over HTTP/2 (the TLS front) or HTTP/3, as wsEcho does over HTTP/1.1; a
+// target that does not offer it gets a "—".
+func wsMuxEcho(proto string, tunnels int) func(context.Context, *env, string, time.Duration) (load.Result, error) {
+	return func(ctx context.Context, e *env, addr string, dur time.Duration) (load.Result, error) {
+		r, err := load.WSMux(ctx, proto, "https://"+addr+wsPath, e.certs.client, loopbackSources(tunnels, wsPerSource), wsPerSource, tunnels, 32, dur)
+		if errors.Is(err, load.ErrNoExtendedConnect) {
+			return r, errUnsupported
+		}
+		return r, err
+	}
+}
+
 // wsPerSource is how many tunnels share one loopback source address:
 // below the gateway's default max_tunnels_per_ip (256).
 const wsPerSource = 200
@@ -87,6 +100,8 @@ var scenarios = []scenario{
 	{"h3-h2-small", "H3→H2 (h2c), 100 B GET, quic-go client 16 conns × 16 streams", "h2", h3Front, h3(smallPath, 16, 16)},
 	{"h3-h3-small", "H3→H3, 100 B GET, quic-go client 16 conns × 16 streams", "h3", h3Front, h3(smallPath, 16, 16)},
 	{"ws-echo", "WebSocket H1→H1, 32 B echo, 1,000 tunnels", "h1", h1Front, wsEcho(1000)},
+	{"ws-h2-echo", "WebSocket H2 (TLS, RFC 8441)→H1, 32 B echo, 1,000 tunnels", "h1", tlsFront, wsMuxEcho("h2", 1000)},
+	{"ws-h3-echo", "WebSocket H3 (RFC 9220)→H1, 32 B echo, 1,000 tunnels", "h1", h3Front, wsMuxEcho("h3", 1000)},
 }
 
 // headline is the default -scenarios: the issue-shaped table and memory.

@@ -1,6 +1,7 @@
 package fuzz
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 	"time"
@@ -38,8 +39,30 @@ func FuzzWSInspector(f *testing.F) {
 		if (errWhole == nil) != (errSplit == nil) || (errWhole != nil && errWhole.Error() != errSplit.Error()) {
 			t.Fatalf("whole: %v, cut at %d: %v", errWhole, c, errSplit)
 		}
-		if errWhole == nil && (whole.AtBoundary() != split.AtBoundary() || whole.Closed() != split.Closed()) {
+		if errWhole == nil && (whole.AtBoundary() != split.AtBoundary() || whole.Closed() != split.Closed() || whole.CloseCode() != split.CloseCode()) {
 			t.Fatalf("state differs when cut at %d", c)
+		}
+	})
+}
+
+// FuzzWSReadFrame checks the client-side frame reader: no panic on any
+// input, payloads within the cap, and a frame AppendFrame wrote (masked or
+// not) read back as written.
+func FuzzWSReadFrame(f *testing.F) {
+	f.Add([]byte{0x81, 0x02, 'h', 'i'}, []byte("hello"), true)
+	f.Add([]byte{0x82, 0xfe, 0x01, 0x00}, make([]byte, 300), false)
+	f.Add([]byte{0x88, 0xff, 0, 0, 0, 0, 0, 0, 0, 1}, []byte{}, true)
+	f.Fuzz(func(t *testing.T, b, payload []byte, mask bool) {
+		const max = 1 << 16
+		if _, _, p, err := ws.ReadFrame(bytes.NewReader(b), nil, max); err == nil && len(p) > max {
+			t.Fatalf("payload of %d bytes over the cap", len(p))
+		}
+		if len(payload) > max {
+			return
+		}
+		op, fin, p, err := ws.ReadFrame(bytes.NewReader(ws.AppendFrame(nil, 0x2, true, payload, mask)), nil, max)
+		if err != nil || op != 0x2 || !fin || !bytes.Equal(p, payload) {
+			t.Fatalf("round trip of %d bytes (mask %v): op %d fin %v %d bytes %v", len(payload), mask, op, fin, len(p), err)
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
+	"io"
 	"strconv"
 	"time"
 )
@@ -333,6 +335,40 @@ func (in *Inspector) CloseCode() uint16 {
 // between frames.
 func (in *Inspector) FrameStarted() time.Time { return in.frameStart }
 
+// AppendFrame appends one frame with payload, masked with a fresh key
+// when mask is set (RFC 6455 §5.3: every frame a client sends).
+func AppendFrame(dst []byte, op byte, fin bool, payload []byte, mask bool) []byte {
+	b0 := op
+	if fin {
+		b0 |= 0x80
+	}
+	var m byte
+	if mask {
+		m = 0x80
+	}
+	dst = append(dst, b0)
+	switch n := len(payload); {
+	case n < 126:
+		dst = append(dst, m|byte(n))
+	case n <= 0xffff:
+		dst = append(dst, m|126)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	default:
+		dst = append(dst, m|127)
+		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
+	}
+	if !mask {
+		return append(dst, payload...)
+	}
+	var key [4]byte
+	rand.Read(key[:])
+	dst = append(dst, key[:]...)
+	for i, c := range payload {
+		dst = append(dst, c^key[i&3])
+	}
+	return dst
+}
+
 // AppendClose appends a Close frame with code and reason (cut to fit a
 // control frame), masked with a fresh key when mask is set (a frame the
 // gateway sends to a server, RFC 6455 §5.3).
@@ -340,22 +376,47 @@ func AppendClose(dst []byte, code uint16, reason string, mask bool) []byte {
 	if len(reason) > 123 {
 		reason = reason[:123]
 	}
-	n := 2 + len(reason)
-	dst = append(dst, 0x80|opClose)
-	if !mask {
-		dst = append(dst, byte(n))
-		dst = binary.BigEndian.AppendUint16(dst, code)
-		return append(dst, reason...)
+	var p [125]byte
+	binary.BigEndian.PutUint16(p[:], code)
+	n := copy(p[2:], reason)
+	return AppendFrame(dst, opClose, true, p[:2+n], mask)
+}
+
+// ReadFrame reads one frame from r into buf (grown as needed) and returns
+// its opcode, FIN bit and unmasked payload. It is a client's or a test's
+// reader: it checks nothing the Inspector checks, and takes payloads of up
+// to max bytes.
+func ReadFrame(r io.Reader, buf []byte, max int) (op byte, fin bool, payload []byte, err error) {
+	var h [14]byte
+	if _, err := io.ReadFull(r, h[:2]); err != nil {
+		return 0, false, nil, err
 	}
-	dst = append(dst, 0x80|byte(n))
-	var key [4]byte
-	rand.Read(key[:])
-	dst = append(dst, key[:]...)
-	start := len(dst)
-	dst = binary.BigEndian.AppendUint16(dst, code)
-	dst = append(dst, reason...)
-	for i := start; i < len(dst); i++ {
-		dst[i] ^= key[(i-start)%4]
+	need := headerLen(h[:2])
+	if _, err := io.ReadFull(r, h[2:need]); err != nil {
+		return 0, false, nil, err
 	}
-	return dst
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		n = uint64(binary.BigEndian.Uint16(h[2:4]))
+	case 127:
+		n = binary.BigEndian.Uint64(h[2:10])
+	}
+	if n > uint64(max) {
+		return 0, false, nil, fmt.Errorf("ws: frame of %d bytes over %d", n, max)
+	}
+	if uint64(cap(buf)) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return 0, false, nil, err
+	}
+	if h[1]&0x80 != 0 {
+		key := h[need-4 : need]
+		for i := range buf {
+			buf[i] ^= key[i&3]
+		}
+	}
+	return h[0] & 0x0f, h[0]&0x80 != 0, buf, nil
 }

@@ -290,27 +290,7 @@ func rawWS(t *testing.T, g *testGateway, path string) (net.Conn, *bufio.Reader) 
 
 // clientFrame is a masked client frame.
 func clientFrame(op byte, fin bool, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	out := []byte{b0}
-	switch n := len(payload); {
-	case n < 126:
-		out = append(out, 0x80|byte(n))
-	case n <= 0xffff:
-		out = append(out, 0x80|126)
-		out = binary.BigEndian.AppendUint16(out, uint16(n))
-	default:
-		out = append(out, 0x80|127)
-		out = binary.BigEndian.AppendUint64(out, uint64(n))
-	}
-	key := []byte{9, 8, 7, 6}
-	out = append(out, key...)
-	for i, c := range payload {
-		out = append(out, c^key[i%4])
-	}
-	return out
+	return ws.AppendFrame(nil, op, fin, payload, true)
 }
 
 // readClose reads server frames until a Close and returns its code; 0 when

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
-	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -77,27 +76,8 @@ func readServerFrame(br *bufio.Reader) (byte, []byte, error) {
 }
 
 func readOneFrame(br *bufio.Reader) (fin bool, op byte, p []byte, err error) {
-	var h [2]byte
-	if _, err := io.ReadFull(br, h[:]); err != nil {
-		return false, 0, nil, err
-	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var b [2]byte
-		io.ReadFull(br, b[:])
-		n = uint64(b[0])<<8 | uint64(b[1])
-	case 127:
-		var b [8]byte
-		io.ReadFull(br, b[:])
-		n = 0
-		for _, c := range b {
-			n = n<<8 | uint64(c)
-		}
-	}
-	p = make([]byte, n)
-	_, err = io.ReadFull(br, p)
-	return h[0]&0x80 != 0, h[0] & 0x0f, p, err
+	op, fin, p, err = ws.ReadFrame(br, nil, 1<<30)
+	return fin, op, p, err
 }
 
 func TestWS_H3FrontEchoesAndClosesToAnH1Backend(t *testing.T) {
