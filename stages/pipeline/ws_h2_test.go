@@ -304,3 +304,25 @@ func TestWS_H2DrainClosesTunnelsWith1001AfterTheTimeout(t *testing.T) {
 		t.Fatalf("at the drain timeout: op %d %v %v, want Close 1001", op, p, err)
 	}
 }
+
+// A backend that drops its connection mid-tunnel: the HTTP/2 and HTTP/3
+// client gets the gateway's Close 1011, never a silent end.
+func TestWS_MultiplexedFrontsBackendGoneClosesWith1011(t *testing.T) {
+	wb := startWSBackend(t)
+	f := newH3Files(t)
+	up := "[[listeners.backends]]\naddress = \"" + wb.addr + "\"\nprotocol = \"h1\""
+	g := startGateway(t, h1Listener("web", up)+quicListener("q", f, "", up))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for proto, open := range map[string]func() (io.Writer, io.Reader){
+		"h2": func() (io.Writer, io.Reader) { w, resp := h2Tunnel(t, ctx, g, "/drop"); return w, resp.Body },
+		"h3": func() (io.Writer, io.Reader) { str, _ := h3Tunnel(t, ctx, g, f, "/drop"); return str, str },
+	} {
+		w, r := open()
+		w.Write(clientFrame(0x1, true, []byte("one")))
+		op, p, err := readServerFrame(bufio.NewReader(r))
+		if err != nil || op != 0x8 || len(p) < 2 || uint16(p[0])<<8|uint16(p[1]) != ws.CloseInternalError {
+			t.Errorf("%s: after the backend died: op %d %v %v, want Close 1011", proto, op, p, err)
+		}
+	}
+}
