@@ -1,0 +1,88 @@
+package pipeline
+
+import (
+	"errors"
+	"io"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
+
+	"context"
+)
+
+// grpcH3Hop is a gRPC server reached over HTTP/3: a second gateway whose
+// quic listener fronts the grpc-go server be (there is no grpc-go server
+// for HTTP/3). It returns the backends section that points there.
+func grpcH3Hop(t *testing.T, be string) string {
+	t.Helper()
+	f := newH3Files(t)
+	// The hop sees the front's client's authority under the SNI the front
+	// verifies it by (localhost): that is no domain fronting.
+	hop := startGateway(t, quicListener("q", f, "", "[[listeners.backends]]\naddress = \""+be+"\"\nprotocol = \"h2\"\n[listeners.http]\nallow_domain_fronting = true"))
+	return "[[listeners.backends]]\naddress = \"" + hop.Addr("q").String() + "\"\nprotocol = \"h3\"\ntls_ca_path = \"" + f.cert + "\"\ntls_verify_hostname = \"localhost\""
+}
+
+// gRPC through an HTTP/3 backend hop: a unary call, every status code
+// with its message and details (trailers-only over HTTP/3 and back), and
+// the three streaming kinds.
+func TestGRPC_ThroughAnH3Backend(t *testing.T) {
+	svc := &grpcSvc{}
+	be, _ := grpcBackend(t, svc)
+	g := startGateway(t, h1Listener("h2c", grpcH3Hop(t, be)))
+	c := testpb.NewTestServiceClient(grpcDial(t, g, "h2c"))
+	resp, err := c.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("via h3")}})
+	if err != nil || string(resp.GetPayload().GetBody()) != "via h3" {
+		t.Fatalf("unary: %v, %v", resp, err)
+	}
+	svc.unary = func(_ context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		st, err := status.New(codes.Code(in.GetResponseSize()), "why: 100% ünïcode\n").WithDetails(&testpb.SimpleResponse{Username: "d"})
+		if err != nil {
+			return nil, err
+		}
+		return nil, st.Err()
+	}
+	for code := codes.Canceled; code <= codes.Unauthenticated; code++ {
+		_, err := c.UnaryCall(grpcCtx(t), &testpb.SimpleRequest{ResponseSize: int32(code)})
+		st := status.Convert(err)
+		if st.Code() != code || st.Message() != "why: 100% ünïcode\n" || len(st.Details()) != 1 {
+			t.Errorf("%v: got %v %q %v", code, st.Code(), st.Message(), st.Details())
+		}
+	}
+	svc.unary = nil
+	const n = 2000
+	cs, err := c.StreamingInputCall(grpcCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := cs.Send(&testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: []byte("0123456789")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := cs.CloseAndRecv(); err != nil || r.GetAggregatedPayloadSize() != 10*n {
+		t.Fatalf("client stream: %v, %v", r, err)
+	}
+	params := make([]*testpb.ResponseParameters, n)
+	for i := range params {
+		params[i] = &testpb.ResponseParameters{Size: 10}
+	}
+	ss, err := c.StreamingOutputCall(grpcCtx(t), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for {
+		if _, err := ss.Recv(); errors.Is(err, io.EOF) {
+			break
+		} else if err != nil {
+			t.Fatalf("server stream after %d: %v", got, err)
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("server stream: %d messages, want %d", got, n)
+	}
+	grpcBidi(t, c, n)
+}
