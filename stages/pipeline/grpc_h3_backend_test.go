@@ -1,15 +1,17 @@
 package pipeline
 
 import (
+	"context"
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/status"
 
-	"context"
+	"github.com/expressgateway/expressgateway/bus"
 )
 
 // grpcH3Hop is a gRPC server reached over HTTP/3: a second gateway whose
@@ -85,4 +87,50 @@ func TestGRPC_ThroughAnH3Backend(t *testing.T) {
 		t.Fatalf("server stream: %d messages, want %d", got, n)
 	}
 	grpcBidi(t, c, n)
+}
+
+// A 4 GiB server stream to a client that reads slowly at first streams
+// with the bus budgets as the only buffer: the gateway's in-flight bytes
+// stay bounded, whatever the stream's length.
+func TestGRPC_4GiBServerStreamStaysWithinTheBusBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("4 GiB through the gateway: the full suite runs it")
+	}
+	be, _ := grpcBackend(t, &grpcSvc{})
+	g := grpcGateway(t, "", be)
+	c := testpb.NewTestServiceClient(grpcDial(t, g, "h2c"))
+	const msg, n = 1 << 20, 4096 // 4 GiB in 1 MiB messages
+	params := make([]*testpb.ResponseParameters, n)
+	for i := range params {
+		params[i] = &testpb.ResponseParameters{Size: msg}
+	}
+	ss, err := c.StreamingOutputCall(grpcCtx(t), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peak int64
+	var total int64
+	for i := 0; ; i++ {
+		m, err := ss.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", total, err)
+		}
+		total += int64(len(m.GetPayload().GetBody()))
+		if u := globalBudget.Used(); u > peak {
+			peak = u
+		}
+		if i < 40 {
+			time.Sleep(5 * time.Millisecond) // slow at first: the links fill up
+		}
+	}
+	if total != msg*n {
+		t.Fatalf("received %d bytes, want %d", total, msg*n)
+	}
+	if limit := int64(4 * bus.DefaultStreamBytes); peak > limit {
+		t.Fatalf("in-flight bus bytes peaked at %d, over %d", peak, limit)
+	}
+	t.Logf("4 GiB server stream; bus in-flight peak %d KiB", peak>>10)
 }
