@@ -178,7 +178,7 @@ func (sc *fieldScan) contentLength(value string, idx int) (string, *Error) {
 	for rest := value; ; {
 		elem, more, found := strings.Cut(rest, ",")
 		elem = trimOWS(elem)
-		n, ok := parseDecimal(elem)
+		n, ok := frames.ParseContentLength(elem)
 		if !ok {
 			return "", errCL
 		}
@@ -199,33 +199,6 @@ func (sc *fieldScan) contentLength(value string, idx int) (string, *Error) {
 	}
 	sc.clIdx = idx
 	return first, nil
-}
-
-// maxDecimalDigits caps a Content-Length at 18 significant digits, which
-// always fits an int64 (and is an exabyte).
-const maxDecimalDigits = 18
-
-// parseDecimal parses 1*DIGIT (no sign, no space) without overflow.
-func parseDecimal(s string) (int64, bool) {
-	if s == "" {
-		return 0, false
-	}
-	var n int64
-	sig := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		if n != 0 || c != '0' {
-			sig++
-		}
-		if sig > maxDecimalDigits {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // transferEncoding records the codings of one Transfer-Encoding field

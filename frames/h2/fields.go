@@ -136,22 +136,6 @@ func validScheme(s string) bool {
 	return true
 }
 
-// parseLength parses a content-length value; ok is false when malformed.
-func parseLength(v string) (int64, bool) {
-	if v == "" || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
-}
-
 // validField checks one regular field's name and value.
 func validField(id uint32, f hpack.HeaderField) error {
 	if !validName(f.Name) {
@@ -186,7 +170,7 @@ func regular(id uint32, h *frames.Head, f hpack.HeaderField, trailers bool) erro
 		if trailers {
 			break
 		}
-		n, ok := parseLength(f.Value)
+		n, ok := frames.ParseContentLength(f.Value)
 		if !ok || (h.ContentLength >= 0 && h.ContentLength != n) {
 			// RFC 9113 §8.1.1: a malformed content-length is malformed.
 			return streamErr(id, ErrCodeProtocol, "h2_bad_content_length")

@@ -177,11 +177,8 @@ var tokenLower = func() (t [256]bool) {
 
 // contentLength folds a content-length field into *cl (-1: none yet).
 func contentLength(v string, cl *int64) error {
-	if v == "" || len(v) > 18 {
-		return errContentLength
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 || v[0] == '+' {
+	n, ok := frames.ParseContentLength(v)
+	if !ok {
 		return errContentLength
 	}
 	if *cl >= 0 && *cl != n {
