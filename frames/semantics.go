@@ -1,5 +1,7 @@
 package frames
 
+import "strings"
+
 // MaxContentLengthDigits caps a content-length at 18 significant digits,
 // which always fits an int64 (and is an exabyte).
 const MaxContentLengthDigits = 18
@@ -31,3 +33,9 @@ func ParseContentLength(s string) (int64, bool) {
 	}
 	return n, true
 }
+
+// SameAuthority reports whether a request's Host field and its :authority
+// name the same authority (RFC 9113 §8.3.1, RFC 9114 §4.3.1: they "MUST
+// contain the same value"); the host is case-insensitive (RFC 3986
+// §3.2.2), so HOST.example and host.example are the same.
+func SameAuthority(host, authority string) bool { return strings.EqualFold(host, authority) }

@@ -31,3 +31,9 @@ func TestParseContentLength(t *testing.T) {
 		}
 	}
 }
+
+func TestSameAuthority(t *testing.T) {
+	if !SameAuthority("Example.COM:443", "example.com:443") || SameAuthority("example.com", "example.org") || SameAuthority("a:1", "a:2") {
+		t.Fatal("host and :authority compared wrongly")
+	}
+}

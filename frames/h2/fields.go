@@ -300,7 +300,7 @@ func DecodeRequest(id uint32, fields []hpack.HeaderField, us frames.UnderscorePo
 	switch {
 	case !seen[2]:
 		h.Authority = host
-	case hasHost && !strings.EqualFold(host, h.Authority):
+	case hasHost && !frames.SameAuthority(host, h.Authority):
 		// RFC 9113 §8.3.1: a host that differs from :authority is a
 		// request an HTTP/1.1 backend would route elsewhere: refuse it.
 		return nil, &RequestError{Status: 400, Reason: "h2_authority_host_mismatch"}

@@ -261,10 +261,12 @@ func DecodeRequest(block []byte, lim *Limits) (*frames.Head, error) {
 	// RFC 9114 §4.3.1: "If both fields are present, they MUST contain the
 	// same value."
 	if hasHost {
-		if seen[2] && host != h.Authority {
+		if seen[2] && !frames.SameAuthority(host, h.Authority) {
 			return nil, errHostMismatch
 		}
-		h.Authority = host
+		if !seen[2] {
+			h.Authority = host
+		}
 	}
 	// RFC 9114 §4.3.1: ":authority ... MUST NOT include the deprecated
 	// userinfo subcomponent for "http" or "https" schemes."

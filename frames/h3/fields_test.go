@@ -39,6 +39,12 @@ func TestDecodeRequest_Valid(t *testing.T) {
 	if err != nil || h.Authority != "h.example" || h.Fields.Has("host") {
 		t.Fatalf("host: %+v %v", h, err)
 	}
+	// host and :authority that differ only in case are the same
+	// authority (as over HTTP/2); :authority is kept.
+	h, err = DecodeRequest(block(":method", "GET", ":scheme", "https", ":authority", "h.example", ":path", "/", "host", "H.Example"), nil)
+	if err != nil || h.Authority != "h.example" {
+		t.Fatalf("host in another case: %+v %v", h, err)
+	}
 	// A plain CONNECT carries :authority only.
 	h, err = DecodeRequest(block(":method", "CONNECT", ":authority", "db:5432"), nil)
 	if err != nil || h.Method != "CONNECT" || h.Path != "" {
