@@ -93,8 +93,8 @@ func TestGRPC_ThroughAnH3Backend(t *testing.T) {
 // with the bus budgets as the only buffer: the gateway's in-flight bytes
 // stay bounded, whatever the stream's length.
 func TestGRPC_4GiBServerStreamStaysWithinTheBusBudget(t *testing.T) {
-	if testing.Short() {
-		t.Skip("4 GiB through the gateway: the full suite runs it")
+	if testing.Short() || raceEnabled {
+		t.Skip("4 GiB through the gateway: the plain full suite runs it")
 	}
 	be, _ := grpcBackend(t, &grpcSvc{})
 	g := grpcGateway(t, "", be)

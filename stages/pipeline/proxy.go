@@ -97,6 +97,11 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	}
 	req := f.Head
 	set := p.Settings.Load()
+	web := grpcWebFor(req, set.GRPC)
+	if web != nil {
+		st = web.wrap(ctx, st)
+		defer web.done()
+	}
 	rec := record{start: start, method: req.Method, path: req.Path, proto: st.Conn.Proto, tunnel: req.Protocol,
 		client: st.Conn.Remote, tls: st.Conn.TLS, host: req.Authority,
 		userAgent: req.Fields.Value("user-agent"), referer: req.Fields.Value("referer"),
@@ -115,7 +120,7 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 		rt = p.Table.Load().Match(req.Authority, req.Path)
 	}
 	switch {
-	case rec.grpc != nil && h1Front(st.Conn.Proto):
+	case rec.grpc != nil && h1Front(st.Conn.Proto) && web == nil:
 		// Over HTTP/1.1 a call has no trailers to end it: refuse it
 		// plainly, and as HTTP, since the client speaks no gRPC framing.
 		rec.route = "none"
