@@ -1,6 +1,8 @@
 package fuzz
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"testing"
 
@@ -59,6 +61,43 @@ func FuzzGRPCMessagePrefix(f *testing.F) {
 		}
 		if errWhole == nil && (whole.Messages() != split.Messages() || whole.Boundary() != split.Boundary()) {
 			t.Fatalf("whole and cut disagree: %d/%v vs %d/%v", whole.Messages(), whole.Boundary(), split.Messages(), split.Boundary())
+		}
+	})
+}
+
+// FuzzGRPCWebText checks the grpc-web-text decoder: no panic; the same
+// bytes and verdict whether the body comes whole or cut at any point; and
+// padded base64 segments decode to what they encode.
+func FuzzGRPCWebText(f *testing.F) {
+	f.Add([]byte("aGVsbG8="), uint16(3), []byte("x"))
+	f.Add([]byte("aGVsbG8=Z1JQQw==\r\n"), uint16(9), []byte("gRPC"))
+	f.Add([]byte("!!!!"), uint16(1), []byte{})
+	f.Fuzz(func(t *testing.T, b []byte, cut uint16, seg []byte) {
+		var whole grpc.WebTextDecoder
+		outW, errW := whole.Decode(nil, b)
+		if errW == nil {
+			errW = whole.Close()
+		}
+		var split grpc.WebTextDecoder
+		c := int(cut) % (len(b) + 1)
+		outS, errS := split.Decode(nil, b[:c])
+		if errS == nil {
+			outS, errS = split.Decode(outS, b[c:])
+		}
+		if errS == nil {
+			errS = split.Close()
+		}
+		if (errW == nil) != (errS == nil) || errW == nil && !bytes.Equal(outW, outS) {
+			t.Fatalf("whole: %q %v; cut at %d: %q %v", outW, errW, c, outS, errS)
+		}
+		enc := base64.StdEncoding.EncodeToString(seg) + base64.StdEncoding.EncodeToString(b)
+		var d grpc.WebTextDecoder
+		out, err := d.Decode(nil, []byte(enc))
+		if err == nil {
+			err = d.Close()
+		}
+		if err != nil || !bytes.Equal(out, append(append([]byte(nil), seg...), b...)) {
+			t.Fatalf("segments %q+%q: %q %v", seg, b, out, err)
 		}
 	})
 }

@@ -1,9 +1,12 @@
 package grpc
 
 import (
+	"encoding/base64"
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/expressgateway/expressgateway/frames"
 )
 
 func TestIsCall(t *testing.T) {
@@ -115,5 +118,58 @@ func TestTrailersOnly(t *testing.T) {
 	if h.Status != 200 || h.Fields.Value("content-type") != "application/grpc" || h.Fields.Value("grpc-status") != "14" ||
 		h.Fields.Value("grpc-message") != "no healthy backend: 100%25%0A" {
 		t.Fatalf("head %+v", h)
+	}
+}
+
+func TestWebCall(t *testing.T) {
+	for ct, want := range map[string][3]any{
+		"application/grpc-web":                 {false, "", true},
+		"application/grpc-web+proto":           {false, "+proto", true},
+		"application/grpc-web-text":            {true, "", true},
+		"Application/GRPC-Web-Text+proto; x=1": {true, "+proto", true},
+		"application/grpc":                     {false, "", false},
+		"application/grpc-webby":               {false, "", false},
+		"text/plain":                           {false, "", false},
+	} {
+		text, suffix, ok := WebCall(ct)
+		if text != want[0] || suffix != want[1] || ok != want[2] {
+			t.Errorf("%q: %v %q %v, want %v", ct, text, suffix, ok, want)
+		}
+	}
+}
+
+func TestAppendWebTrailers(t *testing.T) {
+	b := AppendWebTrailers(nil, frames.Fields{{Name: "Grpc-Status", Value: "0"}, {Name: "grpc-message", Value: "ok"}})
+	want := "grpc-status: 0\r\ngrpc-message: ok\r\n"
+	if b[0] != WebTrailerFlag || int(b[1])<<24|int(b[2])<<16|int(b[3])<<8|int(b[4]) != len(want) || string(b[5:]) != want {
+		t.Fatalf("%q", b)
+	}
+}
+
+// A -text body of padded segments, cut anywhere, decodes to what was
+// encoded; a stray character or a cut group is an error.
+func TestWebTextDecoder(t *testing.T) {
+	enc := base64.StdEncoding.EncodeToString([]byte("hello")) + base64.StdEncoding.EncodeToString([]byte("gRPC-web!")) + "\r\n"
+	for step := 1; step <= len(enc); step++ {
+		var d WebTextDecoder
+		var out []byte
+		for i := 0; i < len(enc); i += step {
+			var err error
+			if out, err = d.Decode(out, []byte(enc[i:min(i+step, len(enc))])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d.Close() != nil || string(out) != "hellogRPC-web!" {
+			t.Fatalf("step %d: %q", step, out)
+		}
+	}
+	var d WebTextDecoder
+	if _, err := d.Decode(nil, []byte("!!!!")); err == nil {
+		t.Fatal("not base64, accepted")
+	}
+	d = WebTextDecoder{}
+	d.Decode(nil, []byte("aGV"))
+	if d.Close() == nil {
+		t.Fatal("a cut group accepted")
 	}
 }
