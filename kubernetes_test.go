@@ -78,10 +78,9 @@ type (
 		} `yaml:"volumes"`
 	}
 	k8sContainer struct {
-		Name    string   `yaml:"name"`
-		Command []string `yaml:"command"`
-		Args    []string `yaml:"args"`
-		Env     []struct {
+		Name string   `yaml:"name"`
+		Args []string `yaml:"args"`
+		Env  []struct {
 			Name      string `yaml:"name"`
 			Value     string `yaml:"value"`
 			ValueFrom *struct {
