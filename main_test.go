@@ -584,3 +584,116 @@ func TestREADME_BuildCommandMakesAStaticStampedBinary(t *testing.T) {
 		t.Fatalf("-version: %q, want the git version %q", first, strings.TrimSpace(string(want)))
 	}
 }
+
+// TestBinary_SIGUSR1AppliesTheKeyFileRule runs the real binary on a
+// certificate pair laid out as the kubelet mounts a Secret (the files are
+// links through ..data to a timestamped directory, swapped by renaming
+// ..data; defaultMode 0440 with an fsGroup): it boots on the 0440 key;
+// on SIGUSR1 a rotated key other users can read (0644) is refused and the
+// old certificate keeps serving, the same key chmod'ed to 0640 is taken,
+// and a further Secret update at 0440 is taken too.
+func TestBinary_SIGUSR1AppliesTheKeyFileRule(t *testing.T) {
+	bin := buildBinary(t)
+	web, admin := freePort(t), freePort(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "tls")
+	if err := os.Mkdir(secret, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// update writes a pair for cn into a new directory at key mode m and
+	// points ..data at it, as the kubelet's atomic writer does.
+	update := func(cn string, m os.FileMode) string {
+		ts := "..2026_" + cn
+		if err := os.Mkdir(filepath.Join(secret, ts), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		_, key := testcert.WriteAs(t, filepath.Join(secret, ts), cn, "tls.crt", "tls.key")
+		if err := os.Chmod(key, m); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(secret, "..data_tmp")
+		if err := os.Symlink(ts, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(secret, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		return key
+	}
+	update("first", 0o440)
+	for _, f := range []string{"tls.crt", "tls.key"} {
+		if err := os.Symlink(filepath.Join("..data", f), filepath.Join(secret, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfgPath := filepath.Join(dir, "eg.toml")
+	testcert.WriteFile(t, cfgPath, []byte(`
+[observability]
+metrics_bind = "`+admin+`"
+[[listeners]]
+name = "tls"
+address = "`+web+`"
+protocol = "h1s"
+[listeners.tls]
+cert_path = "`+filepath.Join(secret, "tls.crt")+`"
+key_path = "`+filepath.Join(secret, "tls.key")+`"
+[[listeners.routes]]
+direct_response = { status = 200, body = "hi" }
+`), 0o600)
+	cmd := exec.Command(bin, cfgPath)
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	cn := func() string {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", web, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			return ""
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	wait := func(what string, ok func() bool) {
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; logs:\n%s", what, logs.String())
+			}
+		}
+	}
+	wait("no handshake with the booted 0440 key", func() bool { return cn() == "first" })
+
+	key := update("second", 0o644)
+	cmd.Process.Signal(syscall.SIGUSR1)
+	wait("the refused rotation was not logged", func() bool { return strings.Contains(logs.String(), "certificate rotation failed") })
+	if got := cn(); got != "first" {
+		t.Fatalf("after a refused rotation: cn %q", got)
+	}
+	// Named by the path the config gives, the one the operator knows.
+	if !strings.Contains(logs.String(), filepath.Join(secret, "tls.key")+" has mode 0644: other users can read it") {
+		t.Errorf("the log does not say what is wrong with the key:\n%s", logs.String())
+	}
+	os.Chmod(key, 0o640)
+	cmd.Process.Signal(syscall.SIGUSR1)
+	wait("the 0640 key was not taken", func() bool { return cn() == "second" })
+	update("third", 0o440)
+	cmd.Process.Signal(syscall.SIGUSR1)
+	wait("the updated Secret was not taken", func() bool { return cn() == "third" })
+
+	tr := &http.Transport{}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 2 * time.Second}).Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`expressgateway_cert_rotation_total{outcome="failed"} 1`, `expressgateway_cert_rotation_total{outcome="ok"} 2`} {
+		if !strings.Contains(string(m), want) {
+			t.Errorf("metrics: no %s", want)
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+}

@@ -62,8 +62,10 @@ type Listener struct {
 type ListenerTLS struct {
 	// CertPath is the PEM certificate chain. Required.
 	CertPath string `koanf:"cert_path"`
-	// KeyPath is the PEM private key; it must not be readable by group or
-	// other. Required.
+	// KeyPath is the PEM private key. Its owner and its group may read it
+	// (0600, 0400, 0640, 0440); one other users can read, write or
+	// execute, or its group can write, is refused, at boot and on
+	// SIGUSR1. Required.
 	KeyPath string `koanf:"key_path"`
 	// TicketRotationIntervalSeconds is how often the session-ticket key
 	// changes: new tickets are sealed with the key of the current interval
@@ -77,16 +79,16 @@ type ListenerTLS struct {
 	// TicketKeyPath is a file holding the secret the ticket keys are
 	// derived from (HKDF of the secret and the interval number); instances
 	// given the same file resume each other's sessions without talking. A
-	// missing file is created with 32 random bytes, mode 0600; one readable
-	// by group or other is refused. Empty: a random secret per process.
+	// missing file is created with 32 random bytes, mode 0600; an existing
+	// one follows key_path's mode rule. Empty: a random secret per process.
 	TicketKeyPath string `koanf:"ticket_key_path"`
 }
 
 // QUIC is [listeners.quic]: HTTP/3 termination settings.
 type QUIC struct {
 	CertPath               string `koanf:"cert_path"`                     // PEM certificate chain of the QUIC listener.
-	KeyPath                string `koanf:"key_path"`                      // PEM private key (mode 0600).
-	RetrySecretPath        string `koanf:"retry_secret_path"`             // 32-byte secret keying Retry tokens; created 0600 if absent, so tokens survive a restart.
+	KeyPath                string `koanf:"key_path"`                      // PEM private key; the mode rule of [listeners.tls] key_path (0600, 0400, 0640 or 0440).
+	RetrySecretPath        string `koanf:"retry_secret_path"`             // 32-byte secret keying Retry tokens; created 0600 if absent, so tokens survive a restart; an existing one follows key_path's mode rule.
 	MaxIdleTimeoutMs       int    `koanf:"max_idle_timeout_ms"`           // QUIC idle timeout.
 	MaxRecvUDPPayloadSize  int    `koanf:"max_recv_udp_payload_size"`     // Largest UDP payload accepted; bigger datagrams are dropped in the kernel (a socket filter). 1200 to 1452: 1200 is QUIC's minimum (RFC 9000 §14), 1452 the largest packet the QUIC stack reads.
 	Allow0RTT              bool   `koanf:"allow_0rtt"`                    // Accept TLS early data (0-RTT); see early_data_policy.

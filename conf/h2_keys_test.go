@@ -92,7 +92,7 @@ address = "127.0.0.1:1"
 protocol = "h1"
 `, 0o600)
 	_, err := load(p, func() []string { return nil })
-	for _, want := range []string{"ticket_key_path", "chmod 600", "ticket_rotation_overlap_seconds"} {
+	for _, want := range []string{"ticket_key_path", "has mode 0644: other users can read it", "chmod 0640", "ticket_rotation_overlap_seconds"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("want an error with %q, got %v", want, err)
 		}

@@ -107,7 +107,7 @@ protocol = "h2"
 	for _, want := range []string{
 		p2 + ":3: runtime.per_ip_connection_cap: 0 is out of range",
 		p2 + ":9: listeners[0].tls.cert_path: cannot read certificate",
-		p2 + ":10: listeners[0].tls.key_path: " + key + " is readable or writable by group or other",
+		p2 + ":10: listeners[0].tls.key_path: " + key + " has mode 0644: other users can read it;",
 		p2 + ":16: listeners[1].protocol: \"h2\" is not a listener protocol",
 		p2 + ":15: listeners[1].address: address 127.0.0.1:1 (tcp) is already used by listeners[0]",
 	} {

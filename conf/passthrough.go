@@ -121,8 +121,9 @@ type QUICLB struct {
 	// single_pass (server_id_len + nonce_len = 16) or four_pass (any other
 	// length). Default: single_pass or four_pass by length.
 	Encoding string `koanf:"encoding"`
-	// KeyPath is the 16-byte AES key (raw, or 32 hex digits), readable by
-	// its owner only. Required unless encoding = "plaintext".
+	// KeyPath is the 16-byte AES key (raw, or 32 hex digits), under the
+	// mode rule of [listeners.tls] key_path (0600, 0400, 0640 or 0440).
+	// Required unless encoding = "plaintext".
 	KeyPath string `koanf:"key_path"`
 	// Servers assign a server ID (hex, server_id_len bytes) to each backend
 	// address; a decoded server ID routes to its backend.

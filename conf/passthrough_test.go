@@ -189,7 +189,7 @@ pool = "web"
 		"passthrough.flow_idle_timeout_ms: -1 is out of range",
 		"passthrough.retry_secret_path: ",
 		"passthrough.quic_lb[0].config_id: 7 is out of range [0, 6]",
-		"passthrough.quic_lb[0].key_path: " + loose + " is readable or writable by group or other",
+		"passthrough.quic_lb[0].key_path: " + loose + " has mode 0644: other users can read it;",
 		"passthrough.quic_lb[1].encoding: no key_path",
 		`passthrough.quic_lb[1].servers[0].address: "10.9.9.9:4433" is not a backend of this listener`,
 		"passthrough.quic_lb[1].servers[0].server_id: 1 bytes, server_id_len is 2",

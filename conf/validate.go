@@ -433,8 +433,8 @@ func parseKey(b []byte) error {
 	}
 }
 
-// checkPrivateFile rejects a secret that group or other can read (what
-// sshd does for host keys). It reports whether the file is usable.
+// checkPrivateFile applies CheckPrivateFile under key k. It reports
+// whether the file is usable.
 func checkPrivateFile(k, path string, ps *Problems) bool {
 	if err := CheckPrivateFile(path); err != nil {
 		ps.Addf(k, "%v", err)
@@ -443,18 +443,66 @@ func checkPrivateFile(k, path string, ps *Problems) bool {
 	return true
 }
 
-// CheckPrivateFile is the rule for a private key or secret file, at boot
-// and on every re-read (SIGUSR1): it must exist and be readable by its
-// owner only.
+// CheckPrivateFile is the rule for a private key or secret file (TLS key,
+// ticket key, retry secret, QUIC-LB key), at boot and on every re-read
+// (SIGUSR1): it must exist and its mode pass CheckKeyMode. It follows
+// symlinks, as the read does: a Kubernetes Secret volume's files are
+// links into the kubelet's current copy.
 func CheckPrivateFile(path string) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return fmt.Errorf("cannot read key: %w", err)
 	}
-	if m := st.Mode().Perm(); m&0o077 != 0 {
-		return fmt.Errorf("%s is readable or writable by group or other (mode %04o); chmod 600 it", path, m)
+	return CheckKeyMode(path, st.Mode())
+}
+
+// keyModeRefused are the bits a private file must not have: any for other
+// users, and write for its group. Group read stays allowed, as nginx and
+// HAProxy on Debian use it (root:ssl-cert 0640) and as Kubernetes mounts a
+// Secret for a pod's fsGroup (root:fsGroup 0440); the group is then the
+// one that decides who reads the key.
+const keyModeRefused fs.FileMode = 0o027
+
+// CheckKeyMode is the permission rule itself: 0600 and 0400 pass, and so
+// do 0640 and 0440 (readable by the file's group); a file other users can
+// read, write or execute, or its group can write, is refused with the
+// bits at fault and the chmod that fixes it.
+func CheckKeyMode(path string, mode fs.FileMode) error {
+	m := mode.Perm()
+	if m&keyModeRefused == 0 {
+		return nil
 	}
-	return nil
+	var wrong []string
+	if o := m & 0o007; o != 0 {
+		wrong = append(wrong, "other users can "+modeVerbs(o)+" it")
+	}
+	if m&0o020 != 0 {
+		wrong = append(wrong, "its group can write it")
+	}
+	fix := m &^ keyModeRefused
+	msg := fmt.Sprintf("%s has mode %04o: %s; a private key or secret may be read by its owner and its group, and written by its owner only: chmod %04o %s",
+		path, m, strings.Join(wrong, " and "), fix, path)
+	if fix&0o040 != 0 {
+		msg += fmt.Sprintf(" (or %04o if its group need not read it)", fix&^0o070)
+	}
+	return errors.New(msg)
+}
+
+// modeVerbs names the permissions of one rwx triplet (its low three bits).
+func modeVerbs(b fs.FileMode) string {
+	var v []string
+	for _, p := range []struct {
+		bit  fs.FileMode
+		verb string
+	}{{4, "read"}, {2, "write"}, {1, "execute"}} {
+		if b&p.bit != 0 {
+			v = append(v, p.verb)
+		}
+	}
+	if len(v) == 3 {
+		return "read, write and execute"
+	}
+	return strings.Join(v, " and ")
 }
 
 // checkRetrySecret checks a QUIC retry secret as the listener reads it: an

@@ -18,6 +18,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/rs/zerolog"
+
+	"github.com/expressgateway/expressgateway/conf"
 )
 
 // QUICConfig is what a QUIC listener needs: its socket, certificate, the
@@ -102,10 +104,10 @@ func deriveKey(secret []byte, label string) [32]byte {
 func ReadRetrySecret(path string) ([]byte, error) { return ReadSecret("retry secret", path) }
 
 // ReadSecret reads a secret file (what names it in errors); it must hold
-// at least 16 bytes and be readable by its owner only. A missing file is
-// created with 32 random bytes, mode 0600, so a first boot needs no extra
-// step and later boots (and other instances given the same file) derive
-// the same keys.
+// at least 16 bytes and pass the config check's key-file rule
+// (conf.CheckPrivateFile). A missing file is created with 32 random
+// bytes, mode 0600, so a first boot needs no extra step and later boots
+// (and other instances given the same file) derive the same keys.
 func ReadSecret(what, path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -137,8 +139,8 @@ func ReadSecret(what, path string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s %s: %w", what, path, err)
 	}
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("%s %s is readable or writable by group or other (mode %04o); chmod 600 it", what, path, st.Mode().Perm())
+	if err := conf.CheckPrivateFile(path); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if len(b) < 16 {
 		return nil, fmt.Errorf("%s %s: want at least 16 bytes, got %d", what, path, len(b))

@@ -514,9 +514,11 @@ type = "tcp"
 	}
 }
 
-// TestCertRotation_RefusesAGroupReadableKey: the key rule of boot holds
-// on SIGUSR1.
-func TestCertRotation_RefusesAGroupReadableKey(t *testing.T) {
+// TestCertRotation_KeyFileRuleOnReread: the key rule of boot holds on
+// SIGUSR1: a rotated key other users can read (0644) is refused and the
+// old certificate keeps serving; one only its group can read (0640, as
+// root:ssl-cert or a Kubernetes Secret with an fsGroup) is taken.
+func TestCertRotation_KeyFileRuleOnReread(t *testing.T) {
 	dir := t.TempDir()
 	cert, key := writeCert(t, dir, "first")
 	g := startGateway(t, `
@@ -529,20 +531,31 @@ cert_path = "`+cert+`"
 key_path = "`+key+`"
 [[listeners.routes]]
 direct_response = { status = 200, body = "hi" }`)
+	cn := func() string {
+		c, err := tls.Dial("tcp", g.Addr("tls").String(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
 	writeCert(t, dir, "second")
 	if err := os.Chmod(key, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	err := g.ReloadCerts()
-	if err == nil || !strings.Contains(err.Error(), "readable or writable by group or other") {
-		t.Fatalf("a 0644 key was accepted: %v", err)
+	if err == nil || !strings.Contains(err.Error(), key+" has mode 0644: other users can read it") || !strings.Contains(err.Error(), "chmod 0640 "+key) {
+		t.Fatalf("a 0644 key was accepted, or the error does not say why: %v", err)
 	}
-	if got := g.listeners[0].tlsCfg.Load().Certificates[0].Leaf; got != nil && got.Subject.CommonName != "first" {
-		t.Fatalf("after a refused rotation: %s", got.Subject.CommonName)
+	if got := cn(); got != "first" {
+		t.Fatalf("after a refused rotation: cn %q", got)
 	}
-	os.Chmod(key, 0o600)
+	os.Chmod(key, 0o640)
 	if err := g.ReloadCerts(); err != nil {
-		t.Fatal(err)
+		t.Fatalf("a 0640 key was refused: %v", err)
+	}
+	if got := cn(); got != "second" {
+		t.Fatalf("after a 0640 rotation: cn %q", got)
 	}
 }
 

@@ -104,13 +104,24 @@ func TestTLS_TicketKeyPath_InstancesResumeEachOthersSessions(t *testing.T) {
 	}
 }
 
-func TestTLS_TicketKeyPath_GroupReadableFileIsRefused(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "tickets.secret")
-	os.WriteFile(path, make([]byte, 32), 0o640)
-	k, err := newTicketKeys(&conf.ListenerTLS{TicketKeyPath: path, TicketRotationIntervalSeconds: 60, TicketRotationOverlapSeconds: 60})
-	if err == nil || k != nil {
-		t.Fatalf("a group-readable ticket key was accepted: %v", err)
+// TestTLS_TicketKeyPath_KeyFileRule: a ticket key follows the TLS key's
+// rule: readable by its group passes, by other users or writable by its
+// group does not.
+func TestTLS_TicketKeyPath_KeyFileRule(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tickets.secret")
+	os.WriteFile(path, make([]byte, 32), 0o600)
+	for _, c := range []struct {
+		mode os.FileMode
+		ok   bool
+	}{{0o640, true}, {0o440, true}, {0o644, false}, {0o660, false}} {
+		os.Chmod(path, c.mode)
+		k, err := newTicketKeys(&conf.ListenerTLS{TicketKeyPath: path, TicketRotationIntervalSeconds: 60, TicketRotationOverlapSeconds: 60})
+		if c.ok && (err != nil || k == nil) {
+			t.Errorf("a %04o ticket key was refused: %v", c.mode, err)
+		}
+		if !c.ok && (err == nil || k != nil) {
+			t.Errorf("a %04o ticket key was accepted", c.mode)
+		}
 	}
 }
 
