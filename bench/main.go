@@ -21,6 +21,10 @@
 //	          WebSocket tunnels (HTTP/1.1 upgrades)
 //	ws-echo   WebSocket over HTTP/1.1, 1,000 tunnels each echoing a 32 B
 //	          message back to back (a message counts as a request)
+//	grpc-unary
+//	          gRPC unary calls (100 B) with grpc-go over h2c, 16
+//	          connections × 16 calls in flight, to the backend's gRPC
+//	          service over h2c
 //	ws-h2-echo, ws-h3-echo
 //	          the same over HTTP/2 (the TLS front, RFC 8441) and HTTP/3
 //	          (RFC 9220), 100 tunnels to a connection

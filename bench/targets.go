@@ -13,10 +13,13 @@ import (
 	"regexp"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/quic-go/quic-go/http3"
+	"google.golang.org/grpc"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 
 	"github.com/expressgateway/expressgateway/bench/proc"
 )
@@ -127,15 +130,31 @@ func wsEchoHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// echoService is the backend's gRPC service: a unary call returns its
+// payload.
+type echoService struct {
+	testpb.UnimplementedTestServiceServer
+}
+
+func (echoService) UnaryCall(_ context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	return &testpb.SimpleResponse{Payload: in.GetPayload()}, nil
+}
+
 func startBackend(c *certs) (*backend, error) {
 	small, large := make([]byte, smallSize), make([]byte, largeSize)
 	for i := range large {
 		large[i] = 'x'
 	}
 	copy(small, large)
+	gs := grpc.NewServer()
+	testpb.RegisterTestServiceServer(gs, echoService{})
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == wsPath {
 			wsEchoHandler(w, r)
+			return
+		}
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
 			return
 		}
 		body := small
