@@ -123,10 +123,10 @@ func TestWS_H2FrontEchoesAndClosesToAnH1Backend(t *testing.T) {
 
 func TestWS_H2FrontLimitsCloseWithTheirCodes(t *testing.T) {
 	wb := startWSBackend(t)
-	g := wsGateway(t, wb, "[listeners.websocket]\nmax_message_size_bytes = 1000\nidle_timeout_seconds = 1")
+	g := wsGateway(t, wb, "[listeners.websocket]\nmax_message_size_bytes = 1000\nidle_timeout_seconds = 1\nping_rate_limit_per_window = 2\nread_frame_timeout_seconds = 1")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	want := map[int]float64{1009: 1, 1002: 2, 1001: 1}
+	want := map[int]float64{1009: 1, 1002: 2, 1001: 1, 1008: 2}
 	for code := range want {
 		want[code] += metricValue(closedWith(wb.addr, "HTTP/2", code))
 	}
@@ -139,6 +139,8 @@ func TestWS_H2FrontLimitsCloseWithTheirCodes(t *testing.T) {
 		{"unmasked client frame", []byte{0x81, 0x02, 'h', 'i'}, ws.CloseProtocolError},
 		{"control frame over 125 bytes", clientFrame(0x9, true, make([]byte, 126)), ws.CloseProtocolError},
 		{"idle past idle_timeout_seconds", nil, ws.CloseGoingAway},
+		{"pings over ping_rate_limit_per_window", bytes.Repeat(clientFrame(0x9, true, []byte("p")), 3), ws.ClosePolicyViolation},
+		{"a frame not finished within read_frame_timeout_seconds", clientFrame(0x1, true, []byte("cut short"))[:5], ws.ClosePolicyViolation},
 	} {
 		w, resp := h2Tunnel(t, ctx, g, "/echo")
 		if resp.StatusCode != 200 {
@@ -147,7 +149,11 @@ func TestWS_H2FrontLimitsCloseWithTheirCodes(t *testing.T) {
 		if tc.frame != nil {
 			w.Write(tc.frame)
 		}
-		op, p, err := readServerFrame(bufio.NewReader(resp.Body))
+		br := bufio.NewReader(resp.Body)
+		op, p, err := readServerFrame(br)
+		for err == nil && op == 0xA { // the backend's pongs to the pings it got
+			op, p, err = readServerFrame(br)
+		}
 		if err != nil || op != 0x8 || len(p) < 2 || uint16(p[0])<<8|uint16(p[1]) != tc.want {
 			t.Errorf("%s: op %d payload %v %v, want Close %d", tc.name, op, p, err, tc.want)
 		}
