@@ -295,7 +295,14 @@ type Observability struct {
 	// AccessLog writes one log line per request.
 	AccessLog *bool `koanf:"access_log"`
 	// AccessLogFormat is the access log's line format: json (stable field
-	// names), combined (nginx's, for log tooling that parses it) or common.
+	// names: time, client, listener, protocol, tls_version, tls_cipher,
+	// sni, method, host, path, tunnel, status, ws_close_code, grpc_status,
+	// bytes_in, bytes_out, duration_seconds, route, pool, upstream_addr,
+	// upstream_status, upstream_head_seconds, upstream_connect_seconds
+	// (present when the request's try had to connect), retries,
+	// user_agent, referer, request_id, error; a field with nothing to say
+	// is left out), combined (nginx's, for log tooling that parses it) or
+	// common.
 	AccessLogFormat string `koanf:"access_log_format"`
 	// AccessLogPath is the file the access log appends to (created 0640),
 	// reopened on SIGHUP so that logrotate can move it; empty is stderr.

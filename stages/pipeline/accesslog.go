@@ -244,6 +244,10 @@ func appendAccess(b []byte, format, listener string, rec *record) []byte {
 		if rec.upstreamStatus != 0 {
 			b = num(b, "upstream_status", int64(rec.upstreamStatus))
 			b = sec(b, "upstream_head_seconds", rec.upstreamHead)
+			if rec.upstreamConnect > 0 {
+				// Only a try that had to connect made one.
+				b = sec(b, "upstream_connect_seconds", rec.upstreamConnect)
+			}
 		}
 		b = num(b, "retries", int64(rec.retries))
 	}

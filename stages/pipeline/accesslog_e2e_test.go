@@ -79,7 +79,7 @@ address = "`+be+`"`)
 	}
 	// A line is written when its stream's actor finishes, which may be
 	// after the next request's: find the first request's line by its id.
-	var e map[string]any
+	var e, second map[string]any
 	for _, ln := range lines {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(ln), &m); err != nil {
@@ -87,10 +87,20 @@ address = "`+be+`"`)
 		}
 		if m["request_id"] == "req-42" {
 			e = m
+		} else {
+			second = m
 		}
 	}
-	if e == nil {
-		t.Fatalf("no line with request_id req-42 in\n%s", strings.Join(lines, "\n"))
+	if e == nil || second == nil {
+		t.Fatalf("no line with request_id req-42, or no other, in\n%s", strings.Join(lines, "\n"))
+	}
+	// The first request's try connected to the backend; the second went
+	// on the pooled connection.
+	if c, ok := e["upstream_connect_seconds"].(float64); !ok || c <= 0 {
+		t.Errorf("first request: upstream_connect_seconds = %v, want the connect's time", e["upstream_connect_seconds"])
+	}
+	if _, ok := second["upstream_connect_seconds"]; ok {
+		t.Errorf("second request: upstream_connect_seconds on a pooled connection")
 	}
 	for k, want := range map[string]any{
 		"listener": "web", "protocol": "HTTP/1.1", "method": "GET", "path": "/p?q=1",

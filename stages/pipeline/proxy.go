@@ -160,6 +160,7 @@ type record struct {
 	route, pool, backend     string
 	status, upstreamStatus   int
 	upstreamHead, duration   time.Duration
+	upstreamConnect          time.Duration // the connect the last try had to make (0: a pooled connection)
 	retries                  int
 	in, out                  int64
 	err                      error
@@ -275,6 +276,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	}
 	// A backend's 1xx heads (103 Early Hints, 100) go to the client as they
 	// come, ahead of the final head; each front writes them in its form.
+	ctx = upstream.WithConnectTime(ctx, func(d time.Duration) { rec.upstreamConnect = d })
 	ctx = upstream.WithInterim(ctx, func(h *frames.Head) {
 		translate.Interim(h)
 		st.Resp.Send(ctx, frames.HeadersFrame(h, false))
@@ -326,6 +328,7 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 			return
 		}
 		rec.backend, rec.pool, rec.retries = b.Address, rt.Pool.Name(), try
+		rec.upstreamConnect = 0
 		tr := set.Transports[b.Protocol]
 		if tr == nil {
 			tr = set.Transports["h1"]

@@ -54,7 +54,7 @@ func (t *H1) dial(ctx context.Context, b *route.Backend) (*pconn, error) {
 		}
 		c = tc
 	}
-	observeConnect(b, "h1", start)
+	observeConnect(ctx, b, "h1", start)
 	src := decode.NewSource(c, respHeadBuf)
 	src.Underscore = h1.UnderscoreAllow // the policy is about requests
 	return &pconn{conn: c, src: src, bw: bufio.NewWriterSize(c, reqWriteBuf), created: time.Now()}, nil

@@ -135,7 +135,7 @@ func (t *H2) dial(ctx context.Context, b *route.Backend, o *BackendOpts) (*h2Cli
 		}
 		nc = tc
 	}
-	observeConnect(b, "h2", start)
+	observeConnect(ctx, b, "h2", start)
 	b.ConnOpen()
 	c := newH2Client(nc, b, t.Opts, t.Log, o.TLS != nil)
 	t.mu.Lock()

@@ -135,7 +135,7 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 	if err != nil {
 		return nil, &route.DialError{Err: err}
 	}
-	observeConnect(b, "h3", start)
+	observeConnect(ctx, b, "h3", start)
 	c := &h3Conn{qc: qc, limits: h3.Limits{MaxSize: t.maxHeader(), Underscore: frames.UnderscoreAllow}, settings: make(chan struct{})}
 	if err := c.openControl(); err != nil {
 		closeConn(qc, h3.ErrCodeInternalError, "")

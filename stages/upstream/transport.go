@@ -116,9 +116,24 @@ func transferCoded(req *frames.Head) bool { return req.Fields.Has("transfer-enco
 // observeConnect records a successful connect to b (TCP or QUIC, and the
 // TLS handshake) begun at start: slow connects are what an operator sees
 // first of a backend going bad, before any request fails.
-func observeConnect(b *route.Backend, proto string, start time.Time) {
+// The request whose try made the connect hears how long it took (the
+// access log's upstream_connect_seconds), through WithConnectTime.
+func observeConnect(ctx context.Context, b *route.Backend, proto string, start time.Time) {
+	d := time.Since(start)
 	stages.Histogram(nil, `expressgateway_upstream_connect_duration_seconds{backend="`+
-		stages.LabelValue(b.Address)+`",protocol="`+proto+`"}`).UpdateDuration(start)
+		stages.LabelValue(b.Address)+`",protocol="`+proto+`"}`).Update(d.Seconds())
+	if fn, _ := ctx.Value(connectKey{}).(func(time.Duration)); fn != nil {
+		fn(d)
+	}
+}
+
+type connectKey struct{}
+
+// WithConnectTime returns a context under which a try that has to connect
+// to its backend (TCP or QUIC, and TLS) reports the connect's duration to
+// fn; a try on a pooled connection reports nothing.
+func WithConnectTime(ctx context.Context, fn func(time.Duration)) context.Context {
+	return context.WithValue(ctx, connectKey{}, fn)
 }
 
 // bodyCut returns the client's reset when the request body was cut before
