@@ -13,6 +13,7 @@ import (
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/grpc"
 	"github.com/expressgateway/expressgateway/frames/h2"
 	"github.com/expressgateway/expressgateway/frames/ws"
 	"github.com/expressgateway/expressgateway/stages"
@@ -565,7 +566,8 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	}
 	resp := bus.NewLink(sendBuf, c.outBudget)
 	s.st = &stages.Stream{Req: req, Resp: resp, Conn: c.info}
-	s.finished = c.out.Open(id, resp, method, window)
+	isGRPC := ev.Head != nil && grpc.IsCall(ev.Head.Fields.Value("content-type"))
+	s.finished = c.out.Open(id, resp, method, isGRPC, window)
 	if tunnel {
 		c.openTunnel(sctx, s, ev.Head, resp)
 	}
@@ -802,10 +804,8 @@ type localStatus int
 
 func (l localStatus) ServeStream(ctx context.Context, st *stages.Stream) {
 	st.Req.Discard(io.EOF)
-	text := encode.StatusText(int(l)) + "\n"
-	h := &frames.Head{Status: int(l), ContentLength: int64(len(text))}
-	h.Fields.Add("content-type", "text/plain; charset=utf-8")
-	if st.Resp.Send(ctx, frames.HeadersFrame(h, false)) == nil {
+	h, text := encode.LocalResponse(int(l), "", false) // a refused stream's head may be unreadable
+	if st.Resp.Send(ctx, frames.HeadersFrame(h, text == "")) == nil && text != "" {
 		st.Resp.Send(ctx, frames.CopyData([]byte(text), true))
 	}
 	st.Resp.Close(io.EOF)

@@ -33,8 +33,9 @@ type H2Sender interface {
 	// connection) and queues WINDOW_UPDATE as a quarter window is owed.
 	Credit(id uint32, n int, streamOpen bool)
 	// Open registers a stream whose response comes on resp; the returned
-	// channel closes when its send side is over.
-	Open(id uint32, resp *bus.Link, method string, window int) <-chan struct{}
+	// channel closes when its send side is over. method and grpcCall shape
+	// a local answer the send side may have to make up.
+	Open(id uint32, resp *bus.Link, method string, grpcCall bool, window int) <-chan struct{}
 	// Close forgets a finished stream.
 	Close(id uint32)
 	// Stalled returns the streams blocked on a zero window since before

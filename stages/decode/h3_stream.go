@@ -12,6 +12,7 @@ import (
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/grpc"
 	"github.com/expressgateway/expressgateway/frames/h3"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/encode"
@@ -54,6 +55,7 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
 		return
 	}
 	str.SetReadDeadline(time.Time{})
+	w.GRPC = grpc.IsCall(head.Fields.Value("content-type"))
 	if head.Method == "CONNECT" && head.Protocol == "websocket" && c.cfg.WS != nil {
 		c.serveTunnel(ctx, str, br, w, head)
 		return

@@ -228,16 +228,17 @@ func (w *H1Writer) writeStatus(status int, x *H1Exchange, keepAlive bool) {
 }
 
 func (w *H1Writer) writeStatusFields(status int, x *H1Exchange, keepAlive bool, extra frames.Fields) {
-	text := StatusText(status)
-	h := &frames.Head{Status: status, ContentLength: int64(len(text) + 1)}
-	h.Fields = append(h.Fields, frames.Field{Name: "content-type", Value: "text/plain; charset=utf-8"})
+	method := ""
+	if x != nil {
+		method = x.Method
+	}
+	h, text := LocalResponse(status, "", false) // gRPC never reaches an HTTP/1.1 writer
 	h.Fields = append(h.Fields, extra...)
 	body := h1.Body{Kind: h1.BodyLength, Length: h.ContentLength}
 	w.buf = h1.AppendResponseHead(w.buf[:0], h, body, keepAlive)
 	w.bw.Write(w.buf)
-	if x == nil || x.Method != "HEAD" {
+	if method != "HEAD" {
 		w.bw.WriteString(text)
-		w.bw.WriteByte('\n')
 	}
 }
 

@@ -88,6 +88,7 @@ type H2Stream struct {
 	w      *H2Writer
 	ss     *h2.SendStream
 	method string
+	grpc   bool // a gRPC call: a local answer is a gRPC status
 	// headQueued is set once a final response head is queued; before it a
 	// failure can still become a status response.
 	headQueued bool
@@ -286,8 +287,8 @@ func (w *H2Writer) Credit(id uint32, n int, streamOpen bool) {
 // writer takes resp's frames as they are sent; Finished closes once the
 // send side is over. A response that fails before its head becomes a
 // status, after it a RST_STREAM.
-func (w *H2Writer) Open(id uint32, resp *bus.Link, method string, window int) <-chan struct{} {
-	st := &H2Stream{ID: id, Resp: resp, w: w, method: method, Finished: make(chan struct{})}
+func (w *H2Writer) Open(id uint32, resp *bus.Link, method string, grpcCall bool, window int) <-chan struct{} {
+	st := &H2Stream{ID: id, Resp: resp, w: w, method: method, grpc: grpcCall, Finished: make(chan struct{})}
 	w.mu.Lock()
 	st.ss = w.s.Open(id, st, window)
 	w.streams[id] = st
@@ -375,7 +376,7 @@ func (w *H2Writer) push(st *H2Stream, f frames.Frame) {
 // queueLocal queues a status answer the writer made up.
 func (w *H2Writer) queueLocal(st *H2Stream, status int) {
 	st.headQueued = true
-	for _, f := range localResponse(status, st.method) {
+	for _, f := range localResponse(status, st.method, st.grpc) {
 		w.s.Push(st.ss, h2.Out{Frame: f, Local: true})
 	}
 }
@@ -398,14 +399,12 @@ func (w *H2Writer) fail(st *H2Stream, cause error) {
 	w.s.Push(st.ss, h2.Out{Frame: frames.ResetFrame(code), Local: true})
 }
 
-func localResponse(status int, method string) []frames.Frame {
-	text := StatusText(status) + "\n"
-	h := &frames.Head{Status: status, ContentLength: int64(len(text))}
-	h.Fields.Add("content-type", "text/plain; charset=utf-8")
-	if method == "HEAD" {
+func localResponse(status int, method string, grpcCall bool) []frames.Frame {
+	h, body := LocalResponse(status, method, grpcCall)
+	if body == "" {
 		return []frames.Frame{frames.HeadersFrame(h, true)}
 	}
-	return []frames.Frame{frames.HeadersFrame(h, false), frames.CopyData([]byte(text), true)}
+	return []frames.Frame{frames.HeadersFrame(h, false), frames.CopyData([]byte(body), true)}
 }
 
 // Stalled returns the streams blocked on a zero window since before

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,7 +136,7 @@ func TestH2Writer_LocalAnswerReturnsNoLinkCredit(t *testing.T) {
 			p := newH2Peer(t)
 			conn := bus.NewBudget(1<<20, nil)
 			resp := bus.NewLink(64<<10, conn)
-			finished := p.w.Open(1, resp, "GET", h2.InitialWindowSize)
+			finished := p.w.Open(1, resp, "GET", false, h2.InitialWindowSize)
 			tc.fail(context.Background(), resp)
 			status, body := p.readStream(t, 1)
 			if status != tc.status || len(body) == 0 {
@@ -243,7 +244,7 @@ func TestH2Writer_TrailersOnlyIsOneHeadersFrame(t *testing.T) {
 				resp.Send(context.Background(), f)
 			}
 			resp.Close(io.EOF)
-			p.w.Open(1, resp, "POST", h2.InitialWindowSize)
+			p.w.Open(1, resp, "POST", false, h2.InitialWindowSize)
 			got := p.streamFrames(t, 1)
 			if len(got) != 1 || got[0].kind != "HEADERS" || !got[0].end {
 				t.Fatalf("stream frames %+v, want one HEADERS with END_STREAM", got)
@@ -265,7 +266,7 @@ func TestH2Writer_TrailersAfterDataEndTheStream(t *testing.T) {
 	resp.Send(ctx, frames.CopyData([]byte("msg"), false))
 	resp.Send(ctx, frames.TrailersFrame(frames.Fields{{Name: "grpc-status", Value: "0"}}))
 	resp.Close(io.EOF)
-	p.w.Open(1, resp, "POST", h2.InitialWindowSize)
+	p.w.Open(1, resp, "POST", false, h2.InitialWindowSize)
 	got := p.streamFrames(t, 1)
 	want := []string{"HEADERS", "DATA", "HEADERS"}
 	if len(got) != len(want) {
@@ -299,7 +300,7 @@ func TestH2Writer_ResetKeepsItsCode(t *testing.T) {
 		resp.Send(ctx, grpcHead(false))
 		resp.Send(ctx, frames.ResetFrame(tc.code))
 		resp.Close(&frames.ResetError{Code: tc.code})
-		p.w.Open(1, resp, "GET", h2.InitialWindowSize)
+		p.w.Open(1, resp, "GET", false, h2.InitialWindowSize)
 		got := p.streamFrames(t, 1)
 		if last := got[len(got)-1]; last.kind != "RST_STREAM" || last.code != tc.want {
 			t.Errorf("%v: stream frames %+v, want RST_STREAM %v last", tc.code, got, tc.want)
@@ -314,7 +315,7 @@ func TestH2Writer_LargeBodyArrivesWhole(t *testing.T) {
 	p := newH2Peer(t)
 	conn := bus.NewBudget(1<<20, nil)
 	resp := bus.NewLink(256<<10, conn)
-	p.w.Open(1, resp, "GET", h2.InitialWindowSize)
+	p.w.Open(1, resp, "GET", false, h2.InitialWindowSize)
 	const total = 8 << 20
 	go func() {
 		ctx := context.Background()
@@ -361,5 +362,37 @@ func TestH2Writer_LargeBodyArrivesWhole(t *testing.T) {
 		if got[i] != byte(i) {
 			t.Fatalf("byte %d is %d, want %d: out of order or corrupt", i, got[i], byte(i))
 		}
+	}
+}
+
+// A gRPC call whose response fails before its head gets the gRPC form of
+// the local answer: one HEADERS with END_STREAM, content-type
+// application/grpc and the grpc-status the HTTP status maps to, never a
+// text/plain body a gRPC client would read as UNKNOWN.
+func TestH2Writer_GRPCCallFailingBeforeItsHeadGetsAGRPCStatus(t *testing.T) {
+	p := newH2Peer(t)
+	resp := bus.NewLink(64<<10, nil)
+	p.w.Open(1, resp, "POST", true, h2.InitialWindowSize)
+	resp.Close(errors.New("handler gave up"))
+	for {
+		f, err := p.fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok := f.(*http2.MetaHeadersFrame)
+		if !ok || h.StreamID != 1 {
+			if _, data := f.(*http2.DataFrame); data {
+				t.Fatal("a body after the head")
+			}
+			continue
+		}
+		fields := map[string]string{}
+		for _, hf := range h.Fields {
+			fields[hf.Name] = hf.Value
+		}
+		if !h.StreamEnded() || fields[":status"] != "200" || fields["content-type"] != "application/grpc" || fields["grpc-status"] != "14" || !strings.Contains(fields["grpc-message"], "502") {
+			t.Fatalf("head %v (ended %v), want a trailers-only UNAVAILABLE", fields, h.StreamEnded())
+		}
+		return
 	}
 }

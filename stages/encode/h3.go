@@ -36,7 +36,9 @@ type H3Writer struct {
 	// Tunnel is set for an extended CONNECT (RFC 9220): a response that
 	// opens the tunnel (a head with Protocol set) is written as a 200 and
 	// the stream becomes the tunnel's bytes.
-	Tunnel       *Tunnel
+	Tunnel *Tunnel
+	// GRPC is set for a gRPC call: a local answer is a gRPC status.
+	GRPC         bool
 	str          *quic.Stream
 	enc          *h3.Encoder
 	buf          []byte
@@ -68,15 +70,12 @@ func (w *H3Writer) head(h *frames.Head) []byte {
 	return w.buf
 }
 
-// WriteLocal writes a complete local response: status, a short text body
-// (none for HEAD) and FIN.
+// WriteLocal writes a complete local response (LocalResponse's) and FIN.
 func (w *H3Writer) WriteLocal(status int, method string, extra frames.Fields) error {
-	text := StatusText(status) + "\n"
-	h := &frames.Head{Status: status, ContentLength: int64(len(text))}
-	h.Fields = append(h.Fields, frames.Field{Name: "content-type", Value: "text/plain; charset=utf-8"})
+	h, text := LocalResponse(status, method, w.GRPC)
 	h.Fields = append(h.Fields, extra...)
 	b := w.head(h)
-	if method != "HEAD" {
+	if text != "" {
 		b = h3.AppendDataHeader(b, len(text))
 		b = append(b, text...)
 	}

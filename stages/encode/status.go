@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/expressgateway/expressgateway/frames"
+	"github.com/expressgateway/expressgateway/frames/grpc"
 )
 
 // StatusText is the reason phrase of a status, used for local responses.
@@ -19,6 +20,24 @@ func StatusText(status int) string {
 
 func itoa3(n int) string {
 	return string([]byte{byte('0' + n/100%10), byte('0' + n/10%10), byte('0' + n%10)})
+}
+
+// LocalResponse is the gateway's own answer with status, the one builder
+// every front uses: a short text body (none for HEAD), or, for a gRPC
+// call, the trailers-only response the gRPC status mapping gives, so a
+// gRPC client reads a status rather than an HTTP error it would call
+// UNKNOWN. The head ends the response when the body is empty.
+func LocalResponse(status int, method string, grpcCall bool) (*frames.Head, string) {
+	if grpcCall {
+		return grpc.TrailersOnly(grpc.Local(status), "expressgateway: "+itoa3(status)+" "+StatusText(status)), ""
+	}
+	text := StatusText(status) + "\n"
+	h := &frames.Head{Status: status, ContentLength: int64(len(text))}
+	h.Fields = append(h.Fields, frames.Field{Name: "content-type", Value: "text/plain; charset=utf-8"})
+	if method == "HEAD" {
+		return h, ""
+	}
+	return h, text
 }
 
 // StatusForCode maps a neutral reset cause to the status a client gets when
