@@ -171,10 +171,12 @@ func (t *tracing) begin(rt *reqTrace, req *frames.Head, conn *stages.ConnInfo, s
 		semconv.HTTPRequestMethodKey.String(method),
 		semconv.URLPath(pathOnly(req.Path)),
 		semconv.URLScheme(conn.Scheme()),
-		semconv.ServerAddress(host),
 		semconv.ServerPort(port),
 		semconv.NetworkProtocolVersion(protoVersion(conn.Proto)),
 		semconv.ClientAddress(conn.Remote.Addr().Unmap().String()),
+	}
+	if host != "" { // an HTTP/1.0 request may name none
+		attrs = append(attrs, semconv.ServerAddress(host))
 	}
 	if original != "" {
 		attrs = append(attrs, semconv.HTTPRequestMethodOriginal(original))

@@ -440,3 +440,26 @@ func TestTracing_StalledCollectorDropsAndCounts(t *testing.T) {
 		t.Errorf("exported %v + dropped %v != %d ended", got, dropped, n)
 	}
 }
+
+// Shutdown (the drain's last step) exports what is queued at once, not
+// at the next batch tick.
+func TestTracing_ShutdownFlushes(t *testing.T) {
+	rcv := startReceiver(t)
+	tr, err := newTracing(tracingConf(rcv.url, 1), zerologDiscard())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for range 3 {
+		_, s := tr.tracer.Start(t.Context(), "GET")
+		s.End()
+	}
+	tr.shutdown(5 * time.Second)
+	took := time.Since(start)
+	if spans, _, _, _ := rcv.snapshot(); len(spans) != 3 {
+		t.Fatalf("%d spans exported by shutdown, want 3", len(spans))
+	}
+	if took >= traceBatchDelay {
+		t.Fatalf("shutdown took %v: the batch tick may have exported, not the flush", took)
+	}
+}
