@@ -463,3 +463,42 @@ func TestTracing_ShutdownFlushes(t *testing.T) {
 		t.Fatalf("shutdown took %v: the batch tick may have exported, not the flush", took)
 	}
 }
+
+// Over HTTP/2 at both ends the spans say so, and the traceparent reaches
+// an HTTP/2 backend too.
+func TestTracing_H2FrontAndBackend(t *testing.T) {
+	rcv := startReceiver(t)
+	var mu sync.Mutex
+	var seen string
+	be := h2cBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = r.Header.Get("Traceparent")
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	g := startGateway(t, tracingGateway(be, rcv.url, "1")+"protocol = \"h2\"\n")
+	resp, err := h2cClient(t).Get(g.url("web") + "/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("front spoke %s", resp.Proto)
+	}
+	g.Drain(5 * time.Second)
+	spans, _, _, _ := rcv.snapshot()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want 2", len(spans))
+	}
+	for _, s := range spans {
+		if v := attrs(s)["network.protocol.version"]; v != "2" {
+			t.Errorf("%v span: network.protocol.version %q, want 2", s.Kind, v)
+		}
+		mu.Lock()
+		if s.Kind == tracepb.Span_SPAN_KIND_CLIENT && seen != "00-"+hex.EncodeToString(s.TraceId)+"-"+hex.EncodeToString(s.SpanId)+"-01" {
+			t.Errorf("h2 backend saw traceparent %q, client span %x", seen, s.SpanId)
+		}
+		mu.Unlock()
+	}
+}
