@@ -1,8 +1,11 @@
 package pipeline
 
 import (
+	"bufio"
 	"errors"
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"testing"
 	"time"
@@ -100,4 +103,43 @@ func TestTracing_ErrorTypesAreBounded(t *testing.T) {
 	if h, p := splitAuthority("[::1]", 443); h != "::1" || p != 443 {
 		t.Errorf("splitAuthority: %q %d", h, p)
 	}
+}
+
+// BenchmarkH1ProxyTraced is BenchmarkH1Proxy with every request traced
+// and exported to a receiver in the test: the price of sample_ratio = 1.
+func BenchmarkH1ProxyTraced(b *testing.B) {
+	rcv := startReceiver(b)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("0123456789abcdef")) })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	g := startGateway(b, h1Listener("web", `
+[[listeners.backends]]
+address = "`+ln.Addr().String()+`"`)+"\n[observability]\naccess_log = false\n[observability.tracing]\notlp_endpoint = \""+rcv.url+"\"\n")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", g.Addr("web").String())
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer func() { c.Close() }()
+		br := bufio.NewReader(c)
+		req := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		for pb.Next() {
+			c.Write(req)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.Close {
+				c.Close()
+				c, _ = net.Dial("tcp", g.Addr("web").String())
+				br = bufio.NewReader(c)
+			}
+		}
+	})
 }
