@@ -321,10 +321,15 @@ type Observability struct {
 type Tracing struct {
 	// OTLPEndpoint is the OTLP/HTTP traces URL spans are posted to, http
 	// or https (http://127.0.0.1:4318/v1/traces; without a path,
-	// /v1/traces). Empty turns tracing off.
+	// /v1/traces). Spans wait in a queue of at most 2048; past it they are
+	// dropped and counted (tracing_spans_dropped_total), never waited
+	// for. Empty turns tracing off: traceparent and tracestate then reach
+	// the backend untouched.
 	OTLPEndpoint string `koanf:"otlp_endpoint"`
 	// SampleRatio is the fraction of requests traced, 0 to 1, decided from
-	// the trace id (so that hops with the same ratio agree on a trace).
+	// the trace id (so that hops with the same ratio agree on a trace),
+	// whatever the client's sampled flag. A request not traced keeps its
+	// traceparent and tracestate as they came.
 	SampleRatio float64 `koanf:"sample_ratio"`
 	// ServiceName is the service.name of the spans' resource. Required.
 	ServiceName string `koanf:"service_name"`
