@@ -315,6 +315,33 @@ type Observability struct {
 	// gateway generates one (a UUIDv7). Either way it is forwarded to the
 	// backend, returned to the client and logged.
 	TrustRequestID *bool `koanf:"trust_request_id"`
+	// Tracing is [observability.tracing]: OpenTelemetry traces of HTTP
+	// requests, off while otlp_endpoint is empty.
+	Tracing Tracing `koanf:"tracing"`
+}
+
+// Tracing is [observability.tracing]. With otlp_endpoint set, each sampled
+// HTTP request gets a server span (continuing the client's W3C
+// traceparent, or starting a trace) and a client span per upstream
+// attempt, whose traceparent the backend receives; spans are exported in
+// batches through a bounded queue that drops, counted in
+// tracing_spans_dropped_total, rather than wait. Off (and for a request
+// not sampled) traceparent and tracestate reach the backend untouched.
+type Tracing struct {
+	// OTLPEndpoint is the OTLP/HTTP traces URL spans are posted to, http
+	// or https (http://127.0.0.1:4318/v1/traces; without a path,
+	// /v1/traces). Spans wait in a queue of at most 2048; past it they are
+	// dropped and counted (tracing_spans_dropped_total), never waited
+	// for. Empty turns tracing off: traceparent and tracestate then reach
+	// the backend untouched.
+	OTLPEndpoint string `koanf:"otlp_endpoint"`
+	// SampleRatio is the fraction of requests traced, 0 to 1, decided from
+	// the trace id (so that hops with the same ratio agree on a trace),
+	// whatever the client's sampled flag. A request not traced keeps its
+	// traceparent and tracestate as they came.
+	SampleRatio float64 `koanf:"sample_ratio"`
+	// ServiceName is the service.name of the spans' resource. Required.
+	ServiceName string `koanf:"service_name"`
 }
 
 // Admin is [admin].

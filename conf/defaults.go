@@ -93,7 +93,7 @@ func Default() Config {
 		// A transfer coding other than chunked is answered 501, as nginx
 		// does; off, it is forwarded to HTTP/1.1 backends, never dropped.
 		Security:      Security{StrictTE: true},
-		Observability: Observability{AccessLogFormat: "json"},
+		Observability: Observability{AccessLogFormat: "json", Tracing: Tracing{SampleRatio: 1, ServiceName: "expressgateway"}},
 	}
 }
 

@@ -141,6 +141,8 @@ func typeName(t reflect.Type) string {
 		return "bool"
 	case reflect.Int, reflect.Int64, reflect.Uint32:
 		return "integer"
+	case reflect.Float64:
+		return "number"
 	case reflect.Slice:
 		return "array of " + typeName(t.Elem())
 	}

@@ -94,7 +94,7 @@ func setEnv(m map[string]any, t reflect.Type, segs []string, path, name, value s
 }
 
 // envValue reads an environment value as the type t, the way TOML would
-// have typed it: an integer, true/false, a string, or a comma-separated
+// have typed it: an integer, a number, true/false, a string, or a comma-separated
 // list ("[a, b]" or "a,b").
 func envValue(v string, t reflect.Type) (any, bool) {
 	switch t.Kind() {
@@ -103,6 +103,9 @@ func envValue(v string, t reflect.Type) (any, bool) {
 	case reflect.Bool:
 		b, err := strconv.ParseBool(v)
 		return b, err == nil
+	case reflect.Float64:
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil
 	case reflect.Slice:
 		out := []any{}
 		for _, s := range strings.Split(strings.Trim(strings.TrimSpace(v), "[]"), ",") {

@@ -75,6 +75,13 @@ func checkValue(v any, t reflect.Type, p string, ps *Problems) {
 		if _, ok := v.(bool); !ok {
 			ps.Addf(p, "want true or false, got %s", describe(v))
 		}
+	case reflect.Float64:
+		// TOML types 1 as an integer and 0.5 as a float: both are numbers.
+		switch v.(type) {
+		case int64, float64:
+		default:
+			ps.Addf(p, "want a number, got %s", describe(v))
+		}
 	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint32, reflect.Uint16, reflect.Uint64:
 		n, ok := v.(int64)
 		if !ok {
@@ -131,6 +138,8 @@ func wantType(t reflect.Type) string {
 		return "true or false"
 	case reflect.Struct:
 		return "a table"
+	case reflect.Float64:
+		return "a number"
 	case reflect.Slice:
 		e := deref(t.Elem())
 		switch e.Kind() {

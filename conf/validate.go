@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -576,6 +577,7 @@ func (o *Observability) validate(c *Config, ps *Problems) {
 	if p := o.AccessLogPath; p != "" && (!filepath.IsAbs(p) || strings.HasSuffix(p, "/")) {
 		ps.Addf("observability.access_log_path", "want an absolute file path, not %q", p)
 	}
+	o.Tracing.validate(ps)
 	if o.MetricsBind == "" {
 		return
 	}
@@ -594,6 +596,43 @@ func (o *Observability) validate(c *Config, ps *Problems) {
 	if !loopback && !c.Admin.AllowNonLoopback {
 		ps.Addf(k, "%s is not a loopback address: set [admin].allow_non_loopback = true and api_token_hash to expose it", o.MetricsBind)
 	}
+}
+
+func (t *Tracing) validate(ps *Problems) {
+	const k = "observability.tracing"
+	if e := t.OTLPEndpoint; e != "" {
+		u, err := url.Parse(e)
+		switch {
+		case err != nil:
+			ps.Addf(k+".otlp_endpoint", "%v", err)
+		case u.Scheme != "http" && u.Scheme != "https":
+			ps.Addf(k+".otlp_endpoint", "want an http:// or https:// URL, not %q", e)
+		case u.Host == "" || u.Hostname() == "":
+			ps.Addf(k+".otlp_endpoint", "%q names no host", e)
+		case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.Opaque != "":
+			// The exporter sends none of these: refuse rather than drop
+			// them unseen.
+			ps.Addf(k+".otlp_endpoint", "want scheme://host[:port][/path], without user info, query or fragment, not %q", e)
+		}
+	}
+	// !(0 <= r <= 1) also refuses nan.
+	if r := t.SampleRatio; !(r >= 0 && r <= 1) {
+		ps.Addf(k+".sample_ratio", "want a number from 0 to 1, not %v", r)
+	}
+	if t.ServiceName == "" {
+		ps.Addf(k+".service_name", "must not be empty")
+	}
+}
+
+// OTLPTracesURL is the URL spans are posted to: otlp_endpoint, with the
+// OTLP/HTTP traces path when it has none.
+func (t *Tracing) OTLPTracesURL() string {
+	u, err := url.Parse(t.OTLPEndpoint)
+	if err != nil || u.Path != "" {
+		return t.OTLPEndpoint
+	}
+	u.Path = "/v1/traces"
+	return u.String()
 }
 
 func (a *Admin) validate(ps *Problems) {

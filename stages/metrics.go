@@ -104,6 +104,8 @@ var help = map[string]string{
 	"expressgateway_websocket_tunnels_closed_total":               "WebSocket tunnels closed, by listener, backend, front protocol and close code (the first Close either way, or the gateway's; 1006: cut without one).",
 	"expressgateway_websocket_bytes_total":                        "Bytes relayed through WebSocket tunnels, by listener, backend, front protocol and direction (in: client to backend).",
 	"expressgateway_access_log_dropped_total":                     "Access log lines dropped because the writer was behind (a stalled disk).",
+	"expressgateway_tracing_spans_dropped_total":                  "Trace spans dropped because the export queue was full (a slow or absent OTLP collector).",
+	"expressgateway_tracing_spans_exported_total":                 "Trace spans sent to the OTLP collector, by outcome.",
 	"expressgateway_xdp_attached":                                 "1 while the XDP program is attached.",
 	"expressgateway_xdp_packets_total":                            "Packets the XDP program handled, by action.",
 	"expressgateway_xdp_bytes_total":                              "Bytes the XDP program handled, by action.",

@@ -60,6 +60,9 @@ type Gateway struct {
 	view       atomic.Pointer[scrapeView]  // what scrapes report (metrics.go)
 	running    atomic.Pointer[conf.Config] // g.cfg, for readers that must not wait on mu
 	access     *accessLog                  // the access log's destination (accesslog.go)
+	// tracing is the span pipeline, built at boot (its keys need a
+	// restart), or nil (tracing.go).
+	tracing *tracing
 
 	acceptCtx  context.Context
 	stopAccept context.CancelFunc
@@ -103,8 +106,12 @@ func New(cfg *conf.Config, log zerolog.Logger) (_ *Gateway, err error) {
 	defer func() {
 		if err != nil {
 			g.access.close()
+			g.tracing.shutdown(time.Second)
 		}
 	}()
+	if g.tracing, err = newTracing(cfg.Observability.Tracing, log); err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
 	g.gate = accept.NewGate(cfg.Runtime.PerIPConnectionCap, cfg.Runtime.MaxInflightConnections)
 	pools, err := buildPools(cfg, nil, g.upstreams)
 	if err != nil {
@@ -187,6 +194,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 		TrustRequestID:      cfg.Observability.TrustRequestID == nil || *cfg.Observability.TrustRequestID,
 		AllowDomainFronting: lc.HTTP.AllowDomainFronting,
 		GRPC:                grpcSettingsFor(lc.GRPC),
+		Tracing:             g.tracing,
 	}
 	if lc.AltSvc != nil {
 		set.AltSvc = translate.AltSvc(lc.AltSvc.H3Port, lc.AltSvc.MaxAge)
@@ -304,8 +312,9 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			// A gateway that did not start is never drained: its access
-			// log writer stops here.
+			// log writer and span exporter stop here.
 			g.access.close()
+			g.tracing.shutdown(time.Second)
 		}
 	}()
 	if err := g.startXDP(g.cfg); err != nil {
@@ -493,6 +502,8 @@ func (g *Gateway) Drain(timeout time.Duration) {
 	g.stopXDP()
 	g.unpublish()
 	g.access.close()
+	// Every request has ended its spans: export what is queued.
+	g.tracing.shutdown(traceShutdownTimeout)
 	g.mu.Unlock()
 }
 

@@ -70,6 +70,8 @@ type ProxySettings struct {
 	AllowDomainFronting bool
 	// GRPC are the gRPC rules (nil: gRPC is proxied as any request).
 	GRPC *grpcSettings
+	// Tracing is the span pipeline (nil: tracing off; tracing.go).
+	Tracing *tracing
 }
 
 var (
@@ -113,6 +115,7 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 	// and the log line.
 	rec.requestID = requestID(req.Fields.Value("x-request-id"), set.TrustRequestID)
 	req.Fields.Set("x-request-id", rec.requestID)
+	set.Tracing.begin(&rec.trace, req, st.Conn, start)
 
 	var rt *Route
 	misdirected := !set.AllowDomainFronting && st.Conn.TLS != nil && guard.Misdirected(st.Conn.TLS.ServerName, req.Authority)
@@ -165,12 +168,14 @@ type record struct {
 	in, out                  int64
 	err                      error
 	grpc                     *grpcCall // nil unless a gRPC call
+	trace                    reqTrace  // its spans, when traced (tracing.go)
 }
 
 func (p *Proxy) finish(st *stages.Stream, set *ProxySettings, rec *record) {
 	d := time.Since(rec.start)
 	rec.duration = d
 	rec.in = st.ReqBytes.Load()
+	rec.trace.end(rec)
 	s := seriesFor(reqKey{listener: p.Listener, route: rec.route, backend: rec.backend, proto: rec.proto, class: uint8(rec.status / 100)})
 	s.count.Inc()
 	s.duration.Update(d.Seconds())
@@ -351,11 +356,13 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		if try > 0 {
 			treq = req.Clone()
 		}
+		rec.trace.upstream(treq, b, try)
 		resp, err = tr.RoundTrip(tctx, b, treq, body)
 		if err == nil && !tt.Stop() {
 			resp.Close(true) // the per-try timeout fired as the head came
 			err = route.ErrTryTimeout
 		}
+		rec.trace.upstreamHead(resp, err)
 		if err == nil {
 			// A status in retry.on_status is retried like a failure, for
 			// idempotent requests, while the budget allows.
