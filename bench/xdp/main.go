@@ -496,7 +496,7 @@ func serveRelay(listen, backends, udpBackends string) error {
 		if err != nil {
 			break
 		}
-		wg.Go(func() { l4.RelayTCP(ctx, conn, "bench", pool, route.Key{}, ioWait) })
+		wg.Go(func() { _, _ = l4.RelayTCP(ctx, conn, "bench", pool, route.Key{}, ioWait) })
 	}
 	wg.Wait()
 	return nil

@@ -50,7 +50,10 @@ func relayPair(t *testing.T, pool *route.Pool) (*net.TCPConn, <-chan error) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- RelayTCP(context.Background(), front, "t", pool, route.Key{}, time.Second) }()
+	go func() {
+		_, err := RelayTCP(context.Background(), front, "t", pool, route.Key{}, time.Second)
+		done <- err
+	}()
 	return client.(*net.TCPConn), done
 }
 

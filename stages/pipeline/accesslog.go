@@ -7,13 +7,17 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/expressgateway/expressgateway/stages/l4"
 )
 
 // accessQueue bounds the lines waiting for the access log's writer: at
@@ -159,6 +163,47 @@ func (a *accessLog) close() {
 	a.outMu.Unlock()
 }
 
+// streamLog is where and how an L4 listener logs its connections.
+type streamLog struct {
+	format string
+	access *accessLog
+}
+
+// appendStreamAccess appends the line of one L4 connection (an l4 or tls
+// listener's relay): in json the request line's fields that apply; in
+// combined and common the form of nginx's stream module
+// ($remote_addr [$time_local] $protocol $status $bytes_sent
+// $bytes_received $session_time "$upstream_addr"), where status is 200
+// for a relayed connection and 502 when no backend took it.
+func appendStreamAccess(b []byte, format, listener, proto string, client netip.AddrPort, start time.Time, r l4.Relayed, err error) []byte {
+	status := 200
+	if err != nil {
+		status = 502
+	}
+	d := time.Since(start)
+	proto = strings.ToUpper(proto)
+	if format == "combined" || format == "common" {
+		b = append(b, client.Addr().String()...)
+		b = append(b, " ["...)
+		b = start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+		b = append(b, "] "...)
+		b = append(b, proto...)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(status), 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, r.ToClient, 10)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, r.ToBackend, 10)
+		b = append(b, ' ')
+		b = strconv.AppendFloat(b, d.Seconds(), 'f', 3, 64)
+		b = append(b, ` "`...)
+		b = appendNginx(b, orDash(r.Backend))
+		return append(b, '"', '\n')
+	}
+	rec := record{start: start, client: client, proto: proto, status: status, in: r.ToBackend, out: r.ToClient, duration: d, backend: r.Backend, err: err}
+	return appendAccess(b, "json", listener, &rec)
+}
+
 // appendAccess appends rec's line in format (json, combined or common).
 func appendAccess(b []byte, format, listener string, rec *record) []byte {
 	switch format {
@@ -216,9 +261,12 @@ func appendAccess(b []byte, format, listener string, rec *record) []byte {
 		b = str(b, "tls_cipher", tls.CipherSuiteName(rec.tls.CipherSuite))
 		b = str(b, "sni", rec.tls.ServerName)
 	}
-	b = str(b, "method", rec.method)
-	b = str(b, "host", rec.host)
-	b = str(b, "path", rec.path)
+	stream := rec.method == "" // an L4 connection's line: no request fields
+	if !stream {
+		b = str(b, "method", rec.method)
+		b = str(b, "host", rec.host)
+		b = str(b, "path", rec.path)
+	}
 	if rec.tunnel != "" {
 		b = str(b, "tunnel", rec.tunnel)
 	}
@@ -235,7 +283,9 @@ func appendAccess(b []byte, format, listener string, rec *record) []byte {
 	b = num(b, "bytes_in", rec.in)
 	b = num(b, "bytes_out", rec.out)
 	b = sec(b, "duration_seconds", rec.duration)
-	b = str(b, "route", rec.route)
+	if !stream {
+		b = str(b, "route", rec.route)
+	}
 	if rec.pool != "" {
 		b = str(b, "pool", rec.pool)
 	}
@@ -251,9 +301,11 @@ func appendAccess(b []byte, format, listener string, rec *record) []byte {
 		}
 		b = num(b, "retries", int64(rec.retries))
 	}
-	b = str(b, "user_agent", rec.userAgent)
-	b = str(b, "referer", rec.referer)
-	b = str(b, "request_id", rec.requestID)
+	if !stream {
+		b = str(b, "user_agent", rec.userAgent)
+		b = str(b, "referer", rec.referer)
+		b = str(b, "request_id", rec.requestID)
+	}
 	if rec.err != nil {
 		b = str(b, "error", rec.err.Error())
 	}

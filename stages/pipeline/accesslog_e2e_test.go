@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -205,4 +207,73 @@ func TestAccessLog_StalledDiskDropsAndCounts(t *testing.T) {
 	}
 	close(w.release)
 	a.close()
+}
+
+// An L4 connection gets one access-log line when it ends: JSON with the
+// client, listener, protocol, backend, bytes each way and duration (no
+// request fields), or nginx's stream form in combined; a connection no
+// backend took is a 502 line.
+func TestAccessLog_L4ConnectionLines(t *testing.T) {
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			c, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer c.Close(); io.Copy(c, c) }()
+		}
+	}()
+	dead, _ := net.Listen("tcp", "127.0.0.1:0")
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	path := filepath.Join(t.TempDir(), "access.log")
+	mk := func(format string) string {
+		return "[observability]\naccess_log_format = \"" + format + "\"\naccess_log_path = \"" + path + "\"\n" +
+			"[[listeners]]\nname = \"tcp\"\naddress = \"127.0.0.1:0\"\nprotocol = \"tcp\"\n[[listeners.backends]]\naddress = \"" + echo.Addr().String() + "\"\n" +
+			"[[listeners]]\nname = \"nowhere\"\naddress = \"127.0.0.1:0\"\nprotocol = \"tcp\"\n[[listeners.backends]]\naddress = \"" + deadAddr + "\"\n"
+	}
+	g := startGateway(t, mk("json"))
+	relay := func(listener, msg string) {
+		c, err := net.Dial("tcp", g.Addr(listener).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.Write([]byte(msg))
+		c.(*net.TCPConn).CloseWrite()
+		io.ReadAll(c)
+		c.Close()
+	}
+	relay("tcp", "hello, relay")
+	lines := waitLines(t, g, path, 1)
+	var e map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &e); err != nil {
+		t.Fatalf("json line: %v: %s", err, lines[0])
+	}
+	for k, want := range map[string]any{"listener": "tcp", "protocol": "TCP", "status": 200.0, "upstream_addr": echo.Addr().String(), "bytes_in": 12.0, "bytes_out": 12.0} {
+		if e[k] != want {
+			t.Errorf("%s = %v, want %v", k, e[k], want)
+		}
+	}
+	for _, k := range []string{"method", "path", "request_id", "route"} {
+		if _, ok := e[k]; ok {
+			t.Errorf("an L4 line has the request field %s", k)
+		}
+	}
+	relay("nowhere", "x")
+	lines = waitLines(t, g, path, 2)
+	if !strings.Contains(lines[1], `"status":502`) || !strings.Contains(lines[1], `"error":`) {
+		t.Fatalf("a connection no backend took: %s", lines[1])
+	}
+	reloadTo(t, g, mk("combined"))
+	relay("tcp", "abc")
+	lines = waitLines(t, g, path, 3)
+	if !regexp.MustCompile(`^127\.0\.0\.1 \[[^\]]+\] TCP 200 3 3 \d+\.\d{3} "` + regexp.QuoteMeta(echo.Addr().String()) + `"$`).MatchString(lines[2]) {
+		t.Fatalf("combined L4 line %q is not nginx's stream form", lines[2])
+	}
 }

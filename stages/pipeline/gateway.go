@@ -70,20 +70,22 @@ type Gateway struct {
 }
 
 type listener struct {
-	cfg    conf.Listener
-	ln     net.Listener
-	proxy  *Proxy
-	pool   atomic.Pointer[route.Pool] // L4 listeners' pool
-	tlsCfg atomic.Pointer[tls.Config]
-	h1cfg  atomic.Pointer[decode.H1Config]
-	h2cfg  atomic.Pointer[decode.H2Config]
-	h3cfg  atomic.Pointer[decode.H3Config]
-	quic   *accept.QUICListener
-	srv    *accept.Server
-	active *metrics.Gauge
-	conns  atomic.Int64
-	udp    *udpListener // udp listeners (xdp_udp.go)
-	quicM  *quicSeries  // quic listeners' handshake series
+	cfg   conf.Listener
+	ln    net.Listener
+	proxy *Proxy
+	pool  atomic.Pointer[route.Pool] // L4 listeners' pool
+	// streamLog is an L4 listener's access-log setting (nil: off).
+	streamLog atomic.Pointer[streamLog]
+	tlsCfg    atomic.Pointer[tls.Config]
+	h1cfg     atomic.Pointer[decode.H1Config]
+	h2cfg     atomic.Pointer[decode.H2Config]
+	h3cfg     atomic.Pointer[decode.H3Config]
+	quic      *accept.QUICListener
+	srv       *accept.Server
+	active    *metrics.Gauge
+	conns     atomic.Int64
+	udp       *udpListener // udp listeners (xdp_udp.go)
+	quicM     *quicSeries  // quic listeners' handshake series
 
 	// tickets keys tlsCfg's session tickets (tickets.go); a restart key.
 	tickets *ticketKeys
@@ -160,6 +162,11 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 	if conf.IsL4(lc.Protocol) {
 		l.connect.Store(int64(ms(cfg.Runtime.ConnectTimeoutMs)))
 		l.pool.Store(def)
+		if cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog {
+			l.streamLog.Store(&streamLog{format: cfg.Observability.AccessLogFormat, access: g.access})
+		} else {
+			l.streamLog.Store(nil)
+		}
 		return nil
 	}
 	table := &Table{}
@@ -410,8 +417,15 @@ func (g *Gateway) serve(l *listener) {
 			connsTotal.Inc()
 			defer recoverConn(g.log, c)
 			connect := time.Duration(l.connect.Load())
-			if err := l4.RelayTCP(ctx, c, l.cfg.Name, l.pool.Load(), route.Key{Src: remote.Addr().Unmap()}, connect); err != nil {
+			start := time.Now()
+			r, err := l4.RelayTCP(ctx, c, l.cfg.Name, l.pool.Load(), route.Key{Src: remote.Addr().Unmap()}, connect)
+			if err != nil {
 				g.log.Debug().Err(err).Str("listener", l.cfg.Name).Msg("relay")
+			}
+			if sl := l.streamLog.Load(); sl != nil && sl.access != nil {
+				b := sl.access.get()
+				*b = appendStreamAccess(*b, sl.format, l.cfg.Name, l.cfg.Protocol, remote, start, r, err)
+				sl.access.write(b)
 			}
 		}
 	} else {

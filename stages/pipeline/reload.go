@@ -123,6 +123,7 @@ func (g *Gateway) Reload(next *conf.Config) (err error) {
 		l.cfg.H2, l.cfg.AltSvc = s.lc.H2, s.lc.AltSvc
 		l.cfg.DrainTimeoutMs, l.cfg.DrainJitterMs = s.lc.DrainTimeoutMs, s.lc.DrainJitterMs
 		l.pool.Store(sh.pool.Load())
+		l.streamLog.Store(sh.streamLog.Load())
 		l.connect.Store(sh.connect.Load())
 		l.jitter.Store(sh.jitter.Load())
 		l.h1cfg.Store(sh.h1cfg.Load())

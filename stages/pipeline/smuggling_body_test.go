@@ -141,6 +141,11 @@ address = "`+rb.addr()+`"`))
 		t.Fatalf("valid request: status %d, %v", status, err)
 	}
 	before := rb.received()
+	// A request is counted when its actor finishes, which may be just
+	// after the client read the response.
+	for deadline := time.Now().Add(5 * time.Second); proxiedTo(rb.addr())-base < 1 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := proxiedTo(rb.addr()) - base; n != 1 {
 		t.Fatalf("the valid request counts %d proxied requests, want 1", n)
 	}

@@ -331,9 +331,10 @@ type h3Exchange struct {
 
 	want, got int64 // declared and received response body bytes (want -1: unknown)
 	remain    uint64
-	head      bool // a response to HEAD: no body
-	tunnel    bool // an opened extended CONNECT: no body timeout (the front's idle rules apply)
-	ended     bool // End or Trailers handed out
+	head      bool          // a response to HEAD: no body
+	tunnel    bool          // an opened extended CONNECT: no body timeout (the front's idle rules apply)
+	peeked    *frames.Frame // a body frame read ahead of Next (see try)
+	ended     bool          // End or Trailers handed out
 	resp      Response
 }
 
@@ -381,6 +382,22 @@ func (t *H3) try(ctx context.Context, c *h3Conn, req *frames.Head, body *bus.Lin
 		h.Protocol = req.Protocol
 		h.ContentLength = -1
 		x.want, x.tunnel = -1, true
+	}
+	if h.Fields.Has("grpc-status") && !x.head && !x.tunnel {
+		// A gRPC status in the head is a trailers-only response: HEADERS,
+		// then the stream's end. Wait for that end, so the response goes
+		// on as one head that ends it: an HTTP/2 client reads a head and
+		// an empty DATA after it as a call without trailers (INTERNAL).
+		f, err := x.Next(ctx)
+		if err != nil {
+			x.close(true)
+			return nil, true, err
+		}
+		if f.Kind == frames.KindData && f.End && len(f.Data) == 0 {
+			x.resp = Response{Head: h, End: true, body: x}
+			return &x.resp, true, nil
+		}
+		x.peeked = &f // a body after all: it goes out first
 	}
 	x.resp = Response{Head: h, body: x}
 	return &x.resp, true, nil
@@ -579,6 +596,10 @@ func (x *h3Exchange) readErr(ctx context.Context, err error) error {
 
 // Next implements BodyReader.
 func (x *h3Exchange) Next(ctx context.Context) (frames.Frame, error) {
+	if f := x.peeked; f != nil {
+		x.peeked = nil
+		return *f, nil
+	}
 	if x.ended {
 		return frames.EndFrame(), nil
 	}
