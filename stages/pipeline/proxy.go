@@ -38,6 +38,7 @@ type Proxy struct {
 	Log      zerolog.Logger
 
 	grpcMetrics grpcMethods
+	warns       backendWarns
 }
 
 // ProxySettings are the reloadable knobs of the stream actor, read once
@@ -379,6 +380,10 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		}
 		tt.Cancel()
 		attempt.End(route.Outcome{Err: err, Latency: time.Since(t0)})
+		if ctx.Err() == nil {
+			// The client's own end is no backend failure.
+			p.warns.warn(p.Log, p.Listener, b.Address, err)
+		}
 		if retry == nil || ctx.Err() != nil || !retry.ShouldRetry(err, req.Method, try+1, bodyState()) {
 			break
 		}
