@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go/http3"
@@ -17,46 +15,19 @@ import (
 // (one http3.Transport each, which holds one connection per host), each
 // with streams requests in flight back to back, for dur.
 func H3(ctx context.Context, url string, tlsConf *tls.Config, conns, streams int, dur time.Duration) (Result, error) {
-	ctx, cancel := context.WithTimeout(ctx, dur)
-	defer cancel()
-	var (
-		ok, bad atomic.Int64
-		mu      sync.Mutex
-		lats    []time.Duration
-		wg      sync.WaitGroup
-	)
-	start := time.Now()
+	var calls []func(context.Context) error
 	for range conns {
 		tr := &http3.Transport{TLSClientConfig: tlsConf.Clone(), DisableCompression: true}
 		defer tr.Close()
 		client := &http.Client{Transport: tr}
 		for range streams {
-			wg.Go(func() {
-				local := make([]time.Duration, 0, 1<<12)
-				for ctx.Err() == nil {
-					t0 := time.Now()
-					if err := get(ctx, client, url); err != nil {
-						if ctx.Err() == nil {
-							bad.Add(1)
-						}
-						continue
-					}
-					local = append(local, time.Since(t0))
-					ok.Add(1)
-				}
-				mu.Lock()
-				lats = append(lats, local...)
-				mu.Unlock()
-			})
+			calls = append(calls, func(ctx context.Context) error { return get(ctx, client, url) })
 		}
 	}
-	wg.Wait()
-	r := Result{Requests: ok.Load(), Errors: bad.Load(), Elapsed: time.Since(start)}
+	r := closedLoop(ctx, dur, calls, false)
 	if r.Requests == 0 {
 		return r, fmt.Errorf("h3 %s: no request succeeded (%d errors)", url, r.Errors)
 	}
-	r.RPS = float64(r.Requests) / r.Elapsed.Seconds()
-	r.fromLatencies(lats)
 	return r, nil
 }
 

@@ -5,7 +5,10 @@
 package load
 
 import (
+	"context"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,3 +40,55 @@ func (r *Result) fromLatencies(lats []time.Duration) {
 func seconds(d time.Duration) int {
 	return max(int((d+time.Second-1)/time.Second), 1)
 }
+
+// closedLoop runs one goroutine per call, each calling it back to back
+// until dur has passed or ctx ends, and returns what they did: a nil
+// return counts as a request with its latency, an error as an error (and
+// with stopOnError ends that goroutine: a broken tunnel stays broken).
+// Calls run under a context without the run's deadline (a client would
+// send it on, as grpc-timeout, and calls begun while the deadline's timer
+// lags would fail at once); a call in flight at the end finishes, bounded
+// by dur plus callGrace.
+func closedLoop(ctx context.Context, dur time.Duration, calls []func(context.Context) error, stopOnError bool) Result {
+	end := time.Now().Add(dur)
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dur+callGrace)
+	defer cancel()
+	var (
+		ok, bad atomic.Int64
+		mu      sync.Mutex
+		lats    []time.Duration
+		wg      sync.WaitGroup
+	)
+	start := time.Now()
+	for _, call := range calls {
+		wg.Go(func() {
+			local := make([]time.Duration, 0, 1<<12)
+			for time.Now().Before(end) && ctx.Err() == nil {
+				t0 := time.Now()
+				if err := call(callCtx); err != nil {
+					bad.Add(1)
+					if stopOnError {
+						break
+					}
+					continue
+				}
+				local = append(local, time.Since(t0))
+				ok.Add(1)
+			}
+			mu.Lock()
+			lats = append(lats, local...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	r := Result{Requests: ok.Load(), Errors: bad.Load(), Elapsed: time.Since(start)}
+	if r.Requests > 0 {
+		r.RPS = float64(r.Requests) / r.Elapsed.Seconds()
+		r.fromLatencies(lats)
+	}
+	return r
+}
+
+// callGrace bounds how long a call in flight at the end of a run may take
+// to finish.
+const callGrace = 10 * time.Second

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -36,47 +34,23 @@ func WS(ctx context.Context, url string, sources []netip.Addr, conns, size int, 
 		}
 		tunnels = append(tunnels, c)
 	}
-	ctx, cancel := context.WithTimeout(ctx, dur)
-	defer cancel()
-	var (
-		ok, bad atomic.Int64
-		mu      sync.Mutex
-		lats    []time.Duration
-		wg      sync.WaitGroup
-	)
 	msg := bytes.Repeat([]byte("x"), size)
-	start := time.Now()
+	calls := make([]func(context.Context) error, 0, len(tunnels))
 	for _, c := range tunnels {
-		wg.Go(func() {
-			local := make([]time.Duration, 0, 1<<10)
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
-					if ctx.Err() == nil {
-						bad.Add(1)
-					}
-					break
-				}
-				if _, got, err := c.Read(ctx); err != nil || len(got) != size {
-					if ctx.Err() == nil {
-						bad.Add(1)
-					}
-					break
-				}
-				local = append(local, time.Since(t0))
-				ok.Add(1)
+		calls = append(calls, func(ctx context.Context) error {
+			if err := c.Write(ctx, websocket.MessageText, msg); err != nil {
+				return err
 			}
-			mu.Lock()
-			lats = append(lats, local...)
-			mu.Unlock()
+			_, got, err := c.Read(ctx)
+			if err == nil && len(got) != size {
+				err = fmt.Errorf("echo of %d bytes", len(got))
+			}
+			return err
 		})
 	}
-	wg.Wait()
-	r := Result{Requests: ok.Load(), Errors: bad.Load(), Elapsed: time.Since(start)}
+	r := closedLoop(ctx, dur, calls, true)
 	if r.Requests == 0 {
 		return r, fmt.Errorf("ws %s: no echo came back (%d errors)", url, r.Errors)
 	}
-	r.RPS = float64(r.Requests) / r.Elapsed.Seconds()
-	r.fromLatencies(lats)
 	return r, nil
 }

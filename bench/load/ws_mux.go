@@ -15,7 +15,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -101,52 +100,29 @@ func WSMux(ctx context.Context, proto, rawURL string, tlsConf *tls.Config, sourc
 		open = append(open, t)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, dur)
-	defer cancel()
-	var (
-		ok, bad atomic.Int64
-		mu      sync.Mutex
-		lats    []time.Duration
-		wg      sync.WaitGroup
-	)
 	msg := ws.AppendFrame(nil, 0x1, true, make([]byte, size), true)
-	start := time.Now()
+	calls := make([]func(context.Context) error, 0, len(open))
 	for _, t := range open {
-		wg.Go(func() {
-			stop := context.AfterFunc(ctx, t.close) // unblocks a read at the end
-			defer stop()
-			local := make([]time.Duration, 0, 1<<10)
-			buf := make([]byte, size)
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				if _, err := t.w.Write(msg); err != nil {
-					if ctx.Err() == nil {
-						bad.Add(1)
-					}
-					break
-				}
-				op, _, p, err := ws.ReadFrame(t.r, buf, 1<<20)
-				if err != nil || op != 0x1 || len(p) != size {
-					if ctx.Err() == nil {
-						bad.Add(1)
-					}
-					break
-				}
-				local = append(local, time.Since(t0))
-				ok.Add(1)
+		buf := make([]byte, size)
+		var once sync.Once
+		calls = append(calls, func(ctx context.Context) error {
+			// The run's call context ending unblocks a read the peer never
+			// answers.
+			once.Do(func() { context.AfterFunc(ctx, t.close) })
+			if _, err := t.w.Write(msg); err != nil {
+				return err
 			}
-			mu.Lock()
-			lats = append(lats, local...)
-			mu.Unlock()
+			op, _, p, err := ws.ReadFrame(t.r, buf, 1<<20)
+			if err == nil && (op != 0x1 || len(p) != size) {
+				err = fmt.Errorf("echo: opcode %d, %d bytes", op, len(p))
+			}
+			return err
 		})
 	}
-	wg.Wait()
-	r := Result{Requests: ok.Load(), Errors: bad.Load(), Elapsed: time.Since(start)}
+	r := closedLoop(ctx, dur, calls, true)
 	if r.Requests == 0 {
 		return r, fmt.Errorf("ws over %s %s: no echo came back (%d errors)", proto, rawURL, r.Errors)
 	}
-	r.RPS = float64(r.Requests) / r.Elapsed.Seconds()
-	r.fromLatencies(lats)
 	return r, nil
 }
 
