@@ -24,6 +24,7 @@ import (
 	"github.com/expressgateway/expressgateway/frames"
 	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/route"
+	"github.com/expressgateway/expressgateway/stages/translate"
 	"github.com/expressgateway/expressgateway/stages/upstream"
 )
 
@@ -172,7 +173,7 @@ func (t *tracing) begin(rt *reqTrace, req *frames.Head, conn *stages.ConnInfo, s
 		semconv.URLPath(pathOnly(req.Path)),
 		semconv.URLScheme(conn.Scheme()),
 		semconv.ServerPort(port),
-		semconv.NetworkProtocolVersion(protoVersion(conn.Proto)),
+		semconv.NetworkProtocolVersion(translate.ProtoVersion(conn.Proto)),
 		semconv.ClientAddress(conn.Remote.Addr().Unmap().String()),
 	}
 	if host != "" { // an HTTP/1.0 request may name none
@@ -337,19 +338,6 @@ func splitAuthority(a string, def uint16) (string, int) {
 	}
 	n, _ := strconv.Atoi(p)
 	return h, n
-}
-
-// protoVersion is network.protocol.version of a front protocol.
-func protoVersion(p string) string {
-	switch p {
-	case "HTTP/1.0":
-		return "1.0"
-	case "HTTP/2":
-		return "2"
-	case "HTTP/3":
-		return "3"
-	}
-	return "1.1"
 }
 
 // backendVersion is network.protocol.version of a backend protocol.

@@ -113,13 +113,13 @@ func Request(h *frames.Head, fw *Forwarding) {
 	if !trusted || !h.Fields.Has("x-forwarded-host") {
 		h.Fields.Set("x-forwarded-host", h.Authority)
 	}
-	h.Fields.Add("via", viaProto(h.Proto)+" "+fw.Via)
+	h.Fields.Add("via", ProtoVersion(h.Proto)+" "+fw.Via)
 }
 
 // Response rewrites a response head for the client, in place.
 func Response(h *frames.Head, proto, via string, altSvc string) {
 	stripHopByHop(&h.Fields)
-	h.Fields.Add("via", viaProto(proto)+" "+via)
+	h.Fields.Add("via", ProtoVersion(proto)+" "+via)
 	if altSvc != "" {
 		h.Fields.Set("alt-svc", altSvc)
 	}
@@ -136,7 +136,10 @@ func AltSvc(h3Port, maxAge int) string {
 	return `h3=":` + strconv.Itoa(h3Port) + `"; ma=` + strconv.Itoa(maxAge)
 }
 
-func viaProto(p string) string {
+// ProtoVersion is the version number of a front protocol ("HTTP/2" →
+// "2"), as Via (RFC 9110 §7.6.3) and OpenTelemetry's
+// network.protocol.version write it.
+func ProtoVersion(p string) string {
 	switch p {
 	case "HTTP/1.0":
 		return "1.0"
