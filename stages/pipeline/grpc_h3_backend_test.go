@@ -54,38 +54,8 @@ func TestGRPC_ThroughAnH3Backend(t *testing.T) {
 	}
 	svc.unary = nil
 	const n = 2000
-	cs, err := c.StreamingInputCall(grpcCtx(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range n {
-		if err := cs.Send(&testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: []byte("0123456789")}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if r, err := cs.CloseAndRecv(); err != nil || r.GetAggregatedPayloadSize() != 10*n {
-		t.Fatalf("client stream: %v, %v", r, err)
-	}
-	params := make([]*testpb.ResponseParameters, n)
-	for i := range params {
-		params[i] = &testpb.ResponseParameters{Size: 10}
-	}
-	ss, err := c.StreamingOutputCall(grpcCtx(t), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := 0
-	for {
-		if _, err := ss.Recv(); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("server stream after %d: %v", got, err)
-		}
-		got++
-	}
-	if got != n {
-		t.Fatalf("server stream: %d messages, want %d", got, n)
-	}
+	grpcClientStream(t, c, n)
+	grpcServerStream(t, c, n)
 	grpcBidi(t, c, n)
 }
 

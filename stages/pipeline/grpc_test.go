@@ -213,49 +213,59 @@ func TestGRPC_Streaming10000(t *testing.T) {
 	const n = 10000
 	for _, front := range grpcFronts {
 		c := testpb.NewTestServiceClient(grpcDial(t, g, front))
-		t.Run(front+"/client", func(t *testing.T) {
-			cs, err := c.StreamingInputCall(grpcCtx(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			for range n {
-				if err := cs.Send(&testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: []byte("0123456789")}}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			resp, err := cs.CloseAndRecv()
-			if err != nil || resp.GetAggregatedPayloadSize() != 10*n {
-				t.Fatalf("%v, %v", resp, err)
-			}
-		})
-		t.Run(front+"/server", func(t *testing.T) {
-			params := make([]*testpb.ResponseParameters, n)
-			for i := range params {
-				params[i] = &testpb.ResponseParameters{Size: 10}
-			}
-			ss, err := c.StreamingOutputCall(grpcCtx(t), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := 0
-			for {
-				m, err := ss.Recv()
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				if err != nil {
-					t.Fatalf("after %d: %v", got, err)
-				}
-				if len(m.GetPayload().GetBody()) != 10 {
-					t.Fatalf("message %d: %d bytes", got, len(m.GetPayload().GetBody()))
-				}
-				got++
-			}
-			if got != n {
-				t.Fatalf("%d messages", got)
-			}
-		})
+		t.Run(front+"/client", func(t *testing.T) { grpcClientStream(t, c, n) })
+		t.Run(front+"/server", func(t *testing.T) { grpcServerStream(t, c, n) })
 		t.Run(front+"/bidi", func(t *testing.T) { grpcBidi(t, c, n) })
+	}
+}
+
+// grpcClientStream sends n 10-byte messages on one StreamingInputCall and
+// wants their total back.
+func grpcClientStream(t *testing.T, c testpb.TestServiceClient, n int) {
+	t.Helper()
+	cs, err := c.StreamingInputCall(grpcCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := cs.Send(&testpb.StreamingInputCallRequest{Payload: &testpb.Payload{Body: []byte("0123456789")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := cs.CloseAndRecv()
+	if err != nil || resp.GetAggregatedPayloadSize() != int32(10*n) {
+		t.Fatalf("client stream: %v, %v", resp, err)
+	}
+}
+
+// grpcServerStream asks one StreamingOutputCall for n 10-byte messages
+// and wants them all, then the end.
+func grpcServerStream(t *testing.T, c testpb.TestServiceClient, n int) {
+	t.Helper()
+	params := make([]*testpb.ResponseParameters, n)
+	for i := range params {
+		params[i] = &testpb.ResponseParameters{Size: 10}
+	}
+	ss, err := c.StreamingOutputCall(grpcCtx(t), &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for {
+		m, err := ss.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("server stream after %d: %v", got, err)
+		}
+		if len(m.GetPayload().GetBody()) != 10 {
+			t.Fatalf("message %d: %d bytes", got, len(m.GetPayload().GetBody()))
+		}
+		got++
+	}
+	if got != n {
+		t.Fatalf("server stream: %d messages, want %d", got, n)
 	}
 }
 
