@@ -596,13 +596,17 @@ protocol = "h1"`))
 	c.Write(ctx, websocket.MessageText, []byte("then drop"))
 	c.Read(ctx)
 	lines := waitLines(t, g, path, 3)
-	var codes []string
+	// Lines are written as tunnels end, not in the order they opened: each
+	// is found by its path.
+	codes := map[string]string{}
 	for _, ln := range lines {
-		if m := regexp.MustCompile(`"ws_close_code":(\d+)`).FindStringSubmatch(ln); m != nil {
-			codes = append(codes, m[1])
+		path := regexp.MustCompile(`"path":"([^"]*)"`).FindStringSubmatch(ln)
+		code := regexp.MustCompile(`"ws_close_code":(\d+)`).FindStringSubmatch(ln)
+		if path != nil && code != nil {
+			codes[path[1]] = code[1]
 		}
 	}
-	if strings.Join(codes, ",") != "4100,4000,1011" {
+	if codes["/echo"] != "4100" || codes["/echo?close=1"] != "4000" || codes["/drop"] != "1011" {
 		t.Fatalf("close codes %v in\n%s", codes, strings.Join(lines, "\n"))
 	}
 }
