@@ -25,6 +25,9 @@
 //	          gRPC unary calls (100 B) with grpc-go over h2c, 16
 //	          connections × 16 calls in flight, to the backend's gRPC
 //	          service over h2c
+//	grpc-stream
+//	          1 KiB messages off gRPC server streams, 16 connections, one
+//	          call at a time each (a message counts as a request)
 //	ws-h2-echo, ws-h3-echo
 //	          the same over HTTP/2 (the TLS front, RFC 8441) and HTTP/3
 //	          (RFC 9220), 100 tunnels to a connection

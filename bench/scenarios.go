@@ -92,6 +92,14 @@ func grpcUnary(conns, inflight int) func(context.Context, *env, string, time.Dur
 	}
 }
 
+// grpcStream reads 1 KiB messages off server streams (1,000 a call), one
+// call at a time per connection, with grpc-go over h2c.
+func grpcStream(conns int) func(context.Context, *env, string, time.Duration) (load.Result, error) {
+	return func(ctx context.Context, e *env, addr string, dur time.Duration) (load.Result, error) {
+		return load.GRPCServerStream(ctx, addr, conns, 1000, 1<<10, dur)
+	}
+}
+
 func h1Front(s *served) string  { return s.h1 }
 func h2cFront(s *served) string { return s.h2c }
 func tlsFront(s *served) string { return s.tls }
@@ -110,6 +118,7 @@ var scenarios = []scenario{
 	{"h3-h3-small", "H3→H3, 100 B GET, quic-go client 16 conns × 16 streams", "h3", h3Front, h3(smallPath, 16, 16)},
 	{"ws-echo", "WebSocket H1→H1, 32 B echo, 1,000 tunnels", "h1", h1Front, wsEcho(1000)},
 	{"grpc-unary", "gRPC unary H2 (h2c)→H2 (h2c), 100 B, grpc-go 16 conns × 16 in flight", "h2", h2cFront, grpcUnary(16, 16)},
+	{"grpc-stream", "gRPC server stream H2 (h2c)→H2 (h2c), 1 KiB messages, grpc-go 16 conns (a message counts)", "h2", h2cFront, grpcStream(16)},
 	{"ws-h2-echo", "WebSocket H2 (TLS, RFC 8441)→H1, 32 B echo, 1,000 tunnels", "h1", tlsFront, wsMuxEcho("h2", 1000)},
 	{"ws-h3-echo", "WebSocket H3 (RFC 9220)→H1, 32 B echo, 1,000 tunnels", "h1", h3Front, wsMuxEcho("h3", 1000)},
 }

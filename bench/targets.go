@@ -131,13 +131,28 @@ func wsEchoHandler(w http.ResponseWriter, r *http.Request) {
 }
 
 // echoService is the backend's gRPC service: a unary call returns its
-// payload.
+// payload; a server stream sends what it is asked for.
 type echoService struct {
 	testpb.UnimplementedTestServiceServer
 }
 
 func (echoService) UnaryCall(_ context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
 	return &testpb.SimpleResponse{Payload: in.GetPayload()}, nil
+}
+
+// StreamingOutputCall sends the messages the request asks for, one
+// payload buffer reused for all.
+func (echoService) StreamingOutputCall(in *testpb.StreamingOutputCallRequest, st testpb.TestService_StreamingOutputCallServer) error {
+	var body []byte
+	for _, p := range in.GetResponseParameters() {
+		if int(p.GetSize()) > cap(body) {
+			body = make([]byte, p.GetSize())
+		}
+		if err := st.Send(&testpb.StreamingOutputCallResponse{Payload: &testpb.Payload{Body: body[:p.GetSize()]}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func startBackend(c *certs) (*backend, error) {

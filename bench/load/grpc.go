@@ -3,6 +3,7 @@ package load
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"google.golang.org/grpc"
@@ -40,6 +41,52 @@ func GRPCUnary(ctx context.Context, addr string, conns, inflight, size int, dur 
 	r := closedLoop(ctx, dur, calls, false)
 	if r.Requests == 0 {
 		return r, fmt.Errorf("grpc %s: no call succeeded (%d errors)", addr, r.Errors)
+	}
+	return r, nil
+}
+
+// GRPCServerStream drives addr (h2c) with conns grpc-go connections, each
+// with one StreamingOutputCall after another asking for msgs messages of
+// size bytes, for dur. A message counts as a request (its latency is the
+// gap since the previous one), so the result reads as messages/s.
+func GRPCServerStream(ctx context.Context, addr string, conns, msgs, size int, dur time.Duration) (Result, error) {
+	params := make([]*testpb.ResponseParameters, msgs)
+	for i := range params {
+		params[i] = &testpb.ResponseParameters{Size: int32(size)}
+	}
+	req := &testpb.StreamingOutputCallRequest{ResponseParameters: params}
+	var calls []func(context.Context) error
+	for range conns {
+		cc, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return Result{}, err
+		}
+		defer cc.Close()
+		c := testpb.NewTestServiceClient(cc)
+		// One call yields msgs messages: the loop's unit is a message,
+		// read off the call open on this connection.
+		var ss testpb.TestService_StreamingOutputCallClient
+		calls = append(calls, func(ctx context.Context) error {
+			if ss == nil {
+				var err error
+				if ss, err = c.StreamingOutputCall(ctx, req); err != nil {
+					return err
+				}
+			}
+			m, err := ss.Recv()
+			if err == io.EOF {
+				ss = nil
+				return nil
+			}
+			if err == nil && len(m.GetPayload().GetBody()) != size {
+				err = fmt.Errorf("message of %d bytes", len(m.GetPayload().GetBody()))
+			}
+			return err
+		})
+	}
+	r := closedLoop(ctx, dur, calls, false)
+	if r.Requests == 0 {
+		return r, fmt.Errorf("grpc stream %s: no message came (%d errors)", addr, r.Errors)
 	}
 	return r, nil
 }
