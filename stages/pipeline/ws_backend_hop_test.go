@@ -170,3 +170,104 @@ func TestWS_BackendWithoutExtendedConnectIs502(t *testing.T) {
 		})
 	}
 }
+
+// Every cell of the 3 × 3 matrix — an HTTP/1.1, HTTP/2 or HTTP/3 client
+// to an HTTP/1.1 backend, an HTTP/2 hop or an HTTP/3 hop — carries the
+// same tunnel behaviour: text and binary echo, ping/pong, the backend's
+// own Close code, a backend killed mid-tunnel (1011) and the message-size
+// limit (1009), on raw frames so every cell is driven alike.
+func TestWS_EveryCellOfTheMatrix(t *testing.T) {
+	wb := startWSBackend(t)
+	backs := map[string]string{
+		"h1": "[[listeners.backends]]\naddress = \"" + wb.addr + "\"\nprotocol = \"h1\"",
+		"h2": wsHop(t, wb, "h2", ""),
+		"h3": wsHop(t, wb, "h3", ""),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	limit := "\n[listeners.websocket]\nmax_message_size_bytes = 100000"
+	for _, back := range []string{"h1", "h2", "h3"} {
+		f := newH3Files(t)
+		g := startGateway(t, h1Listener("web", backs[back]+limit)+quicListener("q", f, "", backs[back]+limit))
+		open := map[string]func(path string) (io.Writer, *bufio.Reader){
+			"h1": func(path string) (io.Writer, *bufio.Reader) { c, br := rawWS(t, g, path); return c, br },
+			"h2": func(path string) (io.Writer, *bufio.Reader) {
+				w, resp := h2Tunnel(t, ctx, g, path)
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+				return w, bufio.NewReader(resp.Body)
+			},
+			"h3": func(path string) (io.Writer, *bufio.Reader) {
+				str, resp := h3Tunnel(t, ctx, g, f, path)
+				if resp.StatusCode != 200 {
+					t.Fatalf("status %d", resp.StatusCode)
+				}
+				return str, bufio.NewReader(str)
+			},
+		}
+		for _, front := range []string{"h1", "h2", "h3"} {
+			t.Run(front+"→"+back, func(t *testing.T) {
+				closeCode := func(br *bufio.Reader) uint16 {
+					t.Helper()
+					for {
+						op, p, err := readServerFrame(br)
+						if err != nil {
+							t.Fatalf("no Close: %v", err)
+						}
+						if op == 0x8 {
+							if len(p) < 2 {
+								return ws.CloseNoStatus
+							}
+							return uint16(p[0])<<8 | uint16(p[1])
+						}
+					}
+				}
+				w, br := open[front]("/echo")
+				for _, m := range []struct {
+					op  byte
+					msg string
+				}{{0x1, "hello"}, {0x2, strings.Repeat("b", 70000)}, {0x9, "ping?"}} {
+					w.Write(clientFrame(m.op, true, []byte(m.msg)))
+					want := m.op
+					if m.op == 0x9 {
+						want = 0xA
+					}
+					if op, p, err := readServerFrame(br); err != nil || op != want || string(p) != m.msg {
+						t.Fatalf("op %d: got op %d, %d bytes, %v", m.op, op, len(p), err)
+					}
+				}
+				w.Write(clientFrame(0x2, true, make([]byte, 200000)))
+				if c := closeCode(br); c != ws.CloseMessageTooBig {
+					t.Fatalf("a message over the limit: Close %d, want 1009", c)
+				}
+				backendClosed(t, wb)
+
+				w, br = open[front]("/echo?close=1")
+				w.Write(clientFrame(0x1, true, []byte("close, please")))
+				if c := closeCode(br); c != 4000 {
+					t.Fatalf("the backend's Close: %d, want 4000", c)
+				}
+				w.Write(clientFrame(0x8, true, []byte{0x0f, 0xa0})) // the client's answering Close
+				backendClosed(t, wb)
+
+				w, br = open[front]("/drop")
+				w.Write(clientFrame(0x1, true, []byte("one")))
+				if c := closeCode(br); c != ws.CloseInternalError {
+					t.Fatalf("a backend killed mid-tunnel: Close %d, want 1011", c)
+				}
+			})
+		}
+	}
+}
+
+// backendClosed waits (bounded) for the WebSocket server's side of a
+// tunnel to end.
+func backendClosed(t *testing.T, wb *wsBackend) {
+	t.Helper()
+	select {
+	case <-wb.closes:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the WebSocket server's side never ended")
+	}
+}
