@@ -2,6 +2,7 @@ package conf
 
 import (
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -520,4 +521,18 @@ func (p *Pool) Prepare(k string) error {
 	var ps Problems
 	p.validate(k, &ps)
 	return ps.Err()
+}
+
+// DNSName reports whether a backend address's host is a DNS name rather
+// than an IP literal: such a backend stands for every address the name
+// resolves to ([runtime.dns]).
+func DNSName(addr string) (host, port string, ok bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" {
+		return "", "", false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "", "", false
+	}
+	return strings.TrimSuffix(host, "."), port, true
 }
