@@ -522,7 +522,7 @@ func (g *Gateway) Drain(timeout time.Duration) {
 	}
 	wg.Wait()
 	g.dns.stop() // acceptCtx is done: the resolvers and followDNS return
-	g.wg.Wait() // listeners a reload removed finish their own drain
+	g.wg.Wait()  // listeners a reload removed finish their own drain
 	g.mu.Lock()
 	g.closeTransports()
 	stopCheckers(g.checkers)
