@@ -525,10 +525,11 @@ func (p *Pool) Prepare(k string) error {
 
 // DNSName reports whether a backend address's host is a DNS name rather
 // than an IP literal: such a backend stands for every address the name
-// resolves to ([runtime.dns]).
+// resolves to ([runtime.dns]). localhost is not one: DNS servers do not
+// answer it (the hosts file does, when the backend is dialed).
 func DNSName(addr string) (host, port string, ok bool) {
 	host, port, err := net.SplitHostPort(addr)
-	if err != nil || host == "" {
+	if err != nil || host == "" || strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return "", "", false
 	}
 	if _, err := netip.ParseAddr(host); err == nil {

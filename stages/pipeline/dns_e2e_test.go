@@ -1,0 +1,283 @@
+package pipeline
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/expressgateway/expressgateway/stages/route"
+)
+
+// dnsmasqServer is a dnsmasq the test started, answering from a hosts
+// file the test rewrites (dnsmasq re-reads it on SIGHUP).
+type dnsmasqServer struct {
+	addr  string
+	hosts string
+	cmd   *exec.Cmd
+	done  chan struct{}
+}
+
+// startDnsmasq starts dnsmasq on a free loopback port with hosts as its
+// only records (TTL 1 s). It skips the test when dnsmasq is missing,
+// unless EG_REQUIRE_TOOLS is set.
+func startDnsmasq(t *testing.T, hosts string) *dnsmasqServer {
+	t.Helper()
+	bin, err := exec.LookPath("dnsmasq")
+	if err != nil {
+		if _, serr := os.Stat("/usr/sbin/dnsmasq"); serr == nil {
+			bin, err = "/usr/sbin/dnsmasq", nil
+		}
+	}
+	if err != nil {
+		if os.Getenv("EG_REQUIRE_TOOLS") != "" {
+			t.Fatalf("dnsmasq is required (EG_REQUIRE_TOOLS is set) but missing")
+		}
+		t.Skip("dnsmasq not installed; set EG_REQUIRE_TOOLS=1 to make this a failure")
+	}
+	dir := t.TempDir()
+	d := &dnsmasqServer{hosts: filepath.Join(dir, "hosts"), done: make(chan struct{})}
+	d.write(t, hosts)
+	// A free port: bound and released, then given to dnsmasq.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.addr = pc.LocalAddr().String()
+	pc.Close()
+	_, port, _ := net.SplitHostPort(d.addr)
+	args := []string{"--keep-in-foreground", "--no-resolv", "--no-hosts", "--addn-hosts=" + d.hosts,
+		"--local-ttl=1", "--local=/test/", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=" + port,
+		"--pid-file=", "--conf-file=/dev/null", "--log-facility=-"}
+	if os.Geteuid() == 0 {
+		args = append(args, "--user=root") // so that it can re-read the test's hosts file
+	}
+	d.cmd = exec.Command(bin, args...)
+	if testing.Verbose() {
+		d.cmd.Stderr = os.Stderr
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(d.stop)
+	// Ready once it answers.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := &dnsResolver{servers: []string{d.addr}, timeout: 200 * time.Millisecond}
+		if _, _, err := r.lookup(t.Context(), "ready.test"); err == nil {
+			return d
+		} else if time.Now().After(deadline) {
+			t.Fatalf("dnsmasq does not answer on %s: %v", d.addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (d *dnsmasqServer) write(t *testing.T, hosts string) {
+	t.Helper()
+	if err := os.WriteFile(d.hosts, []byte("127.0.0.1 ready.test\n"+hosts), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// set rewrites the records and has dnsmasq re-read them.
+func (d *dnsmasqServer) set(t *testing.T, hosts string) {
+	t.Helper()
+	d.write(t, hosts)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stop ends dnsmasq by its PID and waits for it.
+func (d *dnsmasqServer) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(5 * time.Second):
+		d.cmd.Process.Kill()
+		<-d.done
+	}
+}
+
+// dnsBackend is an HTTP backend on ip:port that names itself; a request
+// to /slow waits until release is closed.
+type dnsBackend struct {
+	addr    string
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func startDNSBackend(t *testing.T, ip, port string) *dnsBackend {
+	t.Helper()
+	b := &dnsBackend{started: make(chan struct{}, 1), release: make(chan struct{})}
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = ln.Addr().String()
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case b.started <- struct{}{}:
+			default:
+			}
+			<-b.release
+		}
+		io.WriteString(w, ip)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { b.once.Do(func() { close(b.release) }); srv.Close() })
+	return b
+}
+
+// pool is the gateway's pool named name now (a DNS change replaces it).
+func (g *testGateway) pool(name string) *route.Pool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.pools[name]
+}
+
+func poolAddrs(p *route.Pool) string {
+	var s []string
+	for _, b := range p.Backends() {
+		s = append(s, b.Address)
+	}
+	return strings.Join(s, ",")
+}
+
+// TestDNSBackends follows a name served by dnsmasq: a second address is
+// added to the pool within a TTL and takes requests; a dropped address
+// takes no new request while the one in flight on it finishes; with the
+// server gone, lookups fail, are counted, and the last set stays.
+func TestDNSBackends(t *testing.T) {
+	// Two backends on the same port of two loopback addresses: a name's
+	// A records carry addresses, the port is the config's.
+	b2 := startDNSBackend(t, "127.0.0.2", "0")
+	_, port, _ := net.SplitHostPort(b2.addr)
+	b3 := startDNSBackend(t, "127.0.0.3", port)
+	d := startDnsmasq(t, "127.0.0.2 svc.test\n")
+
+	cfg := fmt.Sprintf(`[runtime.dns]
+servers = [%q]
+timeout_ms = 300
+min_ttl_ms = 200
+max_ttl_ms = 1000
+`, d.addr) + h1Listener("web", `pool = "dp"`) + fmt.Sprintf(`[[pools]]
+name = "dp"
+[[pools.backends]]
+address = "svc.test:%s"
+protocol = "h1"
+`, port)
+	g := startGateway(t, cfg)
+	if got := poolAddrs(g.pool("dp")); got != b2.addr {
+		t.Fatalf("pool at start = %s, want %s", got, b2.addr)
+	}
+	c := client(t)
+	hits := func(n int) map[string]int {
+		t.Helper()
+		out := map[string]int{}
+		for range n {
+			st, body := doGet(t, c, g.url("web")+"/")
+			if st != 200 {
+				t.Fatalf("status %d", st)
+			}
+			out[body]++
+		}
+		return out
+	}
+	if h := hits(10); h["127.0.0.2"] != 10 {
+		t.Fatalf("before the change: %v", h)
+	}
+
+	// A second record: the pool gains it within a TTL (1 s, plus the
+	// rebuild) and it takes requests.
+	d.set(t, "127.0.0.2 svc.test\n127.0.0.3 svc.test\n")
+	t0 := time.Now()
+	lbWait(t, "the second address in the pool", func() bool { return len(g.pool("dp").Backends()) == 2 })
+	if el := time.Since(t0); el > 2500*time.Millisecond {
+		t.Errorf("the pool followed the record after %v; the TTL is 1 s", el)
+	}
+	t.Logf("second address joined after %v", time.Since(t0))
+	if h := hits(40); h["127.0.0.3"] == 0 || h["127.0.0.2"] == 0 {
+		t.Fatalf("after adding 127.0.0.3: %v", h)
+	}
+
+	// A request in flight on 127.0.0.3, then its record goes.
+	slow := make(chan string, 1)
+	go func() {
+		for {
+			st, body := doGet(t, c, g.url("web")+"/slow")
+			if st == 200 && body == "127.0.0.3" {
+				slow <- body
+				return
+			}
+			if st != 200 {
+				slow <- fmt.Sprintf("status %d", st)
+				return
+			}
+		}
+	}()
+	// The loop's requests to 127.0.0.2 return at once once released: let
+	// them through until one waits on 127.0.0.3.
+	b2.once.Do(func() { close(b2.release) })
+	select {
+	case <-b3.started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no slow request reached 127.0.0.3")
+	}
+	d.set(t, "127.0.0.2 svc.test\n")
+	lbWait(t, "127.0.0.3 out of the pool", func() bool { return poolAddrs(g.pool("dp")) == b2.addr })
+	if h := hits(20); h["127.0.0.2"] != 20 {
+		t.Fatalf("after dropping 127.0.0.3, new requests went to %v", h)
+	}
+	b3.once.Do(func() { close(b3.release) })
+	select {
+	case got := <-slow:
+		if got != "127.0.0.3" {
+			t.Fatalf("the request in flight on the dropped address: %s", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the request in flight on the dropped address did not finish")
+	}
+
+	// The server goes: lookups fail, are counted, and the set stays.
+	series := `expressgateway_dns_resolve_failures_total{pool="dp",name="svc.test"}`
+	before := metricValue(series)
+	d.stop()
+	lbWait(t, "a counted lookup failure", func() bool { return metricValue(series) >= before+2 })
+	if got := poolAddrs(g.pool("dp")); got != b2.addr {
+		t.Fatalf("after failed lookups the pool is %s, want %s", got, b2.addr)
+	}
+	if h := hits(5); h["127.0.0.2"] != 5 {
+		t.Fatalf("after failed lookups: %v", h)
+	}
+	t.Logf("failures counted: %v", metricValue(series)-before)
+}
+
+func doGet(t *testing.T, c *http.Client, url string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Errorf("GET %s: %v", url, err)
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
