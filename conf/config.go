@@ -279,14 +279,15 @@ type TLSOpts struct {
 // of the pool, re-resolved when the answer's TTL runs out.
 type DNS struct {
 	// Servers are the DNS servers asked (host:port); empty: the
-	// nameservers of the system's resolv.conf.
+	// nameservers of the system's resolver configuration (resolv.conf).
 	Servers []string `koanf:"servers"`
 	// TimeoutMs bounds one query to one server.
 	TimeoutMs int `koanf:"timeout_ms"`
-	// MinTTLMs and MaxTTLMs clamp the answer's TTL: a name is re-resolved
-	// no sooner than MinTTLMs and no later than MaxTTLMs after a lookup
-	// (a failed lookup is retried after MinTTLMs).
+	// MinTTLMs is the soonest a name is re-resolved after a lookup,
+	// whatever the answer's TTL; a failed lookup is retried after it.
 	MinTTLMs int `koanf:"min_ttl_ms"`
+	// MaxTTLMs is the latest a name is re-resolved after a lookup,
+	// whatever the answer's TTL; at least min_ttl_ms.
 	MaxTTLMs int `koanf:"max_ttl_ms"`
 }
 

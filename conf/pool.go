@@ -102,7 +102,7 @@ type Pool struct {
 
 // Backend is one upstream server, in a pool or listed on a listener.
 type Backend struct {
-	Address           string `koanf:"address"`             // host:port
+	Address           string `koanf:"address"`             // host:port; a host that is a DNS name (not localhost) stands for every A and AAAA address it resolves to, followed on the answer's TTL ([runtime.dns])
 	Protocol          string `koanf:"protocol"`            // tcp|h1|h2|h3|udp, default tcp
 	Weight            int    `koanf:"weight"`              // default 1, 1..1000
 	TLS               bool   `koanf:"tls"`                 // TLS to the backend
