@@ -155,6 +155,9 @@ type dnsSet struct {
 	mu      sync.Mutex
 	watches map[string]*dnsWatch
 	used    map[string]bool // entries the build in progress uses
+	// snap is every set as the build in progress began, so that the
+	// pools and their health checkers, expanded apart, see the same one.
+	snap map[string][]netip.Addr
 	ctx     context.Context // set by start; nil before
 	stopCtx context.CancelFunc
 	wg      sync.WaitGroup
@@ -177,6 +180,10 @@ func newDNSSet(cfg conf.DNS, log zerolog.Logger) *dnsSet {
 func (s *dnsSet) begin() {
 	s.mu.Lock()
 	s.used = map[string]bool{}
+	s.snap = map[string][]netip.Addr{}
+	for k, w := range s.watches {
+		s.snap[k] = w.addrs
+	}
 	s.mu.Unlock()
 }
 
@@ -225,10 +232,16 @@ func (s *dnsSet) expand(ctx context.Context, pc conf.Pool) (conf.Pool, error) {
 					stages.MetricPrefix, stages.LabelValue(pc.Name), stages.LabelValue(host)))}
 			s.watches[k] = w
 		}
+		set := w.addrs
 		if s.used != nil {
 			s.used[k] = true
+			if v, ok := s.snap[k]; ok {
+				set = v
+			} else {
+				s.snap[k] = set
+			}
 		}
-		for _, a := range w.addrs {
+		for _, a := range set {
 			e := b
 			e.Address = net.JoinHostPort(a.String(), port)
 			if e.TLS && e.TLSVerifyHostname == "" {
@@ -253,7 +266,7 @@ func (s *dnsSet) commit() {
 			delete(s.watches, k)
 		}
 	}
-	s.used = nil
+	s.used, s.snap = nil, nil
 	s.startLocked()
 }
 
@@ -266,7 +279,7 @@ func (s *dnsSet) abort() {
 			delete(s.watches, k)
 		}
 	}
-	s.used = nil
+	s.used, s.snap = nil, nil
 }
 
 // start runs the watches until stop; a build committed before start (the

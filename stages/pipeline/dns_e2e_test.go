@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -121,6 +122,7 @@ type dnsBackend struct {
 	started chan struct{}
 	release chan struct{}
 	once    sync.Once
+	sick    atomic.Bool // /healthz answers 503
 }
 
 func startDNSBackend(t *testing.T, ip, port string) *dnsBackend {
@@ -138,6 +140,9 @@ func startDNSBackend(t *testing.T, ip, port string) *dnsBackend {
 			default:
 			}
 			<-b.release
+		}
+		if r.URL.Path == "/healthz" && b.sick.Load() {
+			w.WriteHeader(503)
 		}
 		io.WriteString(w, ip)
 	})}
@@ -280,4 +285,47 @@ func doGet(t *testing.T, c *http.Client, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// TestDNSBackends_NewMemberChecked shows that a member the name gains is
+// health-checked and slow-started like any new backend: one failing its
+// check goes down and takes no request.
+func TestDNSBackends_NewMemberChecked(t *testing.T) {
+	b2 := startDNSBackend(t, "127.0.0.2", "0")
+	_, port, _ := net.SplitHostPort(b2.addr)
+	b3 := startDNSBackend(t, "127.0.0.3", port)
+	b3.sick.Store(true)
+	d := startDnsmasq(t, "127.0.0.2 svc.test\n")
+	cfg := fmt.Sprintf("[runtime.dns]\nservers = [%q]\n", d.addr) + h1Listener("web", `pool = "dp"`) + fmt.Sprintf(`[[pools]]
+name = "dp"
+slow_start_ms = 60000
+[pools.health_check]
+type = "http"
+path = "/healthz"
+%s
+[[pools.backends]]
+address = "svc.test:%s"
+protocol = "h1"
+`, fastHealth, port)
+	g := startGateway(t, cfg)
+	d.set(t, "127.0.0.2 svc.test\n127.0.0.3 svc.test\n")
+	lbWait(t, "the second address in the pool", func() bool { return len(g.pool("dp").Backends()) == 2 })
+	var nb *route.Backend
+	for _, b := range g.pool("dp").Backends() {
+		if b.Address == b3.addr {
+			nb = b
+		} else if b.SlowStarting() {
+			t.Errorf("the member that stayed (%s) restarted its slow start", b.Address)
+		}
+	}
+	if nb == nil || !nb.SlowStarting() {
+		t.Fatalf("the new member is missing or not in slow start: %v", nb)
+	}
+	lbWait(t, "the new member's health check to fail", nb.Down)
+	c := client(t)
+	for range 20 {
+		if st, body := doGet(t, c, g.url("web")+"/"); st != 200 || body != "127.0.0.2" {
+			t.Fatalf("with the new member down: %d %q", st, body)
+		}
+	}
 }
