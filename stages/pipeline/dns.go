@@ -157,7 +157,7 @@ type dnsSet struct {
 	used    map[string]bool // entries the build in progress uses
 	// snap is every set as the build in progress began, so that the
 	// pools and their health checkers, expanded apart, see the same one.
-	snap map[string][]netip.Addr
+	snap    map[string][]netip.Addr
 	ctx     context.Context // set by start; nil before
 	stopCtx context.CancelFunc
 	wg      sync.WaitGroup
