@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/miekg/dns"
 )
 
 // Algorithms are the balancing algorithms a pool may name in `algorithm`.
@@ -109,6 +111,11 @@ type Backend struct {
 	TLSCAPath         string `koanf:"tls_ca_path"`         // CA bundle to verify the backend
 	TLSVerifyHostname string `koanf:"tls_verify_hostname"` // name to verify instead of the address host
 	TLSVerifyPeer     *bool  `koanf:"tls_verify_peer"`     // default true
+	// SRV, instead of address, is a DNS SRV name (_http._tcp.service.example):
+	// the entry stands for every target of the records' lowest priority, at
+	// the record's port and with its weight (0 counts as 1), followed on the
+	// answers' TTL ([runtime.dns]).
+	SRV string `koanf:"srv"`
 }
 
 // HealthCheck is `[pools.health_check]`: active probes.
@@ -308,7 +315,7 @@ func (p *Pool) setDefaults() {
 func checkDuplicateBackends(k string, bs []Backend, ps *Problems) {
 	seen := make(map[string]int, len(bs))
 	for i := range bs {
-		id := bs[i].Protocol + "://" + bs[i].Address
+		id := bs[i].Protocol + "://" + bs[i].Address + bs[i].SRV
 		if j, dup := seen[id]; dup {
 			ps.Addf(key(idx(k, i), "address"), "duplicate of backends[%d]", j)
 		}
@@ -465,8 +472,14 @@ func (b *Backend) setDefaults() {
 // validate records every problem of the backend under key (e.g.
 // "pools[0].backends[2]"). Call setDefaults first.
 func (b *Backend) validate(k string, ps *Problems) {
-	host, port, err := net.SplitHostPort(b.Address)
-	if err != nil || host == "" {
+	if b.SRV != "" {
+		if b.Address != "" {
+			ps.Addf(key(k, "srv"), "srv and address exclude each other: the SRV records give the addresses and ports")
+		}
+		if _, ok := dns.IsDomainName(b.SRV); !ok || !strings.HasPrefix(b.SRV, "_") || strings.Count(strings.TrimSuffix(b.SRV, "."), ".") < 2 {
+			ps.Addf(key(k, "srv"), "want an SRV name such as _http._tcp.service.example, got %q", b.SRV)
+		}
+	} else if host, port, err := net.SplitHostPort(b.Address); err != nil || host == "" {
 		ps.Addf(key(k, "address"), "want host:port, got %q", b.Address)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		ps.Addf(key(k, "address"), "port must be 1..65535, got %q", port)

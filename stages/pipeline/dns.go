@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -123,9 +124,91 @@ func (r *dnsResolver) exchange(ctx context.Context, m *dns.Msg, server, network 
 	return in, err
 }
 
-// diffAddrs returns the addresses of next not in prev, and those of prev
+// dnsMember is one address a DNS-named entry stands for. Port and Weight
+// are an SRV record's; 0 for an A/AAAA name (the entry's own port and
+// weight apply).
+type dnsMember struct {
+	Addr   netip.Addr
+	Port   uint16
+	Weight int
+	Target string // the SRV record's target name, which TLS verifies
+}
+
+func (m dnsMember) String() string {
+	if m.Port == 0 {
+		return m.Addr.String()
+	}
+	return fmt.Sprintf("%s weight %d", netip.AddrPortFrom(m.Addr, m.Port), m.Weight)
+}
+
+// members wraps a name's addresses.
+func members(as []netip.Addr) []dnsMember {
+	out := make([]dnsMember, len(as))
+	for i, a := range as {
+		out[i] = dnsMember{Addr: a}
+	}
+	return out
+}
+
+// lookupSRV returns the members of an SRV name: the targets of its lowest
+// priority, each target's addresses with the record's port and weight
+// (weight 0 counts as 1, above conf.MaxBackendWeight as that), and the
+// smallest TTL of the SRV and address records.
+func (r *dnsResolver) lookupSRV(ctx context.Context, name string) ([]dnsMember, uint32, error) {
+	in, err := r.ask(ctx, name, dns.TypeSRV)
+	if err != nil {
+		return nil, 0, err
+	}
+	var srvs []*dns.SRV
+	for _, rr := range in.Answer {
+		if v, ok := rr.(*dns.SRV); ok && v.Target != "." && v.Port != 0 {
+			srvs = append(srvs, v)
+		}
+	}
+	if len(srvs) == 0 {
+		return nil, 0, fmt.Errorf("%s has no SRV record", name)
+	}
+	prio := slices.MinFunc(srvs, func(a, b *dns.SRV) int { return int(a.Priority) - int(b.Priority) }).Priority
+	ttl := uint32(1<<32 - 1)
+	var out []dnsMember
+	for _, v := range srvs {
+		if v.Priority != prio {
+			continue // a backup tier: used only when the first is gone from DNS
+		}
+		as, attl, err := r.lookup(ctx, strings.TrimSuffix(v.Target, "."))
+		if err != nil {
+			return nil, 0, err
+		}
+		ttl = min(ttl, v.Hdr.Ttl, attl)
+		w := min(max(int(v.Weight), 1), conf.MaxBackendWeight)
+		for _, a := range as {
+			m := dnsMember{Addr: a, Port: v.Port, Weight: w, Target: strings.TrimSuffix(v.Target, ".")}
+			if !slices.ContainsFunc(out, func(o dnsMember) bool { return o.Addr == m.Addr && o.Port == m.Port }) {
+				out = append(out, m)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b dnsMember) int {
+		if c := a.Addr.Compare(b.Addr); c != 0 {
+			return c
+		}
+		return int(a.Port) - int(b.Port)
+	})
+	return out, ttl, nil
+}
+
+// resolve looks w's name up as what it is, SRV or A/AAAA.
+func (r *dnsResolver) resolve(ctx context.Context, w *dnsWatch) ([]dnsMember, uint32, error) {
+	if w.srv {
+		return r.lookupSRV(ctx, w.host)
+	}
+	as, ttl, err := r.lookup(ctx, w.host)
+	return members(as), ttl, err
+}
+
+// diffAddrs returns the members of next not in prev, and those of prev
 // not in next.
-func diffAddrs(prev, next []netip.Addr) (added, removed []netip.Addr) {
+func diffAddrs[T comparable](prev, next []T) (added, removed []T) {
 	for _, a := range next {
 		if !slices.Contains(prev, a) {
 			added = append(added, a)
@@ -157,7 +240,7 @@ type dnsSet struct {
 	used    map[string]bool // entries the build in progress uses
 	// snap is every set as the build in progress began, so that the
 	// pools and their health checkers, expanded apart, see the same one.
-	snap    map[string][]netip.Addr
+	snap    map[string][]dnsMember
 	ctx     context.Context // set by start; nil before
 	stopCtx context.CancelFunc
 	wg      sync.WaitGroup
@@ -165,7 +248,8 @@ type dnsSet struct {
 
 type dnsWatch struct {
 	pool, host string
-	addrs      []netip.Addr  // the last good set
+	srv        bool          // host is an SRV name
+	addrs      []dnsMember   // the last good set
 	wait       time.Duration // until the next lookup
 	cancel     context.CancelFunc
 	failures   *metrics.Counter
@@ -180,7 +264,7 @@ func newDNSSet(cfg conf.DNS, log zerolog.Logger) *dnsSet {
 func (s *dnsSet) begin() {
 	s.mu.Lock()
 	s.used = map[string]bool{}
-	s.snap = map[string][]netip.Addr{}
+	s.snap = map[string][]dnsMember{}
 	for k, w := range s.watches {
 		s.snap[k] = w.addrs
 	}
@@ -191,7 +275,7 @@ func (s *dnsSet) begin() {
 // per address of its last good set. A name seen for the first time is
 // resolved now: a failure is the build's error.
 func (s *dnsSet) expand(ctx context.Context, pc conf.Pool) (conf.Pool, error) {
-	if s == nil || !slices.ContainsFunc(pc.Backends, func(b conf.Backend) bool { _, _, ok := conf.DNSName(b.Address); return ok }) {
+	if s == nil || !slices.ContainsFunc(pc.Backends, func(b conf.Backend) bool { _, _, ok := conf.DNSName(b.Address); return ok || b.SRV != "" }) {
 		return pc, nil
 	}
 	s.mu.Lock()
@@ -207,11 +291,15 @@ func (s *dnsSet) expand(ctx context.Context, pc conf.Pool) (conf.Pool, error) {
 	}
 	for _, b := range pc.Backends {
 		host, port, ok := conf.DNSName(b.Address)
+		k := pc.Name + "\x00" + b.Address
+		if b.SRV != "" {
+			host, port, ok = strings.TrimSuffix(b.SRV, "."), "", true
+			k = pc.Name + "\x00srv:" + b.SRV
+		}
 		if !ok {
 			add(b)
 			continue
 		}
-		k := pc.Name + "\x00" + b.Address
 		w := s.watches[k]
 		if w == nil {
 			if s.r == nil {
@@ -222,14 +310,15 @@ func (s *dnsSet) expand(ctx context.Context, pc conf.Pool) (conf.Pool, error) {
 				s.r = r
 			}
 			lctx, cancel := context.WithTimeout(ctx, 2*s.r.timeout*time.Duration(len(s.r.servers)))
-			addrs, ttl, err := s.r.lookup(lctx, host)
+			w = &dnsWatch{pool: pc.Name, host: host, srv: b.SRV != ""}
+			addrs, ttl, err := s.r.resolve(lctx, w)
 			cancel()
 			if err != nil {
-				return pc, fmt.Errorf("pool %s: backend %s: %w", pc.Name, b.Address, err)
+				return pc, fmt.Errorf("pool %s: backend %s: %w", pc.Name, cmp.Or(b.SRV, b.Address), err)
 			}
-			w = &dnsWatch{pool: pc.Name, host: host, addrs: addrs, wait: s.r.clamp(ttl),
-				failures: metrics.GetOrCreateCounter(fmt.Sprintf(`%sdns_resolve_failures_total{pool="%s",name="%s"}`,
-					stages.MetricPrefix, stages.LabelValue(pc.Name), stages.LabelValue(host)))}
+			w.addrs, w.wait = addrs, s.r.clamp(ttl)
+			w.failures = metrics.GetOrCreateCounter(fmt.Sprintf(`%sdns_resolve_failures_total{pool="%s",name="%s"}`,
+				stages.MetricPrefix, stages.LabelValue(pc.Name), stages.LabelValue(host)))
 			s.watches[k] = w
 		}
 		set := w.addrs
@@ -243,9 +332,15 @@ func (s *dnsSet) expand(ctx context.Context, pc conf.Pool) (conf.Pool, error) {
 		}
 		for _, a := range set {
 			e := b
-			e.Address = net.JoinHostPort(a.String(), port)
+			e.SRV = ""
+			if a.Port != 0 {
+				e.Address = netip.AddrPortFrom(a.Addr, a.Port).String()
+				e.Weight = a.Weight
+			} else {
+				e.Address = net.JoinHostPort(a.Addr.String(), port)
+			}
 			if e.TLS && e.TLSVerifyHostname == "" {
-				e.TLSVerifyHostname = host // verify the name, not the address
+				e.TLSVerifyHostname = cmp.Or(a.Target, host) // verify the name, not the address
 			}
 			add(e)
 		}
@@ -326,7 +421,7 @@ func (s *dnsSet) run(ctx context.Context, w *dnsWatch) {
 		case <-t.C:
 		}
 		lctx, cancel := context.WithTimeout(ctx, 2*s.r.timeout*time.Duration(len(s.r.servers)))
-		addrs, ttl, err := s.r.lookup(lctx, w.host)
+		addrs, ttl, err := s.r.resolve(lctx, w)
 		cancel()
 		if ctx.Err() != nil {
 			return
@@ -355,7 +450,7 @@ func (s *dnsSet) run(ctx context.Context, w *dnsWatch) {
 	}
 }
 
-func joinAddrs(as []netip.Addr) string {
+func joinAddrs(as []dnsMember) string {
 	s := make([]string, len(as))
 	for i, a := range as {
 		s[i] = a.String()

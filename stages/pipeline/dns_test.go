@@ -61,7 +61,7 @@ func TestDNSDiffAddrs(t *testing.T) {
 // named and listed is one backend, and that TLS verifies the name.
 func TestDNSExpand(t *testing.T) {
 	s := newDNSSet(conf.DNS{}, zerolog.Nop())
-	s.watches["p\x00svc.test:8080"] = &dnsWatch{pool: "p", host: "svc.test", addrs: addrs("127.0.0.2", "127.0.0.3")}
+	s.watches["p\x00svc.test:8080"] = &dnsWatch{pool: "p", host: "svc.test", addrs: members(addrs("127.0.0.2", "127.0.0.3"))}
 	s.begin()
 	pc := conf.Pool{Name: "p", Backends: []conf.Backend{
 		{Address: "127.0.0.3:8080", Protocol: "h1"},
