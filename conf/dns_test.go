@@ -55,3 +55,38 @@ backends = [{ address = "svc.example:80", protocol = "h1" }]
 		t.Fatal("runtime.dns.servers reported live; the resolvers keep the servers they were built with")
 	}
 }
+
+func TestDNS_SRVValidated(t *testing.T) {
+	body := `[[listeners]]
+name = "web"
+address = "127.0.0.1:8080"
+protocol = "h1"
+pool = "p"
+
+[[pools]]
+name = "p"
+[[pools.backends]]
+srv = "_http._tcp.svc.example"
+address = "10.0.0.1:80"
+[[pools.backends]]
+srv = "svc.example"
+[[pools.backends]]
+srv = "_http._tcp.ok.example"
+`
+	p := write(t, "s.toml", body, 0o600)
+	_, err := load(p, func() []string { return nil })
+	if err == nil {
+		t.Fatal("invalid srv loaded")
+	}
+	for _, want := range []string{
+		p + ":10: pools[0].backends[0].srv: srv and address exclude each other",
+		p + ":13: pools[0].backends[1].srv: want an SRV name such as _http._tcp.service.example",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "backends[2]") {
+		t.Errorf("a good srv entry was refused:\n%v", err)
+	}
+}

@@ -30,7 +30,7 @@ type dnsmasqServer struct {
 // startDnsmasq starts dnsmasq on a free loopback port with hosts as its
 // only records (TTL 1 s). It skips the test when dnsmasq is missing,
 // unless EG_REQUIRE_TOOLS is set.
-func startDnsmasq(t *testing.T, hosts string) *dnsmasqServer {
+func startDnsmasq(t *testing.T, hosts string, extra ...string) *dnsmasqServer {
 	t.Helper()
 	bin, err := exec.LookPath("dnsmasq")
 	if err != nil {
@@ -58,6 +58,7 @@ func startDnsmasq(t *testing.T, hosts string) *dnsmasqServer {
 	args := []string{"--keep-in-foreground", "--no-resolv", "--no-hosts", "--addn-hosts=" + d.hosts,
 		"--local-ttl=1", "--local=/test/", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=" + port,
 		"--pid-file=", "--conf-file=/dev/null", "--log-facility=-"}
+	args = append(args, extra...)
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root") // so that it can re-read the test's hosts file
 	}
@@ -327,5 +328,48 @@ protocol = "h1"
 		if st, body := doGet(t, c, g.url("web")+"/"); st != 200 || body != "127.0.0.2" {
 			t.Fatalf("with the new member down: %d %q", st, body)
 		}
+	}
+}
+
+// TestDNSBackends_SRV resolves an SRV name: the targets of the lowest
+// priority become backends at the records' ports with their weights; the
+// higher-priority tier is left out.
+func TestDNSBackends_SRV(t *testing.T) {
+	b2 := startDNSBackend(t, "127.0.0.2", "0")
+	b3 := startDNSBackend(t, "127.0.0.3", "0")
+	b4 := startDNSBackend(t, "127.0.0.4", "0")
+	port := func(b *dnsBackend) string { _, p, _ := net.SplitHostPort(b.addr); return p }
+	srv := "_http._tcp.svc.test"
+	d := startDnsmasq(t, "127.0.0.2 b2.test\n127.0.0.3 b3.test\n127.0.0.4 b4.test\n",
+		"--srv-host="+srv+",b2.test,"+port(b2)+",0,10",
+		"--srv-host="+srv+",b3.test,"+port(b3)+",0,30",
+		"--srv-host="+srv+",b4.test,"+port(b4)+",1,50")
+	cfg := fmt.Sprintf("[runtime.dns]\nservers = [%q]\n", d.addr) + h1Listener("web", `pool = "sp"`) + fmt.Sprintf(`[[pools]]
+name = "sp"
+[[pools.backends]]
+srv = %q
+protocol = "h1"
+`, srv)
+	g := startGateway(t, cfg)
+	var got []string
+	for _, b := range g.pool("sp").Backends() {
+		got = append(got, fmt.Sprintf("%s w%d", b.Address, b.Weight))
+	}
+	want := []string{b2.addr + " w10", b3.addr + " w30"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("pool from SRV = %v, want %v", got, want)
+	}
+	c := client(t)
+	h := map[string]int{}
+	for range 80 {
+		st, body := doGet(t, c, g.url("web")+"/")
+		if st != 200 {
+			t.Fatalf("status %d", st)
+		}
+		h[body]++
+	}
+	// Smooth weighted round robin: exactly 1:3 over a multiple of 4.
+	if h["127.0.0.2"] != 20 || h["127.0.0.3"] != 60 || h["127.0.0.4"] != 0 {
+		t.Fatalf("requests by backend = %v, want 20/60/0 by the SRV weights", h)
 	}
 }
