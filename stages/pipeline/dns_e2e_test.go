@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,9 +28,10 @@ type dnsmasqServer struct {
 	done  chan struct{}
 }
 
-// startDnsmasq starts dnsmasq on a free loopback port with hosts as its
-// only records (TTL 1 s). It skips the test when dnsmasq is missing,
-// unless EG_REQUIRE_TOOLS is set.
+// startDnsmasq starts dnsmasq on a free loopback port with hosts (and
+// extra's options) as its only records, at a TTL of 1 s unless extra sets
+// --local-ttl. It skips the test when dnsmasq is missing, unless
+// EG_REQUIRE_TOOLS is set.
 func startDnsmasq(t *testing.T, hosts string, extra ...string) *dnsmasqServer {
 	t.Helper()
 	bin, err := exec.LookPath("dnsmasq")
@@ -58,6 +60,11 @@ func startDnsmasq(t *testing.T, hosts string, extra ...string) *dnsmasqServer {
 	args := []string{"--keep-in-foreground", "--no-resolv", "--no-hosts", "--addn-hosts=" + d.hosts,
 		"--local-ttl=1", "--local=/test/", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=" + port,
 		"--pid-file=", "--conf-file=/dev/null", "--log-facility=-"}
+	for _, e := range extra {
+		if strings.HasPrefix(e, "--local-ttl=") { // dnsmasq refuses a repeated option
+			args = slices.DeleteFunc(args, func(a string) bool { return strings.HasPrefix(a, "--local-ttl=") })
+		}
+	}
 	args = append(args, extra...)
 	if os.Geteuid() == 0 {
 		args = append(args, "--user=root") // so that it can re-read the test's hosts file
@@ -371,5 +378,36 @@ protocol = "h1"
 	// Smooth weighted round robin: exactly 1:3 over a multiple of 4.
 	if h["127.0.0.2"] != 20 || h["127.0.0.3"] != 60 || h["127.0.0.4"] != 0 {
 		t.Fatalf("requests by backend = %v, want 20/60/0 by the SRV weights", h)
+	}
+}
+
+// TestDNSBackends_TTLBounds shows [runtime.dns] min_ttl_ms and max_ttl_ms
+// enforced: an hour's TTL is re-asked after max_ttl_ms, and a 1 s TTL not
+// before min_ttl_ms.
+func TestDNSBackends_TTLBounds(t *testing.T) {
+	b2 := startDNSBackend(t, "127.0.0.2", "0")
+	_, port, _ := net.SplitHostPort(b2.addr)
+	startDNSBackend(t, "127.0.0.3", port)
+	for _, c := range []struct {
+		name, ttl         string
+		minMs, maxMs      int
+		notBefore, within time.Duration
+	}{
+		{"max", "3600", 100, 400, 0, 1500 * time.Millisecond},
+		{"min", "1", 3000, 10000, 2000 * time.Millisecond, 4500 * time.Millisecond},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := startDnsmasq(t, "127.0.0.2 svc.test\n", "--local-ttl="+c.ttl)
+			g := startGateway(t, fmt.Sprintf("[runtime.dns]\nservers = [%q]\nmin_ttl_ms = %d\nmax_ttl_ms = %d\n", d.addr, c.minMs, c.maxMs)+
+				h1Listener("web", `pool = "tp"`)+fmt.Sprintf("[[pools]]\nname = \"tp\"\n[[pools.backends]]\naddress = \"svc.test:%s\"\nprotocol = \"h1\"\n", port))
+			t0 := time.Now()
+			d.set(t, "127.0.0.2 svc.test\n127.0.0.3 svc.test\n")
+			lbWait(t, "the second address in the pool", func() bool { return len(g.pool("tp").Backends()) == 2 })
+			el := time.Since(t0)
+			t.Logf("TTL %s s, bounds [%d, %d] ms: followed after %v", c.ttl, c.minMs, c.maxMs, el)
+			if el < c.notBefore || el > c.within {
+				t.Fatalf("followed after %v, want between %v and %v", el, c.notBefore, c.within)
+			}
+		})
 	}
 }
