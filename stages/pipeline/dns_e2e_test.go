@@ -269,9 +269,16 @@ protocol = "h1"
 		t.Fatal("the request in flight on the dropped address did not finish")
 	}
 
-	// The server goes: lookups fail, are counted, and the set stays.
+	// The name goes (NXDOMAIN), then the server: lookups fail, are
+	// counted, and the set stays.
 	series := `expressgateway_dns_resolve_failures_total{pool="dp",name="svc.test"}`
 	before := metricValue(series)
+	d.set(t, "")
+	lbWait(t, "a counted NXDOMAIN", func() bool { return metricValue(series) >= before+1 })
+	if got := poolAddrs(g.pool("dp")); got != b2.addr {
+		t.Fatalf("after NXDOMAIN the pool is %s, want %s", got, b2.addr)
+	}
+	before = metricValue(series)
 	d.stop()
 	lbWait(t, "a counted lookup failure", func() bool { return metricValue(series) >= before+2 })
 	if got := poolAddrs(g.pool("dp")); got != b2.addr {

@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -107,5 +109,35 @@ func TestDNSNameParse(t *testing.T) {
 		if h != c.host || ok != c.ok {
 			t.Errorf("DNSName(%q) = %q, %v; want %q, %v", c.addr, h, ok, c.host, c.ok)
 		}
+	}
+}
+
+// TestDNSSystemResolver reads the servers from the resolver configuration
+// when [runtime.dns] names none, and takes the bounds from the config.
+func TestDNSSystemResolver(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(f, []byte("search example\nnameserver 127.0.0.53\nnameserver ::1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	old := resolvConf
+	resolvConf = f
+	t.Cleanup(func() { resolvConf = old })
+	r, err := newDNSResolver(conf.DNS{TimeoutMs: 500, MinTTLMs: 2000, MaxTTLMs: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"127.0.0.53:53", "[::1]:53"}; !slices.Equal(r.servers, want) {
+		t.Fatalf("servers %v, want %v", r.servers, want)
+	}
+	if r.timeout != 500*time.Millisecond || r.clamp(1) != 2*time.Second || r.clamp(60) != 5*time.Second {
+		t.Fatalf("timeout %v, clamp(1) %v, clamp(60) %v", r.timeout, r.clamp(1), r.clamp(60))
+	}
+	r, err = newDNSResolver(conf.DNS{Servers: []string{"127.0.0.1:5353"}})
+	if err != nil || !slices.Equal(r.servers, []string{"127.0.0.1:5353"}) {
+		t.Fatalf("configured servers: %v, %v", r, err)
+	}
+	resolvConf = filepath.Join(t.TempDir(), "missing")
+	if _, err := newDNSResolver(conf.DNS{}); err == nil {
+		t.Fatal("no servers and no resolver configuration: no error")
 	}
 }
