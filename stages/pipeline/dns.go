@@ -28,6 +28,10 @@ var resolvConf = "/etc/resolv.conf"
 // TTLs (the stub resolver of net hides the TTL, which sets when to ask
 // again).
 type dnsResolver struct {
+	// sys is the system resolver's configuration when its servers are
+	// used: its search list and ndots expand a short name as libc does
+	// (a Kubernetes Service's "svc.namespace").
+	sys      *dns.ClientConfig
 	servers  []string
 	timeout  time.Duration
 	min, max time.Duration
@@ -45,6 +49,7 @@ func newDNSResolver(c conf.DNS) (*dnsResolver, error) {
 		if err != nil {
 			return nil, fmt.Errorf("dns: no runtime.dns.servers and the system resolver's configuration is unreadable: %w", err)
 		}
+		r.sys = cc
 		for _, s := range cc.Servers {
 			r.servers = append(r.servers, net.JoinHostPort(s, cc.Port))
 		}
@@ -61,11 +66,33 @@ func (r *dnsResolver) clamp(ttl uint32) time.Duration {
 	return min(max(time.Duration(ttl)*time.Second, r.min), r.max)
 }
 
+// errNoName is a name that does not exist or has no address: with the
+// system's search list, the next candidate name is tried.
+var errNoName = errors.New("no such name")
+
 // lookup returns host's addresses, sorted, and the smallest TTL among
-// them. Servers are tried in order until one answers both questions; an
-// answer without any address is an error, so that the caller keeps the
-// set it has.
+// them. With the system resolver, the candidates of its search list are
+// tried in its order, the next only when one does not exist.
 func (r *dnsResolver) lookup(ctx context.Context, host string) ([]netip.Addr, uint32, error) {
+	names := []string{dns.Fqdn(host)}
+	if r.sys != nil && !strings.HasSuffix(host, ".") {
+		names = r.sys.NameList(host)
+	}
+	var err error
+	for _, n := range names {
+		var as []netip.Addr
+		var ttl uint32
+		if as, ttl, err = r.lookupName(ctx, n); err == nil || !errors.Is(err, errNoName) {
+			return as, ttl, err
+		}
+	}
+	return nil, 0, err
+}
+
+// lookupName returns one name's addresses. Servers are tried in order
+// until one answers both questions; an answer without any address is an
+// error, so that the caller keeps the set it has.
+func (r *dnsResolver) lookupName(ctx context.Context, host string) ([]netip.Addr, uint32, error) {
 	var out []netip.Addr
 	ttl := uint32(1<<32 - 1)
 	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
@@ -90,7 +117,7 @@ func (r *dnsResolver) lookup(ctx context.Context, host string) ([]netip.Addr, ui
 		}
 	}
 	if len(out) == 0 {
-		return nil, 0, fmt.Errorf("%s has no A or AAAA record", host)
+		return nil, 0, fmt.Errorf("%s has no A or AAAA record: %w", host, errNoName)
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out, ttl, nil
@@ -107,6 +134,10 @@ func (r *dnsResolver) ask(ctx context.Context, host string, qt uint16) (*dns.Msg
 		}
 		if err != nil {
 			last = fmt.Errorf("%s %s via %s: %w", host, dns.TypeToString[qt], s, err)
+			continue
+		}
+		if in.Rcode == dns.RcodeNameError {
+			last = fmt.Errorf("%s %s via %s: NXDOMAIN: %w", host, dns.TypeToString[qt], s, errNoName)
 			continue
 		}
 		if in.Rcode != dns.RcodeSuccess {

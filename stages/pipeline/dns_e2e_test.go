@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
@@ -416,5 +418,21 @@ func TestDNSBackends_TTLBounds(t *testing.T) {
 				t.Fatalf("followed after %v, want between %v and %v", el, c.notBefore, c.within)
 			}
 		})
+	}
+}
+
+// TestDNSSearchList resolves a short name through the system resolver's
+// search list: a candidate that does not exist (NXDOMAIN) passes to the
+// next, as libc does.
+func TestDNSSearchList(t *testing.T) {
+	d := startDnsmasq(t, "127.0.0.2 svc.test\n")
+	r := &dnsResolver{sys: &dns.ClientConfig{Search: []string{"other.test", "test"}, Ndots: 1},
+		servers: []string{d.addr}, timeout: time.Second}
+	as, _, err := r.lookup(t.Context(), "svc")
+	if err != nil || len(as) != 1 || as[0].String() != "127.0.0.2" {
+		t.Fatalf("lookup(svc) = %v, %v; want 127.0.0.2 by svc.test", as, err)
+	}
+	if _, _, err := r.lookup(t.Context(), "gone"); err == nil {
+		t.Fatal("a name no candidate has resolved")
 	}
 }

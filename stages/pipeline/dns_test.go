@@ -129,6 +129,11 @@ func TestDNSSystemResolver(t *testing.T) {
 	if want := []string{"127.0.0.53:53", "[::1]:53"}; !slices.Equal(r.servers, want) {
 		t.Fatalf("servers %v, want %v", r.servers, want)
 	}
+	// The search list applies to a short name (ndots 1 by default), not
+	// to a fully qualified one.
+	if got, want := r.sys.NameList("svc"), []string{"svc.example.", "svc."}; !slices.Equal(got, want) {
+		t.Fatalf("candidates of svc: %v, want %v", got, want)
+	}
 	if r.timeout != 500*time.Millisecond || r.clamp(1) != 2*time.Second || r.clamp(60) != 5*time.Second {
 		t.Fatalf("timeout %v, clamp(1) %v, clamp(60) %v", r.timeout, r.clamp(1), r.clamp(60))
 	}
