@@ -279,7 +279,8 @@ type TLSOpts struct {
 // of the pool, re-resolved when the answer's TTL runs out.
 type DNS struct {
 	// Servers are the DNS servers asked (host:port); empty: the
-	// nameservers of the system's resolver configuration (resolv.conf).
+	// nameservers of the system's resolver configuration (resolv.conf),
+	// whose search list and ndots then expand a short name.
 	Servers []string `koanf:"servers"`
 	// TimeoutMs bounds one query to one server.
 	TimeoutMs int `koanf:"timeout_ms"`
