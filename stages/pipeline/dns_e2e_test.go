@@ -3,6 +3,7 @@ package pipeline
 import (
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -434,5 +435,53 @@ func TestDNSSearchList(t *testing.T) {
 	}
 	if _, _, err := r.lookup(t.Context(), "gone"); err == nil {
 		t.Fatal("a name no candidate has resolved")
+	}
+}
+
+// TestDNSBackends_HashTables shows maglev and ring_hash tables rebuilt
+// over the new set: once a second address joins, keys spread over both.
+func TestDNSBackends_HashTables(t *testing.T) {
+	b2 := startDNSBackend(t, "127.0.0.2", "0")
+	_, port, _ := net.SplitHostPort(b2.addr)
+	startDNSBackend(t, "127.0.0.3", port)
+	for _, algo := range []string{"maglev", "ring_hash"} {
+		t.Run(algo, func(t *testing.T) {
+			d := startDnsmasq(t, "127.0.0.2 svc.test\n")
+			g := startGateway(t, fmt.Sprintf("[runtime.dns]\nservers = [%q]\n", d.addr)+h1Listener("web", `pool = "hp"`)+
+				fmt.Sprintf("[[pools]]\nname = \"hp\"\nalgorithm = %q\nhash_key = \"header:x-user\"\n[[pools.backends]]\naddress = \"svc.test:%s\"\nprotocol = \"h1\"\n", algo, port))
+			c := client(t)
+			by := map[int]string{} // key -> backend, which a hash keeps
+			spread := func() map[string]int {
+				h := map[string]int{}
+				for i := range 100 {
+					req, _ := http.NewRequest("GET", g.url("web")+"/", nil)
+					req.Header.Set("x-user", fmt.Sprintf("user-%d", i))
+					resp, err := c.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					h[string(b)]++
+					by[i] = string(b)
+				}
+				return h
+			}
+			if h := spread(); h["127.0.0.2"] != 100 {
+				t.Fatalf("one member: %v", h)
+			}
+			d.set(t, "127.0.0.2 svc.test\n127.0.0.3 svc.test\n")
+			lbWait(t, "the second address in the pool", func() bool { return len(g.pool("hp").Backends()) == 2 })
+			h := spread()
+			t.Logf("%s over two members: %v", algo, h)
+			if h["127.0.0.2"] < 20 || h["127.0.0.3"] < 20 {
+				t.Fatalf("keys did not spread over the new set: %v", h)
+			}
+			first := maps.Clone(by)
+			spread()
+			if !maps.Equal(first, by) {
+				t.Fatal("a key moved between two passes over the same set: not hashed")
+			}
+		})
 	}
 }
