@@ -260,6 +260,7 @@ type Runtime struct {
 	MaxRequestsPerH3Connection int      `koanf:"max_requests_per_h3_connection"`   // Requests per HTTP/3 connection before GOAWAY (0 = no cap).
 	TLS                        TLSOpts  `koanf:"tls"`
 	Watchdog                   Watchdog `koanf:"watchdog"`
+	DNS                        DNS      `koanf:"dns"`
 	// UpstreamIdleTimeoutMs closes pooled backend connections idle this long.
 	UpstreamIdleTimeoutMs int `koanf:"upstream_idle_timeout_ms"`
 	// UpstreamMaxAgeMs retires pooled backend connections older than this.
@@ -271,6 +272,24 @@ type Runtime struct {
 // TLSOpts is [runtime.tls].
 type TLSOpts struct {
 	TLS13Only bool `koanf:"tls13_only"` // Refuse TLS 1.2.
+}
+
+// DNS is [runtime.dns]: how backends whose address host is a name (not an
+// IP) are resolved. Every A and AAAA record of the name becomes a backend
+// of the pool, re-resolved when the answer's TTL runs out.
+type DNS struct {
+	// Servers are the DNS servers asked (host:port); empty: the
+	// nameservers of the system's resolver configuration (resolv.conf),
+	// whose search list and ndots then expand a short name.
+	Servers []string `koanf:"servers"`
+	// TimeoutMs bounds one query to one server.
+	TimeoutMs int `koanf:"timeout_ms"`
+	// MinTTLMs is the soonest a name is re-resolved after a lookup,
+	// whatever the answer's TTL; a failed lookup is retried after it.
+	MinTTLMs int `koanf:"min_ttl_ms"`
+	// MaxTTLMs is the latest a name is re-resolved after a lookup,
+	// whatever the answer's TTL; at least min_ttl_ms.
+	MaxTTLMs int `koanf:"max_ttl_ms"`
 }
 
 // Watchdog is [runtime.watchdog].

@@ -31,6 +31,9 @@ const (
 	DefaultSweepIntervalMs   = 1_000
 	DefaultHeaderDeadlineMs  = 5_000
 	DefaultUpstreamIdleMs    = 60_000
+	DefaultDNSTimeoutMs      = 2_000   // one query to one server
+	DefaultDNSMinTTLMs       = 1_000   // re-resolve no sooner than this
+	DefaultDNSMaxTTLMs       = 300_000 // and no later
 	DefaultUpstreamMaxAgeMs  = 300_000
 	DefaultUpstreamIdlePerBE = 64
 	DefaultAltSvcMaxAge      = 3_600
@@ -86,6 +89,7 @@ func Default() Config {
 				BodyProgressMinBps: DefaultBodyMinBps,
 				SweepIntervalMs:    DefaultSweepIntervalMs,
 			},
+			DNS:                       DNS{TimeoutMs: DefaultDNSTimeoutMs, MinTTLMs: DefaultDNSMinTTLMs, MaxTTLMs: DefaultDNSMaxTTLMs},
 			UpstreamIdleTimeoutMs:     DefaultUpstreamIdleMs,
 			UpstreamMaxAgeMs:          DefaultUpstreamMaxAgeMs,
 			UpstreamMaxIdlePerBackend: DefaultUpstreamIdlePerBE,

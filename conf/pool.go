@@ -2,9 +2,12 @@ package conf
 
 import (
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/miekg/dns"
 )
 
 // Algorithms are the balancing algorithms a pool may name in `algorithm`.
@@ -101,13 +104,18 @@ type Pool struct {
 
 // Backend is one upstream server, in a pool or listed on a listener.
 type Backend struct {
-	Address           string `koanf:"address"`             // host:port
+	Address           string `koanf:"address"`             // host:port; a host that is a DNS name (not localhost) stands for every A and AAAA address it resolves to, followed on the answer's TTL ([runtime.dns])
 	Protocol          string `koanf:"protocol"`            // tcp|h1|h2|h3|udp, default tcp
 	Weight            int    `koanf:"weight"`              // default 1, 1..1000
 	TLS               bool   `koanf:"tls"`                 // TLS to the backend
 	TLSCAPath         string `koanf:"tls_ca_path"`         // CA bundle to verify the backend
 	TLSVerifyHostname string `koanf:"tls_verify_hostname"` // name to verify instead of the address host
 	TLSVerifyPeer     *bool  `koanf:"tls_verify_peer"`     // default true
+	// SRV, instead of address, is a DNS SRV name (_http._tcp.service.example):
+	// the entry stands for every target of the records' lowest priority, at
+	// the record's port and with its weight (0 counts as 1), followed on the
+	// answers' TTL ([runtime.dns]).
+	SRV string `koanf:"srv"`
 }
 
 // HealthCheck is `[pools.health_check]`: active probes.
@@ -307,7 +315,7 @@ func (p *Pool) setDefaults() {
 func checkDuplicateBackends(k string, bs []Backend, ps *Problems) {
 	seen := make(map[string]int, len(bs))
 	for i := range bs {
-		id := bs[i].Protocol + "://" + bs[i].Address
+		id := bs[i].Protocol + "://" + bs[i].Address + bs[i].SRV
 		if j, dup := seen[id]; dup {
 			ps.Addf(key(idx(k, i), "address"), "duplicate of backends[%d]", j)
 		}
@@ -464,8 +472,14 @@ func (b *Backend) setDefaults() {
 // validate records every problem of the backend under key (e.g.
 // "pools[0].backends[2]"). Call setDefaults first.
 func (b *Backend) validate(k string, ps *Problems) {
-	host, port, err := net.SplitHostPort(b.Address)
-	if err != nil || host == "" {
+	if b.SRV != "" {
+		if b.Address != "" {
+			ps.Addf(key(k, "srv"), "srv and address exclude each other: the SRV records give the addresses and ports")
+		}
+		if _, ok := dns.IsDomainName(b.SRV); !ok || !strings.HasPrefix(b.SRV, "_") || strings.Count(strings.TrimSuffix(b.SRV, "."), ".") < 2 {
+			ps.Addf(key(k, "srv"), "want an SRV name such as _http._tcp.service.example, got %q", b.SRV)
+		}
+	} else if host, port, err := net.SplitHostPort(b.Address); err != nil || host == "" {
 		ps.Addf(key(k, "address"), "want host:port, got %q", b.Address)
 	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		ps.Addf(key(k, "address"), "port must be 1..65535, got %q", port)
@@ -520,4 +534,19 @@ func (p *Pool) Prepare(k string) error {
 	var ps Problems
 	p.validate(k, &ps)
 	return ps.Err()
+}
+
+// DNSName reports whether a backend address's host is a DNS name rather
+// than an IP literal: such a backend stands for every address the name
+// resolves to ([runtime.dns]). localhost is not one: DNS servers do not
+// answer it (the hosts file does, when the backend is dialed).
+func DNSName(addr string) (host, port string, ok bool) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return "", "", false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "", "", false
+	}
+	return strings.TrimSuffix(host, "."), port, true
 }

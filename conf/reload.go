@@ -50,6 +50,8 @@ var liveKeys = []string{
 	"observability.access_log", // and access_log_format, access_log_path (reopened)
 	"observability.trust_request_id",
 	"xdp", // Program.Apply swaps services, backends and deny list live
+	// runtime.dns is restart: the resolvers keep the servers and bounds
+	// they were built with (a DNS name's set itself follows the TTL).
 }
 
 // Reloads reports whether a change to the key path (in the docs' form,

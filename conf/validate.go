@@ -563,6 +563,19 @@ func (r *Runtime) validate(ps *Problems) {
 	rangeInt(ps, key(k, "watchdog", "header_deadline_ms"), r.Watchdog.HeaderDeadlineMs, 100, 60_000)
 	rangeInt(ps, key(k, "watchdog", "body_progress_min_bps"), r.Watchdog.BodyProgressMinBps, 0, 10_000_000)
 	rangeInt(ps, key(k, "watchdog", "sweep_interval_ms"), r.Watchdog.SweepIntervalMs, 100, 60_000)
+	for i, sv := range r.DNS.Servers {
+		if err := checkHostPort(sv); err != nil {
+			ps.Addf(fmt.Sprintf("%s.dns.servers[%d]", k, i), "want host:port: %v", err)
+		} else if h, _, _ := net.SplitHostPort(sv); h == "" {
+			ps.Addf(fmt.Sprintf("%s.dns.servers[%d]", k, i), "want host:port with a host, got %q", sv)
+		}
+	}
+	rangeInt(ps, key(k, "dns", "timeout_ms"), r.DNS.TimeoutMs, 10, 60_000)
+	rangeInt(ps, key(k, "dns", "min_ttl_ms"), r.DNS.MinTTLMs, 100, 3_600_000)
+	rangeInt(ps, key(k, "dns", "max_ttl_ms"), r.DNS.MaxTTLMs, 100, 86_400_000)
+	if r.DNS.MaxTTLMs < r.DNS.MinTTLMs {
+		ps.Addf(key(k, "dns", "max_ttl_ms"), "must be at least min_ttl_ms (%d), got %d", r.DNS.MinTTLMs, r.DNS.MaxTTLMs)
+	}
 	rangeInt(ps, key(k, "upstream_idle_timeout_ms"), r.UpstreamIdleTimeoutMs, 1, 3_600_000)
 	rangeInt(ps, key(k, "upstream_max_age_ms"), r.UpstreamMaxAgeMs, 1, 86_400_000)
 	rangeInt(ps, key(k, "upstream_max_idle_per_backend"), r.UpstreamMaxIdlePerBackend, 0, 100_000)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the test peers and tools: curl, nghttp2 (nghttp, h2load), nginx
 # and haproxy (bench peers), clang/llvm/libbpf (BPF regeneration check),
-# iproute2 (netns tests), chromium (the browser WebSocket test), prometheus
+# iproute2 (netns tests), dnsmasq (the DNS-named backend test), chromium (the browser WebSocket test), prometheus
 # (promtool: the metrics and alert-rule checks), systemd (systemd-analyze
 # verify and systemd-sysusers: the unit check), staticcheck and h2spec.
 set -euo pipefail
-pkgs="curl nghttp2-client nginx-light haproxy wrk clang llvm libbpf-dev iproute2 chromium prometheus systemd"
+pkgs="curl nghttp2-client nginx-light haproxy wrk clang llvm libbpf-dev iproute2 dnsmasq-base chromium prometheus systemd"
 missing=""
 for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

@@ -61,6 +61,7 @@ var help = map[string]string{
 	"expressgateway_config_reload_restart_required_total":         "Changed keys a reload could not apply live (a restart applies them).",
 	"expressgateway_config_last_reload_success_timestamp_seconds": "Unix time of the last config load that applied (boot or reload).",
 	"expressgateway_config_last_reload_successful":                "1 if the last reload applied (or none was tried), 0 if it failed.",
+	"expressgateway_dns_resolve_failures_total":                   "Failed lookups of a DNS-named backend, by pool and name (the last good set of addresses stays).",
 	"expressgateway_cert_rotation_total":                          "Certificate re-reads (SIGUSR1) per listener pair, by outcome.",
 	"expressgateway_tls_cert_not_after_seconds":                   "Unix time the listener's serving certificate expires.",
 	"expressgateway_accept_reject_total":                          "Connections refused at accept, by cap.",

@@ -52,6 +52,8 @@ type Gateway struct {
 	gate        *accept.Gate
 	// upstreams keeps each backend's connection pools across reloads.
 	upstreams *backendConns
+	// dns resolves the DNS-named backends and signals a change (dns.go).
+	dns *dnsSet
 	// transports are every upstream transport built (a reload that changes
 	// their options builds new ones; requests in flight keep the old), all
 	// closed once the gateway has drained.
@@ -100,7 +102,7 @@ type listener struct {
 // routes, certificates. Every error here stops the boot before a listener
 // opens.
 func New(cfg *conf.Config, log zerolog.Logger) (_ *Gateway, err error) {
-	g := &Gateway{log: log, cfg: cfg, upstreams: newBackendConns(nil)}
+	g := &Gateway{log: log, cfg: cfg, upstreams: newBackendConns(nil), dns: newDNSSet(cfg.Runtime.DNS, log)}
 	g.running.Store(cfg)
 	if g.access, err = newAccessLog(cfg.Observability.AccessLogPath); err != nil {
 		return nil, err
@@ -115,7 +117,8 @@ func New(cfg *conf.Config, log zerolog.Logger) (_ *Gateway, err error) {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	g.gate = accept.NewGate(cfg.Runtime.PerIPConnectionCap, cfg.Runtime.MaxInflightConnections)
-	pools, err := buildPools(cfg, nil, g.upstreams)
+	g.dns.begin()
+	pools, err := buildPools(cfg, nil, g.upstreams, g.dns)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +134,7 @@ func New(cfg *conf.Config, log zerolog.Logger) (_ *Gateway, err error) {
 		}
 		g.listeners = append(g.listeners, l)
 	}
+	g.dns.commit()
 	if g.passthrough, err = g.newPassthroughs(cfg); err != nil {
 		return nil, err
 	}
@@ -177,7 +181,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 			r.Pool = g.pools[rc.Pool]
 		case len(rc.Backends) > 0:
 			pc := conf.Pool{Name: poolName(lc.Name + "-route" + strconv.Itoa(i)), Algorithm: "round_robin", Backends: rc.Backends}
-			if r.Pool, err = newPool(pc, fmt.Sprintf("listeners.%s.routes[%d]", lc.Name, i), bc, nil); err != nil {
+			if r.Pool, err = newPool(pc, fmt.Sprintf("listeners.%s.routes[%d]", lc.Name, i), bc, nil, g.dns); err != nil {
 				return err
 			}
 		}
@@ -280,11 +284,17 @@ func (g *Gateway) listenerPool(lc conf.Listener, cfg *conf.Config, bc *backendCo
 		return nil, nil
 	}
 	pc := conf.Pool{Name: poolName(lc.Name), Algorithm: "round_robin", Backends: lc.Backends}
-	return newPool(pc, "listeners."+lc.Name, bc, nil)
+	return newPool(pc, "listeners."+lc.Name, bc, nil, g.dns)
 }
 
-func newPool(pc conf.Pool, key string, bc *backendConns, prev *route.Pool) (*route.Pool, error) {
+// newPool builds the runtime pool of pc; a DNS-named backend becomes one
+// backend per address of its name's last good set.
+func newPool(pc conf.Pool, key string, bc *backendConns, prev *route.Pool, ds *dnsSet) (*route.Pool, error) {
 	if err := pc.Prepare(key); err != nil {
+		return nil, err
+	}
+	pc, err := ds.expand(context.Background(), pc)
+	if err != nil {
 		return nil, err
 	}
 	p, err := route.NewPool(pc, route.Options{Previous: prev})
@@ -299,10 +309,10 @@ func newPool(pc conf.Pool, key string, bc *backendConns, prev *route.Pool) (*rou
 	return p, nil
 }
 
-func buildPools(cfg *conf.Config, prev map[string]*route.Pool, bc *backendConns) (map[string]*route.Pool, error) {
+func buildPools(cfg *conf.Config, prev map[string]*route.Pool, bc *backendConns, ds *dnsSet) (map[string]*route.Pool, error) {
 	out := map[string]*route.Pool{}
 	for i, pc := range cfg.Pools {
-		p, err := newPool(pc, fmt.Sprintf("pools[%d]", i), bc, prev[pc.Name])
+		p, err := newPool(pc, fmt.Sprintf("pools[%d]", i), bc, prev[pc.Name], ds)
 		if err != nil {
 			return nil, err
 		}
@@ -355,6 +365,8 @@ func (g *Gateway) Start(ctx context.Context) (err error) {
 		g.servePassthrough(g.acceptCtx, p)
 	}
 	startCheckers(g.acceptCtx, g.checkers)
+	g.dns.start(g.acceptCtx)
+	g.dns.wg.Go(func() { g.followDNS(g.acceptCtx) })
 	reloadLastOK.Set(float64(time.Now().Unix()))
 	reloadLastGood.Set(1)
 	g.publish()
@@ -509,7 +521,8 @@ func (g *Gateway) Drain(timeout time.Duration) {
 		wg.Go(func() { g.drainListener(l, d, j) })
 	}
 	wg.Wait()
-	g.wg.Wait() // listeners a reload removed finish their own drain
+	g.dns.stop() // acceptCtx is done: the resolvers and followDNS return
+	g.wg.Wait()  // listeners a reload removed finish their own drain
 	g.mu.Lock()
 	g.closeTransports()
 	stopCheckers(g.checkers)

@@ -15,6 +15,13 @@ import (
 func (g *Gateway) newCheckers(cfg *conf.Config, pools map[string]*route.Pool) ([]*health.Checker, error) {
 	var out []*health.Checker
 	for _, pc := range cfg.Pools {
+		// The checker probes the pool's backends as built: a DNS-named
+		// entry's addresses, not the name.
+		pc, err := g.dns.expand(context.Background(), pc)
+		if err != nil {
+			stopCheckers(out)
+			return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
+		}
 		c, err := health.New(pools[pc.Name], pc, g.log, health.Options{})
 		if err != nil {
 			for _, o := range out {

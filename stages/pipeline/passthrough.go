@@ -51,7 +51,7 @@ func (g *Gateway) passthroughPool(p *ptListener, cfg *conf.Config) error {
 	for _, a := range lc.Backends {
 		pc.Backends = append(pc.Backends, conf.Backend{Address: a, Protocol: "udp"})
 	}
-	pool, err := newPool(pc, "passthrough."+lc.Name, g.upstreams, nil)
+	pool, err := newPool(pc, "passthrough."+lc.Name, g.upstreams, nil, nil) // restart-only: no DNS following
 	if err != nil {
 		return err
 	}

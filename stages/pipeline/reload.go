@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/expressgateway/expressgateway/conf"
@@ -29,10 +32,44 @@ func (g *Gateway) Reload(next *conf.Config) (err error) {
 	if err := g.access.reopen(next.Observability.AccessLogPath); err != nil {
 		return err
 	}
+	return g.apply(next, false)
+}
+
+// followDNS rebuilds the pools, as a reload of the running config does,
+// each time a DNS-named backend's set changes: members new to a pool
+// start in slow start and are probed, members gone drain, and the
+// balancers' tables are built over the new set.
+func (g *Gateway) followDNS(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-g.dns.changed:
+		}
+		g.mu.Lock()
+		if !g.stopped {
+			if err := g.apply(g.cfg, true); err != nil {
+				g.log.Error().Err(err).Msg("dns backends changed but the pools could not be rebuilt; the previous ones stay")
+			}
+		}
+		g.mu.Unlock()
+	}
+}
+
+// apply builds the data plane of next and swaps it in; dnsOnly is a
+// rebuild of the running config for a DNS change, logged as such. The
+// caller holds g.mu.
+func (g *Gateway) apply(next *conf.Config, dnsOnly bool) (err error) {
 	// Backends present before and after keep their health, latency and
 	// pooled connections.
 	bc := newBackendConns(g.upstreams)
-	pools, err := buildPools(next, g.pools, bc)
+	g.dns.begin()
+	defer func() {
+		if err != nil {
+			g.dns.abort()
+		}
+	}()
+	pools, err := buildPools(next, g.pools, bc, g.dns)
 	if err != nil {
 		return err
 	}
@@ -159,6 +196,11 @@ func (g *Gateway) Reload(next *conf.Config) (err error) {
 	g.cfg = next
 	g.running.Store(next)
 	g.publish()
+	g.dns.commit()
+	if dnsOnly {
+		g.log.Info().Strs("pools", slices.Sorted(maps.Keys(pools))).Msg("pools rebuilt for a dns change")
+		return nil
+	}
 	g.logReload(next, conf.Diff(prev, next), added, removed)
 	return nil
 }

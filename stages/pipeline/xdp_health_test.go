@@ -46,7 +46,7 @@ backends = [{ address = "10.9.0.1:80" }]
 // Pool.Pick skips it, and keep every weight while the pool panics.
 func TestXDPState_DrainsUnhealthyPoolBackends(t *testing.T) {
 	cfg := loadConfig(t, xdpHealthStateConfig)
-	pools, err := buildPools(cfg, nil, newBackendConns(nil))
+	pools, err := buildPools(cfg, nil, newBackendConns(nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -96,6 +96,10 @@ func (b *Backend) Available() bool { return b.Healthy() && !b.Full() }
 
 func (b *Backend) l4() bool { return b.Protocol == "tcp" || b.Protocol == "udp" }
 
+// SlowStarting reports whether b is in slow start (new to its pool, or
+// back from down, and within the pool's slow_start_ms).
+func (b *Backend) SlowStarting() bool { return b.slowSince.Load() != 0 }
+
 // Active returns the number of requests in progress on the backend.
 func (b *Backend) Active() int64 { return b.active.Load() }
 
