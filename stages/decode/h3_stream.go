@@ -60,9 +60,9 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
 		c.serveTunnel(ctx, str, br, w, head)
 		return
 	}
-	if head.Method == "CONNECT" {
-		// Plain CONNECT (a forward proxy) and other :protocol values are
-		// not served.
+	if head.Method == "CONNECT" && head.Protocol != "" {
+		// An extended CONNECT for a protocol we do not relay (a plain
+		// CONNECT goes on to the actor, which answers 405 on every front).
 		w.WriteLocal(501, head.Method, nil)
 		str.CancelRead(stopCode(h3.ErrCodeNoError))
 		return

@@ -195,8 +195,8 @@ func TestH3_MalformedRequestsGetMessageErrors(t *testing.T) {
 			t.Fatalf("%s: %d %v; want 400", name, st, err)
 		}
 	}
-	// CONNECT is refused cleanly until the WebSocket issue.
-	if st, err := readStatus(t, r.send(r.enc.AppendRequest(nil, &frames.Head{Method: "CONNECT", Authority: "db:5432", ContentLength: -1}), true)); err != nil || st != 501 {
+	// A plain CONNECT (a forward proxy) is refused: 405.
+	if st, err := readStatus(t, r.send(r.enc.AppendRequest(nil, &frames.Head{Method: "CONNECT", Authority: "db:5432", ContentLength: -1}), true)); err != nil || st != 405 {
 		t.Fatalf("CONNECT: %d %v", st, err)
 	}
 	// DATA before HEADERS: H3_FRAME_UNEXPECTED on the connection.

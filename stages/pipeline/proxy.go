@@ -77,6 +77,7 @@ type ProxySettings struct {
 
 var (
 	errTunnelCap        = errors.New("pipeline: over max_tunnels or max_tunnels_per_ip")
+	errPlainConnect     = errors.New("pipeline: CONNECT without :protocol (a forward proxy) is not served")
 	errTotalTimeout     = errors.New("pipeline: request total timeout")
 	errResponseTooLarge = errors.New("pipeline: response body over max_response_body_bytes")
 )
@@ -131,6 +132,17 @@ func (p *Proxy) ServeStream(ctx context.Context, st *stages.Stream) {
 		rec.err = errGRPCOverH1
 		rec.grpc = nil
 		p.localText(ctx, st, http.StatusUnsupportedMediaType, errGRPCOverH1.Error()+"\n", nil, &rec)
+	case req.Method == "CONNECT" && req.Protocol == "":
+		// A plain CONNECT asks for a forward proxy, which the gateway is
+		// not: refused on every front, never handed to a backend (which
+		// might be one).
+		rec.route = "none"
+		rec.err = errPlainConnect
+		extra := frames.Fields{{Name: "allow", Value: "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"}}
+		if h1Front(st.Conn.Proto) {
+			extra = append(extra, frames.Field{Name: "connection", Value: "close"})
+		}
+		p.local(ctx, st, http.StatusMethodNotAllowed, extra, &rec)
 	case misdirected:
 		guard.SNIMismatch.Inc()
 		rec.route = "none"

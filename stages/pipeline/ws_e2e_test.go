@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames/ws"
@@ -608,5 +610,52 @@ protocol = "h1"`))
 	}
 	if codes["/echo"] != "4100" || codes["/echo?close=1"] != "4000" || codes["/drop"] != "1011" {
 		t.Fatalf("close codes %v in\n%s", codes, strings.Join(lines, "\n"))
+	}
+}
+
+// A plain CONNECT (a forward proxy's request, no :protocol) is refused
+// with 405 and an Allow list on the HTTP/1.1 and HTTP/2 fronts (HTTP/3:
+// h3_guard_test.go), and never reaches a backend, which might be a
+// forward proxy itself.
+func TestPlainConnectIs405OnEveryFront(t *testing.T) {
+	reached := make(chan string, 4)
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached <- r.Method }))
+	g := startGateway(t, h1Listener("web", "[[listeners.backends]]\naddress = \""+be+"\""))
+	c, err := net.Dial("tcp", g.Addr("web").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(c, "CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: "CONNECT"})
+	if err != nil || resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") == "" {
+		t.Fatalf("H1 CONNECT: %v %v, want 405 with Allow", resp, err)
+	}
+	// HTTP/2: a CONNECT with :authority only (RFC 9113 §8.5).
+	fr, _, _ := rawH2Settings(t, g)
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	enc.WriteField(hpack.HeaderField{Name: ":method", Value: "CONNECT"})
+	enc.WriteField(hpack.HeaderField{Name: ":authority", Value: "db:5432"})
+	fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndHeaders: true})
+	dec := hpack.NewDecoder(4096, nil)
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := f.(*http2.HeadersFrame); ok && h.StreamID == 1 {
+			fields, err := dec.DecodeFull(h.HeaderBlockFragment())
+			if err != nil || len(fields) == 0 || fields[0].Name != ":status" || fields[0].Value != "405" {
+				t.Fatalf("H2 CONNECT: %v %v, want :status 405", fields, err)
+			}
+			break
+		}
+	}
+	select {
+	case m := <-reached:
+		t.Fatalf("a %s reached the backend", m)
+	default:
 	}
 }
