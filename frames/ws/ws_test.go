@@ -8,37 +8,9 @@ import (
 	"time"
 )
 
-// frame builds one frame: the header RFC 6455 §5.2 describes, masked with a
-// fixed key when mask is set.
+// frame builds one frame (RFC 6455 §5.2), masked when mask is set.
 func frame(op byte, fin, mask bool, payload []byte) []byte {
-	b0 := op
-	if fin {
-		b0 |= 0x80
-	}
-	out := []byte{b0}
-	var m byte
-	if mask {
-		m = 0x80
-	}
-	switch n := len(payload); {
-	case n < 126:
-		out = append(out, m|byte(n))
-	case n <= 0xffff:
-		out = append(out, m|126)
-		out = binary.BigEndian.AppendUint16(out, uint16(n))
-	default:
-		out = append(out, m|127)
-		out = binary.BigEndian.AppendUint64(out, uint64(n))
-	}
-	if mask {
-		key := []byte{1, 2, 3, 4}
-		out = append(out, key...)
-		for i, c := range payload {
-			out = append(out, c^key[i%4])
-		}
-		return out
-	}
-	return append(out, payload...)
+	return AppendFrame(nil, op, fin, payload, mask)
 }
 
 func TestAcceptKeyRFCExample(t *testing.T) {

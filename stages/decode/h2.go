@@ -104,6 +104,7 @@ type H2Conn struct {
 	mu        sync.Mutex
 	streams   map[uint32]*h2Stream
 	active    int
+	tunnels   int // open streams that are tunnels: the watcher looks at none when 0
 	inHeader  bool
 	goingAway bool        // the final GOAWAY is queued: new streams are refused
 	drainPing time.Time   // the first GOAWAY of a two-step shutdown and its PING went out
@@ -574,6 +575,9 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	c.mu.Lock()
 	c.streams[id] = s
 	c.active++
+	if tunnel {
+		c.tunnels++
+	}
 	if c.active == 1 {
 		c.setDeadlineLocked()
 	}
@@ -624,6 +628,9 @@ func (c *H2Conn) retire(s *h2Stream) {
 	c.mu.Lock()
 	delete(c.streams, s.id)
 	c.active--
+	if s.tun != nil {
+		c.tunnels--
+	}
 	if c.active == 0 {
 		c.setDeadlineLocked()
 	}

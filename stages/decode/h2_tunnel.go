@@ -92,6 +92,10 @@ func (c *H2Conn) tunnelData(s *h2Stream, data []byte, end bool) {
 // wait behind the reader's send on the same link.
 func (c *H2Conn) expireTunnels(now time.Time) {
 	c.mu.Lock()
+	if c.tunnels == 0 {
+		c.mu.Unlock()
+		return // the common case: an ordinary connection costs no scan
+	}
 	var due []*h2Stream
 	for _, s := range c.streams {
 		if s.tun != nil {
