@@ -104,6 +104,17 @@ type PassthroughListener struct {
 	// QUICLB are the QUIC-LB configs the backends mint Connection IDs
 	// with, up to 7 side by side during rotation (each its config_id).
 	QUICLB []QUICLB `koanf:"quic_lb"`
+	// Backhaul is how datagrams reach the backends. "per_flow" (the
+	// default): a connected upstream socket per client address and port,
+	// with two goroutines; any QUIC server works unmodified and sees the
+	// gateway's address. "spp": one shared socket, every datagram behind
+	// a 38-byte Simple Proxy Protocol header naming the client, both
+	// ways; a flow is a table entry (no socket, no goroutine, no
+	// backlog: per_flow_backlog does not apply), and the backends see
+	// each client's own address. The backends must read through
+	// quiclb.SPPConn (or speak SPP); replies are taken only from the
+	// pool's addresses and only for clients with a flow.
+	Backhaul string `koanf:"backhaul"`
 }
 
 // QUICLB is one [[passthrough.quic_lb]] config
@@ -156,7 +167,8 @@ func (p *Passthrough) isSet() bool {
 	return l.Name != "" || len(l.Backends) > 0 || l.Pool != "" || l.RetrySecretPath != "" ||
 		l.MaxQUICConnections != 0 || l.MinClientDCIDLen != 0 || l.PerFlowBacklog != 0 ||
 		l.StrictSourceBinding || l.AuditThrottleWindowSecs != 0 || l.MaxDCIDLenRouted != 0 ||
-		l.MintRetry != nil || l.FlowIdleTimeoutMs != nil || len(l.QUICLB) > 0 || l.MaxConnectionsPerIP != 0
+		l.MintRetry != nil || l.FlowIdleTimeoutMs != nil || len(l.QUICLB) > 0 || l.MaxConnectionsPerIP != 0 ||
+		l.Backhaul != ""
 }
 
 func (p *Passthrough) setDefaults() {
@@ -174,6 +186,9 @@ func (l *PassthroughListener) setDefaults() {
 	def(&l.PerFlowBacklog, DefaultPassthroughBacklog)
 	def(&l.AuditThrottleWindowSecs, DefaultPassthroughAuditWindowS)
 	def(&l.MaxDCIDLenRouted, 20) // QUIC v1's longest Connection ID
+	if l.Backhaul == "" {
+		l.Backhaul = "per_flow"
+	}
 	defBool(&l.MintRetry, false)
 	if l.FlowIdleTimeoutMs == nil {
 		v := DefaultPassthroughFlowIdleMs
@@ -273,6 +288,9 @@ func (l *PassthroughListener) validate(k string, c *Config, ps *Problems) {
 	rangeInt(ps, key(k, "per_flow_backlog"), l.PerFlowBacklog, 1, MaxPassthroughBacklog)
 	rangeInt(ps, key(k, "audit_throttle_window_secs"), l.AuditThrottleWindowSecs, 1, 86_400)
 	rangeInt(ps, key(k, "max_dcid_len_routed"), l.MaxDCIDLenRouted, 1, 20)
+	if l.Backhaul != "per_flow" && l.Backhaul != "spp" {
+		ps.Addf(key(k, "backhaul"), "%q: per_flow (an upstream socket per client) or spp (one shared socket, SPP headers; backends read through quiclb.SPPConn)", l.Backhaul)
+	}
 	if l.FlowIdleTimeoutMs != nil {
 		rangeInt(ps, key(k, "flow_idle_timeout_ms"), *l.FlowIdleTimeoutMs, 0, 86_400_000)
 	}

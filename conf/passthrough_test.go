@@ -37,7 +37,8 @@ flow_idle_timeout_ms = 0
 	p := all[0]
 	if p.Name != "passthrough/0.0.0.0:4433" || len(p.Backends) != 2 || p.MaxQUICConnections != 5000 ||
 		p.MinClientDCIDLen != 10 || p.PerFlowBacklog != 16 || !p.StrictSourceBinding ||
-		p.AuditThrottleWindowSecs != 30 || p.MaxDCIDLenRouted != 18 || !*p.MintRetry || *p.FlowIdleTimeoutMs != 0 {
+		p.AuditThrottleWindowSecs != 30 || p.MaxDCIDLenRouted != 18 || !*p.MintRetry || *p.FlowIdleTimeoutMs != 0 ||
+		p.Backhaul != "per_flow" {
 		t.Fatalf("values: %+v", p)
 	}
 }
@@ -55,6 +56,7 @@ backends = [{ address = "10.0.0.1:4433", protocol = "udp", weight = 3 }, { addre
 [passthrough]
 bind_addr = "127.0.0.1:4433"
 pool = "quic"
+backhaul = "spp"
 
 [[passthrough.quic_lb]]
 config_id = 0
@@ -101,7 +103,7 @@ backends = ["10.0.0.3:4433"]
 	if err != nil || ids["10.0.0.2:4433"].String() != "0002" {
 		t.Fatalf("server ids: %v %v", ids, err)
 	}
-	if *all[0].FlowIdleTimeoutMs != DefaultPassthroughFlowIdleMs || *all[0].MintRetry {
+	if *all[0].FlowIdleTimeoutMs != DefaultPassthroughFlowIdleMs || *all[0].MintRetry || all[0].Backhaul != "spp" {
 		t.Fatalf("defaults: %+v", all[0])
 	}
 }
@@ -166,6 +168,7 @@ bind_addr = "127.0.0.1:5000"
 [[passthrough.listeners]]
 bind_addr = "127.0.0.1:5002"
 backends = ["10.0.0.1:4433", "nope", "10.0.0.1:4433"]
+backhaul = "shared"
 
 [[passthrough.listeners]]
 bind_addr = "127.0.0.1:5001"
@@ -181,6 +184,7 @@ pool = "web"
 		"p.toml:12: passthrough.bind_addr: address 127.0.0.1:4433 (udp) is already used by listeners[0]",
 		"p.toml:54: passthrough.listeners[1].backends[1]: not host:port",
 		"passthrough.listeners[1].backends[2]: backend 10.0.0.1:4433 listed twice",
+		`p.toml:55: passthrough.listeners[1].backhaul: "shared": per_flow (an upstream socket per client) or spp`,
 		"p.toml:14: passthrough.pool: set either pool or backends",
 		"passthrough.max_quic_connections: 3000000 is out of range",
 		"passthrough.min_client_dcid_len: 4 is out of range [8, 20]",

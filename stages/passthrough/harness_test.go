@@ -34,6 +34,8 @@ type backend struct {
 	tr   *quic.Transport
 	ln   *quic.Listener
 	wg   sync.WaitGroup
+	// remotes are the client addresses the backend's connections saw.
+	remotes sync.Map // string → bool
 }
 
 // testCA holds every backend certificate, so clients verify the backend's
@@ -51,7 +53,9 @@ func (c *testCA) clientTLS() *tls.Config {
 
 func newCA() *testCA { return &testCA{pool: x509.NewCertPool()} }
 
-func startBackend(t *testing.T, ca *testCA, name string, gen quic.ConnectionIDGenerator) *backend {
+// startBackend starts a backend; each opt adjusts its Transport before it
+// listens.
+func startBackend(t *testing.T, ca *testCA, name string, gen quic.ConnectionIDGenerator, opts ...func(*quic.Transport)) *backend {
 	t.Helper()
 	certPEM, keyPEM, err := testcert.Generate(name)
 	if err != nil {
@@ -69,6 +73,9 @@ func startBackend(t *testing.T, ca *testCA, name string, gen quic.ConnectionIDGe
 		t.Fatal(err)
 	}
 	b := &backend{name: name, addr: udp.LocalAddr().String(), tr: &quic.Transport{Conn: udp, ConnectionIDGenerator: gen}}
+	for _, o := range opts {
+		o(b.tr)
+	}
 	b.ln, err = b.tr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}}, &quic.Config{MaxIdleTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +96,7 @@ func (b *backend) serve() {
 		if err != nil {
 			return
 		}
+		b.remotes.Store(c.RemoteAddr().String(), true)
 		b.wg.Go(func() {
 			defer c.CloseWithError(0, "")
 			for {

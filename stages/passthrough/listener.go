@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/expressgateway/expressgateway/frames/quic"
+	"github.com/expressgateway/expressgateway/frames/spp"
 	"github.com/expressgateway/expressgateway/quiclb"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
@@ -57,7 +58,11 @@ type Options struct {
 	StrictSourceBinding bool
 	// AuditWindow logs each drop reason at most once per window.
 	AuditWindow time.Duration
-	Log         zerolog.Logger
+	// Backhaul is how datagrams reach the backends: a socket per flow
+	// (BackhaulPerFlow) or one shared socket with an SPP header on each
+	// datagram (BackhaulSPP).
+	Backhaul Backhaul
+	Log      zerolog.Logger
 }
 
 // QUICLB is one QUIC-LB config and the server ID of each backend address.
@@ -78,7 +83,8 @@ type Listener struct {
 
 	now    atomic.Int64 // coarse clock, advanced by the sweeper
 	routes atomic.Pointer[routes]
-	bufs   sync.Pool // *[]byte of maxDatagram
+	bufs   sync.Pool    // *[]byte of maxDatagram
+	shared *net.UDPConn // the SPP backhaul's socket; nil per flow
 
 	mu      sync.Mutex // guards the tables below
 	flows   map[netip.AddrPort]*flow
@@ -93,8 +99,9 @@ type Listener struct {
 type flow struct {
 	client  netip.AddrPort
 	backend *route.Backend
-	addr    string // the backend's address, as learned entries hold it
-	conn    *net.UDPConn
+	addr    string       // the backend's address, as learned entries hold it
+	conn    *net.UDPConn // nil on the SPP backhaul
+	dst     netip.AddrPort
 	backlog chan *[]byte
 	elem    *list.Element
 	touched int64        // the LRU order's time (under mu): last client datagram, or a later reply seen by sweep
@@ -108,6 +115,7 @@ type routes struct {
 	bySID  [quiclb.MaxConfigs]map[quiclb.ServerID]*route.Backend
 	byAddr map[string]*route.Backend
 	udp    map[*route.Backend]netip.AddrPort
+	byUDP  map[netip.AddrPort]*route.Backend
 }
 
 // New prepares a listener on conn; Serve runs it and closes conn.
@@ -137,7 +145,13 @@ func New(conn *net.UDPConn, o Options) (*Listener, error) {
 		perIP:   make(map[netip.Addr]int),
 		learned: newLearned(2*o.MaxFlows, int64(o.IdleTimeout)),
 	}
-	l.bufs.New = func() any { b := make([]byte, maxDatagram); return &b }
+	l.bufs.New = func() any { b := make([]byte, maxDatagram+spp.Len); return &b }
+	if o.Backhaul == BackhaulSPP {
+		// Dual-stack and unbound: the backends may be IPv4 or IPv6.
+		if l.shared, err = net.ListenUDP("udp", &net.UDPAddr{}); err != nil {
+			return nil, fmt.Errorf("passthrough %s: backhaul socket: %w", o.Name, err)
+		}
+	}
 	l.now.Store(time.Now().UnixNano())
 	l.m.register(l)
 	return l, nil
@@ -145,7 +159,12 @@ func New(conn *net.UDPConn, o Options) (*Listener, error) {
 
 // Close closes the socket of a listener that was never served (a boot
 // that failed after binding it).
-func (l *Listener) Close() error { return l.conn.Close() }
+func (l *Listener) Close() error {
+	if l.shared != nil {
+		l.shared.Close()
+	}
+	return l.conn.Close()
+}
 
 // Addr is the listener's bound address.
 func (l *Listener) Addr() net.Addr { return l.conn.LocalAddr() }
@@ -170,10 +189,16 @@ func (l *Listener) Serve(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var sw sync.WaitGroup
 	sw.Go(func() { l.sweepLoop(sweepCtx) })
+	if l.shared != nil {
+		sw.Go(l.sppReplyLoop)
+	}
 	stop := context.AfterFunc(ctx, func() { l.conn.Close() })
 	err := l.readLoop()
 	stop()
 	l.conn.Close()
+	if l.shared != nil {
+		l.shared.Close()
+	}
 	stopSweep()
 	sw.Wait()
 	l.mu.Lock()
@@ -205,13 +230,27 @@ func (l *Listener) readLoop() error {
 	}
 }
 
-// fromClient routes one client datagram and queues it on its flow.
+// fromClient routes one client datagram and hands it to its flow: onto
+// the flow's backlog, or (SPP) straight onto the shared socket once the
+// tables are unlocked.
 func (l *Listener) fromClient(src netip.AddrPort, d []byte) {
-	now := l.now.Load()
 	l.mu.Lock()
-	defer l.mu.Unlock()
+	f := l.flowOfLocked(src, d)
+	if f != nil && f.conn != nil {
+		l.enqueueLocked(f, d)
+	}
+	l.mu.Unlock()
+	if f != nil && f.conn == nil {
+		l.sppSend(f, d)
+	}
+}
+
+// flowOfLocked finds or opens the flow of a client datagram; nil: the
+// datagram is dropped (and counted).
+func (l *Listener) flowOfLocked(src netip.AddrPort, d []byte) *flow {
+	now := l.now.Load()
 	if l.closed {
-		return
+		return nil
 	}
 	if f := l.flows[src]; f != nil {
 		l.lru.MoveToFront(f.elem)
@@ -219,27 +258,26 @@ func (l *Listener) fromClient(src netip.AddrPort, d []byte) {
 		f.last.Store(now)
 		l.learnOnFlowLocked(f, d, now)
 		l.m.packets[routeFlow].Inc()
-		l.enqueueLocked(f, d)
-		return
+		return f
 	}
 	b, how, why := l.pickLocked(src, d, now)
 	if b == nil {
 		l.drop(why, src)
-		return
+		return nil
 	}
 	if max := l.opts.MaxFlowsPerIP; max > 0 && l.perIP[src.Addr()] >= max {
 		l.drop(reasonPerIPCap, src)
-		return
+		return nil
 	}
 	f, err := l.openLocked(src, b, now)
 	if err != nil {
 		l.drop(reasonDial, src)
 		l.opts.Log.Debug().Err(err).Str("listener", l.opts.Name).Msg("passthrough: upstream socket")
-		return
+		return nil
 	}
 	l.learnOnFlowLocked(f, d, now)
 	l.m.packets[how].Inc()
-	l.enqueueLocked(f, d)
+	return f
 }
 
 // pickLocked chooses the backend of a datagram from a new 4-tuple, by the
@@ -380,23 +418,28 @@ func (l *Listener) openLocked(src netip.AddrPort, b *route.Backend, now int64) (
 	if !b.ConnOpen() {
 		return nil, fmt.Errorf("passthrough: backend %s at its max_connections", b.Address)
 	}
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		b.ConnClosed()
-		return nil, err
+	f := &flow{client: src, backend: b, addr: b.Address, dst: dst, touched: now}
+	if l.shared == nil {
+		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+		if err != nil {
+			b.ConnClosed()
+			return nil, err
+		}
+		f.conn, f.backlog = conn, make(chan *[]byte, l.opts.Backlog)
 	}
 	for len(l.flows) >= l.opts.MaxFlows {
 		l.m.evictCap.Inc()
 		l.closeLocked(l.lru.Back().Value.(*flow))
 	}
-	f := &flow{client: src, backend: b, addr: b.Address, conn: conn, backlog: make(chan *[]byte, l.opts.Backlog), touched: now}
 	f.last.Store(now)
 	f.elem = l.lru.PushFront(f)
 	l.flows[src] = f
 	l.perIP[src.Addr()]++
 	l.m.flowsTotal.Inc()
-	l.wg.Go(func() { l.writeLoop(f) })
-	l.wg.Go(func() { l.replyLoop(f) })
+	if f.conn != nil {
+		l.wg.Go(func() { l.writeLoop(f) })
+		l.wg.Go(func() { l.replyLoop(f) })
+	}
 	return f, nil
 }
 
@@ -410,8 +453,10 @@ func (l *Listener) closeLocked(f *flow) {
 	if l.perIP[f.client.Addr()]--; l.perIP[f.client.Addr()] <= 0 {
 		delete(l.perIP, f.client.Addr())
 	}
-	close(f.backlog)
-	f.conn.Close()
+	if f.conn != nil {
+		close(f.backlog)
+		f.conn.Close()
+	}
 	f.backend.ConnClosed()
 }
 
@@ -487,12 +532,13 @@ func (l *Listener) routesNow() *routes {
 	if rt := l.routes.Load(); rt != nil && rt.pool == p {
 		return rt
 	}
-	rt := &routes{pool: p, byAddr: map[string]*route.Backend{}, udp: map[*route.Backend]netip.AddrPort{}}
+	rt := &routes{pool: p, byAddr: map[string]*route.Backend{}, udp: map[*route.Backend]netip.AddrPort{}, byUDP: map[netip.AddrPort]*route.Backend{}}
 	for _, b := range p.Backends() {
 		rt.byAddr[b.Address] = b
 		if ua, err := net.ResolveUDPAddr("udp", b.Address); err == nil {
 			ap := ua.AddrPort()
 			rt.udp[b] = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			rt.byUDP[rt.udp[b]] = b
 		} else {
 			l.opts.Log.Warn().Err(err).Str("listener", l.opts.Name).Str("backend", b.Address).Msg("passthrough: backend address does not resolve")
 		}

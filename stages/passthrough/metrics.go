@@ -32,10 +32,12 @@ const (
 	reasonBacklogFull
 	reasonTooBig
 	reasonDial
+	reasonNotBackend
+	reasonNoFlow
 	nReasons
 )
 
-var reasonNames = [nReasons]string{"malformed", "version_negotiation", "short_dcid", "strict_source_binding", "no_backend", "per_ip_cap", "backlog_full", "too_big", "upstream_socket"}
+var reasonNames = [nReasons]string{"malformed", "version_negotiation", "short_dcid", "strict_source_binding", "no_backend", "per_ip_cap", "backlog_full", "too_big", "upstream_socket", "not_a_backend", "no_flow"}
 
 func (r dropReason) String() string { return reasonNames[r] }
 

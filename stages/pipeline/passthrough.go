@@ -70,8 +70,14 @@ func (g *Gateway) openPassthrough(p *ptListener) error {
 	if err != nil {
 		return err
 	}
+	bh, err := passthrough.ParseBackhaul(lc.Backhaul)
+	if err != nil {
+		conn.Close()
+		return err
+	}
 	o := passthrough.Options{
 		Name:                lc.Name,
+		Backhaul:            bh,
 		Pool:                func() *route.Pool { return p.pool.Load() },
 		MaxFlows:            lc.MaxQUICConnections,
 		MaxFlowsPerIP:       lc.MaxConnectionsPerIP,

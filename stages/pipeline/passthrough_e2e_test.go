@@ -20,8 +20,9 @@ import (
 )
 
 // quicNamed is a quic-go server on 127.0.0.1 that answers every stream
-// with its name; gen, if set, mints its Connection IDs.
-func quicNamed(t *testing.T, roots *x509.CertPool, name string, gen quic.ConnectionIDGenerator) string {
+// with its name; gen, if set, mints its Connection IDs; each opt adjusts
+// its Transport.
+func quicNamed(t *testing.T, roots *x509.CertPool, name string, gen quic.ConnectionIDGenerator, opts ...func(*quic.Transport)) string {
 	t.Helper()
 	certPEM, keyPEM, err := testcert.Generate(name)
 	if err != nil {
@@ -34,6 +35,9 @@ func quicNamed(t *testing.T, roots *x509.CertPool, name string, gen quic.Connect
 		t.Fatal(err)
 	}
 	tr := &quic.Transport{Conn: udp, ConnectionIDGenerator: gen}
+	for _, o := range opts {
+		o(tr)
+	}
 	ln, err := tr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"eg-echo"}}, nil)
 	if err != nil {
 		t.Fatal(err)
