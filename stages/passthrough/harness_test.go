@@ -119,18 +119,26 @@ func ask(t *testing.T, c *quic.Conn) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := c.OpenStreamSync(ctx)
+	name, err := askCtx(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetDeadline(time.Now().Add(10 * time.Second))
+	return name
+}
+
+// askCtx is ask for callers off the test goroutine.
+func askCtx(ctx context.Context, c *quic.Conn) (string, error) {
+	s, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return "", err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		s.SetDeadline(d)
+	}
 	io.WriteString(s, "who?")
 	s.Close()
 	b, err := io.ReadAll(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return string(b), err
 }
 
 // client is a quic-go client with its own socket (so tests can add paths).
