@@ -126,3 +126,17 @@ func TestTokenKey_Files(t *testing.T) {
 		t.Fatal("QUIC() is not the same key")
 	}
 }
+
+func BenchmarkRetryTokenSealOpen(b *testing.B) {
+	rt := RetryToken{ServerSees: netip.MustParseAddr("10.0.0.9"), Client: netip.MustParseAddr("192.0.2.7"), Issued: time.Now(), ODCID: make([]byte, 8), RSCID: make([]byte, 16)}
+	b.ReportAllocs()
+	for b.Loop() {
+		tok, err := SealRetryToken(&testTokenKey, rt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := OpenToken(&testTokenKey, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -292,6 +292,8 @@ func defaultOpts(name string, pool *route.Pool) Options {
 		MinClientDCIDLen: conf.DefaultPassthroughMinDCIDLen,
 		MaxDCIDLenRouted: 20,
 		AuditWindow:      conf.DefaultPassthroughAuditWindowS * time.Second,
+		InitialRate:      conf.DefaultPassthroughInitialRate,
+		InitialBurst:     conf.DefaultPassthroughInitialBurst,
 		Log:              zerolog.Nop(),
 	}
 }

@@ -175,8 +175,7 @@ func TestGuard_MintRetryRandomSCID(t *testing.T) {
 // flow.
 func TestGuard_InitialFloodIsRateLimitedPerIP(t *testing.T) {
 	ss := newSinks(t, 1)
-	o := defaultOpts(t.Name(), sinkPool(t, ss))
-	o.InitialRate, o.InitialBurst = conf.DefaultPassthroughInitialRate, conf.DefaultPassthroughInitialBurst
+	o := defaultOpts(t.Name(), sinkPool(t, ss)) // the defaults: 100/s, burst 200
 	g := startGateway(t, "127.0.0.1:0", o)
 	to := g.l.Addr().(*net.UDPAddr)
 	const flood = 300
