@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -27,13 +28,19 @@ import (
 // is its TokenGeneratorKey.
 func quicNamed(t *testing.T, roots *x509.CertPool, name string, gen quic.ConnectionIDGenerator, key *quic.TokenGeneratorKey) string {
 	t.Helper()
+	return quicNamedOn(t, roots, name, gen, key, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+}
+
+// quicNamedOn is quicNamed on laddr; it returns 127.0.0.1 and its port.
+func quicNamedOn(t *testing.T, roots *x509.CertPool, name string, gen quic.ConnectionIDGenerator, key *quic.TokenGeneratorKey, laddr *net.UDPAddr) string {
+	t.Helper()
 	certPEM, keyPEM, err := testcert.Generate(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	roots.AppendCertsFromPEM(certPEM)
 	cert, _ := tls.X509KeyPair(certPEM, keyPEM)
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	udp, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +70,7 @@ func quicNamed(t *testing.T, roots *x509.CertPool, name string, gen quic.Connect
 		}
 	})
 	t.Cleanup(func() { ln.Close(); tr.Close(); udp.Close(); wg.Wait() })
-	return udp.LocalAddr().String()
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
 }
 
 func quicAsk(t *testing.T, roots *x509.CertPool, addr net.Addr) string {
@@ -190,4 +197,29 @@ initial_burst_per_ip = 1
 	}
 	drops := metrics.GetOrCreateCounter(`passthrough_dropped_total{listener="rate",reason="initial_rate"}`)
 	waitFor(t, "two Initials over the rate", func() bool { return drops.Get() == 2 })
+}
+
+// retry_backend_dual_stack reaches the listener: a backend on a dual-stack
+// socket (the wildcard address) accepts the gateway's Retry tokens only
+// when they name the gateway as it sees it, ::ffff:127.0.0.1.
+func TestPassthrough_MintRetryDualStackKey(t *testing.T) {
+	roots := x509.NewCertPool()
+	k, _ := quiclb.ParseTokenKey(bytes.Repeat([]byte{7}, quiclb.TokenKeyLen))
+	be := quicNamedOn(t, roots, "dual", nil, k.QUIC(), &net.UDPAddr{})
+	retryPath := filepath.Join(t.TempDir(), "retry.key")
+	if err := os.WriteFile(retryPath, k[:], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startGateway(t, fmt.Sprintf(`
+[passthrough]
+name = "dual"
+bind_addr = "127.0.0.1:0"
+backends = [%q]
+mint_retry = true
+retry_secret_path = %q
+retry_backend_dual_stack = true
+`, be, retryPath))
+	if got := quicAsk(t, roots, g.PassthroughAddr("dual")); got != "dual" {
+		t.Fatalf("reached %q", got)
+	}
 }
