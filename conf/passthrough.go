@@ -104,8 +104,8 @@ type PassthroughListener struct {
 	// an Initial with a Retry token is forwarded only if the token opens,
 	// names the client's IP and the packet's DCID, and is at most 10 s old
 	// (else it is dropped and counted); a NEW_TOKEN token goes to the
-	// backend untouched. The backends share the key and do not Retry
-	// themselves. false (the default): the load balancer mints nothing and
+	// backend untouched (unless retry_new_tokens). The backends share the
+	// key and do not Retry themselves. false (the default): the load balancer mints nothing and
 	// the backends do Retry (quic-go VerifySourceAddress, one
 	// TokenGeneratorKey across the pool), which needs no shared secret with
 	// the load balancer.
@@ -116,6 +116,14 @@ type PassthroughListener struct {
 	// IPv4 address as IPv4-mapped IPv6: the Retry token must carry that
 	// form, which quic-go compares byte for byte. Only with mint_retry.
 	RetryBackendDualStack bool `koanf:"retry_backend_dual_stack"`
+	// RetryNewTokens makes mint_retry answer an Initial carrying a
+	// NEW_TOKEN token (one a backend gave an earlier connection) with a
+	// Retry too, instead of forwarding it: behind a passthrough a backend
+	// binds such tokens to this gateway's address, not the client's, so
+	// they prove nothing about the sender, and a backend that accepts one
+	// lifts its anti-amplification limit. Costs returning clients one
+	// round trip. Only with mint_retry.
+	RetryNewTokens bool `koanf:"retry_new_tokens"`
 	// InitialRatePerIP is the long-header packets per second that may
 	// start a flow from one client IP (a token bucket; with mint_retry this
 	// counts the tokenless Initial and the one with its token); past it
@@ -185,7 +193,7 @@ func (p *Passthrough) isSet() bool {
 		l.MaxQUICConnections != 0 || l.MinClientDCIDLen != 0 || l.PerFlowBacklog != 0 ||
 		l.StrictSourceBinding || l.AuditThrottleWindowSecs != 0 || l.MaxDCIDLenRouted != 0 ||
 		l.MintRetry != nil || l.FlowIdleTimeoutMs != nil || len(l.QUICLB) > 0 || l.MaxConnectionsPerIP != 0 ||
-		l.RetryBackendDualStack || l.InitialRatePerIP != nil || l.InitialBurstPerIP != 0
+		l.RetryBackendDualStack || l.RetryNewTokens || l.InitialRatePerIP != nil || l.InitialBurstPerIP != 0
 }
 
 func (p *Passthrough) setDefaults() {
@@ -310,6 +318,9 @@ func (l *PassthroughListener) validate(k string, c *Config, ps *Problems) {
 	}
 	if l.RetryBackendDualStack && !*l.MintRetry {
 		ps.Addf(key(k, "retry_backend_dual_stack"), "only applies with mint_retry = true (it shapes the load balancer's Retry tokens)")
+	}
+	if l.RetryNewTokens && !*l.MintRetry {
+		ps.Addf(key(k, "retry_new_tokens"), "only applies with mint_retry = true (without it the backends judge every token)")
 	}
 	rangeInt(ps, key(k, "initial_rate_per_ip"), *l.InitialRatePerIP, 0, MaxPassthroughInitialRate)
 	rangeInt(ps, key(k, "initial_burst_per_ip"), l.InitialBurstPerIP, 1, MaxPassthroughInitialRate)

@@ -27,6 +27,7 @@ max_dcid_len_routed = 18
 mint_retry = true
 flow_idle_timeout_ms = 0
 retry_backend_dual_stack = true
+retry_new_tokens = true
 initial_rate_per_ip = 0
 initial_burst_per_ip = 7
 `
@@ -42,7 +43,7 @@ initial_burst_per_ip = 7
 	if p.Name != "passthrough/0.0.0.0:4433" || len(p.Backends) != 2 || p.MaxQUICConnections != 5000 ||
 		p.MinClientDCIDLen != 10 || p.PerFlowBacklog != 16 || !p.StrictSourceBinding ||
 		p.AuditThrottleWindowSecs != 30 || p.MaxDCIDLenRouted != 18 || !*p.MintRetry || *p.FlowIdleTimeoutMs != 0 ||
-		!p.RetryBackendDualStack || *p.InitialRatePerIP != 0 || p.InitialBurstPerIP != 7 {
+		!p.RetryBackendDualStack || !p.RetryNewTokens || *p.InitialRatePerIP != 0 || p.InitialBurstPerIP != 7 {
 		t.Fatalf("values: %+v", p)
 	}
 	k, err := ReadRetryTokenKey(p.RetrySecretPath)
@@ -110,7 +111,7 @@ backends = ["10.0.0.3:4433"]
 	if err != nil || ids["10.0.0.2:4433"].String() != "0002" {
 		t.Fatalf("server ids: %v %v", ids, err)
 	}
-	if *all[0].FlowIdleTimeoutMs != DefaultPassthroughFlowIdleMs || *all[0].MintRetry || all[0].RetryBackendDualStack ||
+	if *all[0].FlowIdleTimeoutMs != DefaultPassthroughFlowIdleMs || *all[0].MintRetry || all[0].RetryBackendDualStack || all[0].RetryNewTokens ||
 		*all[0].InitialRatePerIP != DefaultPassthroughInitialRate || all[0].InitialBurstPerIP != DefaultPassthroughInitialBurst {
 		t.Fatalf("defaults: %+v", all[0])
 	}
@@ -205,6 +206,7 @@ retry_secret_path = "` + tokenLoose + `"
 bind_addr = "127.0.0.1:5006"
 backends = ["10.0.0.1:4433"]
 retry_backend_dual_stack = true
+retry_new_tokens = true
 `
 	_, err := load(write(t, "p.toml", body, 0o600), func() []string { return nil })
 	var pe *ProblemsError
@@ -239,6 +241,7 @@ retry_backend_dual_stack = true
 		"passthrough.listeners[4].retry_secret_path: " + short + ": want a 32-byte token key (raw, or 64 hex digits), got 4 bytes",
 		"passthrough.listeners[5].retry_secret_path: " + tokenLoose + " has mode 0604: other users can read it;",
 		"passthrough.listeners[6].retry_backend_dual_stack: only applies with mint_retry = true",
+		"passthrough.listeners[6].retry_new_tokens: only applies with mint_retry = true",
 		`pools[0].backends[0].protocol: pool "web" serves passthrough listener "passthrough/127.0.0.1:5001": its backends are QUIC servers over UDP`,
 	} {
 		if !strings.Contains(msg, want) {

@@ -35,6 +35,10 @@ type RetryOptions struct {
 	// BackendDualStack: the backends see this listener's IPv4 address as
 	// IPv4-mapped IPv6 (they listen on a dual-stack socket).
 	BackendDualStack bool
+	// NewTokens answers an Initial with a NEW_TOKEN token with a Retry
+	// too: a backend binds those to this listener's address, not the
+	// client's, so they validate nothing.
+	NewTokens bool
 }
 
 // tokenReject is why an Initial's token was refused.
@@ -63,7 +67,8 @@ func parseInitial(d []byte) (quic.Header, bool) {
 // one whose token does not open) is answered with a Retry; a Retry token
 // must name the client's IP and be fresh, and, on a packet that would
 // start a flow, the DCID must be the Retry's SCID (later Initials carry
-// the server's). A NEW_TOKEN token is the backend's to judge. It reports
+// the server's). A NEW_TOKEN token is the backend's to judge, unless
+// NewTokens. It reports
 // whether d goes on to a backend. Called without the mutex: it seals and
 // opens tokens.
 func (l *Listener) admitInitial(src netip.AddrPort, h *quic.Header, hasFlow bool) bool {
@@ -81,6 +86,10 @@ func (l *Listener) admitInitial(src netip.AddrPort, h *quic.Header, hasFlow bool
 		return false
 	}
 	if !tok.Retry {
+		if r.NewTokens {
+			l.sendRetry(src, h)
+			return false
+		}
 		return true
 	}
 	why := nRejects

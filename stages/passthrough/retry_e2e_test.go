@@ -228,3 +228,38 @@ func TestE2E_MintRetryDualStackBackend(t *testing.T) {
 		t.Fatalf("dial failed with %v, want the backend's INVALID_TOKEN", err)
 	}
 }
+
+// NewTokens (retry_new_tokens): a client holding a backend's NEW_TOKEN
+// is sent a Retry all the same, and still connects.
+func TestE2E_MintRetryNewTokensRetried(t *testing.T) {
+	ca := newCA()
+	b := startBackendWith(t, ca, "nt", backendConfig{key: poolTokenKey.QUIC()})
+	o := defaultOpts(t.Name(), testPool(t, b))
+	o.Retry = &RetryOptions{Key: poolTokenKey, NewTokens: true}
+	g := startGateway(t, "127.0.0.1:0", o)
+	tokens := quic.NewLRUTokenStore(4, 4)
+	first, err := dialWith(t, ca, g.l.Addr(), tokens, clientIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	streams(t, first.conn, 16, "nt")
+	// The backend sends NEW_TOKEN once the handshake is confirmed: wait
+	// until the store holds it (Pop takes it; put it back).
+	waitFor(t, "the backend's NEW_TOKEN", func() bool {
+		if tok := tokens.Pop("localhost"); tok != nil {
+			tokens.Put("localhost", tok)
+			return true
+		}
+		return false
+	})
+	for i := range 3 {
+		c, err := dialWith(t, ca, g.l.Addr(), tokens, clientIP)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if c.retries.Load() == 0 {
+			t.Fatalf("connection %d with a NEW_TOKEN went through without a Retry", i)
+		}
+		streams(t, c.conn, 4, "nt")
+	}
+}

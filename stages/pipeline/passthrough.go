@@ -88,7 +88,7 @@ func (g *Gateway) openPassthrough(p *ptListener) error {
 			conn.Close()
 			return fmt.Errorf("retry_secret_path: %w", err)
 		}
-		o.Retry = &passthrough.RetryOptions{Key: k, BackendDualStack: lc.RetryBackendDualStack}
+		o.Retry = &passthrough.RetryOptions{Key: k, BackendDualStack: lc.RetryBackendDualStack, NewTokens: lc.RetryNewTokens}
 	}
 	for i := range lc.QUICLB {
 		q := &lc.QUICLB[i]

@@ -199,10 +199,12 @@ initial_burst_per_ip = 1
 	waitFor(t, "two Initials over the rate", func() bool { return drops.Get() == 2 })
 }
 
-// retry_backend_dual_stack reaches the listener: a backend on a dual-stack
-// socket (the wildcard address) accepts the gateway's Retry tokens only
-// when they name the gateway as it sees it, ::ffff:127.0.0.1.
-func TestPassthrough_MintRetryDualStackKey(t *testing.T) {
+// retry_backend_dual_stack and retry_new_tokens reach the listener: a
+// backend on a dual-stack socket (the wildcard address) accepts the
+// gateway's Retry tokens only when they name the gateway as it sees it,
+// ::ffff:127.0.0.1; and a client holding the backend's NEW_TOKEN is sent a
+// Retry all the same.
+func TestPassthrough_MintRetryKeys(t *testing.T) {
 	roots := x509.NewCertPool()
 	k, _ := quiclb.ParseTokenKey(bytes.Repeat([]byte{7}, quiclb.TokenKeyLen))
 	be := quicNamedOn(t, roots, "dual", nil, k.QUIC(), &net.UDPAddr{})
@@ -218,8 +220,33 @@ backends = [%q]
 mint_retry = true
 retry_secret_path = %q
 retry_backend_dual_stack = true
+retry_new_tokens = true
 `, be, retryPath))
-	if got := quicAsk(t, roots, g.PassthroughAddr("dual")); got != "dual" {
-		t.Fatalf("reached %q", got)
+	sent := metrics.GetOrCreateCounter(`passthrough_retry_sent_total{listener="dual"}`)
+	tokens := quic.NewLRUTokenStore(4, 4)
+	tlsConf := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"eg-echo"}}
+	for i := range 2 {
+		before := sent.Get()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := quic.DialAddr(ctx, g.PassthroughAddr("dual").String(), tlsConf, &quic.Config{TokenStore: tokens})
+		cancel()
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if i == 0 {
+			// The backend's NEW_TOKEN comes once the handshake is
+			// confirmed.
+			waitFor(t, "a NEW_TOKEN", func() bool {
+				if tok := tokens.Pop("localhost"); tok != nil {
+					tokens.Put("localhost", tok)
+					return true
+				}
+				return false
+			})
+		}
+		c.CloseWithError(0, "")
+		if sent.Get() == before {
+			t.Fatalf("connection %d had no Retry", i)
+		}
 	}
 }
