@@ -125,9 +125,10 @@ type PassthroughListener struct {
 	// round trip. Only with mint_retry.
 	RetryNewTokens bool `koanf:"retry_new_tokens"`
 	// InitialRatePerIP is the long-header packets per second that may
-	// start a flow from one client IP (a token bucket; with mint_retry this
-	// counts the tokenless Initial and the one with its token); past it
-	// they are dropped and counted (reason="initial_rate"). 0 = no limit.
+	// start a flow from one client IP (a token bucket; with mint_retry
+	// every tokenless Initial counts, on a flow or not, and so does the one
+	// with its token); past it they are dropped and counted
+	// (reason="initial_rate"). 0 = no limit.
 	InitialRatePerIP *int `koanf:"initial_rate_per_ip"`
 	// InitialBurstPerIP is the token bucket's depth: how many such packets
 	// one IP may send at once.

@@ -260,7 +260,9 @@ func (l *Listener) fromClient(src netip.AddrPort, d []byte) {
 		l.mu.Unlock()
 		return
 	}
-	if f == nil && long {
+	// A packet that would start a flow, or a tokenless Initial on a flow
+	// that mint_retry answers (a new connection from the same 4-tuple).
+	if f == nil && long || retry && len(ini.Token) == 0 {
 		// RFC 9000 §14.1: a server discards an Initial in a datagram
 		// under 1200 bytes, so no flow (and never a Retry, which would
 		// amplify) is spent on one.
@@ -276,7 +278,7 @@ func (l *Listener) fromClient(src netip.AddrPort, d []byte) {
 		}
 	}
 	l.mu.Unlock()
-	if retry && !l.admitInitial(src, &ini, f != nil) {
+	if retry && !l.admitInitial(src, &ini, len(d), f != nil) {
 		return
 	}
 	l.mu.Lock()

@@ -71,10 +71,10 @@ func parseInitial(d []byte) (quic.Header, bool) {
 // NewTokens. It reports
 // whether d goes on to a backend. Called without the mutex: it seals and
 // opens tokens.
-func (l *Listener) admitInitial(src netip.AddrPort, h *quic.Header, hasFlow bool) bool {
+func (l *Listener) admitInitial(src netip.AddrPort, h *quic.Header, size int, hasFlow bool) bool {
 	r := l.opts.Retry
 	if len(h.Token) == 0 {
-		l.sendRetry(src, h)
+		l.sendRetry(src, h, size)
 		return false
 	}
 	tok, err := quiclb.OpenToken(&r.Key, h.Token)
@@ -82,12 +82,12 @@ func (l *Listener) admitInitial(src netip.AddrPort, h *quic.Header, hasFlow bool
 		// RFC 9000 §8.1.3: an invalid token is as if there were none; a
 		// client holding a token of a rotated key gets a fresh Retry.
 		l.m.tokenRejects[rejectUndecodable].Inc()
-		l.sendRetry(src, h)
+		l.sendRetry(src, h, size)
 		return false
 	}
 	if !tok.Retry {
 		if r.NewTokens {
-			l.sendRetry(src, h)
+			l.sendRetry(src, h, size)
 			return false
 		}
 		return true
@@ -114,7 +114,12 @@ func (l *Listener) admitInitial(src netip.AddrPort, h *quic.Header, hasFlow bool
 // QUIC-LB when that backend has a server ID (else it is random, with the
 // unroutable config codepoint, and the 4-tuple hash routes the client's
 // next Initial to the same backend).
-func (l *Listener) sendRetry(src netip.AddrPort, h *quic.Header) {
+func (l *Listener) sendRetry(src netip.AddrPort, h *quic.Header, size int) {
+	if size < quic.MinInitialDatagram {
+		// Anti-amplification: never answer a datagram under 1200 bytes.
+		l.drop(reasonInitialTooSmall, src)
+		return
+	}
 	if h.DCID.Len() < l.opts.MinClientDCIDLen {
 		l.drop(reasonShortDCID, src)
 		return

@@ -143,6 +143,14 @@ func TestGuard_MintRetry(t *testing.T) {
 	recvAny(t, ss)
 	c.WriteToUDP(initial([]byte{5, 5, 5, 5, 5, 5, 5, 5}, scid, nil, 1200), to)
 	readRetry(t, c, []byte{5, 5, 5, 5, 5, 5, 5, 5})
+	// Never a Retry for a datagram under 1200 bytes, on a flow or not,
+	// whatever its token.
+	c.WriteToUDP(initial([]byte{6, 6, 6, 6, 6, 6, 6, 6}, scid, nil, 1199), to)
+	c.WriteToUDP(initial([]byte{6, 6, 6, 6, 6, 6, 6, 6}, scid, bytes.Repeat([]byte{0x5a}, 80), 1199), to)
+	noReply(t, c)
+	waitFor(t, "small Initials dropped", func() bool {
+		return counter(o.Name, `passthrough_dropped_total{reason="initial_too_small"}`) == 3
+	})
 }
 
 // Without QUIC-LB the Retry SCID is random, with the unroutable config
