@@ -89,8 +89,10 @@ type RetryToken struct {
 // Token is an opened token: a Retry token, or one a server sent in a
 // NEW_TOKEN frame (Retry false; only ServerSees and Issued are set).
 type Token struct {
-	Retry      bool
-	ServerSees []byte // the address field's IP bytes
+	Retry bool
+	// ServerSees is the address field's IP (4 bytes stay IPv4, 16 stay
+	// IPv6 or IPv4-mapped); invalid if the field holds no IP.
+	ServerSees netip.Addr
 	Issued     time.Time
 	ODCID      []byte
 	RSCID      []byte
@@ -180,7 +182,7 @@ func OpenToken(k *TokenKey, b []byte) (Token, error) {
 	}
 	t := Token{Retry: body.Retry, Issued: time.Unix(0, body.SentNs)}
 	if body.Addr[0] == addrPrefixIP {
-		t.ServerSees = body.Addr[1:]
+		t.ServerSees, _ = netip.AddrFromSlice(body.Addr[1:])
 	}
 	if t.Retry {
 		t.ODCID, t.RSCID, t.clientTag = body.ODCID, body.RSCID, body.RTTus

@@ -87,7 +87,7 @@ func TestGuard_MintRetry(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !tok.Retry || !tok.ClientIs(localOf(c).Addr()) || !bytes.Equal(tok.ODCID, odcid) || !bytes.Equal(tok.RSCID, r.SCID.Bytes()) ||
-		!bytes.Equal(tok.ServerSees, []byte{127, 0, 0, 1}) || time.Since(tok.Issued) > time.Second {
+		tok.ServerSees != netip.MustParseAddr("127.0.0.1") || time.Since(tok.Issued) > time.Second {
 		t.Fatalf("token %+v", tok)
 	}
 	want, _ := pool.Pick(route.Key{Src: localOf(c).Addr(), Hash: hash4(localOf(c), localOf(g.l.conn))})
