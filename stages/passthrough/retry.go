@@ -68,9 +68,8 @@ func parseInitial(d []byte) (quic.Header, bool) {
 // must name the client's IP and be fresh, and, on a packet that would
 // start a flow, the DCID must be the Retry's SCID (later Initials carry
 // the server's). A NEW_TOKEN token is the backend's to judge, unless
-// NewTokens. It reports
-// whether d goes on to a backend. Called without the mutex: it seals and
-// opens tokens.
+// NewTokens. It reports whether the datagram goes on to a backend. Called
+// without the mutex: it seals and opens tokens.
 func (l *Listener) admitInitial(src netip.AddrPort, h *quic.Header, size int, hasFlow bool) bool {
 	r := l.opts.Retry
 	if len(h.Token) == 0 {
