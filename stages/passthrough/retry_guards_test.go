@@ -246,3 +246,30 @@ func TestRateTable(t *testing.T) {
 		t.Fatal("rate 0 is not off")
 	}
 }
+
+// serverSees is the source address toward a backend, in its socket's
+// form: IPv4 as 4 bytes, IPv4-mapped for a dual-stack backend, IPv6 as is.
+func TestServerSees(t *testing.T) {
+	for _, c := range []struct {
+		dst  string
+		dual bool
+		want string
+	}{
+		{"127.0.0.1:443", false, "127.0.0.1"},
+		{"127.0.0.1:443", true, "::ffff:127.0.0.1"},
+		{"[::1]:443", false, "::1"},
+		{"[::1]:443", true, "::1"},
+	} {
+		got, err := serverSees(netip.MustParseAddrPort(c.dst), c.dual)
+		if err != nil {
+			if c.dst[0] == '[' {
+				t.Logf("no IPv6 loopback here: %v", err)
+				continue
+			}
+			t.Fatal(err)
+		}
+		if got != netip.MustParseAddr(c.want) {
+			t.Fatalf("%s dual=%v: %s, want %s", c.dst, c.dual, got, c.want)
+		}
+	}
+}
