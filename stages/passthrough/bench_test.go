@@ -19,6 +19,7 @@ func benchFlowCost(b *testing.B, bh Backhaul) {
 	ss := newSinks(b, 1)
 	o := defaultOpts(b.Name(), sinkPool(b, ss))
 	o.Backhaul = bh
+	o.InitialRate = 0 // every flow from one IP: the cost, not the limit, is measured
 	g := startGateway(b, "127.0.0.1:0", o)
 	to := g.l.Addr().(*net.UDPAddr)
 	pkt := longHeader(make([]byte, 8))

@@ -62,7 +62,14 @@ type Options struct {
 	// (BackhaulPerFlow) or one shared socket with an SPP header on each
 	// datagram (BackhaulSPP).
 	Backhaul Backhaul
-	Log      zerolog.Logger
+	// Retry, when set, makes the listener answer tokenless Initials with
+	// its own Retry and check the tokens that come back (mint_retry).
+	Retry *RetryOptions
+	// InitialRate bounds the long-header packets per second one client IP
+	// may send that would start a flow (0 = none), InitialBurst the bucket
+	// depth.
+	InitialRate, InitialBurst int
+	Log                       zerolog.Logger
 }
 
 // QUICLB is one QUIC-LB config and the server ID of each backend address.
@@ -80,6 +87,8 @@ type Listener struct {
 	dec   *quiclb.Decoder
 	m     *listenerMetrics
 	audit *throttle
+	// codecs are the QUIC-LB codecs by config ID, to mint Retry SCIDs.
+	codecs [quiclb.MaxConfigs]*quiclb.Codec
 
 	now    atomic.Int64 // coarse clock, advanced by the sweeper
 	routes atomic.Pointer[routes]
@@ -91,6 +100,7 @@ type Listener struct {
 	lru     list.List // *flow, most recently active client side first
 	perIP   map[netip.Addr]int
 	learned *learned
+	limit   *rateTable // nil: no initial_rate_per_ip
 	closed  bool
 	wg      sync.WaitGroup // flow goroutines
 }
@@ -116,6 +126,15 @@ type routes struct {
 	byAddr map[string]*route.Backend
 	udp    map[*route.Backend]netip.AddrPort
 	byUDP  map[netip.AddrPort]*route.Backend
+	// With Retry: the address each backend sees this host as, and the
+	// QUIC-LB server ID (first config naming it) a Retry SCID carries.
+	sees  map[*route.Backend]netip.Addr
+	sidOf map[*route.Backend]sidEntry
+}
+
+type sidEntry struct {
+	codec *quiclb.Codec
+	sid   quiclb.ServerID
 }
 
 // New prepares a listener on conn; Serve runs it and closes conn.
@@ -134,6 +153,13 @@ func New(conn *net.UDPConn, o Options) (*Listener, error) {
 	if o.AuditWindow <= 0 {
 		o.AuditWindow = time.Minute
 	}
+	if o.Retry != nil {
+		r := *o.Retry
+		if r.MaxAge <= 0 {
+			r.MaxAge = DefaultRetryTokenMaxAge
+		}
+		o.Retry = &r
+	}
 	l := &Listener{
 		conn:    conn,
 		local:   conn.LocalAddr().(*net.UDPAddr).AddrPort(),
@@ -144,6 +170,12 @@ func New(conn *net.UDPConn, o Options) (*Listener, error) {
 		flows:   make(map[netip.AddrPort]*flow),
 		perIP:   make(map[netip.Addr]int),
 		learned: newLearned(2*o.MaxFlows, int64(o.IdleTimeout)),
+		limit:   newRateTable(o.InitialRate, o.InitialBurst, o.MaxFlows),
+	}
+	for _, c := range cfgs {
+		if l.codecs[c.ID], err = quiclb.NewCodec(c); err != nil {
+			return nil, fmt.Errorf("passthrough %s: %w", o.Name, err)
+		}
 	}
 	l.bufs.New = func() any { b := make([]byte, maxDatagram+spp.Len); return &b }
 	if o.Backhaul == BackhaulSPP {
@@ -230,17 +262,61 @@ func (l *Listener) readLoop() error {
 	}
 }
 
-// fromClient routes one client datagram and hands it to its flow: onto
-// the flow's backlog, or (SPP) straight onto the shared socket once the
-// tables are unlocked.
+// fromClient routes one client datagram and hands it to its flow (onto
+// the flow's backlog, or on SPP onto the shared socket once the tables
+// are unlocked). Only
+// the read loop calls it, so no flow of src appears while the mutex is let
+// go for the Retry work (sealing and opening tokens).
 func (l *Listener) fromClient(src netip.AddrPort, d []byte) {
+	now := l.now.Load()
+	long := quic.IsLongHeader(d[0])
+	var ini quic.Header
+	initial := false
+	if long {
+		ini, initial = parseInitial(d)
+	}
+	retry := l.opts.Retry != nil && initial
 	l.mu.Lock()
-	f := l.flowOfLocked(src, d)
-	if f != nil && f.conn != nil {
-		l.enqueueLocked(f, d)
+	if l.closed {
+		l.mu.Unlock()
+		return
+	}
+	f := l.flows[src]
+	if f != nil && !retry {
+		l.touchLocked(f, d, now)
+		spp := l.queueLocked(f, d)
+		l.mu.Unlock()
+		if spp {
+			l.sppSend(f, d)
+		}
+		return
+	}
+	// A packet that would start a flow, or a tokenless Initial on a flow
+	// that mint_retry answers (a new connection from the same 4-tuple).
+	if f == nil && long || retry && len(ini.Token) == 0 {
+		// RFC 9000 §14.1: a server discards an Initial in a datagram
+		// under 1200 bytes, so no flow (and never a Retry, which would
+		// amplify) is spent on one.
+		if initial && len(d) < quic.MinInitialDatagram {
+			l.mu.Unlock()
+			l.drop(reasonInitialTooSmall, src)
+			return
+		}
+		if l.limit != nil && !l.limit.allow(src.Addr(), time.Now().UnixNano()) {
+			l.mu.Unlock()
+			l.drop(reasonInitialRate, src)
+			return
+		}
 	}
 	l.mu.Unlock()
-	if f != nil && f.conn == nil {
+	if retry && !l.admitInitial(src, &ini, len(d), f != nil) {
+		return
+	}
+	l.mu.Lock()
+	f = l.flowOfLocked(src, d)
+	spp := f != nil && l.queueLocked(f, d)
+	l.mu.Unlock()
+	if spp {
 		l.sppSend(f, d)
 	}
 }
@@ -253,11 +329,7 @@ func (l *Listener) flowOfLocked(src netip.AddrPort, d []byte) *flow {
 		return nil
 	}
 	if f := l.flows[src]; f != nil {
-		l.lru.MoveToFront(f.elem)
-		f.touched = now
-		f.last.Store(now)
-		l.learnOnFlowLocked(f, d, now)
-		l.m.packets[routeFlow].Inc()
+		l.touchLocked(f, d, now)
 		return f
 	}
 	b, how, why := l.pickLocked(src, d, now)
@@ -278,6 +350,25 @@ func (l *Listener) flowOfLocked(src netip.AddrPort, d []byte) *flow {
 	l.learnOnFlowLocked(f, d, now)
 	l.m.packets[how].Inc()
 	return f
+}
+
+// touchLocked marks f active with a datagram of its client.
+func (l *Listener) touchLocked(f *flow, d []byte, now int64) {
+	l.lru.MoveToFront(f.elem)
+	f.touched = now
+	f.last.Store(now)
+	l.learnOnFlowLocked(f, d, now)
+	l.m.packets[routeFlow].Inc()
+}
+
+// queueLocked puts d on f's backlog (per flow) or reports that the caller
+// sends it on the shared socket after unlocking (SPP).
+func (l *Listener) queueLocked(f *flow, d []byte) (spp bool) {
+	if f.conn == nil {
+		return true
+	}
+	l.enqueueLocked(f, d)
+	return false
 }
 
 // pickLocked chooses the backend of a datagram from a new 4-tuple, by the
@@ -552,6 +643,25 @@ func (l *Listener) routesNow() *routes {
 		}
 		rt.bySID[q.Config.ID] = m
 	}
+	if r := l.opts.Retry; r != nil {
+		rt.sees = map[*route.Backend]netip.Addr{}
+		rt.sidOf = map[*route.Backend]sidEntry{}
+		for b, dst := range rt.udp {
+			if a, err := serverSees(dst, r.BackendDualStack); err == nil {
+				rt.sees[b] = a
+			} else {
+				l.opts.Log.Warn().Err(err).Str("listener", l.opts.Name).Str("backend", b.Address).Msg("passthrough: no route to backend for Retry tokens")
+			}
+		}
+		for i := len(l.opts.QUICLB) - 1; i >= 0; i-- { // the first config naming a backend wins
+			q := l.opts.QUICLB[i]
+			for addr, sid := range q.ServerIDs {
+				if b := rt.byAddr[addr]; b != nil {
+					rt.sidOf[b] = sidEntry{codec: l.codecs[q.Config.ID], sid: sid}
+				}
+			}
+		}
+	}
 	l.routes.Store(rt)
 	return rt
 }
@@ -584,6 +694,9 @@ func (l *Listener) sweep(now int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.learned.expire(now)
+	if l.limit != nil {
+		l.limit.expire(now)
+	}
 	idle := int64(l.opts.IdleTimeout)
 	if idle == 0 {
 		return

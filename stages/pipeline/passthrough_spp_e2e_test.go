@@ -20,8 +20,8 @@ func TestPassthrough_SPPBackhaulFromConfig(t *testing.T) {
 	spp := func(tr *quic.Transport) {
 		tr.Conn = quiclb.NewSPPConn(tr.Conn.(*net.UDPConn), []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
 	}
-	a := quicNamed(t, roots, "spp-a", nil, spp)
-	b := quicNamed(t, roots, "spp-b", nil, spp)
+	a := quicNamed(t, roots, "spp-a", nil, nil, spp)
+	b := quicNamed(t, roots, "spp-b", nil, nil, spp)
 	g := startGateway(t, fmt.Sprintf(`
 [passthrough]
 bind_addr = "127.0.0.1:0"
