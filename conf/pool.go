@@ -171,7 +171,8 @@ type Retry struct {
 	// PerTryTimeoutMs bounds each try; 0 leaves only the request timeout.
 	PerTryTimeoutMs int `koanf:"per_try_timeout_ms"`
 	// BudgetPercent: retries may be at most this percentage of the requests
-	// of the last 10 s (default 20) ...
+	// of the last 10 s (default 20; a retry of a try the backend never
+	// started, connect refused or REFUSED_STREAM, spends none) ...
 	BudgetPercent int `koanf:"budget_percent"`
 	// MinRetriesPerSec ... plus this many per second (default 10), so that
 	// a quiet pool can still retry.

@@ -17,9 +17,12 @@ import (
 // can be sent again, and the pool's retry budget.
 //
 // The budget is Linkerd's and Finagle's: over the last budgetWindow
-// seconds, retries may be at most budget_percent of the pool's requests
-// plus min_retries_per_sec per second. A failing pool then sees at most
-// 1.2× its load (at the default 20%), never a retry storm.
+// seconds, retries of tries a backend may have worked on may be at most
+// budget_percent of the pool's requests plus min_retries_per_sec per
+// second. A failing pool then sees at most 1.2× its load (at the default
+// 20%), never a retry storm. A try the backend never started (connect
+// refused, REFUSED_STREAM) cost it nothing, and its retry spends no
+// budget.
 type RetryPolicy struct {
 	pool      *Pool
 	attempts  int
@@ -168,6 +171,12 @@ func (r *RetryPolicy) ShouldRetry(err error, method string, attempt int, body Bo
 	var se *StatusError
 	switch {
 	case errors.As(err, &de), errors.As(err, &re):
+		// The backend did no work for this try, so its retry adds none:
+		// the budget guards backends against doing requests twice, and a
+		// dead backend of a live pool (connects refused until health or
+		// the backend comes back) must not spend it on every request.
+		r.mRetries.Inc()
+		return true
 	case body == BodyHeld:
 		return false // the backend may have processed it
 	case errors.As(err, &se):

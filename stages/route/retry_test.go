@@ -97,3 +97,39 @@ func TestRetryBudget(t *testing.T) {
 		}
 	})
 }
+
+// A try the backend never started (connect refused, REFUSED_STREAM) is
+// retried past an empty budget, and spends none of it: a dead backend in
+// a live pool does not turn into failed requests once 20% of them hit it.
+func TestRetryBudget_UnstartedTriesSpendNone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestPool(t, "round_robin", []int{1, 1}, func(c *conf.Pool) {
+			c.Retry = &conf.Retry{BudgetPercent: 20, MinRetriesPerSec: 1}
+		})
+		r := p.Retry()
+		for i := range 10 {
+			p.backends[i%2].Begin().End(Outcome{Status: 200})
+		}
+		for i := range 100 {
+			err := error(&DialError{Err: errors.New("connection refused")})
+			if i%2 == 1 {
+				err = &RefusedError{Err: errors.New("REFUSED_STREAM")}
+			}
+			if !r.ShouldRetry(err, "POST", 1, BodyHeld) {
+				t.Fatalf("unstarted try %d not retried", i)
+			}
+		}
+		granted := 0
+		for range 10 {
+			if r.ShouldRetry(io.ErrUnexpectedEOF, "GET", 1, BodyNone) {
+				granted++
+			}
+		}
+		if granted != 3 { // 20% of 10 + 1: untouched by the 100 above
+			t.Fatalf("the budget granted %d retries after the unstarted ones, want 3", granted)
+		}
+		if r.ShouldRetry(&DialError{Err: errors.New("refused")}, "GET", r.Attempts()+1, BodyNone) {
+			t.Fatal("attempts still bound unstarted tries")
+		}
+	})
+}
