@@ -97,6 +97,19 @@ type QUIC struct {
 	MaxConnections         int    `koanf:"max_connections"`               // QUIC connections the listener may hold (0 = none).
 	RetryAboveNewConnsPerS int    `koanf:"retry_above_new_conns_per_sec"` // Send a stateless Retry above this many new connections per second (0 = always).
 	MaxFieldSectionSize    int    `koanf:"max_field_section_size"`        // Decoded header section cap (QPACK bomb guard).
+
+	// H3Datagrams negotiates HTTP Datagrams (RFC 9297): QUIC datagram
+	// support and SETTINGS_H3_DATAGRAM=1 are offered, and a client's
+	// datagrams on a request stream are relayed to an HTTP/3 backend that
+	// takes them, and back (to any other backend they are dropped and
+	// counted). false offers neither. New connections take a change.
+	H3Datagrams *bool `koanf:"h3_datagrams"`
+	// ExtendedConnectProtocols are the extended CONNECT :protocol values
+	// besides websocket (RFC 9220) that the listener relays to the backend
+	// as a tunnel: its bytes go both ways unexamined and its HTTP Datagrams
+	// with it (connect-udp of RFC 9298, for one). Any other :protocol gets
+	// 501. Tokens, each once; websocket is governed by [listeners.websocket].
+	ExtendedConnectProtocols []string `koanf:"extended_connect_protocols"`
 }
 
 // AltSvc is [listeners.alt_svc]: advertise an HTTP/3 endpoint on H1/H2

@@ -36,6 +36,8 @@ var liveKeys = []string{
 	"listeners[].quic.early_data_policy",
 	"listeners[].quic.retry_above_new_conns_per_sec",
 	"listeners[].quic.max_field_section_size",
+	"listeners[].quic.h3_datagrams",
+	"listeners[].quic.extended_connect_protocols",
 	"pools",
 	"runtime.drain_timeout_ms",
 	"runtime.drain_jitter_ms",

@@ -147,6 +147,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		if q.EarlyDataPolicy != "reject" && q.EarlyDataPolicy != "wait" {
 			ps.Addf(key(k, "quic", "early_data_policy"), "want \"reject\" or \"wait\", not %q", q.EarlyDataPolicy)
 		}
+		validateExtendedConnect(key(k, "quic", "extended_connect_protocols"), q.ExtendedConnectProtocols, ps)
 	}
 	if a := l.AltSvc; a != nil {
 		rangeInt(ps, key(k, "alt_svc", "h3_port"), a.H3Port, 1, 65535)
