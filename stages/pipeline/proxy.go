@@ -299,6 +299,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		translate.Interim(h)
 		st.Resp.Send(ctx, frames.HeadersFrame(h, false))
 	})
+	if st.Datagrams != nil {
+		ctx = upstream.WithDatagrams(ctx, st.Datagrams)
+	}
 	if !hasBody {
 		req.ContentLength = 0
 	}
@@ -350,6 +353,11 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		tr := set.Transports[b.Protocol]
 		if tr == nil {
 			tr = set.Transports["h1"]
+		}
+		if _, h3 := tr.(*upstream.H3); !h3 && st.Datagrams != nil {
+			// Only an HTTP/3 backend carries HTTP Datagrams: the client's
+			// are dropped (and counted) from now on.
+			st.Datagrams.Unsupported()
 		}
 		body := reqBody
 		switch {
@@ -415,6 +423,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		}
 		p.local(ctx, st, status, extra, rec)
 		return
+	}
+	if st.Datagrams != nil && !st.Datagrams.Bound() {
+		st.Datagrams.Unsupported() // an HTTP/3 server that does not take them
 	}
 	// The latency ewma learns is the time to the response head.
 	headLatency := time.Since(attempt.Start())
