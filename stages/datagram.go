@@ -277,9 +277,11 @@ var errDatagramID = &h3.ConnError{Code: h3.ErrCodeIDError, Token: "h3_datagram_s
 // It returns the connection error a received datagram caused, else nil.
 func (m *H3DatagramMux) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		cancel() // the sender stops before Run returns
+		wg.Wait()
+	}()
 	wg.Go(func() {
 		for {
 			select {
