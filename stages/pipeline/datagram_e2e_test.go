@@ -351,3 +351,52 @@ tls_verify_hostname = "localhost"`))
 		return unsupported() >= 3
 	})
 }
+
+// h3_datagrams and extended_connect_protocols are live: after a reload a
+// new connection is offered datagrams and its connect-udp tunnel relays
+// them, while the connection from before keeps what it negotiated.
+func TestDatagram_ReloadTurnsThemOnForNewConnections(t *testing.T) {
+	addr, cert := h3Backend(t, datagramEcho(), withDatagrams)
+	f := newH3Files(t)
+	mk := func(q string) string {
+		return quicListener("q", f, q, `
+[[listeners.backends]]
+address = "`+addr+`"
+protocol = "h3"
+tls_ca_path = "`+cert+`"
+tls_verify_hostname = "localhost"`)
+	}
+	g := startGateway(t, mk("h3_datagrams = false"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, before := h3DatagramClient(t, ctx, g, f)
+	if before.Settings().EnableDatagrams {
+		t.Fatal("datagrams offered with h3_datagrams = false")
+	}
+	if str, resp := openConnect(t, ctx, before, "connect-udp"); resp.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("connect-udp before it is configured: %d, want 501", resp.StatusCode)
+	} else {
+		str.Close()
+	}
+	reloadTo(t, g, mk(`extended_connect_protocols = ["connect-udp"]`))
+	_, after := h3DatagramClient(t, ctx, g, f)
+	if !after.Settings().EnableDatagrams {
+		t.Fatal("no SETTINGS_H3_DATAGRAM on a connection after the reload")
+	}
+	str, resp := openConnect(t, ctx, after, "connect-udp")
+	if resp.StatusCode != 200 {
+		t.Fatalf("connect-udp after the reload: %d", resp.StatusCode)
+	}
+	for try := 0; ; try++ {
+		str.SendDatagram([]byte("after reload"))
+		rctx, rcancel := context.WithTimeout(ctx, time.Second)
+		b, err := str.ReceiveDatagram(rctx)
+		rcancel()
+		if err == nil && string(b) == "after reload" {
+			break
+		}
+		if try == 3 {
+			t.Fatalf("no echo after the reload: %q %v", b, err)
+		}
+	}
+}

@@ -444,8 +444,10 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		h.Fields.Add("set-cookie", c)
 	}
 	tunnel := h.Protocol != ""
-	if tunnel {
+	if tunnel && h.Protocol == "websocket" {
 		// An opened tunnel: its bytes are no response body, so no body cap.
+		// The series are WebSocket's (close codes); another protocol's
+		// tunnel (extended_connect_protocols) counts as a request.
 		p.tunnelOpened(rec.backend, rec.proto)
 		defer p.tunnelClosed(st, rec)
 	}
