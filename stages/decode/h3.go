@@ -132,7 +132,9 @@ func ServeH3(ctx context.Context, conn *quic.Conn, info *stages.ConnInfo, cfg *H
 		c.conn.CloseWithError(quic.ApplicationErrorCode(h3.ErrCodeNoError), "")
 		c.wg.Wait()
 	}()
-	if cfg.Datagrams && conn.ConnectionState().SupportsDatagrams.Local {
+	// A client that offered no QUIC datagrams can send none: its streams
+	// need no side channel.
+	if ds := conn.ConnectionState().SupportsDatagrams; cfg.Datagrams && ds.Local && ds.Remote {
 		c.dg = stages.NewH3DatagramMux(conn, true, uint64(max(cfg.MaxStreams, 1)))
 	}
 	if err := c.openControl(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +135,9 @@ func TestDatagram_H3EchoThroughAnH3Backend(t *testing.T) {
 	}
 	const n = 50
 	got := 0
+	var rtts []time.Duration
 	for i := range n {
+		start := time.Now()
 		msg := fmt.Sprintf("datagram %d", i)
 		// Datagrams are unreliable even on loopback: a lost one is sent
 		// again, a few times.
@@ -150,6 +153,7 @@ func TestDatagram_H3EchoThroughAnH3Backend(t *testing.T) {
 					t.Fatalf("echo %q, want %q", b, msg)
 				}
 				got++
+				rtts = append(rtts, time.Since(start))
 				break
 			}
 			if try == 3 {
@@ -157,6 +161,8 @@ func TestDatagram_H3EchoThroughAnH3Backend(t *testing.T) {
 			}
 		}
 	}
+	slices.Sort(rtts)
+	t.Logf("%d datagram round trips client → gateway → backend and back: median %v, max %v", len(rtts), rtts[len(rtts)/2], rtts[len(rtts)-1])
 	if toBackend() < n || toClient() < n {
 		t.Fatalf("relayed %d to the backend and %d to the client, want ≥ %d each", toBackend(), toClient(), n)
 	}
@@ -191,10 +197,12 @@ func TestDatagram_FloodIsDroppedAndCounted(t *testing.T) {
 	}
 	full := dgDelta(stages.DatagramDropQueueFull)
 	payload := []byte(strings.Repeat("f", 1000))
-	for i := 0; i < 20000 && full() == 0; i++ {
+	sent := 0
+	for ; sent < 20000 && full() == 0; sent++ {
 		str.SendDatagram(payload)
 	}
 	eventually(t, "queue_full drops", func() bool { return full() > 0 })
+	t.Logf("first queue_full drop after %d datagrams of %d bytes sent back to back", sent, len(payload))
 	// The connection is not blocked: an ordinary request goes through.
 	rs, err := cc.OpenRequestStream(ctx)
 	if err != nil {
