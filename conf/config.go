@@ -107,8 +107,11 @@ type QUIC struct {
 	// ExtendedConnectProtocols are the extended CONNECT :protocol values
 	// besides websocket (RFC 9220) that the listener relays to the backend
 	// as a tunnel: its bytes go both ways unexamined and its HTTP Datagrams
-	// with it (connect-udp of RFC 9298, for one). Any other :protocol gets
-	// 501. Tokens, each once; websocket is governed by [listeners.websocket].
+	// with it (connect-udp of RFC 9298, for one). The backend must be
+	// HTTP/2 or HTTP/3 (extended CONNECT once its SETTINGS allow it); an
+	// HTTP/1.1 one gets no request and the client 501, as does any
+	// :protocol not listed. Tokens, each once; websocket is governed by
+	// [listeners.websocket].
 	ExtendedConnectProtocols []string `koanf:"extended_connect_protocols"`
 }
 

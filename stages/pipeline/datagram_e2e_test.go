@@ -408,3 +408,23 @@ tls_verify_hostname = "localhost"`)
 		}
 	}
 }
+
+// A configured protocol's tunnel needs an extended CONNECT at the backend:
+// toward an HTTP/1.1 backend it is refused with 501 and nothing is sent.
+func TestDatagram_TunnelToAnH1BackendIs501(t *testing.T) {
+	reached := make(chan struct{}, 1)
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached <- struct{}{} }))
+	f := newH3Files(t)
+	g := startGateway(t, quicListener("q", f, `extended_connect_protocols = ["connect-udp"]`, "[[listeners.backends]]\naddress = \""+be+"\"\nprotocol = \"h1\""))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, cc := h3DatagramClient(t, ctx, g, f)
+	if _, resp := openConnect(t, ctx, cc, "connect-udp"); resp.StatusCode != http.StatusNotImplemented {
+		t.Fatalf("connect-udp to an H1 backend: %d, want 501", resp.StatusCode)
+	}
+	select {
+	case <-reached:
+		t.Fatal("the H1 backend got a request")
+	default:
+	}
+}
