@@ -56,6 +56,18 @@ type Listener struct {
 	// Routes are matched in order; the first match wins. The listener's own
 	// backends (or pool) are the default route when none matches.
 	Routes []Route `koanf:"routes"`
+
+	// ExtendedConnectProtocols are the extended CONNECT :protocol values
+	// besides websocket that the HTTP/2 (RFC 8441) and HTTP/3 (RFC 9220)
+	// fronts relay to the backend as a tunnel: its bytes go both ways
+	// unexamined and its HTTP Datagrams with it (connect-udp of RFC 9298,
+	// for one); from an HTTP/2 client that sends capsule-protocol: ?1 its
+	// DATAGRAM capsules become HTTP/3 datagrams, and back (RFC 9297 §3).
+	// The backend must be HTTP/2 or HTTP/3 (extended CONNECT once its
+	// SETTINGS allow it); an HTTP/1.1 one gets no request and the client
+	// 501, as does any :protocol not listed. Tokens, each once; websocket
+	// is governed by [listeners.websocket].
+	ExtendedConnectProtocols []string `koanf:"extended_connect_protocols"`
 }
 
 // ListenerTLS is [listeners.tls]: the certificate of a tls or h1s listener.
@@ -104,15 +116,6 @@ type QUIC struct {
 	// takes them, and back (to any other backend they are dropped and
 	// counted). false offers neither. New connections take a change.
 	H3Datagrams *bool `koanf:"h3_datagrams"`
-	// ExtendedConnectProtocols are the extended CONNECT :protocol values
-	// besides websocket (RFC 9220) that the listener relays to the backend
-	// as a tunnel: its bytes go both ways unexamined and its HTTP Datagrams
-	// with it (connect-udp of RFC 9298, for one). The backend must be
-	// HTTP/2 or HTTP/3 (extended CONNECT once its SETTINGS allow it); an
-	// HTTP/1.1 one gets no request and the client 501, as does any
-	// :protocol not listed. Tokens, each once; websocket is governed by
-	// [listeners.websocket].
-	ExtendedConnectProtocols []string `koanf:"extended_connect_protocols"`
 }
 
 // AltSvc is [listeners.alt_svc]: advertise an HTTP/3 endpoint on H1/H2

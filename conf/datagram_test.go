@@ -7,18 +7,22 @@ import (
 
 func TestExtendedConnectProtocols_Checked(t *testing.T) {
 	for _, tc := range []struct {
+		proto  string
 		protos []string
 		want   string // "" for no problem
 	}{
-		{nil, ""},
-		{[]string{"connect-udp", "connect-ip"}, ""},
-		{[]string{"connect udp"}, "not a token"},
-		{[]string{""}, "not a token"},
-		{[]string{"WebSocket"}, "[listeners.websocket]"},
-		{[]string{"connect-udp", "Connect-UDP"}, "listed twice"},
+		{"quic", nil, ""},
+		{"quic", []string{"connect-udp", "connect-ip"}, ""},
+		{"h1s", []string{"connect-udp"}, ""},
+		{"tcp", []string{"connect-udp"}, "only for HTTP listeners"},
+		{"quic", []string{"connect udp"}, "not a token"},
+		{"h1", []string{""}, "not a token"},
+		{"quic", []string{"WebSocket"}, "[listeners.websocket]"},
+		{"quic", []string{"connect-udp", "Connect-UDP"}, "listed twice"},
 	} {
 		var ps Problems
-		validateExtendedConnect("listeners[0].quic.extended_connect_protocols", tc.protos, &ps)
+		l := Listener{Protocol: tc.proto, ExtendedConnectProtocols: tc.protos}
+		validateExtendedConnect(&l, "listeners[0].extended_connect_protocols", &ps)
 		switch {
 		case tc.want == "" && len(ps.list) > 0:
 			t.Errorf("%q: %v", tc.protos, ps.list)

@@ -147,12 +147,12 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		if q.EarlyDataPolicy != "reject" && q.EarlyDataPolicy != "wait" {
 			ps.Addf(key(k, "quic", "early_data_policy"), "want \"reject\" or \"wait\", not %q", q.EarlyDataPolicy)
 		}
-		validateExtendedConnect(key(k, "quic", "extended_connect_protocols"), q.ExtendedConnectProtocols, ps)
 	}
 	if a := l.AltSvc; a != nil {
 		rangeInt(ps, key(k, "alt_svc", "h3_port"), a.H3Port, 1, 65535)
 		rangeInt(ps, key(k, "alt_svc", "max_age"), a.MaxAge, 1, 1<<31-1)
 	}
+	validateExtendedConnect(l, key(k, "extended_connect_protocols"), ps)
 	l.validateWS(k, ps)
 	l.validateGRPC(k, ps)
 	if l.DrainTimeoutMs != nil {

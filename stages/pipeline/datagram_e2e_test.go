@@ -104,10 +104,19 @@ func dgDelta(c *metrics.Counter) func() uint64 {
 	return func() uint64 { return c.Get() - before }
 }
 
+// tunnelListener is quicListener with listener-level keys (top) ahead of
+// its [listeners.quic] table.
+func tunnelListener(f h3Files, top, quicExtra, extra string) string {
+	l := quicListener("q", f, quicExtra, extra)
+	return strings.Replace(l, "[listeners.quic]\n", strings.TrimSpace(top)+"\n[listeners.quic]\n", 1)
+}
+
+const connectUDP = `extended_connect_protocols = ["connect-udp"]`
+
 func datagramGateway(t *testing.T, quicExtra string) (*testGateway, h3Files) {
 	addr, cert := h3Backend(t, datagramEcho(), withDatagrams)
 	f := newH3Files(t)
-	g := startGateway(t, quicListener("q", f, `extended_connect_protocols = ["connect-udp"]`+"\n"+quicExtra, `
+	g := startGateway(t, tunnelListener(f, connectUDP, quicExtra, `
 [[listeners.backends]]
 address = "`+addr+`"
 protocol = "h3"
@@ -340,7 +349,7 @@ func TestDatagram_SettingWithoutQUICSupportIsSettingsError(t *testing.T) {
 func TestDatagram_H3BackendWithoutThemDropsThem(t *testing.T) {
 	addr, cert := h3Backend(t, datagramEcho())
 	f := newH3Files(t)
-	g := startGateway(t, quicListener("q", f, `extended_connect_protocols = ["connect-udp"]`, `
+	g := startGateway(t, tunnelListener(f, connectUDP, "", `
 [[listeners.backends]]
 address = "`+addr+`"
 protocol = "h3"
@@ -366,15 +375,15 @@ tls_verify_hostname = "localhost"`))
 func TestDatagram_ReloadTurnsThemOnForNewConnections(t *testing.T) {
 	addr, cert := h3Backend(t, datagramEcho(), withDatagrams)
 	f := newH3Files(t)
-	mk := func(q string) string {
-		return quicListener("q", f, q, `
+	mk := func(top, q string) string {
+		return tunnelListener(f, top, q, `
 [[listeners.backends]]
 address = "`+addr+`"
 protocol = "h3"
 tls_ca_path = "`+cert+`"
 tls_verify_hostname = "localhost"`)
 	}
-	g := startGateway(t, mk("h3_datagrams = false"))
+	g := startGateway(t, mk("", "h3_datagrams = false"))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, before := h3DatagramClient(t, ctx, g, f)
@@ -386,7 +395,7 @@ tls_verify_hostname = "localhost"`)
 	} else {
 		str.Close()
 	}
-	reloadTo(t, g, mk(`extended_connect_protocols = ["connect-udp"]`))
+	reloadTo(t, g, mk(connectUDP, ""))
 	_, after := h3DatagramClient(t, ctx, g, f)
 	if !after.Settings().EnableDatagrams {
 		t.Fatal("no SETTINGS_H3_DATAGRAM on a connection after the reload")
@@ -415,7 +424,7 @@ func TestDatagram_TunnelToAnH1BackendIs501(t *testing.T) {
 	reached := make(chan struct{}, 1)
 	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached <- struct{}{} }))
 	f := newH3Files(t)
-	g := startGateway(t, quicListener("q", f, `extended_connect_protocols = ["connect-udp"]`, "[[listeners.backends]]\naddress = \""+be+"\"\nprotocol = \"h1\""))
+	g := startGateway(t, tunnelListener(f, connectUDP, "", "[[listeners.backends]]\naddress = \""+be+"\"\nprotocol = \"h1\""))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, cc := h3DatagramClient(t, ctx, g, f)

@@ -62,9 +62,9 @@ func h3Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}, log 
 			c.Early = decode.EarlyWait
 		}
 		c.Datagrams = q.H3Datagrams != nil && *q.H3Datagrams
-		c.TunnelProtocols = q.ExtendedConnectProtocols
 	}
 	c.MaxStreams = h3Streams(lc)
+	c.TunnelProtocols = lc.ExtendedConnectProtocols
 	return c
 }
 
