@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,7 +63,7 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream, d *stages.Da
 	// A configured protocol's tunnel is an exchange whose bytes stream
 	// both ways as an unending body, unexamined: no body cap, no body
 	// timeout (the tunnel caps and the QUIC idle timeout bound it).
-	tunnel := head.Method == "CONNECT" && head.Protocol != "" && c.relays(head.Protocol)
+	tunnel := head.Method == "CONNECT" && head.Protocol != "" && relaysProtocol(c.cfg.TunnelProtocols, head.Protocol)
 	if tunnel {
 		head.ContentLength = -1
 	}
@@ -123,17 +122,6 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream, d *stages.Da
 	// STOP_SENDING with error code H3_NO_ERROR". A body reader still
 	// running has nobody left to feed.
 	str.CancelRead(stopCode(h3.ErrCodeNoError))
-}
-
-// relays reports whether extended CONNECT with :protocol p is relayed as
-// a tunnel (RFC 9220 §3 leaves the registry open; the config lists them).
-func (c *h3Conn) relays(p string) bool {
-	for _, q := range c.cfg.TunnelProtocols {
-		if strings.EqualFold(p, q) {
-			return true
-		}
-	}
-	return false
 }
 
 func isClientReset(err error) bool {

@@ -299,6 +299,11 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		translate.Interim(h)
 		st.Resp.Send(ctx, frames.HeadersFrame(h, false))
 	})
+	var bridge *capsuleBridge
+	if wantsCapsules(st, req, rt.Pool) {
+		bridge = newCapsuleBridge(st)
+		defer bridge.d.Close()
+	}
 	if st.Datagrams != nil {
 		ctx = upstream.WithDatagrams(ctx, st.Datagrams)
 	}
@@ -325,6 +330,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	reqBody := st.Req
 	if rec.grpc != nil && set.GRPC.MaxMessage > 0 && hasBody {
 		reqBody = scanMessages(ctx, st.Req, set.GRPC.MaxMessage, cancel, &wg)
+	}
+	if bridge != nil && hasBody {
+		reqBody = bridge.splitRequest(ctx, reqBody, &wg)
 	}
 	// A tunnel's bytes are never held: a tunnel is never replayed.
 	if lim := retry.MaxReplayBodyBytes(); hasBody && req.Protocol == "" && retry.Attempts() > 0 && lim > 0 && req.ContentLength <= lim {
@@ -486,8 +494,14 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	// Stream the body. A cut body becomes a Reset, never an End; a gRPC
 	// call the gateway cuts ends with trailers saying why (ended).
 	abort, ended := false, false
+	next := resp.Next
+	if bridge != nil && tunnel {
+		m := bridge.merge(ctx, resp)
+		defer m.stop() // after resp.Close, which ends its read
+		next = m.Next
+	}
 	for {
-		f, err := resp.Next(ctx)
+		f, err := next(ctx)
 		if err != nil {
 			rec.err = err
 			if rec.grpc != nil && p.grpcCut(sctx, ctx, st, err, rec) {
