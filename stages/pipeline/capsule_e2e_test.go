@@ -67,3 +67,29 @@ tls_verify_hostname = "localhost"`))
 		t.Fatalf("relayed %d to the backend, %d to the client; want ≥ %d", toBackend(), toClient(), n)
 	}
 }
+
+// Over HTTP/2 only the listed protocols are tunnelled: another :protocol
+// gets 501, and so does websocket when its own key turns it off, even
+// though SETTINGS_ENABLE_CONNECT_PROTOCOL is on for the listed ones.
+func TestDatagram_H2UnlistedProtocolIs501(t *testing.T) {
+	reached := make(chan struct{}, 4)
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached <- struct{}{} }))
+	g := startGateway(t, h1Listener("web", connectUDP+`
+[listeners.websocket]
+h2_extended_connect = false
+[[listeners.backends]]
+address = "`+be+`"`))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, proto := range []string{"connect-ip", "websocket"} {
+		_, resp := h2ExtendedConnect(t, ctx, g, "/x", http.Header{":protocol": {proto}, "Sec-WebSocket-Version": {"13"}})
+		if resp.StatusCode != http.StatusNotImplemented {
+			t.Errorf(":protocol %s: status %d, want 501", proto, resp.StatusCode)
+		}
+	}
+	select {
+	case <-reached:
+		t.Fatal("the backend got a request")
+	default:
+	}
+}
