@@ -56,6 +56,18 @@ type Listener struct {
 	// Routes are matched in order; the first match wins. The listener's own
 	// backends (or pool) are the default route when none matches.
 	Routes []Route `koanf:"routes"`
+
+	// ExtendedConnectProtocols are the extended CONNECT :protocol values
+	// besides websocket that the HTTP/2 (RFC 8441) and HTTP/3 (RFC 9220)
+	// fronts relay to the backend as a tunnel: its bytes go both ways
+	// unexamined and its HTTP Datagrams with it (connect-udp of RFC 9298,
+	// for one); from an HTTP/2 client that sends capsule-protocol: ?1 its
+	// DATAGRAM capsules become HTTP/3 datagrams, and back (RFC 9297 §3).
+	// The backend must be HTTP/2 or HTTP/3 (extended CONNECT once its
+	// SETTINGS allow it); an HTTP/1.1 one gets no request and the client
+	// 501, as does any :protocol not listed. Tokens, each once; websocket
+	// is governed by [listeners.websocket].
+	ExtendedConnectProtocols []string `koanf:"extended_connect_protocols"`
 }
 
 // ListenerTLS is [listeners.tls]: the certificate of a tls or h1s listener.
@@ -97,6 +109,13 @@ type QUIC struct {
 	MaxConnections         int    `koanf:"max_connections"`               // QUIC connections the listener may hold (0 = none).
 	RetryAboveNewConnsPerS int    `koanf:"retry_above_new_conns_per_sec"` // Send a stateless Retry above this many new connections per second (0 = always).
 	MaxFieldSectionSize    int    `koanf:"max_field_section_size"`        // Decoded header section cap (QPACK bomb guard).
+
+	// H3Datagrams negotiates HTTP Datagrams (RFC 9297): QUIC datagram
+	// support and SETTINGS_H3_DATAGRAM=1 are offered, and a client's
+	// datagrams on a request stream are relayed to an HTTP/3 backend that
+	// takes them, and back (to any other backend they are dropped and
+	// counted). false offers neither. New connections take a change.
+	H3Datagrams *bool `koanf:"h3_datagrams"`
 }
 
 // AltSvc is [listeners.alt_svc]: advertise an HTTP/3 endpoint on H1/H2

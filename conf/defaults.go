@@ -175,6 +175,7 @@ func (l *Listener) setDefaults() {
 		def(&q.MaxIdleTimeoutMs, DefaultQUICIdleMs)
 		def(&q.MaxRecvUDPPayloadSize, DefaultQUICRecvPayload)
 		def(&q.MaxFieldSectionSize, DefaultH3FieldSection)
+		defBool(&q.H3Datagrams, true)
 		if q.EarlyDataPolicy == "" {
 			q.EarlyDataPolicy = "reject"
 		}

@@ -28,6 +28,7 @@ var liveKeys = []string{
 	"listeners[].h2_security",
 	"listeners[].websocket", // each new connection takes the current limits
 	"listeners[].grpc",      // read per request, as the rest of ProxySettings
+	"listeners[].extended_connect_protocols",
 	// The QUIC endpoint builds each new connection's transport parameters
 	// from the listener's current settings; the socket, its secret, the
 	// certificate paths and the payload size stay as bound.
@@ -36,6 +37,7 @@ var liveKeys = []string{
 	"listeners[].quic.early_data_policy",
 	"listeners[].quic.retry_above_new_conns_per_sec",
 	"listeners[].quic.max_field_section_size",
+	"listeners[].quic.h3_datagrams",
 	"pools",
 	"runtime.drain_timeout_ms",
 	"runtime.drain_jitter_ms",

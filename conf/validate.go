@@ -152,6 +152,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		rangeInt(ps, key(k, "alt_svc", "h3_port"), a.H3Port, 1, 65535)
 		rangeInt(ps, key(k, "alt_svc", "max_age"), a.MaxAge, 1, 1<<31-1)
 	}
+	validateExtendedConnect(l, key(k, "extended_connect_protocols"), ps)
 	l.validateWS(k, ps)
 	l.validateGRPC(k, ps)
 	if l.DrainTimeoutMs != nil {

@@ -155,3 +155,32 @@ func FuzzH3FieldSection(f *testing.F) {
 		}
 	})
 }
+
+// FuzzH3Datagram checks the HTTP Datagram header (RFC 9297 §2.1): no
+// panic, a typed H3_DATAGRAM_ERROR verdict, a Quarter Stream ID within
+// the legal range, and a stable parse → append → parse.
+func FuzzH3Datagram(f *testing.F) {
+	f.Add(h3.AppendDatagram(nil, 0, []byte("hello")))
+	f.Add(h3.AppendDatagram(nil, 4*h3.MaxQuarterStreamID, nil))
+	f.Add([]byte{0x40})
+	f.Add([]byte{0xd0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		qid, p, err := h3.ParseDatagram(b)
+		if err != nil {
+			checkH3Err(t, err)
+			var ce *h3.ConnError
+			if !errors.As(err, &ce) || ce.Code != h3.ErrCodeDatagramError {
+				t.Fatalf("verdict %v, want H3_DATAGRAM_ERROR", err)
+			}
+			return
+		}
+		if qid > h3.MaxQuarterStreamID || len(p) > len(b) {
+			t.Fatalf("qid %d, payload %d of %d", qid, len(p), len(b))
+		}
+		enc := h3.AppendDatagram(nil, qid*4, p)
+		qid2, p2, err := h3.ParseDatagram(enc)
+		if err != nil || qid2 != qid || !bytes.Equal(p2, p) {
+			t.Fatalf("re-parse: %d %q %v, want %d %q", qid2, p2, err, qid, p)
+		}
+	})
+}

@@ -49,6 +49,9 @@ type Stream struct {
 	// Tunnel is set by the front on a tunnel request (a WebSocket): how the
 	// tunnel ended, for the actor's metrics and log line.
 	Tunnel *TunnelEnd
+	// Datagrams is set by an HTTP/3 front that takes HTTP Datagrams
+	// (RFC 9297): the stream's side channel to and from the backend.
+	Datagrams *Datagrams
 }
 
 // TunnelEnd is how a tunnel ended: the WebSocket close code of the first

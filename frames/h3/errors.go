@@ -58,6 +58,8 @@ func (c ErrCode) String() string {
 		return "QPACK_ENCODER_STREAM_ERROR"
 	case ErrCodeQPACKDecoderStreamError:
 		return "QPACK_DECODER_STREAM_ERROR"
+	case ErrCodeDatagramError:
+		return "H3_DATAGRAM_ERROR"
 	}
 	if c >= 0x100 && int(c-0x100) < len(errCodeNames) {
 		return errCodeNames[c-0x100]

@@ -46,6 +46,8 @@ type QUICConfig struct {
 	// MaxStreams caps concurrent request streams per connection (QUIC
 	// MAX_STREAMS): a stream's credit returns only once its handler is done.
 	MaxStreams int64
+	// Datagrams offers QUIC datagrams (RFC 9221), for HTTP Datagrams.
+	Datagrams bool
 	// StreamWindow and ConnWindow are the QUIC receive windows; they equal
 	// the bus budgets so that QUIC flow control follows the bus.
 	StreamWindow, ConnWindow uint64
@@ -83,6 +85,8 @@ type QUICLive struct {
 	Allow0RTT        bool
 	MaxStreams       int64
 	RetryAbovePerSec int
+	// Datagrams offers QUIC datagrams (RFC 9221), for HTTP Datagrams.
+	Datagrams bool
 }
 
 // SetLive applies v to the connections that arrive from now on.
@@ -165,7 +169,7 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		}
 	}
 	l := &QUICListener{cfg: cfg, udp: udp}
-	l.SetLive(QUICLive{MaxIdleTimeout: cfg.MaxIdleTimeout, Allow0RTT: cfg.Allow0RTT, MaxStreams: cfg.MaxStreams, RetryAbovePerSec: cfg.RetryAbovePerSec})
+	l.SetLive(QUICLive{MaxIdleTimeout: cfg.MaxIdleTimeout, Allow0RTT: cfg.Allow0RTT, MaxStreams: cfg.MaxStreams, RetryAbovePerSec: cfg.RetryAbovePerSec, Datagrams: cfg.Datagrams})
 	tk := quic.TokenGeneratorKey(deriveKey(cfg.RetrySecret, "token"))
 	sk := quic.StatelessResetKey(deriveKey(cfg.RetrySecret, "reset"))
 	l.tr = &quic.Transport{
@@ -208,12 +212,14 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		MaxIncomingUniStreams:      8,
 		RequireStreamCreditRelease: true,
 		Allow0RTT:                  cfg.Allow0RTT,
+		EnableDatagrams:            cfg.Datagrams,
 	}
 	perConn := *qc
 	qc.GetConfigForClient = func(*quic.ClientInfo) (*quic.Config, error) {
 		v := l.live.Load()
 		c := perConn
 		c.MaxIdleTimeout, c.Allow0RTT, c.MaxIncomingStreams = v.MaxIdleTimeout, v.Allow0RTT, v.MaxStreams
+		c.EnableDatagrams = v.Datagrams
 		return &c, nil
 	}
 	ln, err := l.tr.ListenEarly(tlsCfg, qc)

@@ -68,6 +68,9 @@ type H2Config struct {
 	// when they are off: SETTINGS_ENABLE_CONNECT_PROTOCOL is not
 	// announced, and :protocol is malformed.
 	WS *ws.Limits
+	// TunnelProtocols are the other extended CONNECT :protocol values
+	// relayed as tunnels (bytes unexamined); any other gets 501.
+	TunnelProtocols []string
 }
 
 // h2ReadBuf is the connection's read buffer: one full default frame plus
@@ -145,6 +148,7 @@ type h2Stream struct {
 	slow     slowBody // watcher-owned
 
 	tun *h2Tunnel // an extended CONNECT's tunnel; set before the stream is shared
+	raw bool      // a configured protocol's tunnel: no body cap
 }
 
 // ServeH2 serves an HTTP/2 connection until the client is done, an error,
@@ -184,7 +188,7 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		MaxFrameSize:         h2.DefaultMaxFrameSize,
 		MaxHeaderListSize:    uint32(cfg.MaxHeaderListSize),
 		// RFC 8441 §3.
-		EnableConnectProtocol: cfg.WS != nil,
+		EnableConnectProtocol: cfg.WS != nil || len(cfg.TunnelProtocols) > 0,
 	}
 	bw := h2.NewBufWriter(conn)
 	br := newH2Reader(conn, r)
@@ -532,7 +536,7 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		return c.addGlitch(guard.GlitchRefusedStream)
 	}
 	var handler stages.Handler = c.handler
-	tunnel := false
+	tunnel, raw := false, false
 	method := "GET"
 	if ev.Head != nil {
 		method = ev.Head.Method
@@ -545,18 +549,24 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		guard.Smuggling.Inc()
 		guard.Counter(ev.RefuseReason).Inc()
 		handler = localStatus(ev.Refuse)
-	case ev.Head.Protocol != "" && ev.Head.Protocol != "websocket":
+	case ev.Head.Protocol == "websocket" && c.cfg.WS != nil:
+		tunnel = true
+	case ev.Head.Protocol != "" && relaysProtocol(c.cfg.TunnelProtocols, ev.Head.Protocol):
+		// A configured protocol's tunnel: its bytes are an unending body,
+		// unexamined, with no body cap or timeout (the tunnel caps and the
+		// idle timeout bound it).
+		raw = true
+		ev.Head.ContentLength = -1
+	case ev.Head.Protocol != "":
 		// An extended CONNECT for a protocol we do not relay.
 		handler = localStatus(501)
-	case ev.Head.Protocol != "":
-		tunnel = true // websocket; the codec admits :protocol only when c.cfg.WS is set
 	case ev.Head.ContentLength > c.cfg.MaxBodyBytes:
 		// RFC 9110 §15.5.14: refuse before forwarding anything.
 		guard.BodyTooLarge.Inc()
 		handler = localStatus(413)
 	}
 	sctx, cancel := context.WithCancelCause(c.ctx)
-	s := &h2Stream{id: id, cancel: cancel}
+	s := &h2Stream{id: id, cancel: cancel, raw: raw}
 	s.cs = c.codec.Stream(id)
 	window := c.cfg.StreamWindow
 	req := bus.NewLink(max(c.cfg.StreamBytes, int64(window)), c.inBudget, bus.WithFrames(h2LinkFrames),
@@ -599,7 +609,7 @@ func (c *H2Conn) open(ev h2.Event) bool {
 	}
 	s.reqDone = ev.End
 	// A tunnel's bytes are no body: its own timeouts apply (watcher).
-	s.bodyOpen.Store(!ev.End && !tunnel)
+	s.bodyOpen.Store(!ev.End && !tunnel && !raw)
 	if err := req.Send(c.ctx, frames.HeadersFrame(head, ev.End)); err == nil && ev.End {
 		req.Close(io.EOF)
 	}
@@ -694,7 +704,7 @@ func (c *H2Conn) data(ev h2.Event) bool {
 	}
 	s.received += int64(n)
 	s.rx.Store(s.received)
-	if s.received > c.cfg.MaxBodyBytes {
+	if s.received > c.cfg.MaxBodyBytes && !s.raw {
 		// Over the body cap mid-stream: the backend must never see it
 		// complete, and the client gets a reset.
 		guard.BodyTooLarge.Inc()

@@ -54,6 +54,16 @@ type H3Config struct {
 	// WS, when set, accepts WebSocket tunnels (RFC 9220) under these
 	// limits; nil answers an extended CONNECT 501.
 	WS *ws.Limits
+	// TunnelProtocols are the other extended CONNECT :protocol values
+	// relayed as tunnels (bytes unexamined); any other gets 501.
+	TunnelProtocols []string
+	// Datagrams takes and relays HTTP Datagrams (RFC 9297) on a
+	// connection that negotiated QUIC datagrams.
+	Datagrams bool
+	// MaxStreams is the connection's concurrent request stream limit: a
+	// datagram bound to a stream past what it lets the client open is an
+	// H3_ID_ERROR.
+	MaxStreams int64
 	// Log receives the tunnel guards' closes.
 	Log zerolog.Logger
 	// Draining is closed when the gateway drains: every connection gets a
@@ -93,6 +103,9 @@ type h3Conn struct {
 	peerDec  bool
 	idle     chan struct{} // closed when GOAWAY is out and no stream is left
 	idleOnce sync.Once
+	// dg carries the connection's HTTP Datagrams; nil when they are off
+	// (by config, or the QUIC handshake did not enable them).
+	dg *stages.H3DatagramMux
 
 	wg sync.WaitGroup
 }
@@ -119,9 +132,22 @@ func ServeH3(ctx context.Context, conn *quic.Conn, info *stages.ConnInfo, cfg *H
 		c.conn.CloseWithError(quic.ApplicationErrorCode(h3.ErrCodeNoError), "")
 		c.wg.Wait()
 	}()
+	// A client that offered no QUIC datagrams can send none: its streams
+	// need no side channel.
+	if ds := conn.ConnectionState().SupportsDatagrams; cfg.Datagrams && ds.Local && ds.Remote {
+		c.dg = stages.NewH3DatagramMux(conn, true, uint64(max(cfg.MaxStreams, 1)))
+	}
 	if err := c.openControl(); err != nil {
 		c.connError(h3.ErrCodeInternalError, "open control stream")
 		return
+	}
+	if c.dg != nil {
+		c.wg.Go(func() {
+			var ce *h3.ConnError
+			if err := c.dg.Run(ctx); errors.As(err, &ce) {
+				c.connError(ce.Code, ce.Reason)
+			}
+		})
 	}
 	c.wg.Go(func() { c.uniLoop(ctx) })
 	c.wg.Go(func() { c.watch(ctx) })
@@ -147,9 +173,14 @@ func (c *h3Conn) openControl() error {
 	}
 	c.ctrl = s
 	settings := h3.SettingsFrame{Settings: []h3.Setting{{ID: h3.SettingMaxFieldSectionSize, Value: uint64(c.maxSection())}}}
-	if c.cfg.WS != nil {
-		// RFC 9220 §3: extended CONNECT carries WebSocket tunnels.
+	if c.cfg.WS != nil || len(c.cfg.TunnelProtocols) > 0 {
+		// RFC 9220 §3: extended CONNECT carries WebSocket (and the
+		// configured protocols') tunnels.
 		settings.Settings = append(settings.Settings, h3.Setting{ID: h3.SettingEnableConnectProtocol, Value: 1})
+	}
+	if c.dg != nil {
+		// RFC 9297 §2.1.1: we take HTTP Datagrams.
+		settings.Settings = append(settings.Settings, h3.Setting{ID: h3.SettingH3Datagram, Value: 1})
 	}
 	b := fquic.AppendVarint(nil, uint64(h3.StreamTypeControl))
 	_, err = s.Write(settings.Append(b))
@@ -196,7 +227,15 @@ func (c *h3Conn) acceptLoop(ctx context.Context) {
 			guard.H3StreamLifetime.Inc()
 			c.sendGoAway()
 		}
-		c.wg.Go(func() { c.serveStream(ctx, str) })
+		var d *stages.Datagrams
+		if c.dg != nil {
+			// Bound from the start: a client may send a stream's datagrams
+			// as soon as it opens it (RFC 9297 §2.1).
+			id := uint64(str.StreamID())
+			d = stages.NewDatagrams(c.dg.Sink(id))
+			c.dg.Add(id, d)
+		}
+		c.wg.Go(func() { c.serveStream(ctx, str, d) })
 	}
 }
 
@@ -225,7 +264,11 @@ func (c *h3Conn) sendGoAway() {
 }
 
 // streamDone ends one request stream's accounting.
-func (c *h3Conn) streamDone(str *quic.Stream) {
+func (c *h3Conn) streamDone(str *quic.Stream, d *stages.Datagrams) {
+	if d != nil {
+		c.dg.Remove(uint64(str.StreamID()))
+		d.Close()
+	}
 	str.ReleaseStreamCredit()
 	c.mu.Lock()
 	c.active--
@@ -400,7 +443,7 @@ func (c *h3Conn) readControl(br *bufio.Reader) {
 			var perr error
 			switch fh.Type {
 			case h3.FrameTypeSettings:
-				_, perr = h3.ParseSettings(buf)
+				perr = c.peerSettings(buf)
 			case h3.FrameTypeGoAway:
 				// A client's GOAWAY carries a push ID; we never push, so it
 				// only tells us the client is leaving.
@@ -452,4 +495,21 @@ func (c *h3Conn) readQPACKEncoder(br *bufio.Reader) {
 			return
 		}
 	}
+}
+
+// peerSettings reads the client's SETTINGS: what it says of HTTP
+// Datagrams decides whether we send it any.
+func (c *h3Conn) peerSettings(p []byte) error {
+	sf, err := h3.ParseSettings(p)
+	if err != nil {
+		return err
+	}
+	ok, err := h3.DatagramSetting(&sf, c.conn.ConnectionState().SupportsDatagrams.Remote)
+	if err != nil {
+		return err
+	}
+	if c.dg != nil {
+		c.dg.SetPeer(ok)
+	}
+	return nil
 }

@@ -35,8 +35,8 @@ func stopCode(c h3.ErrCode) quic.StreamErrorCode { return quic.StreamErrorCode(c
 // serveStream serves one request stream: it decodes the head, applies the
 // early-data policy, starts the stream actor, feeds the request body in a
 // second goroutine when there is one, and writes the response itself.
-func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
-	defer c.streamDone(str)
+func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream, d *stages.Datagrams) {
+	defer c.streamDone(str, d)
 	defer func() {
 		if r := recover(); r != nil {
 			str.CancelRead(stopCode(h3.ErrCodeInternalError))
@@ -57,10 +57,17 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
 	str.SetReadDeadline(time.Time{})
 	w.GRPC = grpc.IsCall(head.Fields.Value("content-type"))
 	if head.Method == "CONNECT" && head.Protocol == "websocket" && c.cfg.WS != nil {
-		c.serveTunnel(ctx, str, br, w, head)
+		c.serveTunnel(ctx, str, br, w, head, d)
 		return
 	}
-	if head.Method == "CONNECT" && head.Protocol != "" {
+	// A configured protocol's tunnel is an exchange whose bytes stream
+	// both ways as an unending body, unexamined: no body cap, no body
+	// timeout (the tunnel caps and the QUIC idle timeout bound it).
+	tunnel := head.Method == "CONNECT" && head.Protocol != "" && relaysProtocol(c.cfg.TunnelProtocols, head.Protocol)
+	if tunnel {
+		head.ContentLength = -1
+	}
+	if head.Method == "CONNECT" && head.Protocol != "" && !tunnel {
 		// An extended CONNECT for a protocol we do not relay (a plain
 		// CONNECT goes on to the actor, which answers 405 on every front).
 		w.WriteLocal(501, head.Method, nil)
@@ -91,6 +98,7 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
 		Conn:      &info,
 		KeepAlive: true,
 		Early:     early,
+		Datagrams: d,
 	}
 	st.Req.Send(ctx, frames.HeadersFrame(head, !hasBody))
 	if !hasBody {
@@ -102,7 +110,7 @@ func (c *h3Conn) serveStream(ctx context.Context, str *quic.Stream) {
 	defer wg.Wait()
 	wg.Go(func() { c.handler.ServeStream(ctx, st) })
 	if hasBody {
-		wg.Go(func() { c.readBody(ctx, str, br, st.Req, head.ContentLength, first) })
+		wg.Go(func() { c.readBody(ctx, str, br, st.Req, head.ContentLength, first, tunnel) })
 	}
 	werr := w.WriteResponse(ctx, st.Resp, head.Method)
 	st.Resp.Discard(io.EOF)
@@ -306,15 +314,19 @@ func bodilessMethod(m string) bool {
 // previous chunk, so a slow backend stops QUIC from extending the client's
 // flow-control window. A body cut short or malformed ends with a Reset,
 // never an End.
-func (c *h3Conn) readBody(ctx context.Context, str *quic.Stream, br *bufio.Reader, link *bus.Link, cl int64, first *h3.FrameHeader) {
+func (c *h3Conn) readBody(ctx context.Context, str *quic.Stream, br *bufio.Reader, link *bus.Link, cl int64, first *h3.FrameHeader, tunnel bool) {
 	var seen int64
+	maxBody, timeout := c.cfg.MaxBodyBytes, c.cfg.BodyTimeout
+	if tunnel {
+		maxBody, timeout = 0, 0
+	}
 	fail := func(code frames.ErrCode) {
 		link.Send(ctx, frames.ResetFrame(code))
 		link.Close(&frames.ResetError{Code: code})
 	}
 	deadline := func() {
-		if c.cfg.BodyTimeout > 0 {
-			str.SetReadDeadline(time.Now().Add(c.cfg.BodyTimeout))
+		if timeout > 0 {
+			str.SetReadDeadline(time.Now().Add(timeout))
 		}
 	}
 	for {
@@ -358,7 +370,7 @@ func (c *h3Conn) readBody(ctx context.Context, str *quic.Stream, br *bufio.Reade
 				}
 				rem -= uint64(n)
 				seen += int64(n)
-				if c.cfg.MaxBodyBytes > 0 && seen > c.cfg.MaxBodyBytes {
+				if maxBody > 0 && seen > maxBody {
 					guard.BodyTooLarge.Inc()
 					f.Release()
 					str.CancelRead(stopCode(h3.ErrCodeExcessiveLoad))

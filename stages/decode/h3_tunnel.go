@@ -23,7 +23,7 @@ import (
 // carry the client's WebSocket bytes, checked frame header by frame header,
 // and the writer's DATA frames the backend's. Any other answer is an
 // ordinary response.
-func (c *h3Conn) serveTunnel(ctx context.Context, str *quic.Stream, br *bufio.Reader, w *encode.H3Writer, head *frames.Head) {
+func (c *h3Conn) serveTunnel(ctx context.Context, str *quic.Stream, br *bufio.Reader, w *encode.H3Writer, head *frames.Head, d *stages.Datagrams) {
 	head.ContentLength = -1
 	info := *c.info
 	info.Proto = "HTTP/3"
@@ -32,6 +32,7 @@ func (c *h3Conn) serveTunnel(ctx context.Context, str *quic.Stream, br *bufio.Re
 		Resp:      bus.NewLink(c.cfg.StreamBytes, c.budget),
 		Conn:      &info,
 		KeepAlive: true,
+		Datagrams: d,
 	}
 	t := encode.NewTunnel(ctx, "")
 	st.Tunnel = t.End

@@ -46,6 +46,7 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 		Global:               globalBudget,
 		Draining:             draining,
 		WS:                   extendedConnectLimits(&lc, lc.WebSocketSettings().H2ExtendedConnect),
+		TunnelProtocols:      lc.ExtendedConnectProtocols,
 	}
 	c.NewSender = h2Sender(c)
 	return c

@@ -61,8 +61,20 @@ func h3Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}, log 
 		if q.EarlyDataPolicy == "wait" {
 			c.Early = decode.EarlyWait
 		}
+		c.Datagrams = q.H3Datagrams != nil && *q.H3Datagrams
 	}
+	c.MaxStreams = h3Streams(lc)
+	c.TunnelProtocols = lc.ExtendedConnectProtocols
 	return c
+}
+
+// h3Streams is the concurrent request streams a quic listener allows per
+// connection (its MAX_STREAMS).
+func h3Streams(lc conf.Listener) int64 {
+	if n := int64(lc.H2.MaxConcurrentStreams); n > 0 {
+		return n
+	}
+	return defaultH3Streams
 }
 
 // h3Transport is the "h3" backend transport of a listener.
@@ -73,12 +85,9 @@ func h3Transport(uo upstream.Options) *upstream.H3 {
 // quicLive is what a quic listener applies to each new connection, from
 // its config (boot and reload).
 func quicLive(lc conf.Listener) accept.QUICLive {
-	streams := int64(lc.H2.MaxConcurrentStreams)
-	if streams <= 0 {
-		streams = defaultH3Streams
-	}
 	q := lc.QUIC
-	return accept.QUICLive{MaxIdleTimeout: ms(q.MaxIdleTimeoutMs), Allow0RTT: q.Allow0RTT, MaxStreams: streams, RetryAbovePerSec: q.RetryAboveNewConnsPerS}
+	return accept.QUICLive{MaxIdleTimeout: ms(q.MaxIdleTimeoutMs), Allow0RTT: q.Allow0RTT, MaxStreams: h3Streams(lc), RetryAbovePerSec: q.RetryAboveNewConnsPerS,
+		Datagrams: q.H3Datagrams != nil && *q.H3Datagrams}
 }
 
 // listenQUIC opens a quic listener's UDP socket and QUIC endpoint.
@@ -115,6 +124,7 @@ func (g *Gateway) listenQUIC(l *listener) error {
 		MaxUDPPayload:    q.MaxRecvUDPPayloadSize,
 		Allow0RTT:        live.Allow0RTT,
 		MaxStreams:       live.MaxStreams,
+		Datagrams:        live.Datagrams,
 		StreamWindow:     bus.DefaultStreamBytes,
 		ConnWindow:       bus.DefaultConnBytes,
 		Gate:             accept.NewGate(perIP, maxConns),

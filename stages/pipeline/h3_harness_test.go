@@ -70,8 +70,9 @@ func (g *testGateway) h3URL(name string) string {
 }
 
 // h3Backend starts quic-go's HTTP/3 server on loopback with a fresh
-// certificate and returns its address and certificate path.
-func h3Backend(t *testing.T, h http.Handler) (addr, certPath string) {
+// certificate and returns its address and certificate path; opts adjust
+// the server before it starts.
+func h3Backend(t *testing.T, h http.Handler, opts ...func(*http3.Server)) (addr, certPath string) {
 	t.Helper()
 	dir := t.TempDir()
 	certPath, keyPath := writeCert(t, dir, "backend")
@@ -86,6 +87,9 @@ func h3Backend(t *testing.T, h http.Handler) (addr, certPath string) {
 	srv := &http3.Server{
 		Handler:   h,
 		TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}}),
+	}
+	for _, o := range opts {
+		o(srv)
 	}
 	done := make(chan struct{})
 	go func() { srv.Serve(pc); close(done) }()

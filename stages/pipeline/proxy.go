@@ -299,6 +299,14 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		translate.Interim(h)
 		st.Resp.Send(ctx, frames.HeadersFrame(h, false))
 	})
+	var bridge *capsuleBridge
+	if wantsCapsules(st, req, rt.Pool) {
+		bridge = newCapsuleBridge(st)
+		defer bridge.d.Close()
+	}
+	if st.Datagrams != nil {
+		ctx = upstream.WithDatagrams(ctx, st.Datagrams)
+	}
 	if !hasBody {
 		req.ContentLength = 0
 	}
@@ -322,6 +330,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	reqBody := st.Req
 	if rec.grpc != nil && set.GRPC.MaxMessage > 0 && hasBody {
 		reqBody = scanMessages(ctx, st.Req, set.GRPC.MaxMessage, cancel, &wg)
+	}
+	if bridge != nil && hasBody {
+		reqBody = bridge.splitRequest(ctx, reqBody, &wg)
 	}
 	// A tunnel's bytes are never held: a tunnel is never replayed.
 	if lim := retry.MaxReplayBodyBytes(); hasBody && req.Protocol == "" && retry.Attempts() > 0 && lim > 0 && req.ContentLength <= lim {
@@ -350,6 +361,11 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		tr := set.Transports[b.Protocol]
 		if tr == nil {
 			tr = set.Transports["h1"]
+		}
+		if _, h3 := tr.(*upstream.H3); !h3 && st.Datagrams != nil {
+			// Only an HTTP/3 backend carries HTTP Datagrams: the client's
+			// are dropped (and counted) from now on.
+			st.Datagrams.Unsupported()
 		}
 		body := reqBody
 		switch {
@@ -416,6 +432,9 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		p.local(ctx, st, status, extra, rec)
 		return
 	}
+	if st.Datagrams != nil && !st.Datagrams.Bound() {
+		st.Datagrams.Unsupported() // an HTTP/3 server that does not take them
+	}
 	// The latency ewma learns is the time to the response head.
 	headLatency := time.Since(attempt.Start())
 	h := resp.Head
@@ -433,8 +452,10 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 		h.Fields.Add("set-cookie", c)
 	}
 	tunnel := h.Protocol != ""
-	if tunnel {
+	if tunnel && h.Protocol == "websocket" {
 		// An opened tunnel: its bytes are no response body, so no body cap.
+		// The series are WebSocket's (close codes); another protocol's
+		// tunnel (extended_connect_protocols) counts as a request.
 		p.tunnelOpened(rec.backend, rec.proto)
 		defer p.tunnelClosed(st, rec)
 	}
@@ -473,8 +494,14 @@ func (p *Proxy) forward(ctx context.Context, st *stages.Stream, rt *Route, req *
 	// Stream the body. A cut body becomes a Reset, never an End; a gRPC
 	// call the gateway cuts ends with trailers saying why (ended).
 	abort, ended := false, false
+	next := resp.Next
+	if bridge != nil && tunnel {
+		m := bridge.merge(ctx, resp)
+		defer m.stop() // after resp.Close, which ends its read
+		next = m.Next
+	}
 	for {
-		f, err := resp.Next(ctx)
+		f, err := next(ctx)
 		if err != nil {
 			rec.err = err
 			if rec.grpc != nil && p.grpcCut(sctx, ctx, st, err, rec) {

@@ -30,13 +30,20 @@ import (
 // client sends it only once the gateway's SETTINGS allowed it.
 func h2Tunnel(t *testing.T, ctx context.Context, g *testGateway, path string) (io.WriteCloser, *http.Response) {
 	t.Helper()
+	return h2ExtendedConnect(t, ctx, g, path, http.Header{":protocol": {"websocket"}, "Sec-WebSocket-Version": {"13"}})
+}
+
+// h2ExtendedConnect sends an extended CONNECT (RFC 8441) with the fields
+// in h (":protocol" among them) to path on listener "web" over h2c, and
+// returns its request body's writer and the response.
+func h2ExtendedConnect(t *testing.T, ctx context.Context, g *testGateway, path string, h http.Header) (io.WriteCloser, *http.Response) {
+	t.Helper()
 	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, network, addr string, _ *tls.Config) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}}
 	pr, pw := io.Pipe()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodConnect, "http://"+g.Addr("web").String()+path, pr)
-	req.Header.Set(":protocol", "websocket")
-	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header = h
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,9 @@ type h3Conn struct {
 	// connectProtocol is what it said of extended CONNECT (RFC 9220).
 	settings        chan struct{}
 	connectProtocol atomic.Bool
+	// dg carries the connection's HTTP Datagrams (RFC 9297); its Peer is
+	// what the server's SETTINGS said of them.
+	dg *stages.H3DatagramMux
 }
 
 func (c *h3Conn) usable() bool {
@@ -131,31 +134,41 @@ func (t *H3) conn(ctx context.Context, b *route.Backend, stale *h3Conn) (*h3Conn
 		// few unidirectional ones: control and the two QPACK streams.
 		MaxIncomingStreams:    -1,
 		MaxIncomingUniStreams: 8,
+		// HTTP Datagrams need QUIC datagrams (RFC 9297 §2.1.1).
+		EnableDatagrams: true,
 	})
 	if err != nil {
 		return nil, &route.DialError{Err: err}
 	}
 	observeConnect(ctx, b, "h3", start)
 	c := &h3Conn{qc: qc, limits: h3.Limits{MaxSize: t.maxHeader(), Underscore: frames.UnderscoreAllow}, settings: make(chan struct{})}
+	c.dg = stages.NewH3DatagramMux(qc, false, 0)
 	if err := c.openControl(); err != nil {
 		closeConn(qc, h3.ErrCodeInternalError, "")
 		return nil, &route.DialError{Err: err}
 	}
 	go c.acceptUni()
+	go func() {
+		var ce *h3.ConnError
+		if err := c.dg.Run(qc.Context()); errors.As(err, &ce) {
+			closeConn(qc, ce.Code, ce.Reason)
+		}
+	}()
 	s.cc = c
 	b.ConnOpen()
 	return s.cc, nil
 }
 
 // openControl opens our control stream with its SETTINGS (RFC 9114
-// §6.2.1): the field-section cap; the QPACK dynamic table stays off.
+// §6.2.1): the field-section cap and HTTP Datagrams (RFC 9297 §2.1.1);
+// the QPACK dynamic table stays off.
 func (c *h3Conn) openControl() error {
 	s, err := c.qc.OpenUniStream()
 	if err != nil {
 		return err
 	}
 	c.ctrl = s
-	settings := h3.SettingsFrame{Settings: []h3.Setting{{ID: h3.SettingMaxFieldSectionSize, Value: uint64(c.limits.MaxSize)}}}
+	settings := h3.SettingsFrame{Settings: []h3.Setting{{ID: h3.SettingMaxFieldSectionSize, Value: uint64(c.limits.MaxSize)}, {ID: h3.SettingH3Datagram, Value: 1}}}
 	_, err = s.Write(settings.Append(fquic.AppendVarint(nil, uint64(h3.StreamTypeControl))))
 	return err
 }
@@ -235,6 +248,12 @@ func (c *h3Conn) readControl(br *bufio.Reader) {
 				closeConn(c.qc, h3.ErrCodeSettingsError, "malformed SETTINGS")
 				return
 			}
+			dg, err := h3.DatagramSetting(&sf, c.qc.ConnectionState().SupportsDatagrams.Remote)
+			if err != nil {
+				closeConn(c.qc, h3.ErrCodeSettingsError, err.Error())
+				return
+			}
+			c.dg.SetPeer(dg)
 			v, _ := sf.Get(h3.SettingEnableConnectProtocol)
 			c.connectProtocol.Store(v == 1)
 			close(c.settings)
@@ -336,6 +355,7 @@ type h3Exchange struct {
 	peeked    *frames.Frame // a body frame read ahead of Next (see try)
 	ended     bool          // End or Trailers handed out
 	resp      Response
+	dg        *stages.Datagrams // the stream's HTTP Datagrams, once bound
 }
 
 // try sends the request on a new stream of c. started reports whether
@@ -383,6 +403,7 @@ func (t *H3) try(ctx context.Context, c *h3Conn, req *frames.Head, body *bus.Lin
 		h.ContentLength = -1
 		x.want, x.tunnel = -1, true
 	}
+	x.bindDatagrams(ctx)
 	if h.Fields.Has("grpc-status") && !x.head && !x.tunnel {
 		// A gRPC status in the head is a trailers-only response: HEADERS,
 		// then the stream's end. Wait for that end, so the response goes
@@ -679,6 +700,10 @@ func (x *h3Exchange) Close(abort bool) { x.close(abort || !x.ended) }
 
 func (x *h3Exchange) close(abort bool) {
 	x.stop()
+	if x.dg != nil {
+		x.c.dg.Remove(uint64(x.str.StreamID()))
+		x.dg.Close()
+	}
 	if abort {
 		x.abort()
 	} else {
@@ -690,4 +715,29 @@ func (x *h3Exchange) close(abort bool) {
 		x.cancel()
 	}
 	x.wg.Wait()
+}
+
+// bindDatagrams carries the front stream's HTTP Datagrams on this request
+// stream when the server takes them (its SETTINGS said so); the proxy
+// counts a stream left unbound as one whose backend cannot.
+func (x *h3Exchange) bindDatagrams(ctx context.Context) {
+	d := datagramsOf(ctx)
+	if d == nil {
+		return
+	}
+	select {
+	case <-x.c.settings:
+	default:
+		return // no SETTINGS yet: nothing says the server takes them
+	}
+	if !x.c.dg.Peer() {
+		return
+	}
+	id := uint64(x.str.StreamID())
+	x.c.dg.Add(id, d)
+	if !d.Bind(x.c.dg.Sink(id)) {
+		x.c.dg.Remove(id)
+		return
+	}
+	x.dg = d
 }

@@ -23,9 +23,9 @@ import (
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
-// h3Peer is a real HTTP/3 server (quic-go's) on loopback and a backend
-// that trusts its certificate.
-func h3Peer(t *testing.T, h http.Handler) *route.Backend {
+// h3Peer is a real HTTP/3 server (quic-go's) on loopback, adjusted by
+// opts, and a backend that trusts its certificate.
+func h3Peer(t *testing.T, h http.Handler, opts ...func(*http3.Server)) *route.Backend {
 	t.Helper()
 	certPEM, keyPEM, err := testcert.Generate("backend")
 	if err != nil {
@@ -40,6 +40,9 @@ func h3Peer(t *testing.T, h http.Handler) *route.Backend {
 		t.Fatal(err)
 	}
 	srv := &http3.Server{Handler: h, TLSConfig: http3.ConfigureTLSConfig(&tls.Config{Certificates: []tls.Certificate{cert}})}
+	for _, o := range opts {
+		o(srv)
+	}
 	done := make(chan struct{})
 	go func() { srv.Serve(pc); close(done) }()
 	t.Cleanup(func() { srv.Close(); pc.Close(); <-done })

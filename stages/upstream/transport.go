@@ -71,6 +71,21 @@ func WithInterim(ctx context.Context, fn func(*frames.Head)) context.Context {
 	return context.WithValue(ctx, interimKey{}, fn)
 }
 
+// datagramsKey carries the HTTP Datagrams of a round trip's stream.
+type datagramsKey struct{}
+
+// WithDatagrams returns a context under which a transport that carries
+// HTTP Datagrams (H3, to a server that takes them) binds d to the
+// request stream it opens; the others leave d unbound.
+func WithDatagrams(ctx context.Context, d *stages.Datagrams) context.Context {
+	return context.WithValue(ctx, datagramsKey{}, d)
+}
+
+func datagramsOf(ctx context.Context) *stages.Datagrams {
+	d, _ := ctx.Value(datagramsKey{}).(*stages.Datagrams)
+	return d
+}
+
 // interimHook returns the hook WithInterim set, or nil.
 func interimHook(ctx context.Context) func(*frames.Head) {
 	fn, _ := ctx.Value(interimKey{}).(func(*frames.Head))
