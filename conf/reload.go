@@ -36,6 +36,7 @@ var liveKeys = []string{
 	"listeners[].quic.early_data_policy",
 	"listeners[].quic.retry_above_new_conns_per_sec",
 	"listeners[].quic.max_field_section_size",
+	"listeners[].quic.raw_proxy.backend_addr", // a Mode B listener's pool, swapped as backends are
 	"pools",
 	"runtime.drain_timeout_ms",
 	"runtime.drain_jitter_ms",

@@ -78,6 +78,9 @@ func quicLive(lc conf.Listener) accept.QUICLive {
 		streams = defaultH3Streams
 	}
 	q := lc.QUIC
+	if lc.ModeB() {
+		streams = int64(q.RawProxy.MaxRelayStreams)
+	}
 	return accept.QUICLive{MaxIdleTimeout: ms(q.MaxIdleTimeoutMs), Allow0RTT: q.Allow0RTT, MaxStreams: streams, RetryAbovePerSec: q.RetryAboveNewConnsPerS}
 }
 
@@ -103,6 +106,8 @@ func (g *Gateway) listenQUIC(l *listener) error {
 	if maxConns <= 0 {
 		maxConns = g.cfg.Runtime.MaxInflightConnections
 	}
+	var mode quicAcceptExtras
+	modeBAccept(l.cfg, &mode)
 	qm := newQUICSeries(l.cfg.Name)
 	l.quicM = qm
 	ql, err := accept.ListenQUIC(&accept.QUICConfig{
@@ -115,6 +120,9 @@ func (g *Gateway) listenQUIC(l *listener) error {
 		MaxUDPPayload:    q.MaxRecvUDPPayloadSize,
 		Allow0RTT:        live.Allow0RTT,
 		MaxStreams:       live.MaxStreams,
+		ALPN:             mode.alpn,
+		MaxUniStreams:    mode.uni,
+		EnableDatagrams:  mode.dgrams,
 		StreamWindow:     bus.DefaultStreamBytes,
 		ConnWindow:       bus.DefaultConnBytes,
 		Gate:             accept.NewGate(perIP, maxConns),
@@ -137,6 +145,13 @@ func (g *Gateway) listenQUIC(l *listener) error {
 		return err
 	}
 	l.quic = ql
+	if l.cfg.ModeB() {
+		if err := g.openRelay(l); err != nil {
+			ql.Close()
+			l.quic = nil
+			return err
+		}
+	}
 	return nil
 }
 
