@@ -338,6 +338,7 @@ func TestDatagrams_BothWays(t *testing.T) {
 // the queue keeps its first datagrams and drops (and counts) the newest.
 func TestDatagramQueue_DropsNewestWhenFull(t *testing.T) {
 	m := newConnSeries(t.Name(), "none")
+	drop0, relayed0 := m.dropToBackend.Get(), m.dgramToBackend.Get()
 	sending := make(chan struct{})
 	unblock := make(chan struct{})
 	var sent [][]byte
@@ -369,13 +370,14 @@ func TestDatagramQueue_DropsNewestWhenFull(t *testing.T) {
 	go func() { relayDatagrams(ctx, recv, send, 2, m.dgramToBackend, m.dropToBackend); close(done) }()
 	// 0 is held by the writer, 1 and 2 fill the queue, 3, 4 and 5 drop.
 	deadline := time.Now().Add(5 * time.Second)
-	for m.dropToBackend.Get() < 3 && time.Now().Before(deadline) {
+	for m.dropToBackend.Get()-drop0 < 3 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	close(unblock)
 	cancel()
 	<-done
-	if got := bytes.Join(sent, nil); string(got) != "012" || m.dropToBackend.Get() != 3 || m.dgramToBackend.Get() != 3 {
-		t.Fatalf("sent %q, dropped %d, relayed %d; want 012, 3, 3", got, m.dropToBackend.Get(), m.dgramToBackend.Get())
+	dropped, relayed := m.dropToBackend.Get()-drop0, m.dgramToBackend.Get()-relayed0
+	if got := bytes.Join(sent, nil); string(got) != "012" || dropped != 3 || relayed != 3 {
+		t.Fatalf("sent %q, dropped %d, relayed %d; want 012, 3, 3", got, dropped, relayed)
 	}
 }
