@@ -1,0 +1,194 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/expressgateway/expressgateway/stages/quicrelay"
+)
+
+// modeBBackend is a real QUIC server speaking an ALPN no stack knows: each
+// bidi stream is answered with name + ":" + its bytes.
+type modeBBackend struct {
+	addr, cert string
+	conns      chan *quic.Conn
+}
+
+const modeBALPN = "eg-test/1"
+
+func startModeBBackend(t *testing.T, name string) *modeBBackend {
+	t.Helper()
+	certPath, keyPath := writeCert(t, t.TempDir(), "backend")
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{modeBALPN}},
+		&quic.Config{EnableDatagrams: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &modeBBackend{addr: ln.Addr().String(), cert: certPath, conns: make(chan *quic.Conn, 16)}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			select {
+			case b.conns <- c:
+			default:
+			}
+			wg.Go(func() {
+				for {
+					s, err := c.AcceptStream(context.Background())
+					if err != nil {
+						return
+					}
+					wg.Go(func() {
+						in, err := io.ReadAll(s)
+						if err != nil {
+							return
+						}
+						s.Write(append([]byte(name+":"), in...))
+						s.Close()
+					})
+				}
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return b
+}
+
+// modeBListener is a Mode B quic listener named name: top holds listener
+// keys, raw the [listeners.quic.raw_proxy] lines.
+func modeBListener(name string, f h3Files, top, raw string) string {
+	return "[[listeners]]\nname = \"" + name + "\"\naddress = \"127.0.0.1:0\"\nprotocol = \"quic\"\n" + strings.TrimSpace(top) + "\n" +
+		"[listeners.quic]\ncert_path = \"" + f.cert + "\"\nkey_path = \"" + f.key + "\"\nretry_secret_path = \"" + f.secret + "\"\n" +
+		"[listeners.quic.raw_proxy]\n" + strings.TrimSpace(raw) + "\n"
+}
+
+// modeBAsk opens a connection to the gateway's Mode B listener, sends msg
+// on one stream and returns the answer and the connection.
+func modeBAsk(t *testing.T, addr net.Addr, gatewayCert, msg string) (string, *quic.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := quic.DialAddr(ctx, addr.String(), &tls.Config{RootCAs: certPool(t, gatewayCert), ServerName: "localhost", NextProtos: []string{modeBALPN}},
+		&quic.Config{EnableDatagrams: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseWithError(0, "") })
+	s, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write([]byte(msg))
+	s.Close()
+	s.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(s)
+	if err != nil {
+		t.Fatalf("answer to %q: %v", msg, err)
+	}
+	return string(b), c
+}
+
+// TestModeB_RustRawProxyBlockRelays: the Rust form (backend_addr, sni,
+// backend_ca_path) boots and relays an arbitrary ALPN end to end, counted
+// in the relay's series and the listener's connections.
+func TestModeB_RustRawProxyBlockRelays(t *testing.T) {
+	be := startModeBBackend(t, "b1")
+	f := newH3Files(t)
+	g := startGateway(t, modeBListener("modeb", f, "", `
+backend_addr = "`+be.addr+`"
+sni = "localhost"
+backend_ca_path = "`+be.cert+`"
+`))
+	series := `expressgateway_quicrelay_connections_total{listener="modeb",backend="` + be.addr + `"}`
+	before := metricValue(series)
+	got, _ := modeBAsk(t, g.Addr("modeb"), f.cert, "hello")
+	if got != "b1:hello" {
+		t.Fatalf("answer %q", got)
+	}
+	if metricValue(series) != before+1 {
+		t.Fatalf("%s not counted", series)
+	}
+	if metricValue(`expressgateway_quicrelay_bytes_total{listener="modeb",backend="`+be.addr+`",direction="to_backend"}`) < 5 {
+		t.Fatal("bytes to the backend not counted")
+	}
+}
+
+// TestModeB_PoolFailoverAndReload: a named pool whose first backend is
+// down serves from the second; a reload that points the pool at a third
+// backend moves new connections there.
+func TestModeB_PoolFailoverAndReload(t *testing.T) {
+	b2, b3 := startModeBBackend(t, "b2"), startModeBBackend(t, "b3")
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := pc.LocalAddr().String()
+	pc.Close()
+	f := newH3Files(t)
+	cfg := func(backends ...string) string {
+		var b strings.Builder
+		b.WriteString("[runtime]\nconnect_timeout_ms = 300\n[[pools]]\nname = \"up\"\nbackends = [")
+		for _, a := range backends {
+			b.WriteString(`{ address = "` + a + `", protocol = "quic", tls_ca_path = "` + b2.cert + `" },`)
+		}
+		b.WriteString("]\n")
+		return b.String() + modeBListener("modeb", f, `pool = "up"`, "")
+	}
+	// Each backend has its own self-signed certificate: the reload
+	// trusts b3's.
+	g := startGateway(t, cfg(dead, b2.addr))
+	for range 2 { // round robin: one of the two starts on the dead backend
+		if got, _ := modeBAsk(t, g.Addr("modeb"), f.cert, "x"); got != "b2:x" {
+			t.Fatalf("failover: %q", got)
+		}
+	}
+	next := strings.ReplaceAll(cfg(b3.addr), b2.cert, b3.cert)
+	if err := g.Reload(loadConfig(t, next)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := modeBAsk(t, g.Addr("modeb"), f.cert, "y"); got != "b3:y" {
+		t.Fatalf("after reload: %q", got)
+	}
+}
+
+// TestModeB_DrainClosesWithShutdownCode: a connection still open when the
+// drain's budget runs out is closed on both sides with CodeShutdown.
+func TestModeB_DrainClosesWithShutdownCode(t *testing.T) {
+	be := startModeBBackend(t, "b1")
+	f := newH3Files(t)
+	g := startGateway(t, modeBListener("modeb", f, "drain_timeout_ms = 200", `
+backend_addr = "`+be.addr+`"
+backend_ca_path = "`+be.cert+`"
+`))
+	_, c := modeBAsk(t, g.Addr("modeb"), f.cert, "z")
+	up := <-be.conns
+	g.Drain(200 * time.Millisecond)
+	for _, conn := range []*quic.Conn{c, up} {
+		select {
+		case <-conn.Context().Done():
+		case <-time.After(5 * time.Second):
+			t.Fatal("connection not closed by the drain")
+		}
+		var ae *quic.ApplicationError
+		if err := context.Cause(conn.Context()); !errors.As(err, &ae) || ae.ErrorCode != quicrelay.CodeShutdown {
+			t.Fatalf("closed by %v, want CodeShutdown", err)
+		}
+	}
+}
