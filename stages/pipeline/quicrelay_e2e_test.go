@@ -192,3 +192,53 @@ backend_ca_path = "`+be.cert+`"
 		}
 	}
 }
+
+// TestModeB_MaxRelayStreamsAndALPNKeys: max_relay_streams is the client's
+// stream credit (a third concurrent stream waits until one ends) and alpn
+// refuses a protocol outside it at the handshake.
+func TestModeB_MaxRelayStreamsAndALPNKeys(t *testing.T) {
+	be := startModeBBackend(t, "b1")
+	f := newH3Files(t)
+	g := startGateway(t, modeBListener("modeb", f, "", `
+backend_addr = "`+be.addr+`"
+backend_ca_path = "`+be.cert+`"
+max_relay_streams = 2
+`)+modeBListener("narrow", f, "", `
+backend_addr = "`+be.addr+`"
+backend_ca_path = "`+be.cert+`"
+alpn = ["other/1"]
+`))
+	_, c := modeBAsk(t, g.Addr("modeb"), f.cert, "warm")
+	var held []*quic.Stream
+	for range 2 {
+		s, err := c.OpenStreamSync(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write([]byte("held"))
+		held = append(held, s)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err := c.OpenStreamSync(ctx)
+	cancel()
+	if err == nil {
+		t.Fatal("a third stream opened past max_relay_streams = 2")
+	}
+	held[0].Close()
+	held[0].SetReadDeadline(time.Now().Add(5 * time.Second))
+	if b, err := io.ReadAll(held[0]); err != nil || string(b) != "b1:held" {
+		t.Fatalf("held stream: %q %v", b, err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := c.OpenStreamSync(ctx); err != nil {
+		t.Fatalf("the ended stream's credit never came back: %v", err)
+	}
+
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	if nc, err := quic.DialAddr(dctx, g.Addr("narrow").String(), &tls.Config{RootCAs: certPool(t, f.cert), ServerName: "localhost", NextProtos: []string{modeBALPN}}, nil); err == nil {
+		nc.CloseWithError(0, "")
+		t.Fatal("alpn = [\"other/1\"] accepted " + modeBALPN)
+	}
+}

@@ -56,8 +56,12 @@ func loadPair(t *testing.T, name string) (tls.Certificate, *x509.CertPool, strin
 // connection (its return does not close it).
 func startBackend(t *testing.T, cert tls.Certificate, alpns []string, handle func(*quic.Conn)) *backend {
 	t.Helper()
-	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: alpns, MinVersion: tls.VersionTLS13},
-		&quic.Config{EnableDatagrams: true, MaxIdleTimeout: 10 * time.Second})
+	return startBackendConf(t, cert, alpns, &quic.Config{EnableDatagrams: true, MaxIdleTimeout: 10 * time.Second}, handle)
+}
+
+func startBackendConf(t *testing.T, cert tls.Certificate, alpns []string, qc *quic.Config, handle func(*quic.Conn)) *backend {
+	t.Helper()
+	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: alpns, MinVersion: tls.VersionTLS13}, qc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +97,7 @@ type frontOpts struct {
 	dgrams   int            // dgram_queue_cap
 	streams  int            // max_relay_streams
 	connect  time.Duration
+	maxConns int // the pool's circuit_breaker max_connections
 }
 
 func startFront(t *testing.T, o frontOpts) *front {
@@ -107,6 +112,9 @@ func startFront(t *testing.T, o frontOpts) *front {
 		o.connect = 2 * time.Second
 	}
 	pc := conf.Pool{Name: "modeb", Algorithm: "round_robin"}
+	if o.maxConns > 0 {
+		pc.Circuit = &conf.Circuit{MaxConnections: o.maxConns}
+	}
 	for _, a := range o.backends {
 		pc.Backends = append(pc.Backends, conf.Backend{Address: a, Protocol: "quic"})
 	}

@@ -87,6 +87,11 @@ func remoteCode(err error) (quic.StreamErrorCode, bool) {
 	return 0, false
 }
 
+var errNoDatagrams = errors.New("quicrelay: the backend does not take datagrams")
+
+// noDatagrams is the send of a backend that did not enable datagrams.
+func noDatagrams([]byte) error { return errNoDatagrams }
+
 // relayDatagrams moves datagrams from recv to send through a queue of
 // capacity queue: when send is slower, the newest datagram is dropped and
 // counted (a datagram is unreliable; holding it longer only adds delay).

@@ -138,7 +138,7 @@ func (r *Relay) Serve(ctx context.Context, client *quic.Conn, remote netip.AddrP
 	defer func() { b.ConnClosed(); a.End(route.Outcome{Status: 200}) }()
 	c := &conn{r: r, client: client, up: up, m: newConnSeries(r.o.Listener, b.Address), sem: make(chan struct{}, r.o.MaxStreams)}
 	c.m.conns.Inc()
-	c.run(ctx, dgrams && up.ConnectionState().SupportsDatagrams.Remote)
+	c.run(ctx, dgrams, dgrams && up.ConnectionState().SupportsDatagrams.Remote)
 	res.ToBackend, res.ToClient, res.Streams = c.toBackend.Load(), c.toClient.Load(), c.streams.Load()
 	return res, nil
 }
@@ -242,7 +242,7 @@ type conn struct {
 // run relays until one side's connection ends, then closes the other
 // with the same code and reason (or CodePeerLost), and waits for every
 // goroutine.
-func (c *conn) run(ctx context.Context, dgrams bool) {
+func (c *conn) run(ctx context.Context, clientDgrams, dgrams bool) {
 	// Both connections' contexts end when either does: the closer below
 	// closes the survivor, which ends its accept loops and streams.
 	done := make(chan struct{})
@@ -271,12 +271,19 @@ func (c *conn) run(ctx context.Context, dgrams bool) {
 	c.wg.Go(func() {
 		acceptUni(c, uctx, c.up.AcceptUniStream, c.client.OpenUniStreamSync, cctx, c.m.backendUni, false)
 	})
-	if dgrams {
+	switch {
+	case dgrams:
 		c.wg.Go(func() {
 			relayDatagrams(cctx, c.client.ReceiveDatagram, c.up.SendDatagram, c.r.o.DgramQueue, c.m.dgramToBackend, c.m.dropToBackend)
 		})
 		c.wg.Go(func() {
 			relayDatagrams(uctx, c.up.ReceiveDatagram, c.client.SendDatagram, c.r.o.DgramQueue, c.m.dgramToClient, c.m.dropToClient)
+		})
+	case clientDgrams:
+		// The backend takes no datagrams: the client's are read, so
+		// that they are counted as dropped rather than lost unseen.
+		c.wg.Go(func() {
+			relayDatagrams(cctx, c.client.ReceiveDatagram, noDatagrams, 1, c.m.dgramToBackend, c.m.dropToBackend)
 		})
 	}
 	<-done

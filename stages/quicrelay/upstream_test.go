@@ -3,6 +3,7 @@ package quicrelay
 import (
 	"context"
 	"crypto/rand"
+	"io"
 
 	"runtime"
 	"testing"
@@ -201,5 +202,79 @@ func TestBigStream_SlowReaderInflightBounded(t *testing.T) {
 	// room for the test's own garbage: far below the transfer.
 	if heapPeak > heap0+64<<20 {
 		t.Fatalf("heap grew from %d to %d MiB during the transfer", heap0>>20, heapPeak>>20)
+	}
+}
+
+// TestCircuitBreaker_MaxConnections: with max_connections = 1 the second
+// concurrent client is refused with CodeNoBackend; once the first leaves,
+// the backend takes a new one.
+func TestCircuitBreaker_MaxConnections(t *testing.T) {
+	cert, roots, _ := loadPair(t, "backend")
+	be := startBackend(t, cert, []string{testALPN}, echoBackend)
+	f := startFront(t, frontOpts{backends: []string{be.addr}, roots: roots, maxConns: 1})
+	ask := func(c *quic.Conn) string {
+		s, err := c.OpenStreamSync(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write([]byte("q"))
+		s.Close()
+		return readAll(t, s)
+	}
+	first := f.mustDial(t)
+	if b := ask(first); b != "echo:q" {
+		t.Fatalf("first: %q", b)
+	}
+	second := f.mustDial(t)
+	if ae := appError(t, second); ae.ErrorCode != CodeNoBackend {
+		t.Fatalf("second: %v", ae)
+	}
+	first.CloseWithError(0, "")
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		third := f.mustDial(t)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		s, err := third.OpenStreamSync(ctx)
+		cancel()
+		if err == nil {
+			s.Write([]byte("q"))
+			s.Close()
+			s.SetReadDeadline(time.Now().Add(time.Second))
+			if b, err := io.ReadAll(s); err == nil && string(b) == "echo:q" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the backend's place was never given back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDatagrams_BackendWithoutThemCountedDropped: the client may send
+// datagrams (the front offers them) but the backend takes none: each is
+// counted as dropped toward the backend, and streams still work.
+func TestDatagrams_BackendWithoutThemCountedDropped(t *testing.T) {
+	cert, roots, _ := loadPair(t, "backend")
+	be := startBackendConf(t, cert, []string{testALPN}, &quic.Config{MaxIdleTimeout: 10 * time.Second}, echoBackend)
+	f := startFront(t, frontOpts{backends: []string{be.addr}, roots: roots})
+	m := newConnSeries(t.Name(), be.addr)
+	before := m.dropToBackend.Get()
+	c := f.mustDial(t)
+	s, _ := c.OpenStreamSync(context.Background())
+	s.Write([]byte("s"))
+	s.Close()
+	if b := readAll(t, s); b != "echo:s" {
+		t.Fatalf("echo %q", b)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.dropToBackend.Get() == before {
+		if err := c.SendDatagram([]byte("lost")); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("datagrams to a backend without them not counted")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
