@@ -36,7 +36,7 @@ type backend struct {
 	wg       sync.WaitGroup
 }
 
-func loadPair(t *testing.T, name string) (tls.Certificate, *x509.CertPool, string) {
+func loadPair(t testing.TB, name string) (tls.Certificate, *x509.CertPool, string) {
 	t.Helper()
 	cp, kp := testcert.Write(t, t.TempDir(), name)
 	cert, err := tls.LoadX509KeyPair(cp, kp)
@@ -54,12 +54,12 @@ func loadPair(t *testing.T, name string) (tls.Certificate, *x509.CertPool, strin
 
 // startBackend serves QUIC with ALPN alpns on loopback; handle gets each
 // connection (its return does not close it).
-func startBackend(t *testing.T, cert tls.Certificate, alpns []string, handle func(*quic.Conn)) *backend {
+func startBackend(t testing.TB, cert tls.Certificate, alpns []string, handle func(*quic.Conn)) *backend {
 	t.Helper()
 	return startBackendConf(t, cert, alpns, &quic.Config{EnableDatagrams: true, MaxIdleTimeout: 10 * time.Second}, handle)
 }
 
-func startBackendConf(t *testing.T, cert tls.Certificate, alpns []string, qc *quic.Config, handle func(*quic.Conn)) *backend {
+func startBackendConf(t testing.TB, cert tls.Certificate, alpns []string, qc *quic.Config, handle func(*quic.Conn)) *backend {
 	t.Helper()
 	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: alpns, MinVersion: tls.VersionTLS13}, qc)
 	if err != nil {
@@ -100,7 +100,7 @@ type frontOpts struct {
 	maxConns int // the pool's circuit_breaker max_connections
 }
 
-func startFront(t *testing.T, o frontOpts) *front {
+func startFront(t testing.TB, o frontOpts) *front {
 	t.Helper()
 	if o.dgrams == 0 {
 		o.dgrams = conf.DefaultRawProxyDgramQueue
@@ -180,7 +180,7 @@ func startFront(t *testing.T, o frontOpts) *front {
 }
 
 // dial connects a quic-go client to the front offering alpns.
-func (f *front) dial(t *testing.T, alpns ...string) (*quic.Conn, error) {
+func (f *front) dial(t testing.TB, alpns ...string) (*quic.Conn, error) {
 	t.Helper()
 	if len(alpns) == 0 {
 		alpns = []string{testALPN}
@@ -195,7 +195,7 @@ func (f *front) dial(t *testing.T, alpns ...string) (*quic.Conn, error) {
 	return c, err
 }
 
-func (f *front) mustDial(t *testing.T, alpns ...string) *quic.Conn {
+func (f *front) mustDial(t testing.TB, alpns ...string) *quic.Conn {
 	t.Helper()
 	c, err := f.dial(t, alpns...)
 	if err != nil {
