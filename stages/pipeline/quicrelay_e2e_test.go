@@ -1,17 +1,20 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/expressgateway/expressgateway/stages/quicrelay"
 )
@@ -240,5 +243,45 @@ alpn = ["other/1"]
 	if nc, err := quic.DialAddr(dctx, g.Addr("narrow").String(), &tls.Config{RootCAs: certPool(t, f.cert), ServerName: "localhost", NextProtos: []string{modeBALPN}}, nil); err == nil {
 		nc.CloseWithError(0, "")
 		t.Fatal("alpn = [\"other/1\"] accepted " + modeBALPN)
+	}
+}
+
+// TestModeB_HTTP3ThroughTheRelay: quic-go's HTTP/3 client and server
+// through Mode B (ALPN h3 passed through; the control and QPACK streams
+// of both sides are relayed uni streams): a GET and a 1 MiB POST echo
+// arrive whole, and the access line names the backend and the bytes.
+func TestModeB_HTTP3ThroughTheRelay(t *testing.T) {
+	addr, cert := h3Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Proto", r.Proto)
+		io.Copy(w, r.Body)
+	}))
+	f := newH3Files(t)
+	g := startGateway(t, modeBListener("modeb", f, "", `
+backend_addr = "`+addr+`"
+backend_ca_path = "`+cert+`"
+`))
+	var logged logBuf
+	g.SetAccessLogOutput(&logged)
+	c, _ := h3Client(t, f.cert)
+	body := bytes.Repeat([]byte("0123456789abcdef"), 1<<16)
+	res, err := c.Post(g.h3URL("modeb")+"/echo", "application/octet-stream", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || !bytes.Equal(got, body) || res.Header.Get("X-Proto") != "HTTP/3.0" {
+		t.Fatalf("echo: %d bytes (want %d), proto %q, err %v", len(got), len(body), res.Header.Get("X-Proto"), err)
+	}
+	c.Transport.(*http3.Transport).Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logged.String(), `"upstream_addr":"`+addr+`"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no access line for the relayed connection: %q", logged.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if line := logged.String(); !strings.Contains(line, `"listener":"modeb","protocol":"QUIC","status":200`) {
+		t.Fatalf("access line: %s", line)
 	}
 }
