@@ -93,6 +93,8 @@ type QUICLive struct {
 	Allow0RTT        bool
 	MaxStreams       int64
 	RetryAbovePerSec int
+	// MaxUniStreams, when set, replaces QUICConfig.MaxUniStreams.
+	MaxUniStreams int64
 }
 
 // SetLive applies v to the connections that arrive from now on.
@@ -233,6 +235,9 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		v := l.live.Load()
 		c := perConn
 		c.MaxIdleTimeout, c.Allow0RTT, c.MaxIncomingStreams = v.MaxIdleTimeout, v.Allow0RTT, v.MaxStreams
+		if v.MaxUniStreams > 0 {
+			c.MaxIncomingUniStreams = v.MaxUniStreams
+		}
 		return &c, nil
 	}
 	ln, err := l.tr.ListenEarly(tlsCfg, qc)

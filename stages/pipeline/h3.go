@@ -78,10 +78,12 @@ func quicLive(lc conf.Listener) accept.QUICLive {
 		streams = defaultH3Streams
 	}
 	q := lc.QUIC
+	var uni int64
 	if lc.ModeB() {
 		streams = int64(q.RawProxy.MaxRelayStreams)
+		uni = streams
 	}
-	return accept.QUICLive{MaxIdleTimeout: ms(q.MaxIdleTimeoutMs), Allow0RTT: q.Allow0RTT, MaxStreams: streams, RetryAbovePerSec: q.RetryAboveNewConnsPerS}
+	return accept.QUICLive{MaxIdleTimeout: ms(q.MaxIdleTimeoutMs), Allow0RTT: q.Allow0RTT, MaxStreams: streams, RetryAbovePerSec: q.RetryAboveNewConnsPerS, MaxUniStreams: uni}
 }
 
 // listenQUIC opens a quic listener's UDP socket and QUIC endpoint.
@@ -107,7 +109,7 @@ func (g *Gateway) listenQUIC(l *listener) error {
 		maxConns = g.cfg.Runtime.MaxInflightConnections
 	}
 	var mode quicAcceptExtras
-	modeBAccept(l.cfg, &mode)
+	g.modeBAccept(l.cfg, &mode)
 	qm := newQUICSeries(l.cfg.Name)
 	l.quicM = qm
 	ql, err := accept.ListenQUIC(&accept.QUICConfig{

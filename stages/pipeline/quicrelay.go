@@ -51,12 +51,14 @@ func (g *Gateway) configureModeB(l *listener, cfg *conf.Config, def *route.Pool,
 
 // modeBAccept are the accept-stage settings a Mode B endpoint differs in:
 // its ALPN choice, a uni-stream cap of max_relay_streams, datagrams on.
-func modeBAccept(lc conf.Listener, qc *quicAcceptExtras) {
+func (g *Gateway) modeBAccept(lc conf.Listener, qc *quicAcceptExtras) {
 	if !lc.ModeB() {
 		return
 	}
 	r := lc.QUIC.RawProxy
-	qc.alpn = quicrelay.ALPNFilter(r.ALPN)
+	qc.alpn = func(offered []string) []string {
+		return quicrelay.ALPNFilter(g.rawProxy(lc.Name, r).ALPN)(offered)
+	}
 	qc.uni = int64(r.MaxRelayStreams)
 	qc.dgrams = true
 }
@@ -67,6 +69,20 @@ type quicAcceptExtras struct {
 	alpn   func([]string) []string
 	uni    int64
 	dgrams bool
+}
+
+// rawProxy is the raw_proxy settings of the Mode B listener named name in
+// the running config (a reload's, once it applied), boot's when it has
+// none: the keys a reload applies to new connections are read here.
+func (g *Gateway) rawProxy(name string, boot *conf.RawProxy) *conf.RawProxy {
+	if cfg := g.running.Load(); cfg != nil {
+		for i := range cfg.Listeners {
+			if l := &cfg.Listeners[i]; l.Name == name && l.ModeB() {
+				return l.QUIC.RawProxy
+			}
+		}
+	}
+	return boot
 }
 
 // openRelay builds a Mode B listener's relay: its upstream socket, and
@@ -84,7 +100,7 @@ func (g *Gateway) openRelay(l *listener) error {
 			return errors.New("raw_proxy backend_ca_path: no PEM certificate in " + r.BackendCAPath)
 		}
 	}
-	sni := r.SNI
+	name := l.cfg.Name
 	relay, err := quicrelay.New(quicrelay.Options{
 		Listener: l.cfg.Name,
 		Pool:     func() *route.Pool { return l.pool.Load() },
@@ -94,7 +110,7 @@ func (g *Gateway) openRelay(l *listener) error {
 				return nil, fmt.Errorf("backend %s has no TLS settings", b.Address)
 			}
 			tc := o.TLS.Clone()
-			if sni != "" {
+			if sni := g.rawProxy(name, r).SNI; sni != "" {
 				tc.ServerName = sni
 			}
 			if tc.RootCAs == nil { // the backend's own tls_ca_path wins
@@ -104,11 +120,13 @@ func (g *Gateway) openRelay(l *listener) error {
 		},
 		ConnectTimeout: time.Duration(l.connect.Load()),
 		IdleTimeout:    ms(l.cfg.QUIC.MaxIdleTimeoutMs),
-		DgramQueue:     r.DgramQueueCap,
-		MaxStreams:     r.MaxRelayStreams,
-		StreamWindow:   bus.DefaultStreamBytes,
-		ConnWindow:     bus.DefaultConnBytes,
-		Log:            g.log,
+		Settings: func() quicrelay.Settings {
+			r := g.rawProxy(name, r)
+			return quicrelay.Settings{MaxStreams: r.MaxRelayStreams, DgramQueue: r.DgramQueueCap}
+		},
+		StreamWindow: bus.DefaultStreamBytes,
+		ConnWindow:   bus.DefaultConnBytes,
+		Log:          g.log,
 	})
 	if err != nil {
 		return err

@@ -31,6 +31,11 @@ const modeBALPN = "eg-test/1"
 func startModeBBackend(t *testing.T, name string) *modeBBackend {
 	t.Helper()
 	certPath, keyPath := writeCert(t, t.TempDir(), "backend")
+	return startModeBBackendWith(t, name, certPath, keyPath)
+}
+
+func startModeBBackendWith(t *testing.T, name, certPath, keyPath string) *modeBBackend {
+	t.Helper()
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if err != nil {
 		t.Fatal(err)
@@ -283,5 +288,65 @@ backend_ca_path = "`+cert+`"
 	}
 	if line := logged.String(); !strings.Contains(line, `"listener":"modeb","protocol":"QUIC","status":200`) {
 		t.Fatalf("access line: %s", line)
+	}
+}
+
+// TestModeB_ReloadAppliesToNewConnections: a reload's backend_addr,
+// max_relay_streams and alpn apply to connections made after it, and a
+// connection from before keeps its backend.
+func TestModeB_ReloadAppliesToNewConnections(t *testing.T) {
+	certPath, keyPath := writeCert(t, t.TempDir(), "backend")
+	b1, b2 := startModeBBackendWith(t, "b1", certPath, keyPath), startModeBBackendWith(t, "b2", certPath, keyPath)
+	f := newH3Files(t)
+	cfg := func(be *modeBBackend, extra string) string {
+		return modeBListener("modeb", f, "", `backend_addr = "`+be.addr+`"
+backend_ca_path = "`+certPath+`"
+`+extra)
+	}
+	g := startGateway(t, cfg(b1, ""))
+	got, old := modeBAsk(t, g.Addr("modeb"), f.cert, "a")
+	if got != "b1:a" {
+		t.Fatalf("boot: %q", got)
+	}
+	if err := g.Reload(loadConfig(t, cfg(b2, "max_relay_streams = 1"))); err != nil {
+		t.Fatal(err)
+	}
+	got, c := modeBAsk(t, g.Addr("modeb"), f.cert, "c")
+	if got != "b2:c" {
+		t.Fatalf("after reload: %q", got)
+	}
+	held, err := c.OpenStreamSync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	held.Write([]byte("held"))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err = c.OpenStreamSync(ctx)
+	cancel()
+	if err == nil {
+		t.Fatal("a second stream opened past the reloaded max_relay_streams = 1")
+	}
+	// The connection from before the reload still reaches b1, under the
+	// stream credit it was given.
+	for range 2 {
+		s, err := old.OpenStreamSync(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write([]byte("b"))
+		s.Close()
+		s.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if b, err := io.ReadAll(s); err != nil || string(b) != "b1:b" {
+			t.Fatalf("old connection after reload: %q %v", b, err)
+		}
+	}
+	if err := g.Reload(loadConfig(t, cfg(b2, `alpn = ["other/1"]`))); err != nil {
+		t.Fatal(err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	if nc, err := quic.DialAddr(dctx, g.Addr("modeb").String(), &tls.Config{RootCAs: certPool(t, f.cert), ServerName: "localhost", NextProtos: []string{modeBALPN}}, nil); err == nil {
+		nc.CloseWithError(0, "")
+		t.Fatal("the reloaded alpn did not narrow new handshakes")
 	}
 }

@@ -48,16 +48,23 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// IdleTimeout is the backend connection's QUIC idle timeout.
 	IdleTimeout time.Duration
-	// DgramQueue bounds the datagrams waiting in each direction of a
-	// connection; past it the newest is dropped and counted.
-	DgramQueue int
-	// MaxStreams bounds the streams a connection relays at once; it is
-	// also the backend's MAX_STREAMS credit, each kind.
-	MaxStreams int
+	// Settings are read as each connection starts (a reload changes them
+	// for the connections after it).
+	Settings func() Settings
 	// StreamWindow and ConnWindow are the backend connection's receive
 	// windows.
 	StreamWindow, ConnWindow uint64
 	Log                      zerolog.Logger
+}
+
+// Settings are the limits one relayed connection runs under.
+type Settings struct {
+	// MaxStreams bounds the streams a connection relays at once; it is
+	// also the backend's MAX_STREAMS credit, each kind.
+	MaxStreams int
+	// DgramQueue bounds the datagrams waiting in each direction of a
+	// connection; past it the newest is dropped and counted.
+	DgramQueue int
 }
 
 // Relay re-originates client QUIC connections to backends over one UDP
@@ -74,8 +81,8 @@ type Relay struct {
 // New opens the relay's upstream socket (an ephemeral UDP port on every
 // address: backends may be IPv4 or IPv6).
 func New(o Options) (*Relay, error) {
-	if o.MaxStreams <= 0 || o.DgramQueue <= 0 || o.Pool == nil || o.TLS == nil {
-		return nil, errors.New("quicrelay: MaxStreams, DgramQueue, Pool and TLS are required")
+	if o.Settings == nil || o.Pool == nil || o.TLS == nil {
+		return nil, errors.New("quicrelay: Settings, Pool and TLS are required")
 	}
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{})
 	if err != nil {
@@ -129,14 +136,16 @@ func (r *Relay) Serve(ctx context.Context, client *quic.Conn, remote netip.AddrP
 	st := client.ConnectionState()
 	res.ALPN = st.TLS.NegotiatedProtocol
 	dgrams := st.SupportsDatagrams.Local && st.SupportsDatagrams.Remote
-	up, b, a, err := r.dial(ctx, remote, res.ALPN, dgrams)
+	set := r.o.Settings()
+	set.MaxStreams, set.DgramQueue = max(set.MaxStreams, 1), max(set.DgramQueue, 1)
+	up, b, a, err := r.dial(ctx, remote, res.ALPN, dgrams, set)
 	if err != nil {
 		client.CloseWithError(CodeNoBackend, "expressgateway: no backend reachable")
 		return res, err
 	}
 	res.Backend = b.Address
 	defer func() { b.ConnClosed(); a.End(route.Outcome{Status: 200}) }()
-	c := &conn{r: r, client: client, up: up, m: newConnSeries(r.o.Listener, b.Address), sem: make(chan struct{}, r.o.MaxStreams)}
+	c := &conn{r: r, client: client, up: up, m: newConnSeries(r.o.Listener, b.Address), sem: make(chan struct{}, set.MaxStreams), dgramQueue: set.DgramQueue}
 	c.m.conns.Inc()
 	c.run(ctx, dgrams, dgrams && up.ConnectionState().SupportsDatagrams.Remote)
 	res.ToBackend, res.ToClient, res.Streams = c.toBackend.Load(), c.toClient.Load(), c.streams.Load()
@@ -146,7 +155,7 @@ func (r *Relay) Serve(ctx context.Context, client *quic.Conn, remote netip.AddrP
 // dial connects to a backend of the pool, trying each once (in the pool's
 // order of preference) until one completes its handshake. The backend's
 // connection and attempt are counted until the caller ends them.
-func (r *Relay) dial(ctx context.Context, remote netip.AddrPort, alpn string, dgrams bool) (*quic.Conn, *route.Backend, *route.Attempt, error) {
+func (r *Relay) dial(ctx context.Context, remote netip.AddrPort, alpn string, dgrams bool, set Settings) (*quic.Conn, *route.Backend, *route.Attempt, error) {
 	pool := r.o.Pool()
 	if pool == nil {
 		noBackend(r.o.Listener).Inc()
@@ -156,8 +165,8 @@ func (r *Relay) dial(ctx context.Context, remote netip.AddrPort, alpn string, dg
 	qc := &quic.Config{
 		HandshakeIdleTimeout:           r.o.ConnectTimeout,
 		MaxIdleTimeout:                 r.o.IdleTimeout,
-		MaxIncomingStreams:             int64(r.o.MaxStreams),
-		MaxIncomingUniStreams:          int64(r.o.MaxStreams),
+		MaxIncomingStreams:             int64(set.MaxStreams),
+		MaxIncomingUniStreams:          int64(set.MaxStreams),
 		InitialStreamReceiveWindow:     r.o.StreamWindow,
 		MaxStreamReceiveWindow:         r.o.StreamWindow,
 		InitialConnectionReceiveWindow: r.o.ConnWindow,
@@ -234,6 +243,7 @@ type conn struct {
 	m          *connSeries
 	// sem holds a place per stream being relayed (MaxStreams in all).
 	sem                 chan struct{}
+	dgramQueue          int
 	toBackend, toClient atomic.Int64
 	streams             atomic.Int64
 	wg                  sync.WaitGroup
@@ -274,10 +284,10 @@ func (c *conn) run(ctx context.Context, clientDgrams, dgrams bool) {
 	switch {
 	case dgrams:
 		c.wg.Go(func() {
-			relayDatagrams(cctx, c.client.ReceiveDatagram, c.up.SendDatagram, c.r.o.DgramQueue, c.m.dgramToBackend, c.m.dropToBackend)
+			relayDatagrams(cctx, c.client.ReceiveDatagram, c.up.SendDatagram, c.dgramQueue, c.m.dgramToBackend, c.m.dropToBackend)
 		})
 		c.wg.Go(func() {
-			relayDatagrams(uctx, c.up.ReceiveDatagram, c.client.SendDatagram, c.r.o.DgramQueue, c.m.dgramToClient, c.m.dropToClient)
+			relayDatagrams(uctx, c.up.ReceiveDatagram, c.client.SendDatagram, c.dgramQueue, c.m.dgramToClient, c.m.dropToClient)
 		})
 	case clientDgrams:
 		// The backend takes no datagrams: the client's are read, so
