@@ -76,6 +76,7 @@ func (l *Listener) backendFront() string {
 // listener must not have.
 func (l *Listener) validateRawProxy(k string, c *Config, ps *Problems) {
 	if !l.ModeB() {
+		l.refuseQUICPools(c, ps)
 		return
 	}
 	r := l.QUIC.RawProxy
@@ -144,6 +145,26 @@ func (l *Listener) validateRawProxy(k string, c *Config, ps *Problems) {
 	}{{"websocket", l.WS != nil}, {"grpc", l.GRPC != nil}, {"alt_svc", l.AltSvc != nil}} {
 		if t.set {
 			ps.Addf(key(k, t.name), "[listeners.%s] is for HTTP fronts; a raw_proxy listener relays QUIC unread", t.name)
+		}
+	}
+}
+
+// refuseQUICPools names the quic backends of the pools a listener other
+// than Mode B uses: only a raw_proxy listener relays to them.
+func (l *Listener) refuseQUICPools(c *Config, ps *Problems) {
+	names := []string{l.Pool}
+	for _, r := range l.Routes {
+		names = append(names, r.Pool)
+	}
+	for pi := range c.Pools {
+		p := &c.Pools[pi]
+		if p.Name == "" || !slices.Contains(names, p.Name) {
+			continue
+		}
+		for j, b := range p.Backends {
+			if b.Protocol == "quic" {
+				ps.Addf(key(idx(key(idx("pools", pi), "backends"), j), "protocol"), "pool %q serves %s listener %q: a quic backend is for a raw_proxy (Mode B) listener", p.Name, l.Protocol, l.Name)
+			}
 		}
 	}
 }

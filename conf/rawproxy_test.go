@@ -160,6 +160,17 @@ key_path = "` + filepath.Join(dir, "front.key") + `"
 retry_secret_path = "` + filepath.Join(dir, "retry.key") + `"
 [listeners.quic.raw_proxy]
 backend_addr = "10.0.0.6:4433"
+
+[[pools]]
+name = "q"
+backends = [{ address = "10.0.0.7:4433", protocol = "quic" }]
+
+[[listeners]]
+address = "127.0.0.1:8080"
+protocol = "h1"
+[[listeners.routes]]
+path_prefix = "/q"
+pool = "q"
 `
 	_, err := load(write(t, "m.toml", body, 0o600), func() []string { return nil })
 	var pe *ProblemsError
@@ -184,6 +195,7 @@ backend_addr = "10.0.0.6:4433"
 		"listeners[2].backends[1].tls_verify_peer: a quic backend's certificate is always verified",
 		"listeners[3].backends[0].protocol: a quic backend is for a raw_proxy (Mode B) listener",
 		"listeners[4].quic.raw_proxy.backend_addr: set one of backend_addr, the listener's backends or its pool",
+		`pools[1].backends[0].protocol: pool "q" serves h1 listener "h1/127.0.0.1:8080": a quic backend is for a raw_proxy (Mode B) listener`,
 	} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("missing %q in:\n%s", want, msg)
