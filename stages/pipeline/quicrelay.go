@@ -71,18 +71,23 @@ type quicAcceptExtras struct {
 	dgrams bool
 }
 
-// rawProxy is the raw_proxy settings of the Mode B listener named name in
+// modeBQUIC is the [listeners.quic] of the Mode B listener named name in
 // the running config (a reload's, once it applied), boot's when it has
 // none: the keys a reload applies to new connections are read here.
-func (g *Gateway) rawProxy(name string, boot *conf.RawProxy) *conf.RawProxy {
+func (g *Gateway) modeBQUIC(name string, boot *conf.QUIC) *conf.QUIC {
 	if cfg := g.running.Load(); cfg != nil {
 		for i := range cfg.Listeners {
 			if l := &cfg.Listeners[i]; l.Name == name && l.ModeB() {
-				return l.QUIC.RawProxy
+				return l.QUIC
 			}
 		}
 	}
 	return boot
+}
+
+// rawProxy is modeBQUIC's raw_proxy.
+func (g *Gateway) rawProxy(name string, boot *conf.RawProxy) *conf.RawProxy {
+	return g.modeBQUIC(name, &conf.QUIC{RawProxy: boot}).RawProxy
 }
 
 // openRelay builds a Mode B listener's relay: its upstream socket, and
@@ -118,11 +123,14 @@ func (g *Gateway) openRelay(l *listener) error {
 			}
 			return tc, nil
 		},
-		ConnectTimeout: time.Duration(l.connect.Load()),
-		IdleTimeout:    ms(l.cfg.QUIC.MaxIdleTimeoutMs),
 		Settings: func() quicrelay.Settings {
-			r := g.rawProxy(name, r)
-			return quicrelay.Settings{MaxStreams: r.MaxRelayStreams, DgramQueue: r.DgramQueueCap}
+			q := g.modeBQUIC(name, l.cfg.QUIC)
+			return quicrelay.Settings{
+				MaxStreams:     q.RawProxy.MaxRelayStreams,
+				DgramQueue:     q.RawProxy.DgramQueueCap,
+				ConnectTimeout: time.Duration(l.connect.Load()),
+				IdleTimeout:    ms(q.MaxIdleTimeoutMs),
+			}
 		},
 		StreamWindow: bus.DefaultStreamBytes,
 		ConnWindow:   bus.DefaultConnBytes,

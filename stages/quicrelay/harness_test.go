@@ -131,12 +131,12 @@ func startFront(t testing.TB, o frontOpts) *front {
 		TLS: func(*route.Backend) (*tls.Config, error) {
 			return &tls.Config{RootCAs: o.roots, ServerName: "localhost"}, nil
 		},
-		ConnectTimeout: o.connect,
-		IdleTimeout:    10 * time.Second,
-		Settings:       func() Settings { return Settings{MaxStreams: o.streams, DgramQueue: o.dgrams} },
-		StreamWindow:   1 << 20,
-		ConnWindow:     4 << 20,
-		Log:            zerolog.Nop(),
+		Settings: func() Settings {
+			return Settings{MaxStreams: o.streams, DgramQueue: o.dgrams, ConnectTimeout: o.connect, IdleTimeout: 10 * time.Second}
+		},
+		StreamWindow: 1 << 20,
+		ConnWindow:   4 << 20,
+		Log:          zerolog.Nop(),
 	})
 	if err != nil {
 		t.Fatal(err)

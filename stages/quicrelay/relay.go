@@ -44,10 +44,6 @@ type Options struct {
 	// TLS is the client config for a backend: its roots and server name.
 	// The relay sets TLS 1.3 and the ALPN; it never skips verification.
 	TLS func(b *route.Backend) (*tls.Config, error)
-	// ConnectTimeout bounds one backend's QUIC handshake.
-	ConnectTimeout time.Duration
-	// IdleTimeout is the backend connection's QUIC idle timeout.
-	IdleTimeout time.Duration
 	// Settings are read as each connection starts (a reload changes them
 	// for the connections after it).
 	Settings func() Settings
@@ -57,6 +53,9 @@ type Options struct {
 	Log                      zerolog.Logger
 }
 
+// defaultConnectTimeout bounds a backend handshake when Settings give none.
+const defaultConnectTimeout = 5 * time.Second
+
 // Settings are the limits one relayed connection runs under.
 type Settings struct {
 	// MaxStreams bounds the streams a connection relays at once; it is
@@ -65,6 +64,10 @@ type Settings struct {
 	// DgramQueue bounds the datagrams waiting in each direction of a
 	// connection; past it the newest is dropped and counted.
 	DgramQueue int
+	// ConnectTimeout bounds one backend's QUIC handshake.
+	ConnectTimeout time.Duration
+	// IdleTimeout is the backend connection's QUIC idle timeout.
+	IdleTimeout time.Duration
 }
 
 // Relay re-originates client QUIC connections to backends over one UDP
@@ -138,6 +141,9 @@ func (r *Relay) Serve(ctx context.Context, client *quic.Conn, remote netip.AddrP
 	dgrams := st.SupportsDatagrams.Local && st.SupportsDatagrams.Remote
 	set := r.o.Settings()
 	set.MaxStreams, set.DgramQueue = max(set.MaxStreams, 1), max(set.DgramQueue, 1)
+	if set.ConnectTimeout <= 0 {
+		set.ConnectTimeout = defaultConnectTimeout
+	}
 	up, b, a, err := r.dial(ctx, remote, res.ALPN, dgrams, set)
 	if err != nil {
 		client.CloseWithError(CodeNoBackend, "expressgateway: no backend reachable")
@@ -163,8 +169,8 @@ func (r *Relay) dial(ctx context.Context, remote netip.AddrPort, alpn string, dg
 	}
 	key := route.Key{Src: remote.Addr().Unmap()}
 	qc := &quic.Config{
-		HandshakeIdleTimeout:           r.o.ConnectTimeout,
-		MaxIdleTimeout:                 r.o.IdleTimeout,
+		HandshakeIdleTimeout:           set.ConnectTimeout,
+		MaxIdleTimeout:                 set.IdleTimeout,
 		MaxIncomingStreams:             int64(set.MaxStreams),
 		MaxIncomingUniStreams:          int64(set.MaxStreams),
 		InitialStreamReceiveWindow:     r.o.StreamWindow,
@@ -190,7 +196,7 @@ func (r *Relay) dial(ctx context.Context, remote netip.AddrPort, alpn string, dg
 			last = route.ErrCircuitOpen
 			continue
 		}
-		up, err := r.dialOne(ctx, b, alpn, qc)
+		up, err := r.dialOne(ctx, b, alpn, qc, set.ConnectTimeout)
 		if err == nil {
 			return up, b, a, nil
 		}
@@ -210,7 +216,7 @@ func (r *Relay) dial(ctx context.Context, remote netip.AddrPort, alpn string, dg
 	return nil, nil, nil, last
 }
 
-func (r *Relay) dialOne(ctx context.Context, b *route.Backend, alpn string, qc *quic.Config) (*quic.Conn, error) {
+func (r *Relay) dialOne(ctx context.Context, b *route.Backend, alpn string, qc *quic.Config, timeout time.Duration) (*quic.Conn, error) {
 	base, err := r.o.TLS(b)
 	if err != nil {
 		return nil, err
@@ -223,7 +229,7 @@ func (r *Relay) dialOne(ctx context.Context, b *route.Backend, alpn string, qc *
 	if err != nil {
 		return nil, err
 	}
-	dctx, cancel := context.WithTimeout(ctx, r.o.ConnectTimeout)
+	dctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	up, err := r.tr.Dial(dctx, ua, tc, qc)
 	if err != nil {
