@@ -350,3 +350,43 @@ backend_ca_path = "`+certPath+`"
 		t.Fatal("the reloaded alpn did not narrow new handshakes")
 	}
 }
+
+// TestModeB_ReloadSwitchingModeIsARemovePlusAdd: a quic listener that a
+// reload turns from HTTP/3 into Mode B is replaced (the old one drains),
+// not half-reconfigured; on a fixed address the reload is refused, as for
+// any UDP listener re-added where one still drains.
+func TestModeB_ReloadSwitchingModeIsARemovePlusAdd(t *testing.T) {
+	be := startModeBBackend(t, "b1")
+	web := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "h3") }))
+	f := newH3Files(t)
+	h3cfg := quicListener("q", f, "", `[[listeners.backends]]
+address = "`+web+`"
+protocol = "h1"`)
+	g := startGateway(t, h3cfg)
+	c, _ := h3Client(t, f.cert)
+	res, err := c.Get(g.h3URL("q") + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	modeB := modeBListener("q", f, "", `backend_addr = "`+be.addr+`"
+backend_ca_path = "`+be.cert+`"`)
+	if err := g.Reload(loadConfig(t, modeB)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := modeBAsk(t, g.Addr("q"), f.cert, "m"); got != "b1:m" {
+		t.Fatalf("after the switch: %q", got)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	at := func(s string) string { return strings.Replace(s, `address = "127.0.0.1:0"`, `address = "`+addr+`"`, 1) }
+	g2 := startGateway(t, strings.Replace(at(h3cfg), `name = "q"`, `name = "fixed"`, 1))
+	err = g2.Reload(loadConfig(t, strings.Replace(at(modeB), `name = "q"`, `name = "fixed"`, 1)))
+	if err == nil || !strings.Contains(err.Error(), "is held by listener fixed until it drains") {
+		t.Fatalf("switch on a fixed address: %v", err)
+	}
+}
