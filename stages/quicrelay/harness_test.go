@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"go.uber.org/goleak"
 
+	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/conf/testcert"
 	"github.com/expressgateway/expressgateway/stages/accept"
@@ -109,7 +110,7 @@ func startFront(t testing.TB, o frontOpts) *front {
 		o.streams = conf.DefaultRawProxyRelayStream
 	}
 	if o.connect == 0 {
-		o.connect = 2 * time.Second
+		o.connect = ms(conf.DefaultConnectTimeoutMs)
 	}
 	pc := conf.Pool{Name: "modeb", Algorithm: "round_robin"}
 	if o.maxConns > 0 {
@@ -132,10 +133,10 @@ func startFront(t testing.TB, o frontOpts) *front {
 			return &tls.Config{RootCAs: o.roots, ServerName: "localhost"}, nil
 		},
 		Settings: func() Settings {
-			return Settings{MaxStreams: o.streams, DgramQueue: o.dgrams, ConnectTimeout: o.connect, IdleTimeout: 10 * time.Second}
+			return Settings{MaxStreams: o.streams, DgramQueue: o.dgrams, ConnectTimeout: o.connect, IdleTimeout: ms(conf.DefaultQUICIdleMs)}
 		},
-		StreamWindow: 1 << 20,
-		ConnWindow:   4 << 20,
+		StreamWindow: bus.DefaultStreamBytes,
+		ConnWindow:   bus.DefaultConnBytes,
 		Log:          zerolog.Nop(),
 	})
 	if err != nil {
@@ -146,16 +147,15 @@ func startFront(t testing.TB, o frontOpts) *front {
 		Address:          "127.0.0.1:0",
 		TLS:              func() *tls.Config { return &tls.Config{Certificates: []tls.Certificate{cert}} },
 		RetrySecret:      []byte("0123456789abcdef0123456789abcdef"),
-		RetryAbovePerSec: 1000,
-		MaxIdleTimeout:   10 * time.Second,
-		HandshakeTimeout: 2 * time.Second,
+		MaxIdleTimeout:   ms(conf.DefaultQUICIdleMs),
+		HandshakeTimeout: ms(conf.DefaultHandshakeTimeout),
 		MaxStreams:       int64(o.streams),
 		MaxUniStreams:    int64(o.streams),
 		ALPN:             ALPNFilter(o.alpn),
 		EnableDatagrams:  true,
-		StreamWindow:     1 << 20,
-		ConnWindow:       4 << 20,
-		Gate:             accept.NewGate(100, 1000),
+		StreamWindow:     bus.DefaultStreamBytes,
+		ConnWindow:       bus.DefaultConnBytes,
+		Gate:             accept.NewGate(conf.DefaultPerIPConnCap, 1000),
 		Log:              zerolog.Nop(),
 	})
 	if err != nil {
@@ -202,6 +202,8 @@ func (f *front) mustDial(t testing.TB, alpns ...string) *quic.Conn {
 	}
 	return c
 }
+
+func ms(v int) time.Duration { return time.Duration(v) * time.Millisecond }
 
 // deadAddr is a loopback UDP port nothing listens on.
 func deadAddr(t *testing.T) string {

@@ -249,14 +249,20 @@ func TestResetAndStopSending_CodesCrossBothWays(t *testing.T) {
 // either side reaches the other with its code and reason.
 func TestConnectionClose_CodeAndReasonCrossBothWays(t *testing.T) {
 	cert, roots, _ := loadPair(t, "backend")
+	waiting := make(chan *quic.Conn, 1) // the connection the client will close
 	be := startBackend(t, cert, []string{testALPN}, func(c *quic.Conn) {
 		s, err := c.AcceptStream(context.Background())
 		if err != nil {
 			return
 		}
 		b := make([]byte, 1)
-		if _, err := io.ReadFull(s, b); err == nil && b[0] == 'B' {
+		if _, err := io.ReadFull(s, b); err != nil {
+			return
+		}
+		if b[0] == 'B' {
 			c.CloseWithError(0x99, "backend says later")
+		} else {
+			waiting <- c
 		}
 	})
 	f := startFront(t, frontOpts{backends: []string{be.addr}, roots: roots})
@@ -273,16 +279,10 @@ func TestConnectionClose_CodeAndReasonCrossBothWays(t *testing.T) {
 	s, _ = c.OpenStreamSync(context.Background())
 	s.Write([]byte("C"))
 	var up *quic.Conn
-	for up == nil {
-		select {
-		case b := <-be.accepted:
-			// The first connection's upstream is done already.
-			if b.Context().Err() == nil {
-				up = b
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("no upstream connection")
-		}
+	select {
+	case up = <-waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no upstream connection")
 	}
 	c.CloseWithError(0x1234, "client bye")
 	if ae := appError(t, up); ae.ErrorCode != 0x1234 || ae.ErrorMessage != "client bye" {
