@@ -15,6 +15,7 @@ import (
 
 	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/l4"
 	"github.com/expressgateway/expressgateway/stages/quicrelay"
 	"github.com/expressgateway/expressgateway/stages/route"
@@ -154,6 +155,12 @@ func (g *Gateway) serveModeB(l *listener) {
 			l.conns.Add(1)
 			defer l.conns.Add(-1)
 			connsTotal.Inc()
+			defer func() {
+				if v := recover(); v != nil {
+					stages.Panicked(g.log, v, nil)
+					c.CloseWithError(quicrelay.CodeInternal, "expressgateway: internal error")
+				}
+			}()
 			start := time.Now()
 			res, err := l.relay.Serve(l.connCtx, c, remote)
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"github.com/rs/zerolog"
 
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
@@ -29,6 +30,9 @@ const (
 	CodePeerLost quic.ApplicationErrorCode = 0x4547_0002
 	// CodeShutdown closes both sides when the gateway's drain runs out.
 	CodeShutdown quic.ApplicationErrorCode = 0x4547_0003
+	// CodeInternal closes both sides of a connection whose relay failed
+	// (a recovered panic).
+	CodeInternal quic.ApplicationErrorCode = 0x4547_0004
 	// CodeStreamLost resets (or stops) a stream whose other half could
 	// not be relayed (its connection ended under it).
 	CodeStreamLost quic.StreamErrorCode = 0x4547_0010
@@ -262,7 +266,7 @@ func (c *conn) run(ctx context.Context, clientDgrams, dgrams bool) {
 	// Both connections' contexts end when either does: the closer below
 	// closes the survivor, which ends its accept loops and streams.
 	done := make(chan struct{})
-	c.wg.Go(func() {
+	c.goSafe(func() {
 		defer close(done)
 		select {
 		case <-c.client.Context().Done():
@@ -275,35 +279,59 @@ func (c *conn) run(ctx context.Context, clientDgrams, dgrams bool) {
 		}
 	})
 	cctx, uctx := c.client.Context(), c.up.Context()
-	c.wg.Go(func() {
+	c.goSafe(func() {
 		acceptBidi(c, cctx, c.client.AcceptStream, c.up.OpenStreamSync, uctx, c.m.clientBidi, true)
 	})
-	c.wg.Go(func() {
+	c.goSafe(func() {
 		acceptBidi(c, uctx, c.up.AcceptStream, c.client.OpenStreamSync, cctx, c.m.backendBidi, false)
 	})
-	c.wg.Go(func() {
+	c.goSafe(func() {
 		acceptUni(c, cctx, c.client.AcceptUniStream, c.up.OpenUniStreamSync, uctx, c.m.clientUni, true)
 	})
-	c.wg.Go(func() {
+	c.goSafe(func() {
 		acceptUni(c, uctx, c.up.AcceptUniStream, c.client.OpenUniStreamSync, cctx, c.m.backendUni, false)
 	})
 	switch {
 	case dgrams:
-		c.wg.Go(func() {
+		c.goSafe(func() {
 			relayDatagrams(cctx, c.client.ReceiveDatagram, c.up.SendDatagram, c.dgramQueue, c.m.dgramToBackend, c.m.dropToBackend)
 		})
-		c.wg.Go(func() {
+		c.goSafe(func() {
 			relayDatagrams(uctx, c.up.ReceiveDatagram, c.client.SendDatagram, c.dgramQueue, c.m.dgramToClient, c.m.dropToClient)
 		})
 	case clientDgrams:
 		// The backend takes no datagrams: the client's are read, so
 		// that they are counted as dropped rather than lost unseen.
-		c.wg.Go(func() {
+		c.goSafe(func() {
 			relayDatagrams(cctx, c.client.ReceiveDatagram, noDatagrams, 1, c.m.dgramToBackend, c.m.dropToBackend)
 		})
 	}
 	<-done
 	c.wg.Wait()
+}
+
+// goSafe runs fn on the connection's wait group; a panic in it is counted
+// and logged, and closes this connection pair only.
+func (c *conn) goSafe(fn func()) {
+	c.wg.Go(func() {
+		defer c.recovered()
+		fn()
+	})
+}
+
+// recovered is deferred by every goroutine of the pair.
+func (c *conn) recovered() {
+	if v := recover(); v != nil {
+		stages.Panicked(c.r.o.Log, v, pairCloser{c})
+	}
+}
+
+// pairCloser closes both connections of a pair with CodeInternal.
+type pairCloser struct{ c *conn }
+
+func (p pairCloser) Close() error {
+	p.c.client.CloseWithError(CodeInternal, "expressgateway: internal error")
+	return p.c.up.CloseWithError(CodeInternal, "expressgateway: internal error")
 }
 
 // closeLike closes dst the way src was closed: the peer's application
@@ -366,10 +394,13 @@ func acceptBidi(c *conn, actx context.Context, accept func(context.Context) (*qu
 		opened.Inc()
 		c.streams.Add(1)
 		out, back, outM, backM := c.counters(fromClient)
-		c.wg.Go(func() {
+		c.goSafe(func() {
 			defer c.release()
 			var halves sync.WaitGroup
-			halves.Go(func() { c.r.pipe(o, s, out, outM) })
+			halves.Go(func() {
+				defer c.recovered()
+				c.r.pipe(o, s, out, outM)
+			})
 			c.r.pipe(s, o, back, backM)
 			halves.Wait()
 			s.ReleaseStreamCredit()
@@ -401,7 +432,7 @@ func acceptUni(c *conn, actx context.Context, accept func(context.Context) (*qui
 		opened.Inc()
 		c.streams.Add(1)
 		out, _, outM, _ := c.counters(fromClient)
-		c.wg.Go(func() {
+		c.goSafe(func() {
 			defer c.release()
 			c.r.pipe(o, s, out, outM)
 			s.ReleaseStreamCredit()
