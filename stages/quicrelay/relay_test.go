@@ -381,3 +381,59 @@ func TestDatagramQueue_DropsNewestWhenFull(t *testing.T) {
 		t.Fatalf("sent %q, dropped %d, relayed %d; want 012, 3, 3", got, dropped, relayed)
 	}
 }
+
+// TestUniStreams_ResetAndStopCross: on unidirectional streams too, the
+// client's RESET_STREAM reaches the backend with its code, and the
+// backend's STOP_SENDING stops the client's writes with its code.
+func TestUniStreams_ResetAndStopCross(t *testing.T) {
+	cert, roots, _ := loadPair(t, "backend")
+	resetSeen := make(chan quic.StreamErrorCode, 1)
+	be := startBackend(t, cert, []string{testALPN}, func(c *quic.Conn) {
+		for {
+			s, err := c.AcceptUniStream(context.Background())
+			if err != nil {
+				return
+			}
+			go func() {
+				first := make([]byte, 1)
+				if _, err := io.ReadFull(s, first); err != nil {
+					return
+				}
+				if first[0] == 'S' {
+					s.CancelRead(0x31)
+					return
+				}
+				_, err := io.ReadAll(s)
+				var se *quic.StreamError
+				if errors.As(err, &se) {
+					resetSeen <- se.ErrorCode
+				}
+			}()
+		}
+	})
+	f := startFront(t, frontOpts{backends: []string{be.addr}, roots: roots})
+	c := f.mustDial(t)
+	u, err := c.OpenUniStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Write([]byte("R"))
+	time.Sleep(50 * time.Millisecond) // the byte crosses before the reset
+	u.CancelWrite(0x32)
+	select {
+	case code := <-resetSeen:
+		if code != 0x32 {
+			t.Fatalf("uni reset: code %#x, want 0x32", code)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("uni reset never reached the backend")
+	}
+	u, err = c.OpenUniStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Write([]byte("S"))
+	if code := streamErr(t, "uni stop to client", writeUntilErr(t, u)); code != 0x31 {
+		t.Fatalf("uni stop: code %#x, want 0x31", code)
+	}
+}
