@@ -390,3 +390,27 @@ backend_ca_path = "`+be.cert+`"`)
 		t.Fatalf("switch on a fixed address: %v", err)
 	}
 }
+
+// TestModeB_PerIPCapOfTheQUICListener: Mode B accepts through the same
+// QUIC endpoint as HTTP/3: max_connections_per_ip refuses the next
+// connection from one IP with CONNECTION_REFUSED.
+func TestModeB_PerIPCapOfTheQUICListener(t *testing.T) {
+	be := startModeBBackend(t, "b1")
+	f := newH3Files(t)
+	g := startGateway(t, strings.Replace(modeBListener("modeb", f, "", `backend_addr = "`+be.addr+`"
+backend_ca_path = "`+be.cert+`"`), "[listeners.quic.raw_proxy]", "max_connections_per_ip = 1\n[listeners.quic.raw_proxy]", 1))
+	if got, _ := modeBAsk(t, g.Addr("modeb"), f.cert, "one"); got != "b1:one" {
+		t.Fatalf("first: %q", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := quic.DialAddr(ctx, g.Addr("modeb").String(), &tls.Config{RootCAs: certPool(t, f.cert), ServerName: "localhost", NextProtos: []string{modeBALPN}}, nil)
+	if err == nil {
+		c.CloseWithError(0, "")
+		t.Fatal("a second connection from one IP was admitted")
+	}
+	var te *quic.TransportError
+	if !errors.As(err, &te) || te.ErrorCode != quic.ConnectionRefused {
+		t.Fatalf("second connection: %v, want CONNECTION_REFUSED", err)
+	}
+}
