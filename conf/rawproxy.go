@@ -100,8 +100,8 @@ func (l *Listener) validateRawProxy(k string, c *Config, ps *Problems) {
 			for j := range p.Backends {
 				checkBackendFor(key(idx(key(idx("pools", pi), "backends"), j)), modeBFront, &p.Backends[j], ps)
 			}
-			if p.HealthCheck != nil {
-				ps.Addf(key(idx("pools", pi), "health_check"), "pool %q serves raw_proxy listener %q: active checks do not speak QUIC; failed connects feed outlier detection instead ([pools.outlier])", p.Name, l.Name)
+			if hc := p.HealthCheck; hc != nil {
+				l.checkModeBHealth(pi, p, r, ps)
 			}
 		}
 	}
@@ -145,6 +145,27 @@ func (l *Listener) validateRawProxy(k string, c *Config, ps *Problems) {
 	}{{"websocket", l.WS != nil}, {"grpc", l.GRPC != nil}, {"alt_svc", l.AltSvc != nil}} {
 		if t.set {
 			ps.Addf(key(k, t.name), "[listeners.%s] is for HTTP fronts; a raw_proxy listener relays QUIC unread", t.name)
+		}
+	}
+}
+
+// checkModeBHealth checks the active health check of a pool serving a
+// Mode B listener: quic backends are probed with an HTTP request over
+// HTTP/3 (so they must speak it), verified with each backend's own
+// tls_ca_path and tls_verify_hostname, which the probe reads instead of
+// the listener's backend_ca_path and sni.
+func (l *Listener) checkModeBHealth(pi int, p *Pool, r *RawProxy, ps *Problems) {
+	pk := idx("pools", pi)
+	if p.HealthCheck.Type != "http" {
+		ps.Addf(key(pk, "health_check", "type"), "pool %q serves raw_proxy listener %q: its quic backends are checked with type = \"http\" over HTTP/3, not %q (without active checks, failed connects feed outlier detection, [pools.outlier])", p.Name, l.Name, p.HealthCheck.Type)
+	}
+	for j, b := range p.Backends {
+		bk := idx(key(pk, "backends"), j)
+		if r.BackendCAPath != "" && b.TLSCAPath == "" {
+			ps.Addf(key(bk, "tls_ca_path"), "pool %q is health-checked: its probe verifies %s with the backend's tls_ca_path, not raw_proxy backend_ca_path; set it", p.Name, b.Address)
+		}
+		if r.SNI != "" && b.TLSVerifyHostname == "" {
+			ps.Addf(key(bk, "tls_verify_hostname"), "pool %q is health-checked: its probe verifies %s for the backend's tls_verify_hostname, not raw_proxy sni; set it", p.Name, b.Address)
 		}
 	}
 }

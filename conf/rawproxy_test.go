@@ -187,7 +187,7 @@ pool = "q"
 		"m.toml:21: listeners[0].quic.raw_proxy.alpn[1]: an ALPN protocol is 1 to 255 bytes, got 0",
 		`m.toml:21: listeners[0].quic.raw_proxy.alpn[2]: "x" is listed twice`,
 		`m.toml:4: pools[0].backends[0].protocol: a raw_proxy (Mode B) listener relays QUIC: backend protocol must be quic, not "h2"`,
-		`m.toml:5: pools[0].health_check: pool "web" serves raw_proxy listener`,
+		`m.toml:6: pools[0].health_check.type: pool "web" serves raw_proxy listener "quic/127.0.0.1:4434": its quic backends are checked with type = "http" over HTTP/3, not "tcp"`,
 		"listeners[1].quic.allow_0rtt: a raw_proxy listener refuses 0-RTT",
 		"listeners[1].quic.raw_proxy.backend_ca_path: cannot read CA bundle",
 		"listeners[1].websocket: [listeners.websocket] is for HTTP fronts",
@@ -205,5 +205,44 @@ pool = "q"
 	_, err = load(write(t, "e.toml", modeBListener(t, dir, ""), 0o600), func() []string { return nil })
 	if err == nil || !strings.Contains(err.Error(), "listeners[0].quic.raw_proxy.backend_addr: a raw_proxy listener needs backend_addr, backends or a pool") {
 		t.Fatalf("empty raw_proxy: %v", err)
+	}
+}
+
+// TestRawProxy_HealthCheckedPool: a pool serving Mode B may be checked
+// over HTTP/3 (type http), and then each backend names the CA and name
+// its probe verifies, since the probe does not read raw_proxy's.
+func TestRawProxy_HealthCheckedPool(t *testing.T) {
+	dir := t.TempDir()
+	ca, _ := testcert.Write(t, dir, "backend")
+	pool := func(backend string) string {
+		return `
+[[pools]]
+name = "up"
+backends = [` + backend + `]
+[pools.health_check]
+type = "http"
+path = "/healthz"
+`
+	}
+	listener := strings.Replace(modeBListener(t, dir, `sni = "b.internal"
+backend_ca_path = "`+ca+`"
+`), `protocol = "quic"`, `protocol = "quic"
+pool = "up"`, 1)
+	good := pool(`{ address = "10.0.0.1:4433", protocol = "quic", tls_ca_path = "`+ca+`", tls_verify_hostname = "b.internal" }`) + listener
+	if _, err := load(write(t, "g.toml", good, 0o600), func() []string { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	bad := pool(`{ address = "10.0.0.1:4433", protocol = "quic" }`) + listener
+	_, err := load(write(t, "b.toml", bad, 0o600), func() []string { return nil })
+	if err == nil {
+		t.Fatal("a health-checked pool without the probe's CA and name loaded")
+	}
+	for _, want := range []string{
+		"pools[0].backends[0].tls_ca_path: pool \"up\" is health-checked: its probe verifies 10.0.0.1:4433 with the backend's tls_ca_path",
+		"pools[0].backends[0].tls_verify_hostname: pool \"up\" is health-checked",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
 	}
 }

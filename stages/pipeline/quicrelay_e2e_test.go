@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
@@ -413,4 +414,62 @@ backend_ca_path = "`+be.cert+`"`), "[listeners.quic.raw_proxy]", "max_connection
 	if !errors.As(err, &te) || te.ErrorCode != quic.ConnectionRefused {
 		t.Fatalf("second connection: %v, want CONNECTION_REFUSED", err)
 	}
+}
+
+// TestModeB_ActiveHealthOverHTTP3: a pool of quic backends that speak
+// HTTP/3 is checked over HTTP/3 (type http); the one whose check fails is
+// marked down and new Mode B connections all go to the healthy one.
+func TestModeB_ActiveHealthOverHTTP3(t *testing.T) {
+	serve := func(name string, healthy bool) (string, string) {
+		return h3Backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/healthz" && !healthy {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, name)
+		}))
+	}
+	goodAddr, goodCert := serve("good", true)
+	badAddr, badCert := serve("bad", false)
+	f := newH3Files(t)
+	g := startGateway(t, `
+[[pools]]
+name = "up"
+backends = [{ address = "`+goodAddr+`", protocol = "quic", tls_ca_path = "`+goodCert+`" },
+            { address = "`+badAddr+`", protocol = "quic", tls_ca_path = "`+badCert+`" }]
+[pools.health_check]
+type = "http"
+path = "/healthz"
+interval_ms = 200
+timeout_ms = 190
+`+modeBListener("modeb", f, `pool = "up"`, ""))
+	deadline := time.Now().Add(10 * time.Second)
+	down := `expressgateway_backend_up{pool="up",backend="` + badAddr + `"}`
+	up := `expressgateway_backend_up{pool="up",backend="` + goodAddr + `"}`
+	for metricValue(up) != 1 || metricValue(down) != 0 || !strings.Contains(metricText(), down+" 0") {
+		if time.Now().After(deadline) {
+			t.Fatalf("health never settled: good %v, bad %v", metricValue(up), metricValue(down))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 4 { // new connections: each is a pick
+		c, tr := h3Client(t, f.cert)
+		res, err := c.Get(g.h3URL("modeb") + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		tr.Close()
+		if string(b) != "good" {
+			t.Fatalf("connection %d reached %q (good up %v, bad up %v)", i, b, metricValue(up), metricValue(down))
+		}
+	}
+}
+
+// metricText is the process's series in the exposition format.
+func metricText() string {
+	var b bytes.Buffer
+	metrics.WritePrometheus(&b, false)
+	return b.String()
 }
