@@ -120,7 +120,8 @@ type Backend struct {
 
 // HealthCheck is `[pools.health_check]`: active probes.
 type HealthCheck struct {
-	// Type is http, tcp or grpc.
+	// Type is http, tcp or grpc (a pool of quic backends: http, sent over
+	// HTTP/3).
 	Type string `koanf:"type"`
 	// Path and Method of an http check; default "/" and GET.
 	Path   string `koanf:"path"`
