@@ -125,7 +125,7 @@ func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(o.out, 0o755); err != nil {
 		return fmt.Errorf("results folder: %w", err)
 	}
-	e := &env{dir: dir, out: o.out, gateway: o.gateway, profile: o.profile, idleConns: o.idleConns, nofile: raiseNofile()}
+	e := &env{dir: dir, out: o.out, gateway: o.gateway, profile: o.profile, idleConns: o.idleConns, nofile: proc.RaiseNofile()}
 	if need := o.idleConns + 1024; slices.Contains(o.scenarios, idleScenario) && e.nofile < need {
 		return fmt.Errorf("RLIMIT_NOFILE is %d; the idle scenario needs %d (lower -idle-conns)", e.nofile, need)
 	}
@@ -295,25 +295,4 @@ func notes(e *env, o options) []string {
 		n = append(n, "wrk or h2load missing (Debian: wrk, nghttp2-client): their scenarios failed.")
 	}
 	return n
-}
-
-// raiseNofile lifts RLIMIT_NOFILE to fs.nr_open (root) or else to the hard
-// limit, for this process (the idle clients) and the proxies it starts,
-// which inherit it: Go restores the original soft limit for children only
-// when the program has not set it itself.
-func raiseNofile() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 1024
-	}
-	ceiling := uint64(1 << 20)
-	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
-		fmt.Sscan(string(b), &ceiling)
-	}
-	for _, want := range []syscall.Rlimit{{Cur: ceiling, Max: ceiling}, {Cur: lim.Max, Max: lim.Max}} {
-		if want.Cur > lim.Cur && syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
-			return int(want.Cur)
-		}
-	}
-	return int(lim.Cur)
 }

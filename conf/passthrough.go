@@ -27,6 +27,12 @@ const (
 	MaxPassthroughBacklog          = 8192
 	DefaultPassthroughAuditWindowS = 60
 	DefaultPassthroughFlowIdleMs   = 60_000
+	// DefaultPassthroughInitialRate and DefaultPassthroughInitialBurst are
+	// the per-IP bucket of flow-starting packets: far above one client's
+	// handshakes, far below a flood.
+	DefaultPassthroughInitialRate  = 100
+	DefaultPassthroughInitialBurst = 200
+	MaxPassthroughInitialRate      = 1_000_000
 	// DefaultPassthroughAlgorithm is the algorithm of a passthrough
 	// listener's bare backends list: a consistent hash, the same on every
 	// instance, so instances behind ECMP agree on unroutable flows.
@@ -58,11 +64,14 @@ type PassthroughListener struct {
 	// algorithm, weights and health serve the listener; maglev or ring_hash
 	// keep the fallback consistent across instances.
 	Pool string `koanf:"pool"`
-	// RetrySecretPath is the Rust ExpressGateway's secret for Retry tokens
-	// minted by the load balancer. Checked as [listeners.quic]
-	// retry_secret_path is (created 0600 if absent) so such configs boot;
-	// this gateway never mints Retry in passthrough (see mint_retry), so
-	// nothing reads it.
+	// RetrySecretPath is the pool's shared Retry token key (32 bytes raw, or
+	// 64 hex digits), under the mode rule of [listeners.tls] key_path (0600,
+	// 0400, 0640 or 0440). Required with mint_retry = true, and then it must
+	// exist: every backend sets the same 32 bytes as its quic-go
+	// Transport's TokenGeneratorKey (quiclb.ReadTokenKey), or rejects the
+	// load balancer's tokens. Without mint_retry it is only checked, as
+	// [listeners.quic] retry_secret_path is, so the Rust ExpressGateway's
+	// configs boot.
 	RetrySecretPath string `koanf:"retry_secret_path"`
 	// MaxQUICConnections bounds the flows (client address and port, each
 	// with its upstream socket); a new flow past it evicts the least
@@ -89,13 +98,43 @@ type PassthroughListener struct {
 	// MaxDCIDLenRouted is the longest Destination Connection ID decoded or
 	// learned; a longer one is routed by client address and port only.
 	MaxDCIDLenRouted int `koanf:"max_dcid_len_routed"`
-	// MintRetry is the Rust ExpressGateway's load-balancer Retry (its
-	// default true). A Retry minted by the load balancer carries a token
-	// the server cannot read, so the server's transport parameters break
-	// the client's handshake; here backends do Retry (quic-go
-	// VerifySourceAddress, with one TokenGeneratorKey across the pool) and
-	// true boots with a warning that nothing is minted.
+	// MintRetry makes the load balancer validate client addresses itself:
+	// every tokenless Initial (at least 1200 bytes) is answered with a Retry
+	// whose token is sealed in quic-go's format under retry_secret_path, and
+	// an Initial with a Retry token is forwarded only if the token opens,
+	// names the client's IP and the packet's DCID, and is at most 10 s old
+	// (else it is dropped and counted); a NEW_TOKEN token goes to the
+	// backend untouched (unless retry_new_tokens). The backends share the
+	// key and do not Retry themselves. false (the default): the load balancer mints nothing and
+	// the backends do Retry (quic-go VerifySourceAddress, one
+	// TokenGeneratorKey across the pool), which needs no shared secret with
+	// the load balancer.
 	MintRetry *bool `koanf:"mint_retry"`
+	// RetryBackendDualStack says the backends listen on a dual-stack socket
+	// (a wildcard address opened with Go's "udp" network, as
+	// quic.ListenAddr("0.0.0.0:443") does), so they see this gateway's
+	// IPv4 address as IPv4-mapped IPv6: the Retry token must carry that
+	// form, which quic-go compares byte for byte. Only with mint_retry and
+	// backhaul = "per_flow" (on spp the backends see, and the token names,
+	// the client's own address).
+	RetryBackendDualStack bool `koanf:"retry_backend_dual_stack"`
+	// RetryNewTokens makes mint_retry answer an Initial carrying a
+	// NEW_TOKEN token (one a backend gave an earlier connection) with a
+	// Retry too, instead of forwarding it: behind a passthrough a backend
+	// binds such tokens to this gateway's address, not the client's, so
+	// they prove nothing about the sender, and a backend that accepts one
+	// lifts its anti-amplification limit. Costs returning clients one
+	// round trip. Only with mint_retry.
+	RetryNewTokens bool `koanf:"retry_new_tokens"`
+	// InitialRatePerIP is the long-header packets per second that may
+	// start a flow from one client IP (a token bucket; with mint_retry
+	// every tokenless Initial counts, on a flow or not, and so does the one
+	// with its token); past it they are dropped and counted
+	// (reason="initial_rate"). 0 = no limit.
+	InitialRatePerIP *int `koanf:"initial_rate_per_ip"`
+	// InitialBurstPerIP is the token bucket's depth: how many such packets
+	// one IP may send at once.
+	InitialBurstPerIP int `koanf:"initial_burst_per_ip"`
 	// FlowIdleTimeoutMs forgets a flow (and closes its upstream socket)
 	// after this long without a datagram either way; learned Connection
 	// IDs expire after it too. 0: flows leave only by eviction at
@@ -104,6 +143,17 @@ type PassthroughListener struct {
 	// QUICLB are the QUIC-LB configs the backends mint Connection IDs
 	// with, up to 7 side by side during rotation (each its config_id).
 	QUICLB []QUICLB `koanf:"quic_lb"`
+	// Backhaul is how datagrams reach the backends. "per_flow" (the
+	// default): a connected upstream socket per client address and port,
+	// with two goroutines; any QUIC server works unmodified and sees the
+	// gateway's address. "spp": one shared socket, every datagram behind
+	// a 38-byte Simple Proxy Protocol header naming the client, both
+	// ways; a flow is a table entry (no socket, no goroutine, no
+	// backlog: per_flow_backlog does not apply), and the backends see
+	// each client's own address. The backends must read through
+	// quiclb.SPPConn (or speak SPP); replies are taken only from the
+	// pool's addresses and only for clients with a flow.
+	Backhaul string `koanf:"backhaul"`
 }
 
 // QUICLB is one [[passthrough.quic_lb]] config
@@ -156,7 +206,9 @@ func (p *Passthrough) isSet() bool {
 	return l.Name != "" || len(l.Backends) > 0 || l.Pool != "" || l.RetrySecretPath != "" ||
 		l.MaxQUICConnections != 0 || l.MinClientDCIDLen != 0 || l.PerFlowBacklog != 0 ||
 		l.StrictSourceBinding || l.AuditThrottleWindowSecs != 0 || l.MaxDCIDLenRouted != 0 ||
-		l.MintRetry != nil || l.FlowIdleTimeoutMs != nil || len(l.QUICLB) > 0 || l.MaxConnectionsPerIP != 0
+		l.MintRetry != nil || l.FlowIdleTimeoutMs != nil || len(l.QUICLB) > 0 || l.MaxConnectionsPerIP != 0 ||
+		l.Backhaul != "" ||
+		l.RetryBackendDualStack || l.RetryNewTokens || l.InitialRatePerIP != nil || l.InitialBurstPerIP != 0
 }
 
 func (p *Passthrough) setDefaults() {
@@ -174,11 +226,19 @@ func (l *PassthroughListener) setDefaults() {
 	def(&l.PerFlowBacklog, DefaultPassthroughBacklog)
 	def(&l.AuditThrottleWindowSecs, DefaultPassthroughAuditWindowS)
 	def(&l.MaxDCIDLenRouted, 20) // QUIC v1's longest Connection ID
+	if l.Backhaul == "" {
+		l.Backhaul = "per_flow"
+	}
 	defBool(&l.MintRetry, false)
 	if l.FlowIdleTimeoutMs == nil {
 		v := DefaultPassthroughFlowIdleMs
 		l.FlowIdleTimeoutMs = &v
 	}
+	if l.InitialRatePerIP == nil {
+		v := DefaultPassthroughInitialRate
+		l.InitialRatePerIP = &v
+	}
+	def(&l.InitialBurstPerIP, DefaultPassthroughInitialBurst)
 	for i := range l.QUICLB {
 		q := &l.QUICLB[i]
 		if q.Encoding == "" {
@@ -264,15 +324,33 @@ func (l *PassthroughListener) validate(k string, c *Config, ps *Problems) {
 		}
 		addrs = l.Backends
 	}
-	if l.RetrySecretPath != "" {
+	switch {
+	case *l.MintRetry && l.RetrySecretPath == "":
+		ps.Addf(key(k, "mint_retry"), "needs retry_secret_path: the 32-byte token key the backends also set as their quic-go TokenGeneratorKey")
+	case *l.MintRetry:
+		if _, err := ReadRetryTokenKey(l.RetrySecretPath); err != nil {
+			ps.Addf(key(k, "retry_secret_path"), "%v", err)
+		}
+	case l.RetrySecretPath != "":
 		checkRetrySecret(key(k, "retry_secret_path"), l.RetrySecretPath, ps)
 	}
+	if l.RetryBackendDualStack && !*l.MintRetry {
+		ps.Addf(key(k, "retry_backend_dual_stack"), "only applies with mint_retry = true (it shapes the load balancer's Retry tokens)")
+	}
+	if l.RetryNewTokens && !*l.MintRetry {
+		ps.Addf(key(k, "retry_new_tokens"), "only applies with mint_retry = true (without it the backends judge every token)")
+	}
+	rangeInt(ps, key(k, "initial_rate_per_ip"), *l.InitialRatePerIP, 0, MaxPassthroughInitialRate)
+	rangeInt(ps, key(k, "initial_burst_per_ip"), l.InitialBurstPerIP, 1, MaxPassthroughInitialRate)
 	rangeInt(ps, key(k, "max_quic_connections"), l.MaxQUICConnections, 1, MaxPassthroughConns)
 	rangeInt(ps, key(k, "max_connections_per_ip"), l.MaxConnectionsPerIP, 0, MaxPassthroughConns)
 	rangeInt(ps, key(k, "min_client_dcid_len"), l.MinClientDCIDLen, 8, 20)
 	rangeInt(ps, key(k, "per_flow_backlog"), l.PerFlowBacklog, 1, MaxPassthroughBacklog)
 	rangeInt(ps, key(k, "audit_throttle_window_secs"), l.AuditThrottleWindowSecs, 1, 86_400)
 	rangeInt(ps, key(k, "max_dcid_len_routed"), l.MaxDCIDLenRouted, 1, 20)
+	if l.Backhaul != "per_flow" && l.Backhaul != "spp" {
+		ps.Addf(key(k, "backhaul"), "%q: per_flow (an upstream socket per client) or spp (one shared socket, SPP headers; backends read through quiclb.SPPConn)", l.Backhaul)
+	}
 	if l.FlowIdleTimeoutMs != nil {
 		rangeInt(ps, key(k, "flow_idle_timeout_ms"), *l.FlowIdleTimeoutMs, 0, 86_400_000)
 	}
@@ -380,6 +458,23 @@ func readQUICLBKey(path string) ([]byte, error) {
 		return k, nil
 	}
 	return nil, errors.New(path + ": want a 16-byte key (raw, or 32 hex digits), got " + strconv.Itoa(len(b)) + " bytes")
+}
+
+// ReadRetryTokenKey reads a passthrough's retry_secret_path: a private
+// file (CheckPrivateFile) of 32 raw bytes or 64 hex digits.
+func ReadRetryTokenKey(path string) (quiclb.TokenKey, error) {
+	if err := CheckPrivateFile(path); err != nil {
+		return quiclb.TokenKey{}, err
+	}
+	b, err := readSmallFile(path)
+	if err != nil {
+		return quiclb.TokenKey{}, err
+	}
+	k, err := quiclb.ParseTokenKey(b)
+	if err != nil {
+		return k, errors.New(path + ": " + strings.TrimPrefix(err.Error(), "quiclb: "))
+	}
+	return k, nil
 }
 
 // ServerIDs maps each backend address of q to its server ID.

@@ -7,6 +7,13 @@
 //
 // The codec is pure (no sockets, no clocks). Generator is the
 // quic.ConnectionIDGenerator a quic-go backend installs on its Transport.
+//
+// A passthrough with mint_retry = true answers new clients with its own
+// Retry, whose token (SealRetryToken) is in quic-go's token format under
+// the pool's shared TokenKey (its retry_secret_path). Every backend sets
+// the same key on its Transport, or rejects those tokens:
+//
+//	k, err := quiclb.ReadTokenKey("/etc/expressgateway/retry.key"); tr := &quic.Transport{Conn: udp, TokenGeneratorKey: k.QUIC()}
 package quiclb
 
 import (

@@ -171,3 +171,24 @@ func statusKiB(pids []int, field string) int64 {
 	}
 	return kib
 }
+
+// RaiseNofile lifts RLIMIT_NOFILE to fs.nr_open (root) or else to the hard
+// limit, for this process (the idle clients) and the proxies it starts,
+// which inherit it: Go restores the original soft limit for children only
+// when the program has not set it itself.
+func RaiseNofile() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 1024
+	}
+	ceiling := uint64(1 << 20)
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		fmt.Sscan(string(b), &ceiling)
+	}
+	for _, want := range []syscall.Rlimit{{Cur: ceiling, Max: ceiling}, {Cur: lim.Max, Max: lim.Max}} {
+		if want.Cur > lim.Cur && syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+			return int(want.Cur)
+		}
+	}
+	return int(lim.Cur)
+}

@@ -9,8 +9,12 @@
 // Connection ID with it; the terminating listener uses quic-go.
 //
 // It is a pure codec: no sockets, goroutines, clocks, config or logs, and no
-// allocation. Parsers never read past len(b); ErrShort means the input ends
-// before the header does, and every other error is a typed malformed-input
-// verdict. A ConnID is a fixed-size array value, so Connection IDs can be
+// allocation in the parsers. Parsers never read past len(b); ErrShort means
+// the input ends before the header does, and every other error is a typed
+// malformed-input verdict. A ConnID is a fixed-size array value, so Connection IDs can be
 // map keys and copied freely.
+//
+// It also builds and checks Retry packets with their integrity tag (RFC
+// 9001 §5.8, RFC 9369 §3.3.3), for a load balancer that validates client
+// addresses itself.
 package quic

@@ -33,6 +33,20 @@ var (
 	ErrLength = &Error{Token: "quic_length", Reason: "length field out of range"}
 	// ErrRetryTag: a Retry packet too short for its integrity tag.
 	ErrRetryTag = &Error{Token: "quic_retry_tag", Reason: "retry packet shorter than its integrity tag"}
+	// ErrRetryTagMismatch: a Retry whose integrity tag is not the one of
+	// its pseudo-packet (RFC 9001 §5.8).
+	ErrRetryTagMismatch = &Error{Token: "quic_retry_tag_mismatch", Reason: "retry integrity tag does not match"}
+	// ErrNotRetry: ParseRetry was given another kind of packet.
+	ErrNotRetry = &Error{Token: "quic_not_retry", Reason: "not a retry packet"}
+	// ErrRetryVersion: a Retry of a version other than 1 or 2 was asked
+	// for (no other version's integrity tag is known).
+	ErrRetryVersion = &Error{Token: "quic_retry_version", Reason: "retry is built for versions 1 and 2 only"}
+	// ErrRetrySCID: a Retry whose SCID is empty or equals the client's
+	// DCID, which a client discards (RFC 9000 §17.2.5.1).
+	ErrRetrySCID = &Error{Token: "quic_retry_scid", Reason: "retry source connection id must be new and non-empty"}
+	// ErrRetryToken: a Retry with an empty token, which a client discards
+	// (RFC 9000 §17.2.5.2).
+	ErrRetryToken = &Error{Token: "quic_retry_token", Reason: "retry token must not be empty"}
 )
 
 // IsMalformed reports whether err is a malformed-header verdict (as opposed

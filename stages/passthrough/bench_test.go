@@ -7,11 +7,19 @@ import (
 )
 
 // BenchmarkFlowCost opens b.N flows (one client socket each) and reports
-// what one costs in the per-flow mode: goroutines, and Go heap plus stack
-// bytes (kernel socket buffers are not counted).
+// what one costs on each backhaul: goroutines, and Go heap plus stack
+// bytes (kernel socket buffers are not counted; per flow there is one
+// upstream socket, on SPP none).
 func BenchmarkFlowCost(b *testing.B) {
+	b.Run("per_flow", func(b *testing.B) { benchFlowCost(b, BackhaulPerFlow) })
+	b.Run("spp", func(b *testing.B) { benchFlowCost(b, BackhaulSPP) })
+}
+
+func benchFlowCost(b *testing.B, bh Backhaul) {
 	ss := newSinks(b, 1)
 	o := defaultOpts(b.Name(), sinkPool(b, ss))
+	o.Backhaul = bh
+	o.InitialRate = 0 // every flow from one IP: the cost, not the limit, is measured
 	g := startGateway(b, "127.0.0.1:0", o)
 	to := g.l.Addr().(*net.UDPAddr)
 	pkt := longHeader(make([]byte, 8))

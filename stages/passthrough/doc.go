@@ -8,4 +8,11 @@
 // the bounded, TTL'd learned-CID table says, else by a consistent hash of
 // its 4-tuple. Replies reach the client from the listener's address: each
 // client 4-tuple gets its own upstream socket (a flow).
+//
+// Address validation (Retry) is the backends' by default: they Retry and
+// the listener relays it. With Options.Retry (mint_retry) the listener
+// answers tokenless Initials with its own Retry, its token sealed in
+// quic-go's format under the key the backends share (quiclb), and checks
+// the tokens that come back before a flow opens. Packets that would start
+// a flow are rate-limited per source IP.
 package passthrough

@@ -6,8 +6,10 @@ import (
 	"crypto/x509"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 
 	"github.com/expressgateway/expressgateway/conf"
 	"github.com/expressgateway/expressgateway/conf/testcert"
+	fquic "github.com/expressgateway/expressgateway/frames/quic"
 	"github.com/expressgateway/expressgateway/quiclb"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
@@ -34,6 +37,8 @@ type backend struct {
 	tr   *quic.Transport
 	ln   *quic.Listener
 	wg   sync.WaitGroup
+	// remotes are the client addresses the backend's connections saw.
+	remotes sync.Map // string → bool
 }
 
 // testCA holds every backend certificate, so clients verify the backend's
@@ -51,7 +56,29 @@ func (c *testCA) clientTLS() *tls.Config {
 
 func newCA() *testCA { return &testCA{pool: x509.NewCertPool()} }
 
-func startBackend(t *testing.T, ca *testCA, name string, gen quic.ConnectionIDGenerator) *backend {
+// startBackend starts a backend; each opt adjusts its Transport before it
+// listens.
+func startBackend(t *testing.T, ca *testCA, name string, gen quic.ConnectionIDGenerator, opts ...func(*quic.Transport)) *backend {
+	t.Helper()
+	return startBackendWith(t, ca, name, backendConfig{gen: gen, opts: opts})
+}
+
+// backendConfig is how a test backend's Transport differs from quic-go's
+// defaults.
+type backendConfig struct {
+	gen quic.ConnectionIDGenerator
+	// key is the Transport's TokenGeneratorKey (nil: a random one).
+	key *quic.TokenGeneratorKey
+	// retry makes the backend Retry every new client (VerifySourceAddress).
+	retry bool
+	// dualStack listens on the wildcard address with network "udp" (a
+	// dual-stack socket), as quic.ListenAddr("0.0.0.0:…") does.
+	dualStack bool
+	// opts adjust the Transport last.
+	opts []func(*quic.Transport)
+}
+
+func startBackendWith(t *testing.T, ca *testCA, name string, bc backendConfig) *backend {
 	t.Helper()
 	certPEM, keyPEM, err := testcert.Generate(name)
 	if err != nil {
@@ -64,11 +91,23 @@ func startBackend(t *testing.T, ca *testCA, name string, gen quic.ConnectionIDGe
 	ca.mu.Lock()
 	ca.pool.AppendCertsFromPEM(certPEM)
 	ca.mu.Unlock()
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	laddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}
+	if bc.dualStack {
+		laddr = &net.UDPAddr{}
+	}
+	udp, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &backend{name: name, addr: udp.LocalAddr().String(), tr: &quic.Transport{Conn: udp, ConnectionIDGenerator: gen}}
+	tr := &quic.Transport{Conn: udp, ConnectionIDGenerator: bc.gen, TokenGeneratorKey: bc.key}
+	if bc.retry {
+		tr.VerifySourceAddress = func(net.Addr) bool { return true }
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
+	b := &backend{name: name, addr: addr, tr: tr}
+	for _, o := range bc.opts {
+		o(b.tr)
+	}
 	b.ln, err = b.tr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}}, &quic.Config{MaxIdleTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -89,6 +128,7 @@ func (b *backend) serve() {
 		if err != nil {
 			return
 		}
+		b.remotes.Store(c.RemoteAddr().String(), true)
 		b.wg.Go(func() {
 			defer c.CloseWithError(0, "")
 			for {
@@ -111,48 +151,98 @@ func ask(t *testing.T, c *quic.Conn) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := c.OpenStreamSync(ctx)
+	name, err := askCtx(ctx, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.SetDeadline(time.Now().Add(10 * time.Second))
+	return name
+}
+
+// askCtx is ask for callers off the test goroutine.
+func askCtx(ctx context.Context, c *quic.Conn) (string, error) {
+	s, err := c.OpenStreamSync(ctx)
+	if err != nil {
+		return "", err
+	}
+	if d, ok := ctx.Deadline(); ok {
+		s.SetDeadline(d)
+	}
 	io.WriteString(s, "who?")
 	s.Close()
 	b, err := io.ReadAll(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return string(b), err
 }
 
 // client is a quic-go client with its own socket (so tests can add paths).
 type client struct {
-	tr   *quic.Transport
-	conn *quic.Conn
+	tr      *quic.Transport
+	conn    *quic.Conn
+	retries *atomic.Int64 // Retry packets received
 }
 
 func dial(t *testing.T, ca *testCA, to net.Addr) *client {
 	t.Helper()
-	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	c, err := dialWith(t, ca, to, nil, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", to, err)
+	}
+	return c
+}
+
+// dialWith dials through a socket that counts the Retry packets the client
+// receives; tokens, if set, is the client's NEW_TOKEN store; from, if set,
+// the client's IP (another loopback address than the gateway's own).
+func dialWith(t *testing.T, ca *testCA, to net.Addr, tokens quic.TokenStore, from net.IP) (*client, error) {
+	t.Helper()
+	if from == nil {
+		from = net.IPv4(127, 0, 0, 1)
+	}
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: from})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &quic.Transport{Conn: udp}
+	rc := &retryCounter{udp: udp}
+	tr := &quic.Transport{Conn: rc}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := tr.Dial(ctx, to, ca.clientTLS(), &quic.Config{MaxIdleTimeout: 30 * time.Second})
+	c, err := tr.Dial(ctx, to, ca.clientTLS(), &quic.Config{MaxIdleTimeout: 30 * time.Second, TokenStore: tokens})
 	if err != nil {
 		tr.Close()
 		udp.Close()
-		t.Fatalf("dial %s: %v", to, err)
+		return nil, err
 	}
-	cl := &client{tr: tr, conn: c}
+	cl := &client{tr: tr, conn: c, retries: &rc.n}
 	t.Cleanup(func() {
 		c.CloseWithError(0, "")
 		tr.Close()
 		udp.Close()
 	})
-	return cl
+	return cl, nil
+}
+
+// retryCounter is a client socket that counts the Retry packets it reads.
+// It is only a net.PacketConn (no UDPConn methods), so quic-go reads it
+// through ReadFrom rather than batch reads on its file descriptor.
+type retryCounter struct {
+	udp *net.UDPConn
+	n   atomic.Int64
+}
+
+func (c *retryCounter) WriteTo(b []byte, a net.Addr) (int, error) { return c.udp.WriteTo(b, a) }
+func (c *retryCounter) Close() error                              { return c.udp.Close() }
+func (c *retryCounter) LocalAddr() net.Addr                       { return c.udp.LocalAddr() }
+func (c *retryCounter) SetDeadline(t time.Time) error             { return c.udp.SetDeadline(t) }
+func (c *retryCounter) SetReadDeadline(t time.Time) error         { return c.udp.SetReadDeadline(t) }
+func (c *retryCounter) SetWriteDeadline(t time.Time) error        { return c.udp.SetWriteDeadline(t) }
+
+func (c *retryCounter) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := c.udp.ReadFrom(b)
+	if err == nil && n > 0 {
+		if h, _, perr := fquic.ParseHeader(b[:n], 0); perr == nil && h.Type == fquic.TypeRetry {
+			c.n.Add(1)
+		}
+	}
+	return n, a, err
 }
 
 // migrate moves the client's connection onto a new socket (a new source
@@ -220,6 +310,8 @@ func defaultOpts(name string, pool *route.Pool) Options {
 		MinClientDCIDLen: conf.DefaultPassthroughMinDCIDLen,
 		MaxDCIDLenRouted: 20,
 		AuditWindow:      conf.DefaultPassthroughAuditWindowS * time.Second,
+		InitialRate:      conf.DefaultPassthroughInitialRate,
+		InitialBurst:     conf.DefaultPassthroughInitialBurst,
 		Log:              zerolog.Nop(),
 	}
 }
@@ -260,12 +352,21 @@ func (g *gateway) stop() {
 // counter reads a passthrough counter of listener name.
 func counter(name, series string) uint64 {
 	i := strings.IndexByte(series, '{')
+	if series[i+1:] == "}" {
+		return metrics.GetOrCreateCounter(series[:i] + `{listener="` + name + `"}`).Get()
+	}
 	return metrics.GetOrCreateCounter(series[:i] + `{listener="` + name + `",` + series[i+1:]).Get()
 }
 
 // quicLBBackends starts n backends minting Connection IDs under cfg with
 // server IDs 1..n, and returns them with the Options entry that maps them.
 func quicLBBackends(t *testing.T, ca *testCA, cfg quiclb.Config, prefix string, n int) ([]*backend, QUICLB) {
+	t.Helper()
+	return quicLBBackendsWith(t, ca, cfg, prefix, n, backendConfig{})
+}
+
+// quicLBBackendsWith is quicLBBackends with the rest of bc.
+func quicLBBackendsWith(t *testing.T, ca *testCA, cfg quiclb.Config, prefix string, n int, bc backendConfig) ([]*backend, QUICLB) {
 	t.Helper()
 	q := QUICLB{Config: cfg, ServerIDs: map[string]quiclb.ServerID{}}
 	var bs []*backend
@@ -277,7 +378,8 @@ func quicLBBackends(t *testing.T, ca *testCA, cfg quiclb.Config, prefix string, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := startBackend(t, ca, prefix+string(rune('a'+i)), gen)
+		bc.gen = gen
+		b := startBackendWith(t, ca, prefix+string(rune('a'+i)), bc)
 		q.ServerIDs[b.addr] = sid
 		bs = append(bs, b)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/expressgateway/expressgateway/frames/quic"
+	"github.com/expressgateway/expressgateway/frames/spp"
 	"github.com/expressgateway/expressgateway/quiclb"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
@@ -57,7 +58,18 @@ type Options struct {
 	StrictSourceBinding bool
 	// AuditWindow logs each drop reason at most once per window.
 	AuditWindow time.Duration
-	Log         zerolog.Logger
+	// Backhaul is how datagrams reach the backends: a socket per flow
+	// (BackhaulPerFlow) or one shared socket with an SPP header on each
+	// datagram (BackhaulSPP).
+	Backhaul Backhaul
+	// Retry, when set, makes the listener answer tokenless Initials with
+	// its own Retry and check the tokens that come back (mint_retry).
+	Retry *RetryOptions
+	// InitialRate bounds the long-header packets per second one client IP
+	// may send that would start a flow (0 = none), InitialBurst the bucket
+	// depth.
+	InitialRate, InitialBurst int
+	Log                       zerolog.Logger
 }
 
 // QUICLB is one QUIC-LB config and the server ID of each backend address.
@@ -75,16 +87,20 @@ type Listener struct {
 	dec   *quiclb.Decoder
 	m     *listenerMetrics
 	audit *throttle
+	// codecs are the QUIC-LB codecs by config ID, to mint Retry SCIDs.
+	codecs [quiclb.MaxConfigs]*quiclb.Codec
 
 	now    atomic.Int64 // coarse clock, advanced by the sweeper
 	routes atomic.Pointer[routes]
-	bufs   sync.Pool // *[]byte of maxDatagram
+	bufs   sync.Pool    // *[]byte of maxDatagram
+	shared *net.UDPConn // the SPP backhaul's socket; nil per flow
 
 	mu      sync.Mutex // guards the tables below
 	flows   map[netip.AddrPort]*flow
 	lru     list.List // *flow, most recently active client side first
 	perIP   map[netip.Addr]int
 	learned *learned
+	limit   *rateTable // nil: no initial_rate_per_ip
 	closed  bool
 	wg      sync.WaitGroup // flow goroutines
 }
@@ -93,8 +109,9 @@ type Listener struct {
 type flow struct {
 	client  netip.AddrPort
 	backend *route.Backend
-	addr    string // the backend's address, as learned entries hold it
-	conn    *net.UDPConn
+	addr    string       // the backend's address, as learned entries hold it
+	conn    *net.UDPConn // nil on the SPP backhaul
+	dst     netip.AddrPort
 	backlog chan *[]byte
 	elem    *list.Element
 	touched int64        // the LRU order's time (under mu): last client datagram, or a later reply seen by sweep
@@ -108,6 +125,16 @@ type routes struct {
 	bySID  [quiclb.MaxConfigs]map[quiclb.ServerID]*route.Backend
 	byAddr map[string]*route.Backend
 	udp    map[*route.Backend]netip.AddrPort
+	byUDP  map[netip.AddrPort]*route.Backend
+	// With Retry: the address each backend sees this host as, and the
+	// QUIC-LB server ID (first config naming it) a Retry SCID carries.
+	sees  map[*route.Backend]netip.Addr
+	sidOf map[*route.Backend]sidEntry
+}
+
+type sidEntry struct {
+	codec *quiclb.Codec
+	sid   quiclb.ServerID
 }
 
 // New prepares a listener on conn; Serve runs it and closes conn.
@@ -126,6 +153,13 @@ func New(conn *net.UDPConn, o Options) (*Listener, error) {
 	if o.AuditWindow <= 0 {
 		o.AuditWindow = time.Minute
 	}
+	if o.Retry != nil {
+		r := *o.Retry
+		if r.MaxAge <= 0 {
+			r.MaxAge = DefaultRetryTokenMaxAge
+		}
+		o.Retry = &r
+	}
 	l := &Listener{
 		conn:    conn,
 		local:   conn.LocalAddr().(*net.UDPAddr).AddrPort(),
@@ -136,8 +170,20 @@ func New(conn *net.UDPConn, o Options) (*Listener, error) {
 		flows:   make(map[netip.AddrPort]*flow),
 		perIP:   make(map[netip.Addr]int),
 		learned: newLearned(2*o.MaxFlows, int64(o.IdleTimeout)),
+		limit:   newRateTable(o.InitialRate, o.InitialBurst, o.MaxFlows),
 	}
-	l.bufs.New = func() any { b := make([]byte, maxDatagram); return &b }
+	for _, c := range cfgs {
+		if l.codecs[c.ID], err = quiclb.NewCodec(c); err != nil {
+			return nil, fmt.Errorf("passthrough %s: %w", o.Name, err)
+		}
+	}
+	l.bufs.New = func() any { b := make([]byte, maxDatagram+spp.Len); return &b }
+	if o.Backhaul == BackhaulSPP {
+		// Dual-stack and unbound: the backends may be IPv4 or IPv6.
+		if l.shared, err = net.ListenUDP("udp", &net.UDPAddr{}); err != nil {
+			return nil, fmt.Errorf("passthrough %s: backhaul socket: %w", o.Name, err)
+		}
+	}
 	l.now.Store(time.Now().UnixNano())
 	l.m.register(l)
 	return l, nil
@@ -145,7 +191,12 @@ func New(conn *net.UDPConn, o Options) (*Listener, error) {
 
 // Close closes the socket of a listener that was never served (a boot
 // that failed after binding it).
-func (l *Listener) Close() error { return l.conn.Close() }
+func (l *Listener) Close() error {
+	if l.shared != nil {
+		l.shared.Close()
+	}
+	return l.conn.Close()
+}
 
 // Addr is the listener's bound address.
 func (l *Listener) Addr() net.Addr { return l.conn.LocalAddr() }
@@ -170,10 +221,16 @@ func (l *Listener) Serve(ctx context.Context) error {
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var sw sync.WaitGroup
 	sw.Go(func() { l.sweepLoop(sweepCtx) })
+	if l.shared != nil {
+		sw.Go(l.sppReplyLoop)
+	}
 	stop := context.AfterFunc(ctx, func() { l.conn.Close() })
 	err := l.readLoop()
 	stop()
 	l.conn.Close()
+	if l.shared != nil {
+		l.shared.Close()
+	}
 	stopSweep()
 	sw.Wait()
 	l.mu.Lock()
@@ -205,41 +262,113 @@ func (l *Listener) readLoop() error {
 	}
 }
 
-// fromClient routes one client datagram and queues it on its flow.
+// fromClient routes one client datagram and hands it to its flow (onto
+// the flow's backlog, or on SPP onto the shared socket once the tables
+// are unlocked). Only
+// the read loop calls it, so no flow of src appears while the mutex is let
+// go for the Retry work (sealing and opening tokens).
 func (l *Listener) fromClient(src netip.AddrPort, d []byte) {
 	now := l.now.Load()
+	long := quic.IsLongHeader(d[0])
+	var ini quic.Header
+	initial := false
+	if long {
+		ini, initial = parseInitial(d)
+	}
+	retry := l.opts.Retry != nil && initial
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return
 	}
-	if f := l.flows[src]; f != nil {
-		l.lru.MoveToFront(f.elem)
-		f.touched = now
-		f.last.Store(now)
-		l.learnOnFlowLocked(f, d, now)
-		l.m.packets[routeFlow].Inc()
-		l.enqueueLocked(f, d)
+	f := l.flows[src]
+	if f != nil && !retry {
+		l.touchLocked(f, d, now)
+		spp := l.queueLocked(f, d)
+		l.mu.Unlock()
+		if spp {
+			l.sppSend(f, d)
+		}
 		return
+	}
+	// A packet that would start a flow, or a tokenless Initial on a flow
+	// that mint_retry answers (a new connection from the same 4-tuple).
+	if f == nil && long || retry && len(ini.Token) == 0 {
+		// RFC 9000 §14.1: a server discards an Initial in a datagram
+		// under 1200 bytes, so no flow (and never a Retry, which would
+		// amplify) is spent on one.
+		if initial && len(d) < quic.MinInitialDatagram {
+			l.mu.Unlock()
+			l.drop(reasonInitialTooSmall, src)
+			return
+		}
+		if l.limit != nil && !l.limit.allow(src.Addr(), time.Now().UnixNano()) {
+			l.mu.Unlock()
+			l.drop(reasonInitialRate, src)
+			return
+		}
+	}
+	l.mu.Unlock()
+	if retry && !l.admitInitial(src, &ini, len(d), f != nil) {
+		return
+	}
+	l.mu.Lock()
+	f = l.flowOfLocked(src, d)
+	spp := f != nil && l.queueLocked(f, d)
+	l.mu.Unlock()
+	if spp {
+		l.sppSend(f, d)
+	}
+}
+
+// flowOfLocked finds or opens the flow of a client datagram; nil: the
+// datagram is dropped (and counted).
+func (l *Listener) flowOfLocked(src netip.AddrPort, d []byte) *flow {
+	now := l.now.Load()
+	if l.closed {
+		return nil
+	}
+	if f := l.flows[src]; f != nil {
+		l.touchLocked(f, d, now)
+		return f
 	}
 	b, how, why := l.pickLocked(src, d, now)
 	if b == nil {
 		l.drop(why, src)
-		return
+		return nil
 	}
 	if max := l.opts.MaxFlowsPerIP; max > 0 && l.perIP[src.Addr()] >= max {
 		l.drop(reasonPerIPCap, src)
-		return
+		return nil
 	}
 	f, err := l.openLocked(src, b, now)
 	if err != nil {
 		l.drop(reasonDial, src)
 		l.opts.Log.Debug().Err(err).Str("listener", l.opts.Name).Msg("passthrough: upstream socket")
-		return
+		return nil
 	}
 	l.learnOnFlowLocked(f, d, now)
 	l.m.packets[how].Inc()
+	return f
+}
+
+// touchLocked marks f active with a datagram of its client.
+func (l *Listener) touchLocked(f *flow, d []byte, now int64) {
+	l.lru.MoveToFront(f.elem)
+	f.touched = now
+	f.last.Store(now)
+	l.learnOnFlowLocked(f, d, now)
+	l.m.packets[routeFlow].Inc()
+}
+
+// queueLocked puts d on f's backlog (per flow) or reports that the caller
+// sends it on the shared socket after unlocking (SPP).
+func (l *Listener) queueLocked(f *flow, d []byte) (spp bool) {
+	if f.conn == nil {
+		return true
+	}
 	l.enqueueLocked(f, d)
+	return false
 }
 
 // pickLocked chooses the backend of a datagram from a new 4-tuple, by the
@@ -380,23 +509,28 @@ func (l *Listener) openLocked(src netip.AddrPort, b *route.Backend, now int64) (
 	if !b.ConnOpen() {
 		return nil, fmt.Errorf("passthrough: backend %s at its max_connections", b.Address)
 	}
-	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		b.ConnClosed()
-		return nil, err
+	f := &flow{client: src, backend: b, addr: b.Address, dst: dst, touched: now}
+	if l.shared == nil {
+		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
+		if err != nil {
+			b.ConnClosed()
+			return nil, err
+		}
+		f.conn, f.backlog = conn, make(chan *[]byte, l.opts.Backlog)
 	}
 	for len(l.flows) >= l.opts.MaxFlows {
 		l.m.evictCap.Inc()
 		l.closeLocked(l.lru.Back().Value.(*flow))
 	}
-	f := &flow{client: src, backend: b, addr: b.Address, conn: conn, backlog: make(chan *[]byte, l.opts.Backlog), touched: now}
 	f.last.Store(now)
 	f.elem = l.lru.PushFront(f)
 	l.flows[src] = f
 	l.perIP[src.Addr()]++
 	l.m.flowsTotal.Inc()
-	l.wg.Go(func() { l.writeLoop(f) })
-	l.wg.Go(func() { l.replyLoop(f) })
+	if f.conn != nil {
+		l.wg.Go(func() { l.writeLoop(f) })
+		l.wg.Go(func() { l.replyLoop(f) })
+	}
 	return f, nil
 }
 
@@ -410,8 +544,10 @@ func (l *Listener) closeLocked(f *flow) {
 	if l.perIP[f.client.Addr()]--; l.perIP[f.client.Addr()] <= 0 {
 		delete(l.perIP, f.client.Addr())
 	}
-	close(f.backlog)
-	f.conn.Close()
+	if f.conn != nil {
+		close(f.backlog)
+		f.conn.Close()
+	}
 	f.backend.ConnClosed()
 }
 
@@ -487,12 +623,13 @@ func (l *Listener) routesNow() *routes {
 	if rt := l.routes.Load(); rt != nil && rt.pool == p {
 		return rt
 	}
-	rt := &routes{pool: p, byAddr: map[string]*route.Backend{}, udp: map[*route.Backend]netip.AddrPort{}}
+	rt := &routes{pool: p, byAddr: map[string]*route.Backend{}, udp: map[*route.Backend]netip.AddrPort{}, byUDP: map[netip.AddrPort]*route.Backend{}}
 	for _, b := range p.Backends() {
 		rt.byAddr[b.Address] = b
 		if ua, err := net.ResolveUDPAddr("udp", b.Address); err == nil {
 			ap := ua.AddrPort()
 			rt.udp[b] = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+			rt.byUDP[rt.udp[b]] = b
 		} else {
 			l.opts.Log.Warn().Err(err).Str("listener", l.opts.Name).Str("backend", b.Address).Msg("passthrough: backend address does not resolve")
 		}
@@ -505,6 +642,25 @@ func (l *Listener) routesNow() *routes {
 			}
 		}
 		rt.bySID[q.Config.ID] = m
+	}
+	if r := l.opts.Retry; r != nil {
+		rt.sees = map[*route.Backend]netip.Addr{}
+		rt.sidOf = map[*route.Backend]sidEntry{}
+		for b, dst := range rt.udp {
+			if a, err := serverSees(dst, r.BackendDualStack); err == nil {
+				rt.sees[b] = a
+			} else {
+				l.opts.Log.Warn().Err(err).Str("listener", l.opts.Name).Str("backend", b.Address).Msg("passthrough: no route to backend for Retry tokens")
+			}
+		}
+		for i := len(l.opts.QUICLB) - 1; i >= 0; i-- { // the first config naming a backend wins
+			q := l.opts.QUICLB[i]
+			for addr, sid := range q.ServerIDs {
+				if b := rt.byAddr[addr]; b != nil {
+					rt.sidOf[b] = sidEntry{codec: l.codecs[q.Config.ID], sid: sid}
+				}
+			}
+		}
 	}
 	l.routes.Store(rt)
 	return rt
@@ -538,6 +694,9 @@ func (l *Listener) sweep(now int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.learned.expire(now)
+	if l.limit != nil {
+		l.limit.expire(now)
+	}
 	idle := int64(l.opts.IdleTimeout)
 	if idle == 0 {
 		return

@@ -32,10 +32,15 @@ const (
 	reasonBacklogFull
 	reasonTooBig
 	reasonDial
+	reasonNotBackend      // an SPP reply from an address not in the pool
+	reasonNoFlow          // an SPP reply for a client without a flow on that backend
+	reasonInitialTooSmall // an Initial that would start a flow, under 1200 bytes
+	reasonInitialRate     // over initial_rate_per_ip
+	reasonRetryToken      // a Retry token refused (tokens_rejected says why)
 	nReasons
 )
 
-var reasonNames = [nReasons]string{"malformed", "version_negotiation", "short_dcid", "strict_source_binding", "no_backend", "per_ip_cap", "backlog_full", "too_big", "upstream_socket"}
+var reasonNames = [nReasons]string{"malformed", "version_negotiation", "short_dcid", "strict_source_binding", "no_backend", "per_ip_cap", "backlog_full", "too_big", "upstream_socket", "not_a_backend", "no_flow", "initial_too_small", "initial_rate", "retry_token"}
 
 func (r dropReason) String() string { return reasonNames[r] }
 
@@ -50,6 +55,8 @@ type listenerMetrics struct {
 	evictCap       *metrics.Counter
 	evictIdle      *metrics.Counter
 	learnedEvicted *metrics.Counter
+	retrySent      *metrics.Counter
+	tokenRejects   [nRejects]*metrics.Counter
 }
 
 func newListenerMetrics(name string) *listenerMetrics {
@@ -62,6 +69,10 @@ func newListenerMetrics(name string) *listenerMetrics {
 		evictCap:       metrics.GetOrCreateCounter(`passthrough_flow_evictions_total{` + l + `,reason="max_quic_connections"}`),
 		evictIdle:      metrics.GetOrCreateCounter(`passthrough_flow_evictions_total{` + l + `,reason="idle"}`),
 		learnedEvicted: metrics.GetOrCreateCounter(`passthrough_learned_evictions_total{` + l + `}`),
+		retrySent:      metrics.GetOrCreateCounter(`passthrough_retry_sent_total{` + l + `}`),
+	}
+	for i, r := range rejectNames {
+		m.tokenRejects[i] = metrics.GetOrCreateCounter(`passthrough_retry_tokens_rejected_total{` + l + `,reason="` + r + `"}`)
 	}
 	for i, r := range routeNames {
 		m.packets[i] = metrics.GetOrCreateCounter(`passthrough_datagrams_total{` + l + `,route="` + r + `"}`)

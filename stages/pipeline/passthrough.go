@@ -29,9 +29,6 @@ func (g *Gateway) newPassthroughs(cfg *conf.Config) ([]*ptListener, error) {
 		if err := g.passthroughPool(p, cfg); err != nil {
 			return nil, fmt.Errorf("passthrough listener %s: %w", lc.Name, err)
 		}
-		if *lc.MintRetry {
-			g.log.Warn().Str("listener", lc.Name).Msg("passthrough: mint_retry = true is ignored: a Retry minted here breaks the handshake with servers that cannot read its token; backends do Retry")
-		}
 		out = append(out, p)
 	}
 	return out, nil
@@ -70,8 +67,14 @@ func (g *Gateway) openPassthrough(p *ptListener) error {
 	if err != nil {
 		return err
 	}
+	bh, err := passthrough.ParseBackhaul(lc.Backhaul)
+	if err != nil {
+		conn.Close()
+		return err
+	}
 	o := passthrough.Options{
 		Name:                lc.Name,
+		Backhaul:            bh,
 		Pool:                func() *route.Pool { return p.pool.Load() },
 		MaxFlows:            lc.MaxQUICConnections,
 		MaxFlowsPerIP:       lc.MaxConnectionsPerIP,
@@ -81,7 +84,17 @@ func (g *Gateway) openPassthrough(p *ptListener) error {
 		MaxDCIDLenRouted:    lc.MaxDCIDLenRouted,
 		StrictSourceBinding: lc.StrictSourceBinding,
 		AuditWindow:         ms(lc.AuditThrottleWindowSecs * 1000),
+		InitialRate:         *lc.InitialRatePerIP,
+		InitialBurst:        lc.InitialBurstPerIP,
 		Log:                 g.log,
+	}
+	if *lc.MintRetry {
+		k, err := conf.ReadRetryTokenKey(lc.RetrySecretPath)
+		if err != nil {
+			conn.Close()
+			return fmt.Errorf("retry_secret_path: %w", err)
+		}
+		o.Retry = &passthrough.RetryOptions{Key: k, BackendDualStack: lc.RetryBackendDualStack, NewTokens: lc.RetryNewTokens}
 	}
 	for i := range lc.QUICLB {
 		q := &lc.QUICLB[i]

@@ -1,5 +1,0 @@
-//go:build !race
-
-package passthrough
-
-const raceEnabled = false
