@@ -44,8 +44,10 @@ type RawProxy struct {
 	// dropped and counted (expressgateway_quicrelay_datagrams_dropped_total).
 	DgramQueueCap int `koanf:"dgram_queue_cap"`
 	// MaxRelayStreams bounds the streams one connection relays at once (all
-	// kinds, both sides opening); it is also the MAX_STREAMS credit each
-	// side is given for bidirectional and for unidirectional streams.
+	// kinds, both sides opening; long-lived ones count, such as HTTP/3's
+	// six control and QPACK streams); it is also the MAX_STREAMS credit
+	// each side is given for bidirectional and for unidirectional streams.
+	// A stream past it waits, unread, under QUIC flow control.
 	MaxRelayStreams int `koanf:"max_relay_streams"`
 	// ALPN narrows the application protocols accepted from clients (and so
 	// offered upstream); empty: whatever the client offers is accepted and
