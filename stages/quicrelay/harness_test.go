@@ -62,8 +62,16 @@ func startBackend(t testing.TB, cert tls.Certificate, alpns []string, handle fun
 
 func startBackendConf(t testing.TB, cert tls.Certificate, alpns []string, qc *quic.Config, handle func(*quic.Conn)) *backend {
 	t.Helper()
-	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: alpns, MinVersion: tls.VersionTLS13}, qc)
+	// Its own Transport, closed with the test: a listener's single-use one
+	// outlives it while a failed handshake's connection drains.
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: alpns, MinVersion: tls.VersionTLS13}, qc)
+	if err != nil {
+		udp.Close()
 		t.Fatal(err)
 	}
 	b := &backend{addr: ln.Addr().String(), ln: ln, accepted: make(chan *quic.Conn, 16)}
@@ -80,7 +88,7 @@ func startBackendConf(t testing.TB, cert tls.Certificate, alpns []string, qc *qu
 			b.wg.Go(func() { handle(c) })
 		}
 	})
-	t.Cleanup(func() { ln.Close(); b.wg.Wait() })
+	t.Cleanup(func() { ln.Close(); tr.Close(); udp.Close(); b.wg.Wait() })
 	return b
 }
 

@@ -278,3 +278,21 @@ func TestDatagrams_BackendWithoutThemCountedDropped(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestALPN_BackendWithoutTheClientsProtocolRefused: a backend that does
+// not speak the ALPN the client negotiated is a failed connect: the client
+// is closed with CodeNoBackend, never relayed to a different protocol.
+func TestALPN_BackendWithoutTheClientsProtocolRefused(t *testing.T) {
+	cert, roots, _ := loadPair(t, "backend")
+	be := startBackend(t, cert, []string{"other/2"}, echoBackend)
+	f := startFront(t, frontOpts{backends: []string{be.addr}, roots: roots})
+	errs := connectErrors(t.Name(), be.addr)
+	before := errs.Get()
+	c := f.mustDial(t, testALPN)
+	if ae := appError(t, c); ae.ErrorCode != CodeNoBackend {
+		t.Fatalf("closed with %v, want CodeNoBackend", ae)
+	}
+	if errs.Get() != before+1 {
+		t.Fatal("the refused handshake was not counted as a connect error")
+	}
+}
