@@ -32,8 +32,8 @@ type RawProxy struct {
 	// listener's backends or pool (protocol = "quic"), not both.
 	BackendAddr string `koanf:"backend_addr"`
 	// SNI is the server name sent to the backend and verified against its
-	// certificate; empty: the backend's tls_verify_hostname, else its
-	// address host.
+	// certificate (an IP address is verified, not sent); empty: the
+	// backend's tls_verify_hostname, else its address host.
 	SNI string `koanf:"sni"`
 	// BackendCAPath is the PEM bundle the backends' certificates are
 	// verified against (a backend's own tls_ca_path wins); empty: the
@@ -114,7 +114,7 @@ func (l *Listener) validateRawProxy(k string, c *Config, ps *Problems) {
 		ps.Addf(key(rk, "backend_addr"), "set one of backend_addr, the listener's backends or its pool")
 	}
 	if r.SNI != "" && !validSNI(r.SNI) {
-		ps.Addf(key(rk, "sni"), "not a DNS name: %q (a name sent in TLS SNI has letters, digits, '-' and dots; an IP address is not sent)", r.SNI)
+		ps.Addf(key(rk, "sni"), "not a DNS name or an IP address: %q (a name has letters, digits, '-' and dots)", r.SNI)
 	}
 	if r.BackendCAPath != "" {
 		if b, err := readSmallFile(r.BackendCAPath); err != nil {
@@ -192,10 +192,14 @@ func (l *Listener) refuseQUICPools(c *Config, ps *Problems) {
 	}
 }
 
-// validSNI reports whether s may be sent as a TLS server name: a DNS name,
-// not an IP literal (RFC 6066 §3).
+// validSNI reports whether s may name the backend: a DNS name (sent in
+// SNI and verified), or an IP address (verified against the certificate's
+// IP addresses; RFC 6066 §3 sends no SNI for it).
 func validSNI(s string) bool {
-	if net.ParseIP(s) != nil || len(s) > 253 {
+	if net.ParseIP(s) != nil {
+		return true
+	}
+	if len(s) > 253 {
 		return false
 	}
 	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {

@@ -48,7 +48,8 @@ max_relay_streams = 32
 		r.DgramQueueCap != 64 || r.MaxRelayStreams != 32 || len(r.ALPN) != 0 {
 		t.Fatalf("values: %+v", r)
 	}
-	cfg, err = load(write(t, "d.toml", modeBListener(t, dir, `backend_addr = "10.0.0.9:4433"`+"\n"), 0o600), func() []string { return nil })
+	// An IP address for sni is verified against the certificate's IPs.
+	cfg, err = load(write(t, "d.toml", modeBListener(t, dir, `backend_addr = "10.0.0.9:4433"`+"\nsni = \"10.0.0.9\"\n"), 0o600), func() []string { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ backends = [{ address = "10.0.0.1:80", protocol = "h2" }]
 [pools.health_check]
 type = "tcp"
 ` + modeBListener(t, dir, `backend_addr = "nope"
-sni = "10.0.0.1"
+sni = "bad_name.example"
 backend_ca_path = "`+notPEM+`"
 dgram_queue_cap = -1
 max_relay_streams = 10001
@@ -180,7 +181,7 @@ pool = "q"
 	msg := err.Error()
 	for _, want := range []string{
 		`m.toml:16: listeners[0].quic.raw_proxy.backend_addr: not host:port: "nope"`,
-		`m.toml:17: listeners[0].quic.raw_proxy.sni: not a DNS name: "10.0.0.1"`,
+		`m.toml:17: listeners[0].quic.raw_proxy.sni: not a DNS name or an IP address: "bad_name.example"`,
 		"m.toml:18: listeners[0].quic.raw_proxy.backend_ca_path: " + notPEM + ": no PEM certificate in the file",
 		"m.toml:19: listeners[0].quic.raw_proxy.dgram_queue_cap: -1 is out of range [1, 65536]",
 		"m.toml:20: listeners[0].quic.raw_proxy.max_relay_streams: 10001 is out of range [1, 10000]",

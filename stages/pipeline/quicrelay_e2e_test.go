@@ -203,14 +203,16 @@ backend_ca_path = "`+be.cert+`"
 }
 
 // TestModeB_MaxRelayStreamsAndALPNKeys: max_relay_streams is the client's
-// stream credit (a third concurrent stream waits until one ends) and alpn
-// refuses a protocol outside it at the handshake.
+// stream credit (a third concurrent stream waits until one ends), alpn
+// refuses a protocol outside it at the handshake, and an IP address as
+// sni is verified against the backend certificate's IP addresses.
 func TestModeB_MaxRelayStreamsAndALPNKeys(t *testing.T) {
 	be := startModeBBackend(t, "b1")
 	f := newH3Files(t)
 	g := startGateway(t, modeBListener("modeb", f, "", `
 backend_addr = "`+be.addr+`"
 backend_ca_path = "`+be.cert+`"
+sni = "127.0.0.1"
 max_relay_streams = 2
 `)+modeBListener("narrow", f, "", `
 backend_addr = "`+be.addr+`"
