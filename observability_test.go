@@ -150,6 +150,11 @@ timeout_ms = 200
 name = "echo"
 [[pools.backends]]
 address = %[10]q
+
+[passthrough]
+name = "quic-pt"
+bind_addr = "127.0.0.1:0"
+backends = [%[9]q]
 `, admin, web, web2, cert, key, filepath.Join(dir, "retry.key"), tcp, be, dead, tcpBackend)), 0o600)
 	cmd := exec.Command(bin, cfgPath)
 	cmd.Env = append(cleanEnv(), "EG_LOG_FORMAT=text")

@@ -256,9 +256,8 @@ backhaul = %q
 	return &gateway{p: p, udp: udp, metrics: m}, nil
 }
 
-// metric sums the series of the gateway's /metrics named name (with or
-// without the expressgateway_ prefix) whose labels hold every one of
-// labels.
+// metric sums the series of the gateway's /metrics named
+// expressgateway_ + name whose labels hold every one of labels.
 func (g *gateway) metric(name string, labels ...string) float64 {
 	resp, err := http.Get("http://" + g.metrics + "/metrics")
 	if err != nil {

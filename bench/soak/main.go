@@ -86,6 +86,7 @@ type soak struct {
 	gw       *proc.Proc
 	keep     atomic.Int64 // toggled by each reload
 	ok, bad  [3]atomic.Int64
+	firstErr [3]atomic.Pointer[string] // each front's first failure, for the report
 	hostile  atomic.Int64 // hostile bursts sent
 	events   atomic.Int64 // reloads + rotations + restarts done
 }
@@ -293,6 +294,8 @@ func (s *soak) legit(ctx context.Context, i int, f func(context.Context) error) 
 			defer cancel()
 			if err := f(rctx); err != nil {
 				s.bad[i].Add(1)
+				msg := err.Error()
+				s.firstErr[i].CompareAndSwap(nil, &msg)
 				return
 			}
 			s.ok[i].Add(1)
@@ -306,12 +309,15 @@ func clientTLS(protos ...string) *tls.Config {
 	return &tls.Config{InsecureSkipVerify: true, ServerName: "localhost", NextProtos: protos}
 }
 
+// get GETs url, whose authority is sent as localhost: the certificate's
+// name, which the TLS fronts require the authority to match (421).
 func get(c *http.Client, url string) func(context.Context) error {
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return err
 		}
+		req.Host = "localhost"
 		resp, err := c.Do(req)
 		if err != nil {
 			return err
@@ -583,7 +589,11 @@ func (s *soak) report(samples []sample) error {
 	fmt.Fprintf(&md, "Legitimate load %d req/s on each of HTTP/1.1, HTTP/2 (TLS) and HTTP/3; a burst of HTTP/2 rapid reset (500 streams), a 5,000-PING flood and 50 slowloris connections every 10 s (%d bursts); SIGHUP every %v, certificate rotation every %v, backend restart every %v (%d events).\n\n",
 		s.o.rate, s.hostile.Load(), s.o.reload, s.o.rotate, s.o.restart, s.events.Load())
 	for i, n := range frontNames {
-		fmt.Fprintf(&md, "- %s: %d ok, %d failed\n", n, s.ok[i].Load(), s.bad[i].Load())
+		fmt.Fprintf(&md, "- %s: %d ok, %d failed", n, s.ok[i].Load(), s.bad[i].Load())
+		if e := s.firstErr[i].Load(); e != nil {
+			fmt.Fprintf(&md, " (first: %s)", *e)
+		}
+		md.WriteString("\n")
 	}
 	md.WriteString("\n| series | first | last | min | max | last-half slope per hour | verdict |\n|---|---|---|---|---|---|---|\n")
 	for c, col := range series {

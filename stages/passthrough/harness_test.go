@@ -349,8 +349,10 @@ func (g *gateway) stop() {
 	g.cancel = nil
 }
 
-// counter reads a passthrough counter of listener name.
+// counter reads a passthrough counter of listener name; series is
+// written without the expressgateway_ prefix.
 func counter(name, series string) uint64 {
+	series = "expressgateway_" + series
 	i := strings.IndexByte(series, '{')
 	if series[i+1:] == "}" {
 		return metrics.GetOrCreateCounter(series[:i] + `{listener="` + name + `"}`).Get()

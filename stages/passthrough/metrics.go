@@ -63,22 +63,22 @@ func newListenerMetrics(name string) *listenerMetrics {
 	l := `listener="` + name + `"`
 	m := &listenerMetrics{
 		name:           name,
-		toClient:       metrics.GetOrCreateCounter(`passthrough_datagrams_to_client_total{` + l + `}`),
-		sendErrors:     metrics.GetOrCreateCounter(`passthrough_send_errors_total{` + l + `}`),
-		flowsTotal:     metrics.GetOrCreateCounter(`passthrough_flows_total{` + l + `}`),
-		evictCap:       metrics.GetOrCreateCounter(`passthrough_flow_evictions_total{` + l + `,reason="max_quic_connections"}`),
-		evictIdle:      metrics.GetOrCreateCounter(`passthrough_flow_evictions_total{` + l + `,reason="idle"}`),
-		learnedEvicted: metrics.GetOrCreateCounter(`passthrough_learned_evictions_total{` + l + `}`),
-		retrySent:      metrics.GetOrCreateCounter(`passthrough_retry_sent_total{` + l + `}`),
+		toClient:       metrics.GetOrCreateCounter(`expressgateway_passthrough_datagrams_to_client_total{` + l + `}`),
+		sendErrors:     metrics.GetOrCreateCounter(`expressgateway_passthrough_send_errors_total{` + l + `}`),
+		flowsTotal:     metrics.GetOrCreateCounter(`expressgateway_passthrough_flows_total{` + l + `}`),
+		evictCap:       metrics.GetOrCreateCounter(`expressgateway_passthrough_flow_evictions_total{` + l + `,reason="max_quic_connections"}`),
+		evictIdle:      metrics.GetOrCreateCounter(`expressgateway_passthrough_flow_evictions_total{` + l + `,reason="idle"}`),
+		learnedEvicted: metrics.GetOrCreateCounter(`expressgateway_passthrough_learned_evictions_total{` + l + `}`),
+		retrySent:      metrics.GetOrCreateCounter(`expressgateway_passthrough_retry_sent_total{` + l + `}`),
 	}
 	for i, r := range rejectNames {
-		m.tokenRejects[i] = metrics.GetOrCreateCounter(`passthrough_retry_tokens_rejected_total{` + l + `,reason="` + r + `"}`)
+		m.tokenRejects[i] = metrics.GetOrCreateCounter(`expressgateway_passthrough_retry_tokens_rejected_total{` + l + `,reason="` + r + `"}`)
 	}
 	for i, r := range routeNames {
-		m.packets[i] = metrics.GetOrCreateCounter(`passthrough_datagrams_total{` + l + `,route="` + r + `"}`)
+		m.packets[i] = metrics.GetOrCreateCounter(`expressgateway_passthrough_datagrams_total{` + l + `,route="` + r + `"}`)
 	}
 	for i, r := range reasonNames {
-		m.drops[i] = metrics.GetOrCreateCounter(`passthrough_dropped_total{` + l + `,reason="` + r + `"}`)
+		m.drops[i] = metrics.GetOrCreateCounter(`expressgateway_passthrough_dropped_total{` + l + `,reason="` + r + `"}`)
 	}
 	return m
 }
@@ -92,13 +92,13 @@ func (m *listenerMetrics) register(l *Listener) {
 	live.Store(m.name, l)
 	lbl := `{listener="` + m.name + `"}`
 	name := m.name
-	metrics.GetOrCreateGauge(`passthrough_flows`+lbl, func() float64 {
+	metrics.GetOrCreateGauge(`expressgateway_passthrough_flows`+lbl, func() float64 {
 		if v, ok := live.Load(name); ok {
 			return float64(v.(*Listener).Flows())
 		}
 		return 0
 	})
-	metrics.GetOrCreateGauge(`passthrough_learned_cids`+lbl, func() float64 {
+	metrics.GetOrCreateGauge(`expressgateway_passthrough_learned_cids`+lbl, func() float64 {
 		if v, ok := live.Load(name); ok {
 			return float64(v.(*Listener).Learned())
 		}

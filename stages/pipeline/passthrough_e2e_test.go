@@ -159,7 +159,7 @@ servers = [{ address = %q, server_id = "0001" }, { address = %q, server_id = "00
 	if got := quicAsk(t, roots, g.PassthroughAddr("passthrough/127.0.0.1:0")); got != "plain" {
 		t.Fatalf("the [passthrough] listener reached %q", got)
 	}
-	if n := metrics.GetOrCreateCounter(`passthrough_retry_sent_total{listener="passthrough/127.0.0.1:0"}`).Get(); n == 0 {
+	if n := metrics.GetOrCreateCounter(`expressgateway_passthrough_retry_sent_total{listener="passthrough/127.0.0.1:0"}`).Get(); n == 0 {
 		t.Fatal("mint_retry = true sent no Retry")
 	}
 	seen := map[string]bool{}
@@ -198,7 +198,7 @@ initial_burst_per_ip = 1
 		defer c.Close()
 		c.WriteToUDP(pkt, to)
 	}
-	drops := metrics.GetOrCreateCounter(`passthrough_dropped_total{listener="rate",reason="initial_rate"}`)
+	drops := metrics.GetOrCreateCounter(`expressgateway_passthrough_dropped_total{listener="rate",reason="initial_rate"}`)
 	waitFor(t, "two Initials over the rate", func() bool { return drops.Get() == 2 })
 }
 
@@ -225,7 +225,7 @@ retry_secret_path = %q
 retry_backend_dual_stack = true
 retry_new_tokens = true
 `, be, retryPath))
-	sent := metrics.GetOrCreateCounter(`passthrough_retry_sent_total{listener="dual"}`)
+	sent := metrics.GetOrCreateCounter(`expressgateway_passthrough_retry_sent_total{listener="dual"}`)
 	tokens := quic.NewLRUTokenStore(4, 4)
 	tlsConf := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"eg-echo"}}
 	for i := range 2 {
