@@ -164,7 +164,7 @@ func (g *Gateway) serveModeB(l *listener) {
 			start := time.Now()
 			res, err := l.relay.Serve(l.connCtx, c, remote)
 			if err != nil {
-				g.log.Debug().Err(err).Str("listener", l.cfg.Name).Msg("quic relay")
+				g.log.Debug().Err(err).Str("listener", l.cfg.Name).Str("alpn", res.ALPN).Msg("quic relay")
 			}
 			if sl := l.streamLog.Load(); sl != nil && sl.access != nil {
 				b := sl.access.get()

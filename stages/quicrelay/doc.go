@@ -11,7 +11,8 @@
 // control on each side is the only other bound, so a slow reader slows
 // its writer rather than filling the relay.
 //
-// It may import quic-go, the route stage (pools, picks, outcomes) and
-// the stages package (metrics helpers); it reads no config and opens no
-// listening socket.
+// It may import quic-go, zerolog, the route stage (pools, picks,
+// outcomes) and the stages package (metrics helpers, panic handling); it
+// reads no config and opens no listening socket (one ephemeral UDP socket
+// per Relay dials the backends).
 package quicrelay
