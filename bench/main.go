@@ -34,7 +34,10 @@
 //
 // and, when named, the other backend protocols (h2c and HTTP/3; nginx
 // proxies neither, HAProxy only h2c): h2-h2-small, h3-h2-small, h3-h3-small,
-// each loaded like its H1-backend counterpart.
+// each loaded like its H1-backend counterpart; and quic-modeb,
+// quic-modeb-1mib: the quic front as QUIC Mode B ([listeners.quic.raw_proxy])
+// relaying QUIC to the backend's HTTP/3 port, against "direct" (the same
+// quic-go HTTP/3 client on the backend).
 //
 // Each proxy is started afresh for each scenario (so peak RSS is that
 // scenario's), warmed for -warmup, then measured for -d; CPU is user+system

@@ -121,7 +121,15 @@ var scenarios = []scenario{
 	{"grpc-stream", "gRPC server stream H2 (h2c)→H2 (h2c), 1 KiB messages, grpc-go 16 conns (a message counts)", "h2", h2cFront, grpcStream(16)},
 	{"ws-h2-echo", "WebSocket H2 (TLS, RFC 8441)→H1, 32 B echo, 1,000 tunnels", "h1", tlsFront, wsMuxEcho("h2", 1000)},
 	{"ws-h3-echo", "WebSocket H3 (RFC 9220)→H1, 32 B echo, 1,000 tunnels", "h1", h3Front, wsMuxEcho("h3", 1000)},
+	// QUIC Mode B: the quic front relays QUIC itself to the HTTP/3
+	// backend ("direct" is the same client on the backend).
+	{"quic-modeb", "QUIC Mode B (raw_proxy)→H3, 100 B GET, quic-go client 16 conns × 16 streams", modeBUpstream, h3Front, h3(smallPath, 16, 16)},
+	{"quic-modeb-1mib", "QUIC Mode B (raw_proxy)→H3, 1 MiB GET, quic-go client 4 conns × 4 streams", modeBUpstream, h3Front, h3(largePath, 4, 4)},
 }
+
+// modeBUpstream is the upstream of the Mode B scenarios: the gateway's
+// quic front relays QUIC to the backend's HTTP/3 port; no peer does.
+const modeBUpstream = "quic-modeb"
 
 // headline is the default -scenarios: the issue-shaped table and memory.
 var headline = []string{"h1-small", "h2-small", "h3-small", "h1-1mib", "h2-1mib", idleScenario}

@@ -271,7 +271,16 @@ func writeConfig(path, text string) error {
 // peers below, upstream keep-alive on (the pool's default).
 func startGateway(e *env, _ string, sc scenario) (*served, error) {
 	be := fmt.Sprintf("address = %q\n  protocol = %q", e.be.h1, sc.upstream)
-	if sc.upstream == "h3" {
+	// The quic front: HTTP/3 over the pool, or Mode B to the backend's
+	// HTTP/3 port.
+	quicFront := "pool     = \"be\""
+	quicMode := ""
+	switch sc.upstream {
+	case modeBUpstream:
+		be = fmt.Sprintf("address = %q\n  protocol = \"h1\"", e.be.h1)
+		quicFront = ""
+		quicMode = fmt.Sprintf("  [listeners.quic.raw_proxy]\n  backend_addr = %q\n  sni = \"localhost\"\n  backend_ca_path = %q\n", e.be.h3, e.certs.cert)
+	case "h3":
 		be = fmt.Sprintf("address = %q\n  protocol = \"h3\"\n  tls_ca_path = %q\n  tls_verify_hostname = \"localhost\"", e.be.h3, e.certs.cert)
 	}
 	s, err := addrs()
@@ -318,12 +327,12 @@ pool     = "be"
 name     = "h3"
 address  = %[4]q
 protocol = "quic"
-pool     = "be"
+%[8]s
   [listeners.quic]
   cert_path         = %[5]q
   key_path          = %[6]q
   retry_secret_path = %[7]q
-`, be, s.h1, s.tls, s.h3, e.certs.cert, e.certs.key, filepath.Join(e.dir, "retry.secret"))); err != nil {
+%[9]s`, be, s.h1, s.tls, s.h3, e.certs.cert, e.certs.key, filepath.Join(e.dir, "retry.secret"), quicFront, quicMode)); err != nil {
 		return nil, err
 	}
 	cmd := logTo(e, exec.Command(e.gateway, cfg), "gateway")
@@ -343,7 +352,7 @@ pool     = "be"
 // caps are: h2load does not reconnect when a connection is retired.
 func startNginx(e *env, bin string, sc scenario) (*served, error) {
 	if sc.upstream != "h1" {
-		return nil, errUnsupported // nginx proxies HTTP/1.x only (grpc_pass aside)
+		return nil, errUnsupported // nginx proxies HTTP/1.x only (grpc_pass aside); no QUIC relay
 	}
 	s, err := addrs()
 	if err != nil {
@@ -402,7 +411,7 @@ func startHAProxy(e *env, bin string, sc scenario) (*served, error) {
 	switch sc.upstream {
 	case "h2":
 		server += " proto h2"
-	case "h3":
+	case "h3", modeBUpstream:
 		return nil, errUnsupported
 	}
 	s, err := addrs()
@@ -447,7 +456,7 @@ func startCaddy(e *env, bin string, sc scenario) (*served, error) {
 	switch sc.upstream {
 	case "h2":
 		proxy += " {\n\t\ttransport http {\n\t\t\tversions h2c\n\t\t}\n\t}"
-	case "h3":
+	case "h3", modeBUpstream:
 		return nil, errUnsupported
 	}
 	s, err := addrs()

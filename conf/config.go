@@ -96,7 +96,8 @@ type ListenerTLS struct {
 	TicketKeyPath string `koanf:"ticket_key_path"`
 }
 
-// QUIC is [listeners.quic]: HTTP/3 termination settings.
+// QUIC is [listeners.quic]: QUIC termination settings (HTTP/3, or Mode B
+// with raw_proxy).
 type QUIC struct {
 	CertPath               string `koanf:"cert_path"`                     // PEM certificate chain of the QUIC listener.
 	KeyPath                string `koanf:"key_path"`                      // PEM private key; the mode rule of [listeners.tls] key_path (0600, 0400, 0640 or 0440).
@@ -116,6 +117,11 @@ type QUIC struct {
 	// takes them, and back (to any other backend they are dropped and
 	// counted). false offers neither. New connections take a change.
 	H3Datagrams *bool `koanf:"h3_datagrams"`
+	// RawProxy makes the listener Mode B (conf/rawproxy.go): QUIC is
+	// terminated and every stream and datagram relayed over a new QUIC
+	// connection to a backend, whatever the application protocol; no
+	// HTTP/3.
+	RawProxy *RawProxy `koanf:"raw_proxy"`
 }
 
 // AltSvc is [listeners.alt_svc]: advertise an HTTP/3 endpoint on H1/H2

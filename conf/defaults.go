@@ -179,6 +179,9 @@ func (l *Listener) setDefaults() {
 		if q.EarlyDataPolicy == "" {
 			q.EarlyDataPolicy = "reject"
 		}
+		if q.RawProxy != nil {
+			q.RawProxy.setDefaults()
+		}
 	}
 	for i := range l.Backends {
 		l.Backends[i].setDefaults()

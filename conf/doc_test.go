@@ -36,7 +36,7 @@ func TestConfigDoc_IsGeneratedFromTheSchema(t *testing.T) {
 	b.WriteString("it names the variable. `expressgateway -check FILE` reports every problem at once (file:line,\n")
 	b.WriteString("key, reason); `-check -bind` also tries every address.\n")
 	def := Default()
-	l := Listener{TLS: &ListenerTLS{}, QUIC: &QUIC{}, AltSvc: &AltSvc{}, WS: &WebSocket{}, GRPC: &GRPC{}}
+	l := Listener{TLS: &ListenerTLS{}, QUIC: &QUIC{RawProxy: &RawProxy{}}, AltSvc: &AltSvc{}, WS: &WebSocket{}, GRPC: &GRPC{}}
 	l.setDefaults()
 	l.Name = "" // derived from protocol and address, as its doc says
 	p := Pool{HealthCheck: &HealthCheck{}, Outlier: &Outlier{}, Retry: &Retry{}, Circuit: &Circuit{}, Sticky: &Sticky{}}

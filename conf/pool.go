@@ -21,7 +21,7 @@ var Algorithms = []string{
 var HashAlgorithms = []string{"ring_hash", "maglev"}
 
 // Backend protocols.
-var backendProtocols = []string{"tcp", "h1", "h2", "h3", "udp"}
+var backendProtocols = []string{"tcp", "h1", "h2", "h3", "udp", "quic"}
 
 // Limits and defaults of the pool section.
 const (
@@ -105,7 +105,7 @@ type Pool struct {
 // Backend is one upstream server, in a pool or listed on a listener.
 type Backend struct {
 	Address           string `koanf:"address"`             // host:port; a host that is a DNS name (not localhost) stands for every A and AAAA address it resolves to, followed on the answer's TTL ([runtime.dns])
-	Protocol          string `koanf:"protocol"`            // tcp|h1|h2|h3|udp, default tcp
+	Protocol          string `koanf:"protocol"`            // tcp|h1|h2|h3|udp|quic, default tcp (quic: a raw_proxy listener's QUIC server, any ALPN)
 	Weight            int    `koanf:"weight"`              // default 1, 1..1000
 	TLS               bool   `koanf:"tls"`                 // TLS to the backend
 	TLSCAPath         string `koanf:"tls_ca_path"`         // CA bundle to verify the backend
@@ -120,7 +120,8 @@ type Backend struct {
 
 // HealthCheck is `[pools.health_check]`: active probes.
 type HealthCheck struct {
-	// Type is http, tcp or grpc.
+	// Type is http, tcp or grpc (a pool of quic backends: http, sent over
+	// HTTP/3).
 	Type string `koanf:"type"`
 	// Path and Method of an http check; default "/" and GET.
 	Path   string `koanf:"path"`
@@ -494,7 +495,10 @@ func (b *Backend) validate(k string, ps *Problems) {
 	if b.Protocol == "udp" && b.TLS {
 		ps.Addf(key(k, "tls"), "a udp backend cannot use TLS")
 	}
-	if !b.TLS && b.Protocol != "h3" && (b.TLSCAPath != "" || b.TLSVerifyHostname != "") {
+	if b.Protocol == "quic" && b.TLSVerifyPeer != nil && !*b.TLSVerifyPeer {
+		ps.Addf(key(k, "tls_verify_peer"), "a quic backend's certificate is always verified")
+	}
+	if !b.TLS && b.Protocol != "h3" && b.Protocol != "quic" && (b.TLSCAPath != "" || b.TLSVerifyHostname != "") {
 		ps.Addf(key(k, "tls"), "tls_ca_path or tls_verify_hostname set but tls is off")
 	}
 }

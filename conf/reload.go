@@ -38,6 +38,13 @@ var liveKeys = []string{
 	"listeners[].quic.retry_above_new_conns_per_sec",
 	"listeners[].quic.max_field_section_size",
 	"listeners[].quic.h3_datagrams",
+	// A Mode B listener's pool is swapped as backends are; its stream,
+	// datagram, ALPN and SNI settings are read per new connection.
+	"listeners[].quic.raw_proxy.backend_addr",
+	"listeners[].quic.raw_proxy.sni",
+	"listeners[].quic.raw_proxy.dgram_queue_cap",
+	"listeners[].quic.raw_proxy.max_relay_streams",
+	"listeners[].quic.raw_proxy.alpn",
 	"pools",
 	"runtime.drain_timeout_ms",
 	"runtime.drain_jitter_ms",

@@ -17,10 +17,7 @@ import (
 // notYet are reference keys whose feature is not built yet: they get a
 // precise answer instead of "unknown key". Keyed by the docs form of the
 // path (list indexes dropped).
-var notYet = map[string]string{
-	"listeners[].quic.raw_proxy": "QUIC raw proxy (Mode B) is not supported yet; " +
-		"a quic listener terminates HTTP/3 and proxies requests to its backends (h1, h2 or h3)",
-}
+var notYet = map[string]string{}
 
 var listIndex = regexp.MustCompile(`\[\d+\]`)
 

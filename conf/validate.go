@@ -155,6 +155,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 	validateExtendedConnect(l, key(k, "extended_connect_protocols"), ps)
 	l.validateWS(k, ps)
 	l.validateGRPC(k, ps)
+	l.validateRawProxy(k, c, ps)
 	if l.DrainTimeoutMs != nil {
 		rangeInt(ps, key(k, "drain_timeout_ms"), *l.DrainTimeoutMs, 100, 300_000)
 	}
@@ -211,7 +212,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 	for j := range l.Backends {
 		bk := idx(key(k, "backends"), j)
 		l.Backends[j].validate(bk, ps)
-		checkBackendFor(bk, l.Protocol, &l.Backends[j], ps)
+		checkBackendFor(bk, l.backendFront(), &l.Backends[j], ps)
 	}
 	checkDuplicateBackends(key(k, "backends"), l.Backends, ps)
 	if !l7 && len(l.Routes) > 0 {
@@ -220,7 +221,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 	if !l7 && l.Pool == "" && len(l.Backends) == 0 {
 		ps.Addf(key(k, "backends"), "a %s listener needs backends or a pool", l.Protocol)
 	}
-	if l7 && l.Pool == "" && len(l.Backends) == 0 && len(l.Routes) == 0 {
+	if l7 && !l.ModeB() && l.Pool == "" && len(l.Backends) == 0 && len(l.Routes) == 0 {
 		ps.Addf(key(k, "backends"), "an HTTP listener needs backends, a pool or routes")
 	}
 	for j := range l.Routes {
@@ -252,7 +253,7 @@ func (l *Listener) validate(k string, c *Config, pools map[string]bool, ps *Prob
 		for b := range r.Backends {
 			bk := idx(key(rk, "backends"), b)
 			r.Backends[b].validate(bk, ps)
-			checkBackendFor(bk, l.Protocol, &r.Backends[b], ps)
+			checkBackendFor(bk, l.backendFront(), &r.Backends[b], ps)
 		}
 		checkDuplicateBackends(key(rk, "backends"), r.Backends, ps)
 	}
@@ -317,9 +318,16 @@ func checkBackendFor(k, listener string, b *Backend, ps *Problems) {
 		if b.Protocol != "udp" && b.Protocol != "tcp" {
 			ps.Addf(key(k, "protocol"), "a udp listener relays datagrams: backend protocol must be udp, not %q", b.Protocol)
 		}
+	case modeBFront:
+		if b.Protocol != "quic" {
+			ps.Addf(key(k, "protocol"), "a raw_proxy (Mode B) listener relays QUIC: backend protocol must be quic, not %q", b.Protocol)
+		}
 	default:
 		if b.Protocol == "udp" {
 			ps.Addf(key(k, "protocol"), "an HTTP listener cannot use a udp backend")
+		}
+		if b.Protocol == "quic" {
+			ps.Addf(key(k, "protocol"), "a quic backend is for a raw_proxy (Mode B) listener; an HTTP listener's QUIC backend is h3")
 		}
 	}
 }

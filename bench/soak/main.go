@@ -87,8 +87,8 @@ type soak struct {
 	keep     atomic.Int64 // toggled by each reload
 	ok, bad  [3]atomic.Int64
 	firstErr [3]atomic.Pointer[string] // each front's first failure, for the report
-	hostile  atomic.Int64 // hostile bursts sent
-	events   atomic.Int64 // reloads + rotations + restarts done
+	hostile  atomic.Int64              // hostile bursts sent
+	events   atomic.Int64              // reloads + rotations + restarts done
 }
 
 var frontNames = [3]string{"h1", "h2", "h3"}

@@ -26,8 +26,16 @@ import (
 // address-validation secret, and the QUIC-level caps.
 type QUICConfig struct {
 	Address string
-	// TLS is the server config; ALPN h3 is set by ListenQUIC.
+	// TLS is the server config; ALPN h3 is set by ListenQUIC unless ALPN
+	// is set.
 	TLS func() *tls.Config
+	// ALPN, when set, chooses the protocols the server accepts from those
+	// a client offers (a relay accepts any, in the client's order); empty
+	// refuses the handshake. Nil: h3 only.
+	ALPN func(offered []string) []string
+	// MaxUniStreams caps concurrent unidirectional streams per connection;
+	// 0 is HTTP/3's need (control, QPACK and greased streams).
+	MaxUniStreams int64
 	// RetrySecret keys the address-validation tokens (Retry and NEW_TOKEN).
 	// Tokens are bound to the client address and age-limited by quic-go;
 	// the same secret after a restart keeps outstanding tokens valid.
@@ -85,8 +93,11 @@ type QUICLive struct {
 	Allow0RTT        bool
 	MaxStreams       int64
 	RetryAbovePerSec int
-	// Datagrams offers QUIC datagrams (RFC 9221), for HTTP Datagrams.
+	// Datagrams offers QUIC datagrams (RFC 9221): HTTP Datagrams, or a
+	// Mode B relay's.
 	Datagrams bool
+	// MaxUniStreams, when set, replaces QUICConfig.MaxUniStreams.
+	MaxUniStreams int64
 }
 
 // SetLive applies v to the connections that arrive from now on.
@@ -188,10 +199,15 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{"h3"},
 		// Rotated certificates apply to new handshakes.
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 			c := cfg.TLS().Clone()
 			c.MinVersion = tls.VersionTLS13
 			c.NextProtos = []string{"h3"}
+			if cfg.ALPN != nil {
+				if c.NextProtos = cfg.ALPN(hello.SupportedProtos); len(c.NextProtos) == 0 {
+					return nil, fmt.Errorf("accept: no application protocol of %q is accepted", hello.SupportedProtos)
+				}
+			}
 			c.SetSessionTicketKeys([][32]byte{ticketKey})
 			return c, nil
 		},
@@ -214,12 +230,18 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		Allow0RTT:                  cfg.Allow0RTT,
 		EnableDatagrams:            cfg.Datagrams,
 	}
+	if cfg.MaxUniStreams > 0 {
+		qc.MaxIncomingUniStreams = cfg.MaxUniStreams
+	}
 	perConn := *qc
 	qc.GetConfigForClient = func(*quic.ClientInfo) (*quic.Config, error) {
 		v := l.live.Load()
 		c := perConn
 		c.MaxIdleTimeout, c.Allow0RTT, c.MaxIncomingStreams = v.MaxIdleTimeout, v.Allow0RTT, v.MaxStreams
 		c.EnableDatagrams = v.Datagrams
+		if v.MaxUniStreams > 0 {
+			c.MaxIncomingUniStreams = v.MaxUniStreams
+		}
 		return &c, nil
 	}
 	ln, err := l.tr.ListenEarly(tlsCfg, qc)

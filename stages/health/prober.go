@@ -65,7 +65,7 @@ func (tcpProber) Close() {}
 
 // httpProber sends method path over the backend's own protocol (HTTP/1.1
 // for h1 and tcp backends, HTTP/2 for h2, prior knowledge when cleartext,
-// HTTP/3 for h3), with TLS when the backend has it, on a fresh connection
+// HTTP/3 for h3 and quic), with TLS when the backend has it, on a fresh connection
 // each time (so a probe proves the backend still accepts), and passes on
 // the expected status and body.
 type httpProber struct {
@@ -97,7 +97,7 @@ func newHTTPProber(hc *conf.HealthCheck, bs []conf.Backend) (*httpProber, error)
 // URL scheme, and a function that closes its idle connections.
 func probeTransport(bc conf.Backend) (http.RoundTripper, string, func(), error) {
 	var tc *tls.Config
-	if bc.TLS || bc.Protocol == "h3" { // QUIC is always TLS
+	if bc.TLS || bc.Protocol == "h3" || bc.Protocol == "quic" { // QUIC is always TLS
 		var err error
 		if tc, err = tlsConfig(bc); err != nil {
 			return nil, "", nil, err
@@ -117,7 +117,7 @@ func probeTransport(bc conf.Backend) (http.RoundTripper, string, func(), error) 
 		}
 		tr := &http.Transport{Proxy: nil, TLSClientConfig: tc, DisableCompression: true, Protocols: ps}
 		return tr, scheme, tr.CloseIdleConnections, nil
-	case "h3":
+	case "h3", "quic": // a Mode B backend is checked over HTTP/3
 		tc.MinVersion = tls.VersionTLS13
 		tr := &http3.Transport{TLSClientConfig: tc, DisableCompression: true}
 		return tr, "https", tr.CloseIdleConnections, nil

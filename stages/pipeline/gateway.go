@@ -27,6 +27,7 @@ import (
 	"github.com/expressgateway/expressgateway/stages/guard"
 	"github.com/expressgateway/expressgateway/stages/health"
 	"github.com/expressgateway/expressgateway/stages/l4"
+	"github.com/expressgateway/expressgateway/stages/quicrelay"
 	"github.com/expressgateway/expressgateway/stages/route"
 	"github.com/expressgateway/expressgateway/stages/translate"
 	"github.com/expressgateway/expressgateway/stages/upstream"
@@ -86,8 +87,9 @@ type listener struct {
 	srv       *accept.Server
 	active    *metrics.Gauge
 	conns     atomic.Int64
-	udp       *udpListener // udp listeners (xdp_udp.go)
-	quicM     *quicSeries  // quic listeners' handshake series
+	udp       *udpListener     // udp listeners (xdp_udp.go)
+	quicM     *quicSeries      // quic listeners' handshake series
+	relay     *quicrelay.Relay // Mode B quic listeners (quicrelay.go)
 
 	// tickets keys tlsCfg's session tickets (tickets.go); a restart key.
 	tickets *ticketKeys
@@ -163,6 +165,9 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 		return err
 	}
 	l.drainSettings(cfg)
+	if lc.ModeB() {
+		return g.configureModeB(l, cfg, def, bc)
+	}
 	if conf.IsL4(lc.Protocol) {
 		l.connect.Store(int64(ms(cfg.Runtime.ConnectTimeoutMs)))
 		l.pool.Store(def)
@@ -395,6 +400,10 @@ func (g *Gateway) Addr(name string) net.Addr {
 func (g *Gateway) serve(l *listener) {
 	if l.udp != nil {
 		g.serveUDP(l)
+		return
+	}
+	if l.quic != nil && l.relay != nil {
+		g.serveModeB(l)
 		return
 	}
 	if l.quic != nil {

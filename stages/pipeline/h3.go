@@ -86,8 +86,14 @@ func h3Transport(uo upstream.Options) *upstream.H3 {
 // its config (boot and reload).
 func quicLive(lc conf.Listener) accept.QUICLive {
 	q := lc.QUIC
-	return accept.QUICLive{MaxIdleTimeout: ms(q.MaxIdleTimeoutMs), Allow0RTT: q.Allow0RTT, MaxStreams: h3Streams(lc), RetryAbovePerSec: q.RetryAboveNewConnsPerS,
-		Datagrams: q.H3Datagrams != nil && *q.H3Datagrams}
+	streams, uni := h3Streams(lc), int64(0)
+	dgrams := q.H3Datagrams != nil && *q.H3Datagrams
+	if lc.ModeB() {
+		streams = int64(q.RawProxy.MaxRelayStreams)
+		uni, dgrams = streams, true
+	}
+	return accept.QUICLive{MaxIdleTimeout: ms(q.MaxIdleTimeoutMs), Allow0RTT: q.Allow0RTT, MaxStreams: streams, RetryAbovePerSec: q.RetryAboveNewConnsPerS,
+		MaxUniStreams: uni, Datagrams: dgrams}
 }
 
 // listenQUIC opens a quic listener's UDP socket and QUIC endpoint.
@@ -112,6 +118,8 @@ func (g *Gateway) listenQUIC(l *listener) error {
 	if maxConns <= 0 {
 		maxConns = g.cfg.Runtime.MaxInflightConnections
 	}
+	var mode quicAcceptExtras
+	g.modeBAccept(l.cfg, &mode)
 	qm := newQUICSeries(l.cfg.Name)
 	l.quicM = qm
 	ql, err := accept.ListenQUIC(&accept.QUICConfig{
@@ -125,6 +133,8 @@ func (g *Gateway) listenQUIC(l *listener) error {
 		Allow0RTT:        live.Allow0RTT,
 		MaxStreams:       live.MaxStreams,
 		Datagrams:        live.Datagrams,
+		ALPN:             mode.alpn,
+		MaxUniStreams:    mode.uni,
 		StreamWindow:     bus.DefaultStreamBytes,
 		ConnWindow:       bus.DefaultConnBytes,
 		Gate:             accept.NewGate(perIP, maxConns),
@@ -147,6 +157,13 @@ func (g *Gateway) listenQUIC(l *listener) error {
 		return err
 	}
 	l.quic = ql
+	if l.cfg.ModeB() {
+		if err := g.openRelay(l); err != nil {
+			ql.Close()
+			l.quic = nil
+			return err
+		}
+	}
 	return nil
 }
 

@@ -62,6 +62,9 @@ func (g *Gateway) open(ctx context.Context, l *listener) error {
 
 // closeSocket releases a bound listener that never served.
 func (l *listener) closeSocket() {
+	if l.relay != nil {
+		l.relay.Close()
+	}
 	switch {
 	case l.ln != nil:
 		l.ln.Close()

@@ -89,7 +89,9 @@ func (g *Gateway) apply(next *conf.Config, dnsOnly bool) (err error) {
 	var removed, added []*listener
 	for _, l := range g.listeners {
 		lc, ok := byName[l.cfg.Name]
-		if ok && lc.Address == l.cfg.Address && lc.Protocol == l.cfg.Protocol {
+		// A quic listener turning Mode B (or back) changes its datapath: a
+		// remove plus an add, as a protocol change is.
+		if ok && lc.Address == l.cfg.Address && lc.Protocol == l.cfg.Protocol && lc.ModeB() == l.cfg.ModeB() {
 			kept = append(kept, staged{l: l, lc: lc})
 			delete(byName, l.cfg.Name)
 			continue

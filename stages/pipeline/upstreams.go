@@ -43,7 +43,7 @@ func (bc *backendConns) get(pool string, b conf.Backend) (*upstream.BackendOpts,
 	// QUIC is always TLS, verified by default, whether or not the backend
 	// says tls.
 	tlsFor := upstream.BackendTLS
-	if b.Protocol == "h3" {
+	if b.Protocol == "h3" || b.Protocol == "quic" {
 		tlsFor = upstream.H3TLS
 	}
 	tc, err := tlsFor(b)

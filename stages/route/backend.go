@@ -94,7 +94,11 @@ func (b *Backend) Full() bool {
 // is applied on top by the pool, not here.
 func (b *Backend) Available() bool { return b.Healthy() && !b.Full() }
 
-func (b *Backend) l4() bool { return b.Protocol == "tcp" || b.Protocol == "udp" }
+// l4 backends are relayed a connection at a time (a QUIC Mode B
+// connection too), so max_connections is their breaker.
+func (b *Backend) l4() bool {
+	return b.Protocol == "tcp" || b.Protocol == "udp" || b.Protocol == "quic"
+}
 
 // SlowStarting reports whether b is in slow start (new to its pool, or
 // back from down, and within the pool's slow_start_ms).

@@ -1,0 +1,5 @@
+//go:build race
+
+package quicrelay
+
+const raceEnabled = true
