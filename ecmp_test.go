@@ -1,0 +1,466 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/expressgateway/expressgateway/bpf/lbnet"
+	"github.com/expressgateway/expressgateway/conf/testcert"
+	"github.com/expressgateway/expressgateway/quiclb"
+)
+
+// The ECMP tests run N gateway processes, one per network namespace,
+// behind a router whose multipath route spreads a VIP over them by an L4
+// hash. The instances never talk to each other: they agree because they
+// compute the same tables from the same config file.
+
+// ecmpMetricsAddr is where every instance serves its metrics, inside its
+// own namespace.
+const ecmpMetricsAddr = "127.0.0.1:9090"
+
+// requireNetns skips (or, with EG_REQUIRE_PRIVILEGED=1, fails) a test
+// that needs root, iproute2 and network namespaces.
+func requireNetns(t *testing.T, why any) {
+	t.Helper()
+	if os.Getenv("EG_REQUIRE_PRIVILEGED") == "1" {
+		t.Fatalf("privileged test cannot run, and EG_REQUIRE_PRIVILEGED=1: %v", why)
+	}
+	t.Skipf("needs root, iproute2 and network namespaces (EG_REQUIRE_PRIVILEGED=1 makes this a failure): %v", why)
+}
+
+// newECMP builds the topology, removed when the test ends.
+func newECMP(t *testing.T, instances, backends int) *lbnet.ECMP {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		requireNetns(t, "not root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		requireNetns(t, err)
+	}
+	e, err := lbnet.BuildECMP(instances, backends)
+	if err != nil {
+		requireNetns(t, err)
+	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Errorf("remove namespaces: %v", err)
+		}
+	})
+	return e
+}
+
+// ecmpInstance is one gateway process in its namespace.
+type ecmpInstance struct {
+	ns   lbnet.NS
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{} // closed once the process has been waited for
+}
+
+// startInstances runs bin on cfgPath in every instance namespace (ip
+// netns exec replaces itself with the gateway: the PID is the
+// gateway's) and waits until each answers /readyz.
+func startInstances(t *testing.T, e *lbnet.ECMP, bin, cfgPath string) []*ecmpInstance {
+	t.Helper()
+	var out []*ecmpInstance
+	for _, in := range e.Instances {
+		g := &ecmpInstance{ns: in.NS, logs: &syncBuffer{}, done: make(chan struct{})}
+		g.cmd = exec.Command("ip", "netns", "exec", in.NS.Name, bin, cfgPath)
+		g.cmd.Env = append(cleanEnv(), "EG_LOG_FORMAT=text")
+		g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
+		if err := g.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { g.cmd.Wait(); close(g.done) }()
+		t.Cleanup(func() {
+			g.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-g.done:
+			case <-time.After(10 * time.Second):
+				g.cmd.Process.Kill()
+				<-g.done
+			}
+			if t.Failed() {
+				t.Logf("%s logs:\n%s", g.ns.Name, g.logs.String())
+			}
+		})
+		out = append(out, g)
+	}
+	for _, g := range out {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if code, _, err := g.get("/readyz"); err == nil && code == 200 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never ready; logs:\n%s", g.ns.Name, g.logs.String())
+			}
+			select {
+			case <-g.done:
+				t.Fatalf("%s exited: %v; logs:\n%s", g.ns.Name, g.cmd.ProcessState, g.logs.String())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	return out
+}
+
+// get fetches path from the instance's metrics listener, dialled inside
+// its namespace.
+func (g *ecmpInstance) get(path string) (int, string, error) {
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return g.ns.Dial(network, nil, addr, 2*time.Second)
+	}}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 3 * time.Second}).Get("http://" + ecmpMetricsAddr + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// metric reads one series (its name and labels exactly) from the
+// instance's metrics.
+func (g *ecmpInstance) metric(t *testing.T, series string) float64 {
+	t.Helper()
+	_, body, err := g.get("/metrics")
+	if err != nil {
+		t.Fatalf("%s metrics: %v", g.ns.Name, err)
+	}
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("%s: no %s in the metrics", g.ns.Name, series)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// nextHop asks the router which instance its multipath hash sends a
+// client flow to (the same hash the forwarding path uses).
+func nextHop(t *testing.T, e *lbnet.ECMP, proto string, sport, dport uint16) int {
+	t.Helper()
+	out, err := exec.Command("ip", "-n", e.Router.Name, "route", "get", lbnet.VIP4.String(),
+		"from", lbnet.ECMPClientAddr4.String(), "iif", "eth1", "ipproto", proto,
+		"sport", strconv.Itoa(int(sport)), "dport", strconv.Itoa(int(dport))).CombinedOutput()
+	if err != nil {
+		t.Fatalf("ip route get: %v %s", err, out)
+	}
+	for i, in := range e.Instances {
+		if strings.Contains(string(out), "via "+in.Addr4.String()+" ") {
+			return i
+		}
+	}
+	t.Fatalf("ip route get: no instance in %q", out)
+	return -1
+}
+
+// quicBackend runs a quic-go server on addr inside ns that answers every
+// stream with its name; gen, if set, mints its Connection IDs.
+func quicBackend(t *testing.T, ns lbnet.NS, addr netip.AddrPort, roots *x509.CertPool, name string, gen quic.ConnectionIDGenerator) {
+	t.Helper()
+	certPEM, keyPEM, err := testcert.Generate(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots.AppendCertsFromPEM(certPEM)
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := ns.ListenPacket("udp4", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: pc.(*net.UDPConn), ConnectionIDGenerator: gen}
+	ln, err := tr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"eg-echo"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept(context.Background())
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				for {
+					s, err := c.AcceptStream(context.Background())
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, s)
+					io.WriteString(s, name)
+					s.Close()
+				}
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); tr.Close(); pc.Close(); wg.Wait() })
+}
+
+// quicClient is one client connection on its own socket (its own port:
+// its own ECMP hash).
+type quicClient struct {
+	tr   *quic.Transport
+	conn *quic.Conn
+	port uint16
+}
+
+// ask opens a stream and returns the name the backend answers with.
+func (c *quicClient) ask(timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	s, err := c.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return "", err
+	}
+	s.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(s, "who?"); err != nil {
+		return "", err
+	}
+	s.Close()
+	b, err := io.ReadAll(s)
+	return string(b), err
+}
+
+// TestECMP_QUICPassthroughSurvivesAnInstance: three gateway processes run
+// the same [passthrough] config behind an ECMP router; 30 QUIC
+// connections spread over them. One instance is SIGKILLed and withdrawn
+// from the route, as a routing daemon would; every connection it carried
+// moves to a survivor and keeps its backend:
+//
+//   - on a QUIC-LB backend, because its Connection ID names the server
+//     and decodes the same on every instance;
+//   - on a random-CID backend, because the survivor has no state for it
+//     and falls back to the Maglev hash of the 4-tuple, which every
+//     instance computes over the same pool from the same file.
+//
+// With backhaul = "per_flow" the backend then sees the connection from a
+// new address (the survivor's upstream socket): a rebinding quic-go
+// validates (PATH_CHALLENGE through the survivor) before it moves the
+// path, so the streams after the kill must succeed on the same backend.
+func TestECMP_QUICPassthroughSurvivesAnInstance(t *testing.T) {
+	e := newECMP(t, 3, 4)
+	bin := buildBinary(t)
+	roots := x509.NewCertPool()
+	key := []byte("0123456789abcdef")
+	qcfg := quiclb.Config{ID: 2, ServerIDLen: 2, NonceLen: 14, Encoding: quiclb.SinglePass, Key: key}
+	const port = 4433
+	var servers, pool []string
+	quiclbNames := map[string]bool{}
+	for i, b := range e.Backends {
+		name := fmt.Sprintf("b%d", i+1)
+		addr := netip.AddrPortFrom(b.Addr4, port)
+		var gen quic.ConnectionIDGenerator
+		if i < 2 { // b1, b2 mint QUIC-LB Connection IDs; b3, b4 random ones
+			sid, _ := quiclb.NewServerID([]byte{0, byte(i + 1)})
+			g, err := quiclb.NewGenerator(qcfg, sid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gen = g
+			quiclbNames[name] = true
+			servers = append(servers, fmt.Sprintf("{ address = %q, server_id = \"%04x\" }", addr, i+1))
+		}
+		quicBackend(t, b.NS, addr, roots, name, gen)
+		pool = append(pool, fmt.Sprintf("{ address = %q, protocol = \"udp\" }", addr))
+	}
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "lb.key")
+	testcert.WriteFile(t, keyPath, key, 0o600)
+	cfgPath := filepath.Join(dir, "eg.toml")
+	vip := netip.AddrPortFrom(lbnet.VIP4, port)
+	testcert.WriteFile(t, cfgPath, []byte(fmt.Sprintf(`
+[observability]
+metrics_bind = %q
+
+[[pools]]
+name = "quic"
+algorithm = "maglev"
+backends = [%s]
+
+[[passthrough.listeners]]
+name = "edge"
+bind_addr = %q
+pool = "quic"
+
+[[passthrough.listeners.quic_lb]]
+config_id = 2
+server_id_len = 2
+nonce_len = 14
+key_path = %q
+servers = [%s]
+`, ecmpMetricsAddr, strings.Join(pool, ", "), vip, keyPath, strings.Join(servers, ", "))), 0o600)
+	gws := startInstances(t, e, bin, cfgPath)
+
+	const conns = 30
+	tlsConf := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"eg-echo"}}
+	var clients []*quicClient
+	t.Cleanup(func() {
+		for _, c := range clients {
+			c.conn.CloseWithError(0, "")
+			c.tr.Close()
+		}
+	})
+	backendOf := make([]string, conns)
+	for i := range conns {
+		pc, err := e.Client.ListenPacket("udp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := &quicClient{tr: &quic.Transport{Conn: pc.(*net.UDPConn)}, port: uint16(pc.LocalAddr().(*net.UDPAddr).Port)}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c.conn, err = c.tr.Dial(ctx, net.UDPAddrFromAddrPort(vip), tlsConf, nil)
+		cancel()
+		if err != nil {
+			c.tr.Close()
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		clients = append(clients, c)
+		if backendOf[i], err = c.ask(5 * time.Second); err != nil {
+			t.Fatalf("connection %d, first stream: %v", i, err)
+		}
+		// The certificate the client verified is the backend's: the
+		// stream's answer and the handshake agree.
+		if cn := c.conn.ConnectionState().TLS.PeerCertificates[0].Subject.CommonName; cn != backendOf[i] {
+			t.Fatalf("connection %d: certificate %q, answer %q", i, cn, backendOf[i])
+		}
+	}
+
+	// Where each connection went: the router's hash, checked against the
+	// flow gauge of every instance.
+	via := make([]int, conns)
+	perInstance := make([]int, len(gws))
+	kinds := make([][2]int, len(gws)) // [QUIC-LB, random] connections per instance
+	for i, c := range clients {
+		via[i] = nextHop(t, e, "udp", c.port, port)
+		perInstance[via[i]]++
+		if quiclbNames[backendOf[i]] {
+			kinds[via[i]][0]++
+		} else {
+			kinds[via[i]][1]++
+		}
+	}
+	carrying := 0
+	for i, g := range gws {
+		flows := g.metric(t, `passthrough_flows{listener="edge"}`)
+		if int(flows) != perInstance[i] {
+			t.Errorf("instance %d: %v flows, the router sent it %d connections", i+1, flows, perInstance[i])
+		}
+		if flows > 0 {
+			carrying++
+		}
+	}
+	t.Logf("connections per instance %v, [QUIC-LB random] per instance %v, backends %v", perInstance, kinds, backendOf)
+	if carrying < 2 {
+		t.Fatalf("ECMP put every connection on one instance: %v", perInstance)
+	}
+	// The victim carries connections of both kinds (the most such), so
+	// that both reasons to survive are tested.
+	victim := -1
+	for i, k := range kinds {
+		if k[0] > 0 && k[1] > 0 && (victim < 0 || perInstance[i] > perInstance[victim]) {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("no instance carried both QUIC-LB and random-CID connections: %v", kinds)
+	}
+	var survivors []int
+	for i := range gws {
+		if i != victim {
+			survivors = append(survivors, i)
+		}
+	}
+	before := make([]map[string]float64, len(gws))
+	for _, i := range survivors {
+		before[i] = map[string]float64{}
+		for _, r := range []string{"cid", "fallback"} {
+			before[i][r] = gws[i].metric(t, `passthrough_datagrams_total{listener="edge",route="`+r+`"}`)
+		}
+	}
+
+	g := gws[victim]
+	if err := g.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-g.done
+	if ws, ok := g.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("instance %d: %v, want killed by SIGKILL", victim+1, g.cmd.ProcessState)
+	}
+	if err := e.Route(survivors...); err != nil {
+		t.Fatal(err)
+	}
+
+	// Every connection asks again, all at once, each bounded in time.
+	type result struct {
+		name string
+		err  error
+	}
+	res := make([]result, conns)
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			res[i].name, res[i].err = c.ask(10 * time.Second)
+		})
+	}
+	wg.Wait()
+	survived := [2]int{} // [QUIC-LB, random] of the victim's connections
+	moved := 0           // survivors' connections the shrunk route moved to the other survivor
+	for i, c := range clients {
+		now := nextHop(t, e, "udp", c.port, port)
+		if via[i] != victim && now != via[i] {
+			moved++
+		}
+		kind := "random-CID"
+		if quiclbNames[backendOf[i]] {
+			kind = "QUIC-LB"
+		}
+		switch {
+		case res[i].err != nil:
+			t.Errorf("connection %d (%s on %s, via instance %d, now %d): stream after the kill: %v", i, kind, backendOf[i], via[i]+1, now+1, res[i].err)
+		case res[i].name != backendOf[i]:
+			t.Errorf("connection %d (%s, via instance %d): answered by %s, was %s", i, kind, via[i]+1, res[i].name, backendOf[i])
+		case via[i] == victim && kind == "QUIC-LB":
+			survived[0]++
+		case via[i] == victim:
+			survived[1]++
+		}
+	}
+	t.Logf("killed instance %d: %d of %d QUIC-LB and %d of %d random-CID connections it carried survived; %d connections on survivors were moved between survivors by the route change",
+		victim+1, survived[0], kinds[victim][0], survived[1], kinds[victim][1], moved)
+	// The survivors routed the victim's connections statelessly: QUIC-LB
+	// by Connection ID, random-CID ones by the 4-tuple hash.
+	var cid, fallback float64
+	for _, i := range survivors {
+		cid += gws[i].metric(t, `passthrough_datagrams_total{listener="edge",route="cid"}`) - before[i]["cid"]
+		fallback += gws[i].metric(t, `passthrough_datagrams_total{listener="edge",route="fallback"}`) - before[i]["fallback"]
+	}
+	if cid == 0 || fallback == 0 {
+		t.Errorf("survivors routed %v datagrams by Connection ID and %v by the 4-tuple hash after the kill, want both", cid, fallback)
+	}
+}
