@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/expressgateway/expressgateway/bpf"
 	"github.com/expressgateway/expressgateway/bpf/lbnet"
 	"github.com/expressgateway/expressgateway/conf/testcert"
 	"github.com/expressgateway/expressgateway/quiclb"
@@ -77,14 +79,18 @@ type ecmpInstance struct {
 
 // startInstances runs bin on cfgPath in every instance namespace (ip
 // netns exec replaces itself with the gateway: the PID is the
-// gateway's) and waits until each answers /readyz.
-func startInstances(t *testing.T, e *lbnet.ECMP, bin, cfgPath string) []*ecmpInstance {
+// gateway's), with env(instance) added to the environment, and waits
+// until each answers /readyz.
+func startInstances(t *testing.T, e *lbnet.ECMP, bin, cfgPath string, env func(lbnet.Instance) []string) []*ecmpInstance {
 	t.Helper()
 	var out []*ecmpInstance
 	for _, in := range e.Instances {
 		g := &ecmpInstance{ns: in.NS, logs: &syncBuffer{}, done: make(chan struct{})}
 		g.cmd = exec.Command("ip", "netns", "exec", in.NS.Name, bin, cfgPath)
 		g.cmd.Env = append(cleanEnv(), "EG_LOG_FORMAT=text")
+		if env != nil {
+			g.cmd.Env = append(g.cmd.Env, env(in)...)
+		}
 		g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 		if err := g.cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -121,6 +127,18 @@ func startInstances(t *testing.T, e *lbnet.ECMP, bin, cfgPath string) []*ecmpIns
 		}
 	}
 	return out
+}
+
+// kill SIGKILLs the instance and waits for it to be gone.
+func (g *ecmpInstance) kill(t *testing.T) {
+	t.Helper()
+	if err := g.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-g.done
+	if ws, ok := g.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("%s: %v, want killed by SIGKILL", g.ns.Name, g.cmd.ProcessState)
+	}
 }
 
 // get fetches path from the instance's metrics listener, dialled inside
@@ -265,6 +283,9 @@ func (c *quicClient) ask(timeout time.Duration) (string, error) {
 // path, so the streams after the kill must succeed on the same backend.
 func TestECMP_QUICPassthroughSurvivesAnInstance(t *testing.T) {
 	e := newECMP(t, 3, 4)
+	if err := e.LocalVIP(); err != nil {
+		t.Fatal(err)
+	}
 	bin := buildBinary(t)
 	roots := x509.NewCertPool()
 	key := []byte("0123456789abcdef")
@@ -315,7 +336,7 @@ nonce_len = 14
 key_path = %q
 servers = [%s]
 `, ecmpMetricsAddr, strings.Join(pool, ", "), vip, keyPath, strings.Join(servers, ", "))), 0o600)
-	gws := startInstances(t, e, bin, cfgPath)
+	gws := startInstances(t, e, bin, cfgPath, nil)
 
 	const conns = 30
 	tlsConf := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"eg-echo"}}
@@ -404,14 +425,7 @@ servers = [%s]
 		}
 	}
 
-	g := gws[victim]
-	if err := g.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	<-g.done
-	if ws, ok := g.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("instance %d: %v, want killed by SIGKILL", victim+1, g.cmd.ProcessState)
-	}
+	gws[victim].kill(t)
 	if err := e.Route(survivors...); err != nil {
 		t.Fatal(err)
 	}
@@ -462,5 +476,263 @@ servers = [%s]
 	}
 	if cid == 0 || fallback == 0 {
 		t.Errorf("survivors routed %v datagrams by Connection ID and %v by the 4-tuple hash after the kill, want both", cid, fallback)
+	}
+}
+
+// tcpEcho answers each line on ln with "<name>:<line>", until the test
+// ends.
+func tcpEcho(t *testing.T, ln net.Listener, name string) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if _, err := io.WriteString(c, name+":"+line); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+}
+
+// echoConn is one client TCP connection through the VIP.
+type echoConn struct {
+	c       net.Conn
+	r       *bufio.Reader
+	port    uint16
+	backend string
+}
+
+// round sends line and returns the backend that echoed it.
+func (c *echoConn) round(line string, timeout time.Duration) (string, error) {
+	c.c.SetDeadline(time.Now().Add(timeout))
+	if _, err := io.WriteString(c.c, line+"\n"); err != nil {
+		return "", err
+	}
+	got, err := c.r.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	name, rest, _ := strings.Cut(got, ":")
+	if rest != line+"\n" {
+		return "", fmt.Errorf("echo %q for %q", got, line)
+	}
+	return name, nil
+}
+
+// TestECMP_XDPAgreesAcrossInstances: three gateway processes run the same
+// XDP-only config (a TCP service over three backends, direct server
+// return) behind an ECMP router. Their Maglev tables are identical (the
+// fingerprint gauge is equal on all three). Under load on 30 established
+// connections, one instance is SIGKILLed (its XDP program goes with its
+// process) and withdrawn from the route: its connections reach a
+// survivor mid-flow, where no conntrack entry knows them, and the
+// survivor's table sends each to the backend it was on, so none breaks;
+// the survivors' connections never change backend either, even those
+// the shrunk route moves to the other survivor.
+func TestECMP_XDPAgreesAcrossInstances(t *testing.T) {
+	e := newECMP(t, 3, 3)
+	const port = 7000
+	var pool []string
+	for i, b := range e.Backends {
+		if !e.TunnelDevices {
+			d, err := bpf.LoadDecap(b.Addr4, b.Addr6)
+			if err != nil {
+				if bpf.IsUnavailable(err) {
+					requireNetns(t, err)
+				}
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { d.Close() })
+			if err := b.NS.Run(func() error { return d.Attach(lbnet.Ifname, bpf.ModeGeneric) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ln, err := b.NS.Listen("tcp", netip.AddrPortFrom(lbnet.VIP4, port).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tcpEcho(t, ln, fmt.Sprintf("b%d", i+1))
+		pool = append(pool, fmt.Sprintf("{ address = %q }", netip.AddrPortFrom(b.Addr4, port)))
+	}
+	bin := buildBinary(t)
+	cfgPath := filepath.Join(t.TempDir(), "eg.toml")
+	// The one per-host setting, the tunnel source (the instance's own
+	// address), comes from the environment: the file is the same. A
+	// config needs a listener: a loopback one, off the data path.
+	testcert.WriteFile(t, cfgPath, []byte(fmt.Sprintf(`
+[observability]
+metrics_bind = %q
+
+[[listeners]]
+name = "local"
+address = "127.0.0.1:8081"
+protocol = "h1"
+[[listeners.routes]]
+direct_response = { status = 200, body = "ok" }
+
+[runtime]
+xdp_enabled = true
+xdp_interface = %q
+xdp_mode = "generic"
+
+[[xdp.services]]
+name = "echo"
+vip = %q
+port = %d
+protocol = "tcp"
+backends = [%s]
+`, ecmpMetricsAddr, lbnet.Ifname, lbnet.VIP4, port, strings.Join(pool, ", "))), 0o600)
+	gws := startInstances(t, e, bin, cfgPath, func(in lbnet.Instance) []string {
+		return []string{"EG_XDP__SOURCE_V4=" + in.Addr4.String()}
+	})
+	service := fmt.Sprintf(`expressgateway_xdp_maglev_table_hash{service="tcp/%s:%d"}`, lbnet.VIP4, port)
+	var hashes []float64
+	for _, g := range gws {
+		if g.metric(t, "expressgateway_xdp_attached") != 1 {
+			requireNetns(t, g.ns.Name+": xdp did not attach:\n"+g.logs.String())
+		}
+		hashes = append(hashes, g.metric(t, service))
+	}
+	if hashes[0] == 0 || hashes[1] != hashes[0] || hashes[2] != hashes[0] {
+		t.Fatalf("table fingerprints %v, want one non-zero value", hashes)
+	}
+
+	const conns = 30
+	var clients []*echoConn
+	t.Cleanup(func() {
+		for _, c := range clients {
+			c.c.Close()
+		}
+	})
+	perInstance := make([]int, len(gws))
+	via := make([]int, conns)
+	for i := range conns {
+		c, err := e.Client.Dial("tcp", nil, netip.AddrPortFrom(lbnet.VIP4, port).String(), 3*time.Second)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		ec := &echoConn{c: c, r: bufio.NewReader(c), port: uint16(c.LocalAddr().(*net.TCPAddr).Port)}
+		clients = append(clients, ec)
+		if ec.backend, err = ec.round("hello", 3*time.Second); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		via[i] = nextHop(t, e, "tcp", ec.port, port)
+		perInstance[via[i]]++
+	}
+	carrying := 0
+	for i, g := range gws {
+		if g.metric(t, `expressgateway_xdp_packets_total{action="tx"}`) > 0 {
+			carrying++
+		} else if perInstance[i] > 0 {
+			t.Errorf("instance %d: the router sent it %d connections, its XDP sent nothing", i+1, perInstance[i])
+		}
+	}
+	t.Logf("connections per instance %v", perInstance)
+	if carrying < 2 {
+		t.Fatalf("ECMP put every connection on one instance: %v", perInstance)
+	}
+	victim := 0
+	for i := range perInstance {
+		if perInstance[i] > perInstance[victim] {
+			victim = i
+		}
+	}
+	var survivors []int
+	for i := range gws {
+		if i != victim {
+			survivors = append(survivors, i)
+		}
+	}
+
+	// Load: every connection echoes a line every 10 ms, until told to
+	// stop (bounded in rounds and in time); a connection breaks at its
+	// first failed round or answer from another backend.
+	const maxRounds = 500
+	stop := make(chan struct{})
+	var killedAt time.Time
+	var mu sync.Mutex
+	broken := make([]error, conns)
+	afterKill := make([]int, conns) // rounds completed after the kill
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			for r := range maxRounds {
+				select {
+				case <-stop:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				be, err := c.round(fmt.Sprintf("round %d", r), 5*time.Second)
+				if err == nil && be != c.backend {
+					err = fmt.Errorf("answered by %s, was %s", be, c.backend)
+				}
+				mu.Lock()
+				if err != nil {
+					broken[i] = err
+					mu.Unlock()
+					return
+				}
+				if !killedAt.IsZero() {
+					afterKill[i]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	killedAt = time.Now()
+	mu.Unlock()
+	gws[victim].kill(t)
+	if err := e.Route(survivors...); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	close(stop)
+	wg.Wait()
+
+	nBroken, movedSurvivors := 0, 0
+	for i, c := range clients {
+		now := nextHop(t, e, "tcp", c.port, port)
+		if via[i] != victim && now != via[i] {
+			movedSurvivors++
+		}
+		if broken[i] != nil || afterKill[i] == 0 {
+			nBroken++
+			t.Errorf("connection %d (on %s, via instance %d, now %d): broken after %d rounds past the kill: %v", i, c.backend, via[i]+1, now+1, afterKill[i], broken[i])
+		}
+	}
+	t.Logf("killed instance %d (%d of %d connections): %d of %d connections broken (%.3f); %d survivors' connections moved between survivors by the route change",
+		victim+1, perInstance[victim], conns, nBroken, conns, float64(nBroken)/conns, movedSurvivors)
+	for _, i := range survivors {
+		if h := gws[i].metric(t, service); h != hashes[0] {
+			t.Errorf("instance %d: fingerprint %v after the kill, was %v", i+1, h, hashes[0])
+		}
 	}
 }

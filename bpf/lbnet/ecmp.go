@@ -30,8 +30,11 @@ type Instance struct {
 // spreads flows over the instances by an L4 hash
 // (fib_multipath_hash_policy = 1), as a ToR switch does with a VIP every
 // instance announces. Instances and backends are on one bridged segment;
-// every instance and backend owns the VIPs on lo, and backends answer
-// the client directly through the router (direct server return).
+// every backend owns the VIPs on lo and answers the client directly
+// through the router (direct server return). Instances own VIP4 only
+// after LocalVIP: a userspace listener needs it, XDP does not (and an
+// instance whose XDP program is gone then drops the VIP's packets
+// instead of resetting them).
 type ECMP struct {
 	Prefix    string
 	Switch    NS
@@ -134,13 +137,8 @@ func BuildECMP(instances, backends int) (e *ECMP, err error) {
 		if in.MAC, err = in.NS.MAC(Ifname); err != nil {
 			return e, err
 		}
-		for _, s := range [][]string{
-			{"addr", "add", VIP4.String() + "/32", "dev", "lo"},
-			{"route", "add", "default", "via", ECMPRouterAddr4.String()},
-		} {
-			if err := in.NS.IP(s...); err != nil {
-				return e, err
-			}
+		if err := in.NS.IP("route", "add", "default", "via", ECMPRouterAddr4.String()); err != nil {
+			return e, err
 		}
 		for key, val := range map[string]string{
 			"net/ipv4/conf/all/arp_ignore":   "1",
@@ -186,6 +184,16 @@ func BuildECMP(instances, backends int) (e *ECMP, err error) {
 		all[i] = i
 	}
 	return e, e.Route(all...)
+}
+
+// LocalVIP puts VIP4 on every instance's lo, for listeners bound to it.
+func (e *ECMP) LocalVIP() error {
+	for _, in := range e.Instances {
+		if err := in.NS.IP("addr", "add", VIP4.String()+"/32", "dev", "lo"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Route points the router's multipath route to VIP4 at the instances
