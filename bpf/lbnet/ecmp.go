@@ -27,9 +27,8 @@ type Instance struct {
 
 // ECMP is a topology for several balancer instances behind one router:
 // the client reaches VIP4 through the router, whose multipath route
-// spreads flows over the instances by an L4 hash
-// (fib_multipath_hash_policy = 1), as a ToR switch does with a VIP every
-// instance announces. Instances and backends are on one bridged segment;
+// spreads flows over the instances by a hash of their 5-tuple, as a ToR
+// switch does with a VIP every instance announces. Instances and backends are on one bridged segment;
 // every backend owns the VIPs on lo and answers the client directly
 // through the router (direct server return). Instances own VIP4 only
 // after LocalVIP: a userspace listener needs it, XDP does not (and an
@@ -111,9 +110,14 @@ func BuildECMP(instances, backends int) (e *ECMP, err error) {
 	}
 	for key, val := range map[string]string{
 		"net/ipv4/ip_forward": "1",
-		// The L4 hash: a flow's 5-tuple picks its next hop, so each
-		// client port can land on another instance.
-		"net/ipv4/fib_multipath_hash_policy": "1",
+		// The L4 hash from the headers: a flow's 5-tuple (source and
+		// destination address and port, protocol) picks its next hop.
+		// Policy 1 would take the hash a local sender's socket left on
+		// the packet (sk_txhash) instead, which a router in another box
+		// never sees: in this one kernel, TCP's rehash on a
+		// retransmission timeout would move a flow to another instance.
+		"net/ipv4/fib_multipath_hash_policy": "3",
+		"net/ipv4/fib_multipath_hash_fields": "0x0037",
 		// Backends answer from the VIP (DSR), which the router routes
 		// toward the instances: no reverse-path check on those replies.
 		"net/ipv4/conf/all/rp_filter":     "0",
