@@ -196,8 +196,10 @@ func nextHop(t *testing.T, e *lbnet.ECMP, proto string, sport, dport uint16) int
 }
 
 // quicBackend runs a quic-go server on addr inside ns that answers every
-// stream with its name; gen, if set, mints its Connection IDs.
-func quicBackend(t *testing.T, ns lbnet.NS, addr netip.AddrPort, roots *x509.CertPool, name string, gen quic.ConnectionIDGenerator) {
+// stream with its name and the connection's peer address as it sees it
+// ("b1@10.200.0.2:41000"); gen, if set, mints its Connection IDs; spp: it
+// reads the SPP backhaul of the instances (the segment's prefix).
+func quicBackend(t *testing.T, ns lbnet.NS, addr netip.AddrPort, roots *x509.CertPool, name string, gen quic.ConnectionIDGenerator, spp bool) {
 	t.Helper()
 	certPEM, keyPEM, err := testcert.Generate(name)
 	if err != nil {
@@ -212,7 +214,11 @@ func quicBackend(t *testing.T, ns lbnet.NS, addr netip.AddrPort, roots *x509.Cer
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &quic.Transport{Conn: pc.(*net.UDPConn), ConnectionIDGenerator: gen}
+	var conn net.PacketConn = pc
+	if spp {
+		conn = quiclb.NewSPPConn(pc.(*net.UDPConn), []netip.Prefix{netip.PrefixFrom(lbnet.ECMPRouterAddr4, 24).Masked()})
+	}
+	tr := &quic.Transport{Conn: conn, ConnectionIDGenerator: gen}
 	ln, err := tr.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"eg-echo"}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +237,7 @@ func quicBackend(t *testing.T, ns lbnet.NS, addr netip.AddrPort, roots *x509.Cer
 						return
 					}
 					io.Copy(io.Discard, s)
-					io.WriteString(s, name)
+					io.WriteString(s, name+"@"+c.RemoteAddr().String())
 					s.Close()
 				}
 			})
@@ -248,28 +254,37 @@ type quicClient struct {
 	port uint16
 }
 
-// ask opens a stream and returns the name the backend answers with.
-func (c *quicClient) ask(timeout time.Duration) (string, error) {
+// ask opens a stream and returns the backend's name and the address it
+// sees the connection from.
+func (c *quicClient) ask(timeout time.Duration) (name string, peer netip.AddrPort, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	s, err := c.conn.OpenStreamSync(ctx)
 	if err != nil {
-		return "", err
+		return "", peer, err
 	}
 	s.SetDeadline(time.Now().Add(timeout))
 	if _, err := io.WriteString(s, "who?"); err != nil {
-		return "", err
+		return "", peer, err
 	}
 	s.Close()
 	b, err := io.ReadAll(s)
-	return string(b), err
+	if err != nil {
+		return "", peer, err
+	}
+	name, addr, _ := strings.Cut(string(b), "@")
+	if peer, err = netip.ParseAddrPort(addr); err != nil {
+		return "", peer, fmt.Errorf("answer %q: %w", b, err)
+	}
+	return name, peer, nil
 }
 
 // TestECMP_QUICPassthroughSurvivesAnInstance: three gateway processes run
 // the same [passthrough] config behind an ECMP router; 30 QUIC
-// connections spread over them. One instance is SIGKILLed and withdrawn
-// from the route, as a routing daemon would; every connection it carried
-// moves to a survivor and keeps its backend:
+// connections spread over them. While every connection opens a stream
+// after another, one instance is SIGKILLed and withdrawn from the route,
+// as a routing daemon would; every connection it carried moves to a
+// survivor and keeps its backend:
 //
 //   - on a QUIC-LB backend, because its Connection ID names the server
 //     and decodes the same on every instance;
@@ -277,11 +292,20 @@ func (c *quicClient) ask(timeout time.Duration) (string, error) {
 //     and falls back to the Maglev hash of the 4-tuple, which every
 //     instance computes over the same pool from the same file.
 //
-// With backhaul = "per_flow" the backend then sees the connection from a
-// new address (the survivor's upstream socket): a rebinding quic-go
-// validates (PATH_CHALLENGE through the survivor) before it moves the
-// path, so the streams after the kill must succeed on the same backend.
+// With backhaul = "per_flow" (the default) the backend then sees the
+// connection from a new address, the survivor's upstream socket: a
+// rebinding quic-go validates (PATH_CHALLENGE through the survivor)
+// before it moves the path. With backhaul = "spp" it keeps seeing the
+// client's address (quiclb.SPPConn) and answers through the survivor,
+// the load balancer that last delivered for that client. Either way no
+// stream may fail and every answer comes from the connection's backend.
 func TestECMP_QUICPassthroughSurvivesAnInstance(t *testing.T) {
+	for _, backhaul := range []string{"per_flow", "spp"} {
+		t.Run(backhaul, func(t *testing.T) { testECMPQUIC(t, backhaul) })
+	}
+}
+
+func testECMPQUIC(t *testing.T, backhaul string) {
 	e := newECMP(t, 3, 4)
 	if err := e.LocalVIP(); err != nil {
 		t.Fatal(err)
@@ -307,7 +331,7 @@ func TestECMP_QUICPassthroughSurvivesAnInstance(t *testing.T) {
 			quiclbNames[name] = true
 			servers = append(servers, fmt.Sprintf("{ address = %q, server_id = \"%04x\" }", addr, i+1))
 		}
-		quicBackend(t, b.NS, addr, roots, name, gen)
+		quicBackend(t, b.NS, addr, roots, name, gen, backhaul == "spp")
 		pool = append(pool, fmt.Sprintf("{ address = %q, protocol = \"udp\" }", addr))
 	}
 	dir := t.TempDir()
@@ -315,6 +339,10 @@ func TestECMP_QUICPassthroughSurvivesAnInstance(t *testing.T) {
 	testcert.WriteFile(t, keyPath, key, 0o600)
 	cfgPath := filepath.Join(dir, "eg.toml")
 	vip := netip.AddrPortFrom(lbnet.VIP4, port)
+	extra := ""
+	if backhaul != "per_flow" {
+		extra = fmt.Sprintf("backhaul = %q\n", backhaul)
+	}
 	testcert.WriteFile(t, cfgPath, []byte(fmt.Sprintf(`
 [observability]
 metrics_bind = %q
@@ -328,14 +356,14 @@ backends = [%s]
 name = "edge"
 bind_addr = %q
 pool = "quic"
-
+%s
 [[passthrough.listeners.quic_lb]]
 config_id = 2
 server_id_len = 2
 nonce_len = 14
 key_path = %q
 servers = [%s]
-`, ecmpMetricsAddr, strings.Join(pool, ", "), vip, keyPath, strings.Join(servers, ", "))), 0o600)
+`, ecmpMetricsAddr, strings.Join(pool, ", "), vip, extra, keyPath, strings.Join(servers, ", "))), 0o600)
 	gws := startInstances(t, e, bin, cfgPath, nil)
 
 	const conns = 30
@@ -348,6 +376,7 @@ servers = [%s]
 		}
 	})
 	backendOf := make([]string, conns)
+	firstPeer := make([]netip.AddrPort, conns) // as the backend saw each connection before the kill
 	for i := range conns {
 		pc, err := e.Client.ListenPacket("udp4", "0.0.0.0:0")
 		if err != nil {
@@ -362,7 +391,7 @@ servers = [%s]
 			t.Fatalf("connection %d: %v", i, err)
 		}
 		clients = append(clients, c)
-		if backendOf[i], err = c.ask(5 * time.Second); err != nil {
+		if backendOf[i], firstPeer[i], err = c.ask(5 * time.Second); err != nil {
 			t.Fatalf("connection %d, first stream: %v", i, err)
 		}
 		// The certificate the client verified is the backend's: the
@@ -425,24 +454,55 @@ servers = [%s]
 		}
 	}
 
+	// Load: every connection opens a stream every 20 ms until told to
+	// stop (bounded in streams and in time); a connection fails at its
+	// first failed stream or answer from another backend.
+	const maxStreams = 300
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	killed := false
+	failed := make([]error, conns)
+	afterKill := make([]int, conns)           // streams that succeeded after the kill
+	lastPeer := make([]netip.AddrPort, conns) // as the backend saw it at the last stream
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		wg.Go(func() {
+			for range maxStreams {
+				select {
+				case <-stop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				name, peer, err := c.ask(10 * time.Second)
+				if err == nil && name != backendOf[i] {
+					err = fmt.Errorf("answered by %s, was %s", name, backendOf[i])
+				}
+				mu.Lock()
+				if err != nil {
+					failed[i] = err
+					mu.Unlock()
+					return
+				}
+				if killed {
+					afterKill[i]++
+				}
+				lastPeer[i] = peer
+				mu.Unlock()
+			}
+		})
+	}
+	time.Sleep(500 * time.Millisecond)
+	mu.Lock()
+	killed = true
+	mu.Unlock()
 	gws[victim].kill(t)
 	if err := e.Route(survivors...); err != nil {
 		t.Fatal(err)
 	}
-
-	// Every connection asks again, all at once, each bounded in time.
-	type result struct {
-		name string
-		err  error
-	}
-	res := make([]result, conns)
-	var wg sync.WaitGroup
-	for i, c := range clients {
-		wg.Go(func() {
-			res[i].name, res[i].err = c.ask(10 * time.Second)
-		})
-	}
+	time.Sleep(3 * time.Second)
+	close(stop)
 	wg.Wait()
+
 	survived := [2]int{} // [QUIC-LB, random] of the victim's connections
 	moved := 0           // survivors' connections the shrunk route moved to the other survivor
 	for i, c := range clients {
@@ -454,19 +514,29 @@ servers = [%s]
 		if quiclbNames[backendOf[i]] {
 			kind = "QUIC-LB"
 		}
+		// What the backend must see: per_flow, the upstream socket of the
+		// instance the connection goes through (a new one once it moved);
+		// spp, the client itself.
+		peerOK := func(p netip.AddrPort, instance int) bool {
+			if backhaul == "spp" {
+				return p == netip.AddrPortFrom(lbnet.ECMPClientAddr4, c.port)
+			}
+			return p.Addr() == e.Instances[instance].Addr4
+		}
+		if !peerOK(firstPeer[i], via[i]) || afterKill[i] > 0 && !peerOK(lastPeer[i], now) {
+			t.Errorf("connection %d (via instance %d, now %d): the backend saw it from %s, then %s", i, via[i]+1, now+1, firstPeer[i], lastPeer[i])
+		}
 		switch {
-		case res[i].err != nil:
-			t.Errorf("connection %d (%s on %s, via instance %d, now %d): stream after the kill: %v", i, kind, backendOf[i], via[i]+1, now+1, res[i].err)
-		case res[i].name != backendOf[i]:
-			t.Errorf("connection %d (%s, via instance %d): answered by %s, was %s", i, kind, via[i]+1, res[i].name, backendOf[i])
+		case failed[i] != nil || afterKill[i] == 0:
+			t.Errorf("connection %d (%s on %s, via instance %d, now %d): %d streams after the kill, then: %v", i, kind, backendOf[i], via[i]+1, now+1, afterKill[i], failed[i])
 		case via[i] == victim && kind == "QUIC-LB":
 			survived[0]++
 		case via[i] == victim:
 			survived[1]++
 		}
 	}
-	t.Logf("killed instance %d: %d of %d QUIC-LB and %d of %d random-CID connections it carried survived; %d connections on survivors were moved between survivors by the route change",
-		victim+1, survived[0], kinds[victim][0], survived[1], kinds[victim][1], moved)
+	t.Logf("backhaul %s: killed instance %d: %d of %d QUIC-LB and %d of %d random-CID connections it carried survived; %d connections on survivors were moved between survivors by the route change",
+		backhaul, victim+1, survived[0], kinds[victim][0], survived[1], kinds[victim][1], moved)
 	// The survivors routed the victim's connections statelessly: QUIC-LB
 	// by Connection ID, random-CID ones by the 4-tuple hash.
 	var cid, fallback float64
