@@ -48,8 +48,8 @@ func requireNetns(t *testing.T, why any) {
 	t.Skipf("needs root, iproute2 and network namespaces (EG_REQUIRE_PRIVILEGED=1 makes this a failure): %v", why)
 }
 
-// newECMP builds the topology, removed when the test ends.
-func newECMP(t *testing.T, instances, backends int) *lbnet.ECMP {
+// canNetns skips (or fails) unless this is root with iproute2.
+func canNetns(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		requireNetns(t, "not root")
@@ -57,6 +57,12 @@ func newECMP(t *testing.T, instances, backends int) *lbnet.ECMP {
 	if _, err := exec.LookPath("ip"); err != nil {
 		requireNetns(t, err)
 	}
+}
+
+// newECMP builds the topology, removed when the test ends.
+func newECMP(t *testing.T, instances, backends int) *lbnet.ECMP {
+	t.Helper()
+	canNetns(t)
 	e, err := lbnet.BuildECMP(instances, backends)
 	if err != nil {
 		requireNetns(t, err)
@@ -138,6 +144,11 @@ func (g *ecmpInstance) kill(t *testing.T) {
 	<-g.done
 	if ws, ok := g.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signal() != syscall.SIGKILL {
 		t.Fatalf("%s: %v, want killed by SIGKILL", g.ns.Name, g.cmd.ProcessState)
+	}
+	// The PID was the gateway's (ip netns exec execs it): nothing in the
+	// namespace answers any more.
+	if _, _, err := g.get("/readyz"); err == nil {
+		t.Fatalf("%s: still answering after SIGKILL", g.ns.Name)
 	}
 }
 
@@ -300,6 +311,7 @@ func (c *quicClient) ask(timeout time.Duration) (name string, peer netip.AddrPor
 // the load balancer that last delivered for that client. Either way no
 // stream may fail and every answer comes from the connection's backend.
 func TestECMP_QUICPassthroughSurvivesAnInstance(t *testing.T) {
+	canNetns(t)
 	for _, backhaul := range []string{"per_flow", "spp"} {
 		t.Run(backhaul, func(t *testing.T) { testECMPQUIC(t, backhaul) })
 	}
