@@ -377,6 +377,13 @@ key_path = %q
 servers = [%s]
 `, ecmpMetricsAddr, strings.Join(pool, ", "), vip, extra, keyPath, strings.Join(servers, ", "))), 0o600)
 	gws := startInstances(t, e, bin, cfgPath, nil)
+	var hashes []float64
+	for _, g := range gws {
+		hashes = append(hashes, g.metric(t, `expressgateway_pool_maglev_table_hash{pool="quic"}`))
+	}
+	if hashes[0] == 0 || hashes[1] != hashes[0] || hashes[2] != hashes[0] {
+		t.Fatalf("pool table fingerprints %v, want one non-zero value", hashes)
+	}
 
 	const conns = 30
 	tlsConf := &tls.Config{RootCAs: roots, ServerName: "localhost", NextProtos: []string{"eg-echo"}}
