@@ -31,6 +31,7 @@ type tables struct {
 type svcState struct {
 	id   uint32
 	ring []uint32 // backend id per slot
+	hash uint32   // MaglevTableHash of the ring
 }
 
 type backendState struct {
@@ -115,9 +116,10 @@ func (p *Program) Apply(st State) error {
 	}
 
 	for sid, ps := range pl.services {
-		ring := p.buildRing(ps)
+		ring, hash := p.buildRing(ps)
 		cur := t.services[sid]
 		if cur != nil && slices.Equal(cur.ring, ring) {
+			cur.hash = hash // the same slots may carry new names
 			continue
 		}
 		isNew := cur == nil
@@ -134,7 +136,7 @@ func (p *Program) Apply(st State) error {
 			}
 			return fmt.Errorf("bpf: apply: service %s %s: %w", sid.proto, netip.AddrPortFrom(sid.vip, sid.port), err)
 		}
-		cur.ring = ring
+		cur.ring, cur.hash = ring, hash
 		if isNew {
 			// The ring is in place before the service points at it.
 			if err := p.objs.Services.Put(svcKey(sid), &lbSvc{Id: cur.id}); err != nil {
@@ -204,8 +206,9 @@ func (p *Program) writeConfig(cfg lbConfig, mtu int) error {
 	return nil
 }
 
-// buildRing runs MaglevTable and maps backend indexes to backend ids.
-func (p *Program) buildRing(ps planService) []uint32 {
+// buildRing runs MaglevTable and maps backend indexes to backend ids; it
+// returns the table's MaglevTableHash too.
+func (p *Program) buildRing(ps planService) ([]uint32, uint32) {
 	table := MaglevTable(ps.names, ps.weights, p.opts.RingSize)
 	ids := make([]uint32, len(ps.members))
 	for i, bid := range ps.members {
@@ -219,7 +222,36 @@ func (p *Program) buildRing(ps planService) []uint32 {
 			ring[i] = ids[b]
 		}
 	}
-	return ring
+	return ring, MaglevTableHash(ps.names, table)
+}
+
+// TableHash is the Maglev table fingerprint of one service.
+type TableHash struct {
+	VIP   netip.Addr
+	Port  uint16
+	Proto Proto
+	Hash  uint32 // MaglevTableHash of the service's table
+}
+
+// TableHashes returns the fingerprint of every service's applied Maglev
+// table, ordered by protocol, VIP and port.
+func (p *Program) TableHashes() []TableHash {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]TableHash, 0, len(p.tables.services))
+	for sid, s := range p.tables.services {
+		out = append(out, TableHash{VIP: sid.vip, Port: sid.port, Proto: sid.proto, Hash: s.hash})
+	}
+	slices.SortFunc(out, func(a, b TableHash) int {
+		if a.Proto != b.Proto {
+			return int(a.Proto) - int(b.Proto)
+		}
+		if c := a.VIP.Compare(b.VIP); c != 0 {
+			return c
+		}
+		return int(a.Port) - int(b.Port)
+	})
+	return out
 }
 
 // swapRing fills a new Maglev table map and puts it at rings[id].

@@ -130,3 +130,26 @@ func IsPrime(n uint32) bool {
 	}
 	return true
 }
+
+// MaglevTableHash fingerprints a table built by MaglevTable: a 32-bit hash
+// of which backend (by name) owns each slot, in slot order. Instances that
+// balance one VIP without talking to each other (behind ECMP) must hold
+// the same table; equal hashes on all of them say they do. Only the
+// mapping counts, not how the names were listed.
+func MaglevTableHash(names []string, table []int32) uint32 {
+	ids := make([]uint64, len(names))
+	for i, n := range names {
+		h := fnv.New64a()
+		h.Write([]byte(n))
+		ids[i] = h.Sum64()
+	}
+	x := uint64(len(table))
+	for _, b := range table {
+		id := uint64(0x9e3779b97f4a7c15) // an empty slot
+		if b >= 0 && int(b) < len(ids) {
+			id = ids[b]
+		}
+		x = splitmix64(x ^ id)
+	}
+	return uint32(x ^ x>>32)
+}

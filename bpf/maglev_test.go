@@ -144,3 +144,34 @@ func BenchmarkMaglevTable(b *testing.B) {
 		MaglevTable(n, w, DefaultRingSize)
 	}
 }
+
+// The fingerprint follows the slot → backend mapping: the same inputs
+// give the same hash in every process, and any change of owner (a
+// backend drained, renamed, another table size) gives another.
+func TestMaglevTableHash_FollowsTheMapping(t *testing.T) {
+	all := names(5)
+	base := MaglevTableHash(all, MaglevTable(all, ones(5), DefaultRingSize))
+	if again := MaglevTableHash(all, MaglevTable(names(5), ones(5), DefaultRingSize)); again != base {
+		t.Fatalf("rebuilt: %#x, want %#x", again, base)
+	}
+	drained := ones(5)
+	drained[2] = 0
+	renamed := names(5)
+	renamed[4] = "elsewhere"
+	for what, h := range map[string]uint32{
+		"drained": MaglevTableHash(all, MaglevTable(all, drained, DefaultRingSize)),
+		"renamed": MaglevTableHash(renamed, MaglevTable(renamed, ones(5), DefaultRingSize)),
+		"size":    MaglevTableHash(all, MaglevTable(all, ones(5), 251)),
+		"empty":   MaglevTableHash(all, MaglevTable(all, make([]uint32, 5), DefaultRingSize)),
+	} {
+		if h == base {
+			t.Errorf("%s: the hash did not change (%#x)", what, h)
+		}
+	}
+	// One slot given to another backend changes it.
+	table := MaglevTable(all, ones(5), DefaultRingSize)
+	table[100] = (table[100] + 1) % 5
+	if MaglevTableHash(all, table) == base {
+		t.Error("one slot moved: the hash did not change")
+	}
+}

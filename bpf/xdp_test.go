@@ -516,3 +516,27 @@ func TestReasons_MatchKernelEnum(t *testing.T) {
 		}
 	}
 }
+
+// TableHashes reports, per service, the fingerprint of the table Apply
+// built, and follows a reload that changes it.
+func TestProgram_TableHashesFollowApply(t *testing.T) {
+	p := loadForTest(t, Options{RingSize: 251})
+	st := baseState()
+	st.Services = []Service{{VIP: vip4, Port: 80, Proto: TCP, Backends: []Backend{
+		{Addr: be4a, Weight: 1, MAC: macBE}, {Addr: be4b, Weight: 1, MAC: macBE},
+	}}}
+	want := func(weights []uint32) uint32 {
+		names := []string{be4a.String(), be4b.String()}
+		return MaglevTableHash(names, MaglevTable(names, weights, 251))
+	}
+	for _, w := range [][]uint32{{1, 1}, {1, 0}} {
+		st.Services[0].Backends[1].Weight = w[1]
+		if err := p.Apply(st); err != nil {
+			t.Fatal(err)
+		}
+		got := p.TableHashes()
+		if len(got) != 1 || got[0].VIP != vip4 || got[0].Port != 80 || got[0].Proto != TCP || got[0].Hash != want(w) {
+			t.Fatalf("weights %v: %+v, want one tcp %s:80 with hash %#x", w, got, vip4, want(w))
+		}
+	}
+}

@@ -84,6 +84,7 @@ var help = map[string]string{
 	"expressgateway_pool_backends":                                "Backends configured in the pool.",
 	"expressgateway_pool_healthy_backends":                        "Backends of the pool that are healthy and not ejected.",
 	"expressgateway_pool_panic_mode":                              "1 while too few backends are healthy and the pool routes to all.",
+	"expressgateway_pool_maglev_table_hash":                       "Fingerprint of a maglev pool's lookup table: equal on every instance with the same pool config.",
 	"expressgateway_backend_weight":                               "The backend's configured weight.",
 	"expressgateway_backend_active_requests":                      "Requests in progress on the backend.",
 	"expressgateway_upstream_connections":                         "Open connections to the backend (pooled and in use).",
@@ -129,6 +130,7 @@ var help = map[string]string{
 	"expressgateway_xdp_packets_total":                            "Packets the XDP program handled, by action.",
 	"expressgateway_xdp_bytes_total":                              "Bytes the XDP program handled, by action.",
 	"expressgateway_xdp_reason_packets_total":                     "Packets the XDP program passed or dropped, by reason.",
+	"expressgateway_xdp_maglev_table_hash":                        "Fingerprint of an XDP service's Maglev table: equal on every instance with the same config.",
 	"expressgateway_xdp_health_apply_total":                       "Backend health changes applied to the XDP maps, by outcome.",
 }
 

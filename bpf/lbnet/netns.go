@@ -1,6 +1,8 @@
 // Package lbnet builds throwaway network namespaces for the XDP balancer's
 // end-to-end tests and benchmarks: a client, the balancer and backends on
-// one bridged L2 segment, with direct server return.
+// one bridged L2 segment, with direct server return (Build); or a client
+// behind a router whose multipath route spreads a VIP over several
+// balancer instances (BuildECMP).
 //
 // It is test and benchmark support (like net/http/httptest), used by the
 // bpf tests and bench/xdp; the gateway never imports it. It shells out to

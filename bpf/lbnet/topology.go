@@ -169,12 +169,18 @@ func (n *Net) staticNeighbours() error {
 
 // plug gives ns a veth on the bridge named Ifname, with the addresses.
 func (n *Net) plug(ns NS, port, mtu string, addrs ...netip.Addr) error {
+	return plug(n.Switch, ns, port, mtu, addrs...)
+}
+
+// plug gives ns a veth named Ifname on the bridge br0 of sw, with the
+// addresses.
+func plug(sw, ns NS, port, mtu string, addrs ...netip.Addr) error {
 	steps := [][]string{
 		{"link", "add", port, "mtu", segmentMTU, "type", "veth", "peer", "name", Ifname, "netns", ns.Name},
 		{"link", "set", port, "master", "br0", "up"},
 	}
 	for _, s := range steps {
-		if err := n.Switch.IP(s...); err != nil {
+		if err := sw.IP(s...); err != nil {
 			return err
 		}
 	}

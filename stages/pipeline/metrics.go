@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"io"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -390,6 +391,20 @@ func certLeaf(l *listener) *x509.Certificate {
 
 // writeXDPStats writes the XDP program's per-action and per-reason
 // counters, each family's metadata once.
+// writeXDPTableHashes writes each XDP service's Maglev table fingerprint
+// (bpf.MaglevTableHash), so that instances behind one ECMP route can be
+// checked to hold the same table: equal values on all, or flows that
+// change instance change backend.
+func writeXDPTableHashes(w io.Writer, hs []bpf.TableHash) {
+	if len(hs) == 0 {
+		return
+	}
+	metrics.WriteMetadataIfNeeded(w, "expressgateway_xdp_maglev_table_hash", "gauge")
+	for _, h := range hs {
+		fmt.Fprintf(w, "expressgateway_xdp_maglev_table_hash{service=%q} %d\n", h.Proto.String()+"/"+netip.AddrPortFrom(h.VIP, h.Port).String(), h.Hash)
+	}
+}
+
 func writeXDPStats(w io.Writer, st *bpf.Stats) {
 	metrics.WriteMetadataIfNeeded(w, "expressgateway_xdp_packets_total", "counter")
 	for a := range bpf.NumActions {

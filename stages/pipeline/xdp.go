@@ -286,8 +286,8 @@ func xdpService(cfg *conf.Config, s conf.XDPService) (bpf.Service, []conf.Backen
 	return svc, backends, pool, nil
 }
 
-// registerXDPMetrics adds xdp_packets_total{action}, xdp_bytes_total{action}
-// and the per-reason series to every scrape: one read of the per-CPU
+// registerXDPMetrics adds xdp_packets_total{action}, xdp_bytes_total{action},
+// the per-reason series and the Maglev table fingerprints to every scrape: one read of the per-CPU
 // counters per scrape, nothing per packet.
 func registerXDPMetrics() {
 	xdpMetricsOnce.Do(func() {
@@ -303,6 +303,7 @@ func registerXDPMetrics() {
 			}
 			metrics.WriteGaugeUint64(w, "expressgateway_xdp_attached", 1)
 			writeXDPStats(w, &st)
+			writeXDPTableHashes(w, p.TableHashes())
 		})
 	})
 }

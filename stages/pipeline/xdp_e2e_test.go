@@ -323,6 +323,9 @@ func TestXDP_GatewayBalancesTCPAndUDPReloadsAndDetaches(t *testing.T) {
 		t.Fatal("the interface shows no XDP program")
 	}
 	txBefore := xdpCounter(t, `expressgateway_xdp_packets_total{action="tx"}`)
+	if h := xdpCounter(t, fmt.Sprintf(`expressgateway_xdp_maglev_table_hash{service="tcp/%s:%d"}`, lbnet.VIP4, xdpTCPPort)); h == 0 {
+		t.Error("the TCP service's table fingerprint is 0")
+	}
 
 	const flows = 30
 	tcp, udp := lab.spread(t, flows)

@@ -11,6 +11,7 @@ import "github.com/expressgateway/expressgateway/bpf"
 // one else's move). Slow start does not apply.
 type maglev struct {
 	table []int32
+	hash  uint32 // bpf.MaglevTableHash: equal wherever the pool config is
 }
 
 func newMaglev(p *Pool) *maglev {
@@ -25,7 +26,8 @@ func newMaglev(p *Pool) *maglev {
 		names[i] = b.Protocol + "://" + b.Address
 		weights[i] = uint32(b.Weight)
 	}
-	return &maglev{table: bpf.MaglevTable(names, weights, size)}
+	table := bpf.MaglevTable(names, weights, size)
+	return &maglev{table: table, hash: bpf.MaglevTableHash(names, table)}
 }
 
 // Pick implements Picker.

@@ -24,9 +24,9 @@ func retryCounters(set *metrics.Set, pool string) (retries, exhausted *metrics.C
 // WriteMetrics writes the state of pools as gauges read at scrape time
 // from the atomics the pick path keeps, so nothing is counted per request
 // and a pool a reload replaced is never reported: backends per pool and
-// how many are usable, panic mode, and per backend its weight, requests in
-// flight, open and pending upstream connections and whether a circuit
-// breaker is open. A pool name seen twice is written once (the first).
+// how many are usable, panic mode, a maglev pool's table fingerprint, and
+// per backend its weight, requests in flight, open and pending upstream
+// connections and whether a circuit breaker is open. A pool name seen twice is written once (the first).
 func WriteMetrics(w io.Writer, pools []*Pool) {
 	seen := make(map[string]bool, len(pools))
 	uniq := pools[:0:0]
@@ -59,6 +59,19 @@ func WriteMetrics(w io.Writer, pools []*Pool) {
 	poolGauge("expressgateway_pool_backends", func(p *Pool) int64 { return int64(len(p.backends)) })
 	poolGauge("expressgateway_pool_healthy_backends", func(p *Pool) int64 { return int64(len(p.backends)) - int64(p.nUnhealthy.Load()) })
 	poolGauge("expressgateway_pool_panic_mode", func(p *Pool) int64 { return b2i(p.Panicking()) })
+	// A maglev pool's table fingerprint: instances sharing the config
+	// (behind ECMP) must show one value, or a flow hashed by one and then
+	// another lands on two backends.
+	first := true
+	for _, p := range uniq {
+		if m, ok := p.picker.(*maglev); ok {
+			if first {
+				metrics.WriteMetadataIfNeeded(w, "expressgateway_pool_maglev_table_hash", "gauge")
+				first = false
+			}
+			fmt.Fprintf(w, "expressgateway_pool_maglev_table_hash{pool=\"%s\"} %d\n", stages.LabelValue(p.name), m.hash)
+		}
+	}
 	backendGauge("expressgateway_backend_weight", func(b *Backend) int64 { return int64(b.Weight) })
 	backendGauge("expressgateway_backend_active_requests", (*Backend).Active)
 	backendGauge("expressgateway_upstream_connections", (*Backend).Conns)

@@ -47,3 +47,31 @@ func TestWriteMetrics_ReportsPoolState(t *testing.T) {
 		t.Errorf("breaker still open after the request ended:\n%s", sb.String())
 	}
 }
+
+// A maglev pool's table fingerprint is the same for the same config in
+// any process, changes with the backends, and only maglev pools have one.
+func TestWriteMetrics_MaglevTableHash(t *testing.T) {
+	series := func(pools ...*Pool) string {
+		var sb strings.Builder
+		WriteMetrics(&sb, pools)
+		for line := range strings.Lines(sb.String()) {
+			if strings.HasPrefix(line, "expressgateway_pool_maglev_table_hash{") {
+				return line
+			}
+		}
+		return ""
+	}
+	a := series(newTestPool(t, "maglev", []int{1, 1, 1}, nil))
+	if a == "" || strings.HasSuffix(a, " 0\n") {
+		t.Fatalf("maglev pool: %q", a)
+	}
+	if b := series(newTestPool(t, "maglev", []int{1, 1, 1}, nil)); b != a {
+		t.Errorf("the same config: %q, then %q", a, b)
+	}
+	if b := series(newTestPool(t, "maglev", []int{1, 1, 2}, nil)); b == a || b == "" {
+		t.Errorf("another weight: %q, was %q", b, a)
+	}
+	if b := series(newTestPool(t, "ring_hash", []int{1, 1, 1}, nil)); b != "" {
+		t.Errorf("a ring_hash pool has a maglev fingerprint: %q", b)
+	}
+}
