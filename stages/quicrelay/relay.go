@@ -83,6 +83,21 @@ type Relay struct {
 	// inflight counts the bytes read from one side and not yet handed to
 	// the other (what the copy buffers hold); peak is its high-water mark.
 	inflight, peak atomic.Int64
+	// sessions are each backend's TLS session tickets, so a new
+	// connection to it resumes (one cache per backend address: backends
+	// sharing an SNI need not share ticket keys).
+	sessions sync.Map // string → tls.ClientSessionCache
+}
+
+// sessionsPerBackend bounds the tickets kept for one backend.
+const sessionsPerBackend = 64
+
+func (r *Relay) sessionCache(addr string) tls.ClientSessionCache {
+	if c, ok := r.sessions.Load(addr); ok {
+		return c.(tls.ClientSessionCache)
+	}
+	c, _ := r.sessions.LoadOrStore(addr, tls.NewLRUClientSessionCache(sessionsPerBackend))
+	return c.(tls.ClientSessionCache)
 }
 
 // New opens the relay's upstream socket (an ephemeral UDP port on every
@@ -229,6 +244,7 @@ func (r *Relay) dialOne(ctx context.Context, b *route.Backend, alpn string, qc *
 	tc.MinVersion = tls.VersionTLS13
 	tc.InsecureSkipVerify = false
 	tc.NextProtos = []string{alpn}
+	tc.ClientSessionCache = r.sessionCache(b.Address)
 	ua, err := net.ResolveUDPAddr("udp", b.Address)
 	if err != nil {
 		return nil, err

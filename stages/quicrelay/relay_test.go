@@ -437,3 +437,31 @@ func TestUniStreams_ResetAndStopCross(t *testing.T) {
 		t.Fatalf("uni stop: code %#x, want 0x31", code)
 	}
 }
+
+// The relay keeps each backend's session tickets: a second client
+// connection's upstream connection resumes TLS with the backend instead
+// of a full handshake.
+func TestUpstream_ResumesWithItsOwnTickets(t *testing.T) {
+	cert, roots, _ := loadPair(t, "backend")
+	be := startBackend(t, cert, []string{testALPN}, func(c *quic.Conn) { echoBackend(c) })
+	f := startFront(t, frontOpts{backends: []string{be.addr}, roots: roots})
+	var resumed []bool
+	for range 2 {
+		c := f.mustDial(t)
+		s, err := c.OpenStreamSync(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Write([]byte("hi"))
+		s.Close()
+		if b := readAll(t, s); b != "echo:hi" {
+			t.Fatalf("echo: %q", b)
+		}
+		up := <-be.accepted
+		resumed = append(resumed, up.ConnectionState().TLS.DidResume)
+		c.CloseWithError(0, "")
+	}
+	if resumed[0] || !resumed[1] {
+		t.Fatalf("upstream connections resumed: %v, want [false true]", resumed)
+	}
+}
