@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
@@ -55,6 +56,10 @@ type UDPOptions struct {
 	MaxDatagram int
 	// Listener names the relay's series.
 	Listener string
+	// OnFlowEnd, if set, is called with each flow the relay forgets,
+	// under its table lock: it must not block (the access log's writer
+	// drops a line rather than wait).
+	OnFlowEnd func(stages.FlowEnd)
 }
 
 // UDPRelay relays the datagrams arriving on one listener socket to the
@@ -87,6 +92,9 @@ type udpFlow struct {
 	attempt    *route.Attempt
 	m          *udpFlowSeries
 	last       int64 // coarse time of the last datagram either way
+	start      time.Time
+	toBackend  int64 // payload bytes, under the relay's mutex
+	toClient   int64
 	refused    bool
 	prev, next *udpFlow
 }
@@ -209,6 +217,7 @@ func (r *UDPRelay) forward(src netip.AddrPort, payload []byte) {
 	}
 	f.m.toBackend.Inc()
 	f.m.bytesToBackend.Add(len(payload))
+	f.toBackend += int64(len(payload))
 }
 
 // openLocked picks a backend for src, connects an upstream socket to it
@@ -245,7 +254,7 @@ func (r *UDPRelay) openLocked(src netip.AddrPort) (*udpFlow, error) {
 		r.m.evictCap.Inc()
 		r.closeLocked(r.tail)
 	}
-	f := &udpFlow{client: src, fd: fd, backend: b, attempt: b.Begin(), last: r.now.Load(), m: r.m.flow(b.Address)}
+	f := &udpFlow{client: src, fd: fd, backend: b, attempt: b.Begin(), last: r.now.Load(), start: time.Now(), m: r.m.flow(b.Address)}
 	r.flows[src] = f
 	r.byFD[int32(fd)] = f
 	r.pushFrontLocked(f)
@@ -350,6 +359,9 @@ func (r *UDPRelay) recv(fd int32, buf []byte) (int, netip.AddrPort, *udpFlowSeri
 		return 0, netip.AddrPort{}, nil, false
 	}
 	r.touchLocked(f)
+	if m <= r.opts.MaxDatagram {
+		f.toClient += int64(m)
+	}
 	return m, f.client, f.m, true
 }
 
@@ -408,6 +420,9 @@ func (r *UDPRelay) closeLocked(f *udpFlow) {
 		o = route.Outcome{Err: &route.DialError{Err: unix.ECONNREFUSED}}
 	}
 	f.attempt.End(o)
+	if r.opts.OnFlowEnd != nil {
+		r.opts.OnFlowEnd(stages.FlowEnd{Client: f.client, Backend: f.backend.Address, Start: f.start, ToBackend: f.toBackend, ToClient: f.toClient})
+	}
 }
 
 func (r *UDPRelay) touchLocked(f *udpFlow) {

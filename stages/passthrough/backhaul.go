@@ -43,8 +43,12 @@ func (l *Listener) sppSend(f *flow, d []byte) {
 	bp := l.bufs.Get().(*[]byte)
 	b := spp.Header{Client: f.client, Proxy: l.local}.Append((*bp)[:0])
 	b = append(b, d...)
-	if _, err := l.shared.WriteToUDPAddrPort(b, f.dst); err != nil && !errors.Is(err, net.ErrClosed) {
-		l.m.sendErrors.Inc()
+	if _, err := l.shared.WriteToUDPAddrPort(b, f.dst); err != nil {
+		if !errors.Is(err, net.ErrClosed) {
+			l.m.sendErrors.Inc()
+		}
+	} else {
+		f.toBackend.Add(int64(len(d)))
 	}
 	*bp = b
 	l.bufs.Put(bp)
@@ -102,6 +106,7 @@ func (l *Listener) sppReplyLoop() {
 			l.m.sendErrors.Inc()
 			continue
 		}
+		f.toClient.Add(int64(len(p)))
 		l.m.toClient.Inc()
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/expressgateway/expressgateway/frames/quic"
 	"github.com/expressgateway/expressgateway/frames/spp"
 	"github.com/expressgateway/expressgateway/quiclb"
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
 
@@ -58,6 +59,9 @@ type Options struct {
 	StrictSourceBinding bool
 	// AuditWindow logs each drop reason at most once per window.
 	AuditWindow time.Duration
+	// OnFlowEnd, if set, is called with each flow the listener forgets,
+	// under its table lock: it must not block.
+	OnFlowEnd func(stages.FlowEnd)
 	// Backhaul is how datagrams reach the backends: a socket per flow
 	// (BackhaulPerFlow) or one shared socket with an SPP header on each
 	// datagram (BackhaulSPP).
@@ -117,6 +121,9 @@ type flow struct {
 	touched int64        // the LRU order's time (under mu): last client datagram, or a later reply seen by sweep
 	last    atomic.Int64 // coarse time of the last datagram either way
 	cidLen  atomic.Int32 // length of the backend's SCIDs seen on this flow; 0 unknown
+	start   time.Time
+	// toBackend and toClient are the payload bytes relayed each way.
+	toBackend, toClient atomic.Int64
 }
 
 // routes resolves server IDs and addresses against one pool.
@@ -491,6 +498,7 @@ func (l *Listener) enqueueLocked(f *flow, d []byte) {
 	*bp = append((*bp)[:0], d...)
 	select {
 	case f.backlog <- bp:
+		f.toBackend.Add(int64(len(d)))
 	default:
 		l.bufs.Put(bp)
 		l.drop(reasonBacklogFull, f.client)
@@ -509,7 +517,7 @@ func (l *Listener) openLocked(src netip.AddrPort, b *route.Backend, now int64) (
 	if !b.ConnOpen() {
 		return nil, fmt.Errorf("passthrough: backend %s at its max_connections", b.Address)
 	}
-	f := &flow{client: src, backend: b, addr: b.Address, dst: dst, touched: now}
+	f := &flow{client: src, backend: b, addr: b.Address, dst: dst, touched: now, start: time.Now()}
 	if l.shared == nil {
 		conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(dst))
 		if err != nil {
@@ -549,6 +557,9 @@ func (l *Listener) closeLocked(f *flow) {
 		f.conn.Close()
 	}
 	f.backend.ConnClosed()
+	if l.opts.OnFlowEnd != nil {
+		l.opts.OnFlowEnd(stages.FlowEnd{Client: f.client, Backend: f.addr, Start: f.start, ToBackend: f.toBackend.Load(), ToClient: f.toClient.Load()})
+	}
 }
 
 // writeLoop sends f's backlog to its backend.
@@ -589,6 +600,7 @@ func (l *Listener) replyLoop(f *flow) {
 			l.m.sendErrors.Inc()
 			continue
 		}
+		f.toClient.Add(int64(n))
 		l.m.toClient.Inc()
 	}
 }

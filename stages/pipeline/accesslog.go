@@ -17,6 +17,8 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/l4"
 )
 
@@ -167,6 +169,29 @@ func (a *accessLog) close() {
 type streamLog struct {
 	format string
 	access *accessLog
+}
+
+// newStreamLog is the stream log of cfg: nil when access logs are off.
+func (g *Gateway) newStreamLog(cfg *conf.Config) *streamLog {
+	if cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog {
+		return &streamLog{format: cfg.Observability.AccessLogFormat, access: g.access}
+	}
+	return nil
+}
+
+// conn writes the line of one relayed connection.
+func (sl *streamLog) conn(listener, proto string, client netip.AddrPort, start time.Time, r l4.Relayed, err error) {
+	if sl == nil || sl.access == nil {
+		return
+	}
+	b := sl.access.get()
+	*b = appendStreamAccess(*b, sl.format, listener, proto, client, start, r, err)
+	sl.access.write(b)
+}
+
+// flow writes the line of one datagram flow a relay forgot.
+func (sl *streamLog) flow(listener, proto string, e stages.FlowEnd) {
+	sl.conn(listener, proto, e.Client, e.Start, l4.Relayed{Backend: e.Backend, ToBackend: e.ToBackend, ToClient: e.ToClient}, nil)
 }
 
 // appendStreamAccess appends the line of one L4 connection (an l4 or tls

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -66,6 +67,9 @@ address = "`+be+`"`)
 	if got := do("req-42").Header.Get("X-Request-Id"); got != "req-42" {
 		t.Fatalf("well-formed id returned as %q", got)
 	}
+	// The first request's actor has finished (its line is out), so its
+	// backend connection is back in the pool for the second.
+	waitLines(t, g, path, 1)
 	generated := do("bad id\"").Header.Get("X-Request-Id")
 	if !uuidV7.MatchString(generated) {
 		t.Fatalf("malformed id replaced by %q, want a UUIDv7", generated)
@@ -275,5 +279,61 @@ func TestAccessLog_L4ConnectionLines(t *testing.T) {
 	lines = waitLines(t, g, path, 3)
 	if !regexp.MustCompile(`^127\.0\.0\.1 \[[^\]]+\] TCP 200 3 3 \d+\.\d{3} "` + regexp.QuoteMeta(echo.Addr().String()) + `"$`).MatchString(lines[2]) {
 		t.Fatalf("combined L4 line %q is not nginx's stream form", lines[2])
+	}
+}
+
+// A datagram flow gets one access-log line when its relay forgets it
+// (here by idle timeout): a udp listener's flow and a QUIC passthrough's,
+// with the client, the backend and the payload bytes each way.
+func TestAccessLog_DatagramFlowLines(t *testing.T) {
+	echo := udpEcho(t, "e")
+	path := filepath.Join(t.TempDir(), "access.log")
+	g := startGateway(t, "[observability]\naccess_log_path = \""+path+"\"\n"+
+		udpListenerConfig("dgram", []string{echo}, nil, "idle_timeout_ms = 200")+
+		fmt.Sprintf("[passthrough]\nname = \"pt\"\nbind_addr = \"127.0.0.1:0\"\nbackends = [%q]\nflow_idle_timeout_ms = 200\n", echo))
+	c, err := net.Dial("udp", g.Addr("dgram").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := udpAsk(t, c, "hello"); got != "e:hello" {
+		t.Fatalf("udp answer %q", got)
+	}
+	// A QUIC version 1 Initial's invariant header, padded to the 1200
+	// bytes a flow-starting Initial must have; the passthrough never reads
+	// past the header, and the echo backend answers it.
+	initial := make([]byte, 1200)
+	initial[0], initial[4], initial[5] = 0xc0, 1, 8
+	copy(initial[6:], "dcid-123")
+	q, err := net.Dial("udp", g.PassthroughAddr("pt").String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if got := udpAsk(t, q, string(initial)); len(got) != 1202 {
+		t.Fatalf("passthrough answer: %d bytes", len(got))
+	}
+	lines := waitLines(t, g, path, 2)
+	byListener := map[string]map[string]any{}
+	for _, ln := range lines {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(ln), &e); err != nil {
+			t.Fatalf("json line: %v: %s", err, ln)
+		}
+		byListener[e["listener"].(string)] = e
+	}
+	for name, want := range map[string]map[string]any{
+		"dgram": {"protocol": "UDP", "status": 200.0, "upstream_addr": echo, "bytes_in": 5.0, "bytes_out": 7.0, "client": c.LocalAddr().String()},
+		"pt":    {"protocol": "QUIC", "status": 200.0, "upstream_addr": echo, "bytes_in": 1200.0, "bytes_out": 1202.0, "client": q.LocalAddr().String()},
+	} {
+		e := byListener[name]
+		if e == nil {
+			t.Fatalf("no line for %s in %q", name, lines)
+		}
+		for k, v := range want {
+			if e[k] != v {
+				t.Errorf("%s: %s = %v, want %v", name, k, e[k], v)
+			}
+		}
 	}
 }

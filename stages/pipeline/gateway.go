@@ -171,11 +171,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 	if conf.IsL4(lc.Protocol) {
 		l.connect.Store(int64(ms(cfg.Runtime.ConnectTimeoutMs)))
 		l.pool.Store(def)
-		if cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog {
-			l.streamLog.Store(&streamLog{format: cfg.Observability.AccessLogFormat, access: g.access})
-		} else {
-			l.streamLog.Store(nil)
-		}
+		l.streamLog.Store(g.newStreamLog(cfg))
 		return nil
 	}
 	table := &Table{}
@@ -443,11 +439,7 @@ func (g *Gateway) serve(l *listener) {
 			if err != nil {
 				g.log.Debug().Err(err).Str("listener", l.cfg.Name).Msg("relay")
 			}
-			if sl := l.streamLog.Load(); sl != nil && sl.access != nil {
-				b := sl.access.get()
-				*b = appendStreamAccess(*b, sl.format, l.cfg.Name, l.cfg.Protocol, remote, start, r, err)
-				sl.access.write(b)
-			}
+			l.streamLog.Load().conn(l.cfg.Name, l.cfg.Protocol, remote, start, r, err)
 		}
 	} else {
 		srv.Shed = shedH1

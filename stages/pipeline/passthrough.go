@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/expressgateway/expressgateway/conf"
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/passthrough"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
@@ -18,6 +19,7 @@ import (
 type ptListener struct {
 	cfg  *conf.PassthroughListener
 	pool atomic.Pointer[route.Pool]
+	log  atomic.Pointer[streamLog] // one line per flow; nil: off
 	l    *passthrough.Listener
 }
 
@@ -26,6 +28,7 @@ func (g *Gateway) newPassthroughs(cfg *conf.Config) ([]*ptListener, error) {
 	var out []*ptListener
 	for _, lc := range cfg.Passthrough.All() {
 		p := &ptListener{cfg: lc}
+		p.log.Store(g.newStreamLog(cfg))
 		if err := g.passthroughPool(p, cfg); err != nil {
 			return nil, fmt.Errorf("passthrough listener %s: %w", lc.Name, err)
 		}
@@ -75,6 +78,7 @@ func (g *Gateway) openPassthrough(p *ptListener) error {
 	o := passthrough.Options{
 		Name:                lc.Name,
 		Backhaul:            bh,
+		OnFlowEnd:           func(e stages.FlowEnd) { p.log.Load().flow(lc.Name, "quic", e) },
 		Pool:                func() *route.Pool { return p.pool.Load() },
 		MaxFlows:            lc.MaxQUICConnections,
 		MaxFlowsPerIP:       lc.MaxConnectionsPerIP,
@@ -128,9 +132,11 @@ func (g *Gateway) servePassthrough(ctx context.Context, p *ptListener) {
 }
 
 // repointPassthroughs gives passthrough listeners on named pools the
-// pools a reload built (Reload, after the swap).
-func (g *Gateway) repointPassthroughs() {
+// pools a reload built (Reload, after the swap), and the reload's access
+// log setting.
+func (g *Gateway) repointPassthroughs(cfg *conf.Config) {
 	for _, p := range g.passthrough {
+		p.log.Store(g.newStreamLog(cfg))
 		if p.cfg.Pool != "" {
 			if np := g.pools[p.cfg.Pool]; np != nil {
 				p.pool.Store(np)

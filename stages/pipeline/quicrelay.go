@@ -42,11 +42,7 @@ func (g *Gateway) configureModeB(l *listener, cfg *conf.Config, def *route.Pool,
 	}
 	l.pool.Store(def)
 	l.connect.Store(int64(ms(cfg.Runtime.ConnectTimeoutMs)))
-	if cfg.Observability.AccessLog == nil || *cfg.Observability.AccessLog {
-		l.streamLog.Store(&streamLog{format: cfg.Observability.AccessLogFormat, access: g.access})
-	} else {
-		l.streamLog.Store(nil)
-	}
+	l.streamLog.Store(g.newStreamLog(cfg))
 	return nil
 }
 
@@ -164,12 +160,9 @@ func (g *Gateway) serveModeB(l *listener) {
 			if err != nil {
 				g.log.Debug().Err(err).Str("listener", l.cfg.Name).Str("alpn", res.ALPN).Msg("quic relay")
 			}
-			if sl := l.streamLog.Load(); sl != nil && sl.access != nil {
-				b := sl.access.get()
-				*b = appendStreamAccess(*b, sl.format, l.cfg.Name, "quic", remote, start,
-					l4.Relayed{Backend: res.Backend, ToBackend: res.ToBackend, ToClient: res.ToClient}, err)
-				sl.access.write(b)
-			}
+			l.streamLog.Load().conn(l.cfg.Name, "quic", remote, start,
+				l4.Relayed{Backend: res.Backend, ToBackend: res.ToBackend, ToClient: res.ToClient}, err)
+
 		})
 		l.quic.Close()
 		l.relay.Close()

@@ -182,7 +182,7 @@ func (g *Gateway) apply(next *conf.Config, dnsOnly bool) (err error) {
 		listeners = append(listeners, l)
 	}
 	g.listeners = append(listeners, added...)
-	g.repointPassthroughs()
+	g.repointPassthroughs(next)
 	for _, l := range added {
 		g.serve(l)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/VictoriaMetrics/metrics"
 
+	"github.com/expressgateway/expressgateway/stages"
 	"github.com/expressgateway/expressgateway/stages/l4"
 	"github.com/expressgateway/expressgateway/stages/route"
 )
@@ -44,6 +45,7 @@ func (g *Gateway) listenUDP(l *listener) error {
 		MaxFlows:    u.MaxFlows,
 		MaxDatagram: u.MaxDatagramBytes,
 		Listener:    l.cfg.Name,
+		OnFlowEnd:   func(e stages.FlowEnd) { l.streamLog.Load().flow(l.cfg.Name, "udp", e) },
 	})
 	if err != nil {
 		conn.Close()
