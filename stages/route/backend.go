@@ -36,6 +36,10 @@ type Backend struct {
 
 	active   atomic.Int64  // requests between Begin and End
 	conns    atomic.Int64  // open connections, reported by the upstream
+	// connsHome is the backend whose connection count this one shares: the
+	// same address in the pool a reload replaced, whose connections live
+	// on and are closed (counted down) there. Nil: its own.
+	connsHome *Backend
 	pending  atomic.Int64  // requests waiting for a connection
 	requests atomic.Uint64 // Begin calls, ever (feeds the retry budget)
 
@@ -83,7 +87,7 @@ func (b *Backend) Full() bool {
 	if c.maxPending > 0 && b.pending.Load() >= c.maxPending {
 		return true
 	}
-	if c.maxConns > 0 && b.l4() && b.conns.Load() >= c.maxConns {
+	if c.maxConns > 0 && b.l4() && b.connCount().Load() >= c.maxConns {
 		return true
 	}
 	return false
@@ -108,7 +112,16 @@ func (b *Backend) SlowStarting() bool { return b.slowSince.Load() != 0 }
 func (b *Backend) Active() int64 { return b.active.Load() }
 
 // Conns returns the number of open connections the upstream reported.
-func (b *Backend) Conns() int64 { return b.conns.Load() }
+func (b *Backend) Conns() int64 { return b.connCount().Load() }
+
+// connCount is the counter of b's open connections, shared across
+// reloads.
+func (b *Backend) connCount() *atomic.Int64 {
+	if b.connsHome != nil {
+		return &b.connsHome.conns
+	}
+	return &b.conns
+}
 
 // Pending returns the number of requests waiting for a connection.
 func (b *Backend) Pending() int64 { return b.pending.Load() }
@@ -121,7 +134,7 @@ func (b *Backend) Pending() int64 { return b.pending.Load() }
 // count balanced.
 func (b *Backend) ConnOpen() bool {
 	max := b.pool.circuit.maxConns
-	if n := b.conns.Add(1); max > 0 && n > max {
+	if n := b.connCount().Add(1); max > 0 && n > max {
 		b.circuitOpen.Inc()
 		return false
 	}
@@ -131,8 +144,8 @@ func (b *Backend) ConnOpen() bool {
 // ConnClosed reports that a connection counted by ConnOpen closed (or was
 // never opened because ConnOpen said false).
 func (b *Backend) ConnClosed() {
-	if b.conns.Add(-1) < 0 {
-		b.conns.Add(1)
+	if c := b.connCount(); c.Add(-1) < 0 {
+		c.Add(1)
 		panic("route: ConnClosed without ConnOpen")
 	}
 }

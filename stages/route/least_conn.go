@@ -8,5 +8,5 @@ type leastConn struct{}
 
 // Pick implements Picker.
 func (leastConn) Pick(p *Pool, k Key) *Backend {
-	return leastLoaded(p, &k, func(b *Backend) int64 { return b.conns.Load() })
+	return leastLoaded(p, &k, func(b *Backend) int64 { return b.Conns() })
 }

@@ -181,8 +181,9 @@ func newPicker(p *Pool, algo string) (Picker, error) {
 	return nil, fmt.Errorf("route: pool %q: unknown algorithm %q", p.name, algo)
 }
 
-// inherit carries health, latency and slow start over from the pool this
-// one replaces, and puts backends new to the pool in slow start.
+// inherit carries health, latency, slow start and the count of open
+// connections over from the pool this one replaces, and puts backends new
+// to the pool in slow start.
 func (p *Pool) inherit(prev *Pool) {
 	old := make(map[string]*Backend, len(prev.backends))
 	for _, b := range prev.backends {
@@ -197,6 +198,10 @@ func (p *Pool) inherit(prev *Pool) {
 		}
 		if ob.Down() {
 			p.SetDown(b, true)
+		}
+		b.connsHome = ob
+		if ob.connsHome != nil {
+			b.connsHome = ob.connsHome
 		}
 		b.probed.Store(ob.probed.Load())
 		b.ewmaBits.Store(ob.ewmaBits.Load())

@@ -226,3 +226,39 @@ func TestHealthHook_FiresOnHealthyFlipsOnly(t *testing.T) {
 		t.Fatalf("removed hook still called: %v", calls)
 	}
 }
+
+// Connections outlive a reload: the reloaded pool's backend counts the
+// connections opened under its predecessor (least_conn, max_connections
+// and the upstream_connections gauge read it), and their closes count
+// down whichever pool's backend they were opened under.
+func TestNewPool_SharesConnectionCountAcrossReloads(t *testing.T) {
+	old := newTestPool(t, "least_conn", []int{1, 1}, nil)
+	old.backends[0].ConnOpen()
+	old.backends[0].ConnOpen()
+	reload := func(prev *Pool) *Pool {
+		cfg := conf.Pool{Name: "t", Algorithm: "least_conn", Backends: []conf.Backend{
+			{Address: "10.0.0.1:80", Protocol: "h1"}, {Address: "10.0.0.2:80", Protocol: "h1"},
+		}}
+		if err := cfg.Prepare("pools[0]"); err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPool(cfg, Options{Previous: prev, Metrics: metrics.NewSet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := reload(reload(old)) // two reloads
+	if n := p.backends[0].Conns(); n != 2 {
+		t.Fatalf("after reloads the backend counts %d connections, want the 2 still open", n)
+	}
+	if b, err := p.Pick(Key{}); err != nil || b != p.backends[1] {
+		t.Fatalf("least_conn picked %v after a reload, want the backend without connections", b)
+	}
+	p.backends[0].ConnOpen()
+	old.backends[0].ConnClosed()
+	old.backends[0].ConnClosed()
+	if n := p.backends[0].Conns(); n != 1 {
+		t.Fatalf("%d connections counted, want 1", n)
+	}
+}
