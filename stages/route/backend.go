@@ -34,14 +34,14 @@ type Backend struct {
 	// seed is the hash of the backend's name, for rendezvous hashing.
 	seed uint64
 
-	active   atomic.Int64  // requests between Begin and End
-	conns    atomic.Int64  // open connections, reported by the upstream
+	active atomic.Int64 // requests between Begin and End
+	conns  atomic.Int64 // open connections, reported by the upstream
 	// connsHome is the backend whose connection count this one shares: the
 	// same address in the pool a reload replaced, whose connections live
 	// on and are closed (counted down) there. Nil: its own.
 	connsHome *Backend
-	pending  atomic.Int64  // requests waiting for a connection
-	requests atomic.Uint64 // Begin calls, ever (feeds the retry budget)
+	pending   atomic.Int64  // requests waiting for a connection
+	requests  atomic.Uint64 // Begin calls, ever (feeds the retry budget)
 
 	state     atomic.Uint32 // stateDown | stateEjected
 	probed    atomic.Bool   // an active check has judged it (kept on reload)
