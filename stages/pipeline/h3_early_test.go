@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -471,5 +472,48 @@ protocol = "h1"`))
 	dial(g3.Addr("h3").String())
 	if guard.QUICRetry.Get() == retries {
 		t.Fatal("a token under another secret was accepted")
+	}
+}
+
+// Instances sharing retry_secret_path (as they must for each other's
+// Retry tokens) derive the same session-ticket keys: a ticket one issued
+// resumes on the other, with a 0-RTT request accepted there; an instance
+// with another secret does a full handshake.
+func TestQUIC_InstancesSharingTheRetrySecretResumeAndAccept0RTT(t *testing.T) {
+	eb := &earlyBackend{signal: make(chan string, 16)}
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		eb.signal <- r.Method + " " + r.Header.Get("Early-Data")
+		io.WriteString(w, "ok")
+	}))
+	f := newH3Files(t)
+	mk := func(f h3Files) string {
+		return quicListener("h3", f, "allow_0rtt = true\nretry_above_new_conns_per_sec = 100000", `
+[[listeners.backends]]
+address = "`+be+`"
+protocol = "h1"`)
+	}
+	a, b := startGateway(t, mk(f)), startGateway(t, mk(f))
+	f2 := f
+	f2.secret = filepath.Join(t.TempDir(), "other.secret")
+	c := startGateway(t, mk(f2))
+
+	tc := resumeTLS(t, a.Addr("h3").String(), f, eb)
+	conn, str := dialEarly(t, b.Addr("h3").String(), tc, getHead("/early"), "")
+	if st, err := readStatus(t, str); err != nil || st != 200 {
+		t.Fatalf("0-RTT GET on the other instance: %d %v", st, err)
+	}
+	cs := conn.ConnectionState()
+	if !cs.TLS.DidResume || !cs.Used0RTT {
+		t.Fatalf("on the instance sharing the secret: resumed %v, 0-RTT %v; want both", cs.TLS.DidResume, cs.Used0RTT)
+	}
+	if got := waitSignal(t, eb, "the 0-RTT GET"); got != "GET 1" {
+		t.Fatalf("backend saw %q, want a GET sent in early data", got)
+	}
+	r := dialRawH3(t, c.Addr("h3").String(), tc)
+	if st, err := readStatus(t, r.send(r.enc.AppendRequest(nil, getHead("/full")), true)); err != nil || st != 200 {
+		t.Fatalf("GET on the instance with another secret: %d %v", st, err)
+	}
+	if r.conn.ConnectionState().TLS.DidResume {
+		t.Fatal("a ticket resumed on an instance with another Retry secret")
 	}
 }
