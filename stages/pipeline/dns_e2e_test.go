@@ -50,45 +50,90 @@ func startDnsmasq(t *testing.T, hosts string, extra ...string) *dnsmasqServer {
 		t.Skip("dnsmasq not installed; set EG_REQUIRE_TOOLS=1 to make this a failure")
 	}
 	dir := t.TempDir()
-	d := &dnsmasqServer{hosts: filepath.Join(dir, "hosts"), done: make(chan struct{})}
-	d.write(t, hosts)
-	// A free port: bound and released, then given to dnsmasq.
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	hostsPath := filepath.Join(dir, "hosts")
+	// dnsmasq binds the port for UDP and TCP: a port free for UDP may be
+	// another connection's for TCP on a busy machine, and dnsmasq then
+	// exits; such a start is tried again on another port.
+	for attempt := 1; ; attempt++ {
+		d := &dnsmasqServer{hosts: hostsPath, done: make(chan struct{})}
+		d.write(t, hosts)
+		d.addr = freeDNSPort(t)
+		_, port, _ := net.SplitHostPort(d.addr)
+		args := []string{"--keep-in-foreground", "--no-resolv", "--no-hosts", "--addn-hosts=" + d.hosts,
+			"--local-ttl=1", "--local=/test/", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=" + port,
+			"--pid-file=", "--conf-file=/dev/null", "--log-facility=-"}
+		for _, e := range extra {
+			if strings.HasPrefix(e, "--local-ttl=") { // dnsmasq refuses a repeated option
+				args = slices.DeleteFunc(args, func(a string) bool { return strings.HasPrefix(a, "--local-ttl=") })
+			}
+		}
+		args = append(args, extra...)
+		if os.Geteuid() == 0 {
+			args = append(args, "--user=root") // so that it can re-read the test's hosts file
+		}
+		d.cmd = exec.Command(bin, args...)
+		if testing.Verbose() {
+			d.cmd.Stderr = os.Stderr
+		}
+		if err := d.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { d.cmd.Wait(); close(d.done) }()
+		t.Cleanup(d.stop)
+		// Ready once it answers (bounded: 10 s, the race detector on a
+		// loaded machine is slow to start it).
+		err := d.waitReady(t, 10*time.Second)
+		if err == nil {
+			return d
+		}
+		select {
+		case <-d.done:
+			if attempt < 5 {
+				continue // it exited: its port was taken
+			}
+		default:
+		}
+		t.Fatalf("dnsmasq does not answer on %s: %v", d.addr, err)
 	}
-	d.addr = pc.LocalAddr().String()
-	pc.Close()
-	_, port, _ := net.SplitHostPort(d.addr)
-	args := []string{"--keep-in-foreground", "--no-resolv", "--no-hosts", "--addn-hosts=" + d.hosts,
-		"--local-ttl=1", "--local=/test/", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=" + port,
-		"--pid-file=", "--conf-file=/dev/null", "--log-facility=-"}
-	for _, e := range extra {
-		if strings.HasPrefix(e, "--local-ttl=") { // dnsmasq refuses a repeated option
-			args = slices.DeleteFunc(args, func(a string) bool { return strings.HasPrefix(a, "--local-ttl=") })
+}
+
+// freeDNSPort returns a loopback address whose port was free a moment
+// ago for both UDP and TCP.
+func freeDNSPort(t *testing.T) string {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := pc.LocalAddr().String()
+		ln, err := net.Listen("tcp", addr)
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return addr
 		}
 	}
-	args = append(args, extra...)
-	if os.Geteuid() == 0 {
-		args = append(args, "--user=root") // so that it can re-read the test's hosts file
-	}
-	d.cmd = exec.Command(bin, args...)
-	if testing.Verbose() {
-		d.cmd.Stderr = os.Stderr
-	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { d.cmd.Wait(); close(d.done) }()
-	t.Cleanup(d.stop)
-	// Ready once it answers.
-	deadline := time.Now().Add(5 * time.Second)
+	t.Fatal("no loopback port free for both UDP and TCP")
+	return ""
+}
+
+// waitReady waits until d answers a lookup, or it exits, or max passes.
+func (d *dnsmasqServer) waitReady(t *testing.T, max time.Duration) error {
+	deadline := time.Now().Add(max)
 	for {
 		r := &dnsResolver{servers: []string{d.addr}, timeout: 200 * time.Millisecond}
-		if _, _, err := r.lookup(t.Context(), "ready.test"); err == nil {
-			return d
-		} else if time.Now().After(deadline) {
-			t.Fatalf("dnsmasq does not answer on %s: %v", d.addr, err)
+		_, _, err := r.lookup(t.Context(), "ready.test")
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-d.done:
+			return fmt.Errorf("dnsmasq exited: %w", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
