@@ -218,7 +218,7 @@ type grpcKey struct{ service, method, status string }
 
 type grpcSeries struct {
 	calls    *metrics.Counter
-	duration *metrics.Histogram
+	duration *metrics.PrometheusHistogram
 }
 
 // observe counts one finished call by service, method and grpc-status
@@ -247,7 +247,7 @@ func (g *grpcMethods) observe(listener string, c *grpcCall, d time.Duration) {
 		base := `listener="` + listener + `",service="` + k.service + `",method="` + k.method + `"`
 		s = &grpcSeries{
 			calls:    metrics.GetOrCreateCounter(`expressgateway_grpc_calls_total{` + base + `,grpc_status="` + k.status + `"}`),
-			duration: metrics.GetOrCreateHistogram(`expressgateway_grpc_call_duration_seconds{` + base + `}`),
+			duration: stages.Histogram(nil, `expressgateway_grpc_call_duration_seconds{`+base+`}`),
 		}
 		g.series[k] = s
 	}
