@@ -6,11 +6,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
@@ -207,5 +212,68 @@ func TestGRPCWeb_BadTextBodyIsRefused(t *testing.T) {
 	case <-reached:
 		t.Fatal("the backend served a call from a malformed body")
 	default:
+	}
+}
+
+// A real grpc-web client (protobuf-ts's fetch transport under Node.js, as
+// web apps use it; installed by scripts/install-test-deps.sh) calls a
+// grpc-go backend through the gateway's HTTP/1.1 front, binary and text:
+// unary, a 50-message server stream, and a backend error with its code
+// and message.
+func TestGRPCWeb_RealClient(t *testing.T) {
+	dir, err := filepath.Abs("testdata/grpcweb-node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := exec.LookPath("node")
+	if _, serr := os.Stat(filepath.Join(dir, "node_modules", "@protobuf-ts", "grpcweb-transport")); err != nil || serr != nil {
+		if os.Getenv("EG_REQUIRE_TOOLS") != "" {
+			t.Fatalf("node and the client's packages are required (EG_REQUIRE_TOOLS is set): run scripts/install-test-deps.sh")
+		}
+		t.Skip("node or the grpc-web client's packages missing (scripts/install-test-deps.sh installs them)")
+	}
+	svc := &grpcSvc{}
+	svc.unary = func(_ context.Context, in *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+		if string(in.GetPayload().GetBody()) == "deny" {
+			return nil, status.Error(codes.PermissionDenied, "not you")
+		}
+		return &testpb.SimpleResponse{Payload: in.GetPayload()}, nil
+	}
+	be, _ := grpcBackend(t, svc)
+	g := grpcGateway(t, "", be)
+	for _, format := range []string{"binary", "text"} {
+		t.Run(format, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "client.mjs", g.url("h2c"), format)
+			cmd.Dir = dir
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("client: %v\n%s", err, stderr.String())
+			}
+			var got struct {
+				Unary, UnaryStatus, StreamStatus, Denied string
+				StreamSizes                              []int
+			}
+			if err := json.Unmarshal(out, &got); err != nil {
+				t.Fatalf("client output %q: %v", out, err)
+			}
+			if got.Unary != "hello web" || got.UnaryStatus != "OK" {
+				t.Errorf("unary: %q, status %s", got.Unary, got.UnaryStatus)
+			}
+			if len(got.StreamSizes) != 50 || got.StreamStatus != "OK" {
+				t.Fatalf("server stream: %d messages, status %s", len(got.StreamSizes), got.StreamStatus)
+			}
+			for i, n := range got.StreamSizes {
+				if n != 100+i {
+					t.Fatalf("message %d: %d bytes, want %d", i, n, 100+i)
+				}
+			}
+			if got.Denied != "PERMISSION_DENIED: not you" {
+				t.Errorf("backend error reached the client as %q", got.Denied)
+			}
+		})
 	}
 }
