@@ -2,15 +2,19 @@ package pipeline
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 
+	"github.com/expressgateway/expressgateway/bus"
 	"github.com/expressgateway/expressgateway/frames/ws"
 )
 
@@ -269,5 +273,94 @@ func backendClosed(t *testing.T, wb *wsBackend) {
 	case <-wb.closes:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the WebSocket server's side never ended")
+	}
+}
+
+// In every cell of the matrix a 64 MiB message goes up to the echo
+// backend and comes back, to a client that reads slowly at first: both
+// directions stream under flow control and the bus budget, never held
+// whole by the gateway (the echo backend holds it; the hop gateways of the
+// H2 and H3 cells count in the same process's budget). The client message
+// limit is raised to 64 MiB, the one setting the test needs.
+func TestWS_64MiBBothWaysInEveryCell(t *testing.T) {
+	if testing.Short() {
+		t.Skip("moves 128 MiB per cell")
+	}
+	wb := startWSBackend(t)
+	limit := "\n[listeners.websocket]\nmax_message_size_bytes = 67108864"
+	backs := map[string]string{
+		"h1": "[[listeners.backends]]\naddress = \"" + wb.addr + "\"\nprotocol = \"h1\"",
+		"h2": wsHop(t, wb, "h2", limit),
+		"h3": wsHop(t, wb, "h3", limit),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	const size = 64 << 20
+	msg := make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	frame := clientFrame(0x2, true, msg)
+	for _, back := range []string{"h1", "h2", "h3"} {
+		f := newH3Files(t)
+		g := startGateway(t, h1Listener("web", backs[back]+limit)+quicListener("q", f, "", backs[back]+limit))
+		for _, front := range []string{"h1", "h2", "h3"} {
+			t.Run(front+"→"+back, func(t *testing.T) {
+				var w io.Writer
+				var br *bufio.Reader
+				switch front {
+				case "h1":
+					w, br = rawWS(t, g, "/echo")
+				case "h2":
+					tw, resp := h2Tunnel(t, ctx, g, "/echo")
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+					w, br = tw, bufio.NewReaderSize(resp.Body, 64<<10)
+				case "h3":
+					str, resp := h3Tunnel(t, ctx, g, f, "/echo")
+					if resp.StatusCode != 200 {
+						t.Fatalf("status %d", resp.StatusCode)
+					}
+					w, br = str, bufio.NewReaderSize(str, 64<<10)
+				}
+				var peak atomic.Int64
+				stop := make(chan struct{})
+				var sample sync.WaitGroup
+				sample.Go(func() {
+					for {
+						if u := globalBudget.Used(); u > peak.Load() {
+							peak.Store(u)
+						}
+						select {
+						case <-stop:
+							return
+						case <-time.After(time.Millisecond):
+						}
+					}
+				})
+				wrote := make(chan error, 1)
+				go func() { _, err := w.Write(frame); wrote <- err }()
+				time.Sleep(200 * time.Millisecond) // a slow reader at first: the links fill up
+				op, p, err := readServerFrame(br)
+				close(stop)
+				sample.Wait()
+				if err := <-wrote; err != nil {
+					t.Fatalf("writing the message: %v", err)
+				}
+				if err != nil || op != 0x2 || len(p) != size || !bytes.Equal(p, msg) {
+					t.Fatalf("echo: op %d, %d bytes, %v", op, len(p), err)
+				}
+				// Two directions, on one gateway or two (the hop).
+				gateways := int64(1)
+				if back != "h1" {
+					gateways = 2
+				}
+				if limit := gateways * 4 * bus.DefaultStreamBytes; peak.Load() > limit {
+					t.Fatalf("in-flight bus bytes peaked at %d, over %d", peak.Load(), limit)
+				}
+				t.Logf("64 MiB up and back; bus in-flight peak %d KiB", peak.Load()>>10)
+			})
+		}
 	}
 }
