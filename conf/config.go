@@ -101,7 +101,7 @@ type ListenerTLS struct {
 type QUIC struct {
 	CertPath               string `koanf:"cert_path"`                     // PEM certificate chain of the QUIC listener.
 	KeyPath                string `koanf:"key_path"`                      // PEM private key; the mode rule of [listeners.tls] key_path (0600, 0400, 0640 or 0440).
-	RetrySecretPath        string `koanf:"retry_secret_path"`             // 32-byte secret keying Retry tokens; created 0600 if absent, so tokens survive a restart; an existing one follows key_path's mode rule.
+	RetrySecretPath        string `koanf:"retry_secret_path"`             // 32-byte secret keying Retry tokens and the session-ticket keys (rotated daily, the previous day's still accepted); created 0600 if absent, so tokens and resumption (0-RTT) survive a restart and work across instances sharing the file; an existing one follows key_path's mode rule.
 	MaxIdleTimeoutMs       int    `koanf:"max_idle_timeout_ms"`           // QUIC idle timeout.
 	MaxRecvUDPPayloadSize  int    `koanf:"max_recv_udp_payload_size"`     // Largest UDP payload accepted; bigger datagrams are dropped in the kernel (a socket filter). 1200 to 1452: 1200 is QUIC's minimum (RFC 9000 §14), 1452 the largest packet the QUIC stack reads.
 	Allow0RTT              bool   `koanf:"allow_0rtt"`                    // Accept TLS early data (0-RTT); see early_data_policy.

@@ -40,6 +40,11 @@ type QUICConfig struct {
 	// Tokens are bound to the client address and age-limited by quic-go;
 	// the same secret after a restart keeps outstanding tokens valid.
 	RetrySecret []byte
+	// TicketKeys returns the session-ticket keys valid at now, newest
+	// first (new tickets are sealed with the first): resumption, and so
+	// 0-RTT, works on every instance whose keys agree and across a
+	// restart. Nil: crypto/tls's own random keys, this endpoint only.
+	TicketKeys func(now time.Time) [][32]byte
 	// RetryAbovePerSec sends a Retry to every Initial without a valid token
 	// once more than this many new connections arrive in a second; 0 means
 	// always.
@@ -191,10 +196,6 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 		ConnContext:         l.admit,
 	}
 	base := cfg.TLS()
-	// Session tickets (resumption, and so 0-RTT) must decrypt on every
-	// connection and across a restart: their key comes from the secret,
-	// not from each per-handshake config.
-	ticketKey := deriveKey(cfg.RetrySecret, "ticket")
 	tlsCfg := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		NextProtos: []string{"h3"},
@@ -208,11 +209,18 @@ func ListenQUIC(cfg *QUICConfig) (*QUICListener, error) {
 					return nil, fmt.Errorf("accept: no application protocol of %q is accepted", hello.SupportedProtos)
 				}
 			}
-			c.SetSessionTicketKeys([][32]byte{ticketKey})
+			// Each handshake takes the keys of its time, so they rotate
+			// without a timer; the per-handshake config would otherwise
+			// get random ones.
+			if cfg.TicketKeys != nil {
+				c.SetSessionTicketKeys(cfg.TicketKeys(time.Now()))
+			}
 			return c, nil
 		},
 	}
-	tlsCfg.SetSessionTicketKeys([][32]byte{ticketKey})
+	if cfg.TicketKeys != nil {
+		tlsCfg.SetSessionTicketKeys(cfg.TicketKeys(time.Now()))
+	}
 	if base != nil {
 		tlsCfg.Certificates = base.Certificates
 	}

@@ -122,10 +122,15 @@ func (g *Gateway) listenQUIC(l *listener) error {
 	g.modeBAccept(l.cfg, &mode)
 	qm := newQUICSeries(l.cfg.Name)
 	l.quicM = qm
+	tickets, err := newQUICTicketKeys(secret)
+	if err != nil {
+		return err
+	}
 	ql, err := accept.ListenQUIC(&accept.QUICConfig{
 		Address:          l.cfg.Address,
 		TLS:              func() *tls.Config { return l.tlsCfg.Load() },
 		RetrySecret:      secret,
+		TicketKeys:       tickets.keysAt,
 		RetryAbovePerSec: live.RetryAbovePerSec,
 		MaxIdleTimeout:   live.MaxIdleTimeout,
 		HandshakeTimeout: ms(g.cfg.Runtime.HandshakeTimeoutMs),

@@ -42,6 +42,31 @@ func newTicketKeys(t *conf.ListenerTLS) (*ticketKeys, error) {
 	return k, nil
 }
 
+// quicTicketLabel separates a quic listener's ticket secret from the
+// Retry secret it is derived from (which also keys Retry tokens).
+const quicTicketLabel = "expressgateway quic session tickets"
+
+// newQUICTicketKeys are a quic listener's session-ticket keys, derived
+// from its Retry secret: instances that share retry_secret_path (as they
+// must for each other's Retry and NEW_TOKEN tokens) resume each other's
+// sessions and accept each other's 0-RTT, and the keys rotate daily with
+// a day's overlap, as a TLS listener's do by default.
+func newQUICTicketKeys(retrySecret []byte) (*ticketKeys, error) {
+	secret, err := hkdf.Key(sha256.New, retrySecret, nil, quicTicketLabel, 32)
+	if err != nil {
+		return nil, fmt.Errorf("quic ticket secret: %w", err)
+	}
+	d := time.Duration(conf.DefaultTicketRotationS) * time.Second
+	return &ticketKeys{secret: secret, interval: d, overlap: d}, nil
+}
+
+// keysAt is at without the next change: the accept stage asks per
+// handshake.
+func (k *ticketKeys) keysAt(now time.Time) [][32]byte {
+	keys, _ := k.at(now)
+	return keys
+}
+
 // epochKey is the key of rotation interval e.
 func (k *ticketKeys) epochKey(e int64) [32]byte {
 	var info [8 + len(ticketKeyLabel)]byte

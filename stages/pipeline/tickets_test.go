@@ -226,3 +226,29 @@ func pipeHandshake(t *testing.T, srv *tls.Config, roots *x509.CertPool, cache tl
 	}
 	return c.ConnectionState().DidResume
 }
+
+// A quic listener's ticket keys come from its Retry secret: the same on
+// every instance sharing it (and across a restart), others' for another
+// secret, rotating daily with yesterday's key still opening tickets.
+func TestQUICTicketKeys_FromTheRetrySecretAndRotating(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	a, _ := newQUICTicketKeys(secret)
+	b, _ := newQUICTicketKeys(secret)
+	other, _ := newQUICTicketKeys([]byte("another secret, another key...."))
+	now := time.Unix(1_800_000_000, 0)
+	ka, kb, ko := a.keysAt(now), b.keysAt(now), other.keysAt(now)
+	if len(ka) != 2 || ka[0] != kb[0] || ka[1] != kb[1] {
+		t.Fatalf("instances sharing the secret disagree: %d keys", len(ka))
+	}
+	if ka[0] == ko[0] {
+		t.Fatal("another secret gives the same key")
+	}
+	if ka[0] == [32]byte(secret) {
+		t.Fatal("the ticket key is the Retry secret itself")
+	}
+	day := time.Duration(24) * time.Hour
+	next := a.keysAt(now.Add(day))
+	if next[0] == ka[0] || next[1] != ka[0] {
+		t.Fatal("a day later the key did not rotate with the old one kept for the overlap")
+	}
+}
