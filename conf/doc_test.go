@@ -118,10 +118,10 @@ func writeRows(b *strings.Builder, docs map[string]string, v reflect.Value, path
 			continue
 		}
 		if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct {
-			fmt.Fprintf(b, "| `%s` | array of tables | — | %s | %s |\n", key, reloadWord(full), oneLine(docs[t.Name()+"."+f.Name]))
+			fmt.Fprintf(b, "| `%s` | array of tables | — | %s | %s |\n", key, reloadWord(full), prose(f.Name, docs[t.Name()+"."+f.Name]))
 			continue
 		}
-		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", key, typeName(ft), defaultOf(fv), reloadWord(full), oneLine(docs[t.Name()+"."+f.Name]))
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", key, typeName(ft), defaultOf(fv), reloadWord(full), prose(f.Name, docs[t.Name()+"."+f.Name]))
 	}
 }
 
@@ -157,8 +157,11 @@ func defaultOf(v reflect.Value) string {
 		v = v.Elem()
 	}
 	if v.IsZero() {
-		if v.Kind() == reflect.Bool {
+		switch v.Kind() {
+		case reflect.Bool:
 			return "false"
+		case reflect.Int, reflect.Int64, reflect.Uint32, reflect.Float64:
+			return "`0`" // unset numbers are 0, which each key's text explains
 		}
 		return "—"
 	}
@@ -166,6 +169,27 @@ func defaultOf(v reflect.Value) string {
 		return fmt.Sprintf("`%q`", v.String())
 	}
 	return fmt.Sprintf("`%v`", v.Interface())
+}
+
+// prose is a field's doc comment for a reader of the config, not of the
+// Go code: the Go field name it opens with goes ("CertPath is the PEM
+// chain." → "the PEM chain."; "Name labels the listener" → "Labels the
+// listener").
+func prose(field, doc string) string {
+	s := oneLine(doc)
+	rest, ok := strings.CutPrefix(s, field+" ")
+	if !ok {
+		return s
+	}
+	for _, verb := range []string{"is ", "are "} {
+		if r, ok := strings.CutPrefix(rest, verb); ok && r != "" {
+			return r // "the PEM chain.", "tcp (L4 relay), …": as written
+		}
+	}
+	if rest == "" {
+		return s
+	}
+	return strings.ToUpper(rest[:1]) + rest[1:]
 }
 
 func oneLine(s string) string {
