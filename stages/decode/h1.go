@@ -91,6 +91,9 @@ type H1Conn struct {
 	inlineCtx  context.Context
 	handOverFn func()
 	wg         sync.WaitGroup
+	// stopIdle and stopDrain unregister the wake-ups of the reader: on
+	// the connection's end, and on the drain of an idle connection.
+	stopIdle, stopDrain func() bool
 }
 
 // ServeH1 serves conn until the client is done, an error, or ctx ends. It
@@ -102,6 +105,28 @@ func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1C
 // serveH1 is ServeH1 with n bytes already read from conn (the protocol
 // sniff's) in buf, a buffer from getBuf that the connection then owns.
 func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages.ConnInfo, cfg *H1Config, h stages.Handler) {
+	newH1Conn(ctx, conn, buf, n, info, cfg, h).serve()
+}
+
+// serve reads and serves requests until the connection must stop, then
+// ends it. Its frame is all of this connection's that sits on the
+// goroutine's stack, with the callers' and the runtime's, while the
+// connection waits idle, so that a collection shrinks that stack to the
+// runtime's small sizes: setup, request handling and teardown live in
+// callees for that reason.
+func (c *H1Conn) serve() {
+	defer c.release()
+	served := 0
+	for c.wctx.Err() == nil {
+		started, ok := c.awaitHead(served)
+		if !ok || !c.serveNext(c.wctx, started, &served) {
+			break
+		}
+	}
+	c.finish()
+}
+
+func newH1Conn(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages.ConnInfo, cfg *H1Config, h stages.Handler) *H1Conn {
 	c := &H1Conn{
 		conn:    conn,
 		info:    info,
@@ -112,35 +137,34 @@ func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages
 		rate:    guard.BodyRate{MinBps: cfg.MinBodyBps, Window: cfg.RateWindow},
 		queue:   make(chan *encode.H1Exchange, pipelineDepth),
 	}
-	defer c.src.Close()
 	if buf != nil {
 		c.src.Adopt(buf, n)
 	}
 	c.handOverFn = c.handOver
 	c.src.Underscore = cfg.Limits.Underscore
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	c.wctx, c.wcancel = ctx, cancel
+	c.wctx, c.wcancel = context.WithCancelCause(ctx)
 	c.out = encode.NewH1Writer(conn, cfg.WriteTimeout)
 	c.out.Draining = c.draining
-	stopIdle := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
-	defer stopIdle()
+	c.stopIdle = context.AfterFunc(c.wctx, func() { conn.SetReadDeadline(time.Now()) })
 	if idleDrain := cfg.idleDrain(); idleDrain != nil {
-		stopDrain := context.AfterFunc(idleDrain, func() {
+		c.stopDrain = context.AfterFunc(idleDrain, func() {
 			if c.idle.Load() {
 				conn.SetReadDeadline(time.Now())
 			}
 		})
-		defer stopDrain()
 	}
-	c.readLoop(ctx)
-	// A running write loop finishes what is queued; a stopped one left
-	// the queue empty.
+	return c
+}
+
+// finish ends a connection whose reader is done: the running write loop
+// finishes what is queued (a stopped one left the queue empty), then the
+// connection closes.
+func (c *H1Conn) finish() {
 	c.qmu.Lock()
 	close(c.queue)
 	c.qmu.Unlock()
 	c.wg.Wait()
-	if c.halfClosed.Load() && ctx.Err() == nil {
+	if c.halfClosed.Load() && c.wctx.Err() == nil {
 		// Lingering close: unread request bytes at close(2) make the kernel
 		// send RST, which can destroy our last response before the client
 		// reads it (a client still sending the body we refused with 413,
@@ -148,7 +172,18 @@ func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages
 		// lingering_close does, within bounded time.
 		c.linger()
 	}
-	conn.Close()
+	c.conn.Close()
+}
+
+// release drops what the connection registered and holds; it runs even
+// when the reader panicked.
+func (c *H1Conn) release() {
+	if c.stopDrain != nil {
+		c.stopDrain()
+	}
+	c.stopIdle()
+	c.wcancel(nil)
+	c.src.Close()
 }
 
 // The lingering close's bounds (nginx: lingering_time 30 s,
@@ -293,55 +328,79 @@ func (c *H1Conn) writeLoop() {
 	}
 }
 
-// readLoop reads requests until the connection must stop.
-func (c *H1Conn) readLoop(ctx context.Context) {
-	served := 0
-	for {
-		if ctx.Err() != nil {
-			return
+// serveNext reads and serves one request; false means the connection must
+// stop.
+func (c *H1Conn) serveNext(ctx context.Context, started bool, served *int) bool {
+	x, req, err := c.readHead(ctx, started)
+	if err != nil {
+		c.answerError(err)
+		return false
+	}
+	if x == nil {
+		return false // clean end between requests
+	}
+	*served++
+	if c.cfg.MaxRequests > 0 && *served >= c.cfg.MaxRequests {
+		if x.KeepAlive {
+			guard.KeepaliveCap.Inc()
 		}
-		x, req, err := c.readHead(ctx, served)
-		if err != nil {
-			c.answerError(err)
-			return
+		x.KeepAlive = false
+	}
+	if c.draining() {
+		x.KeepAlive = false
+	}
+	x.Stream.KeepAlive = x.KeepAlive
+	if x.Tunnel != nil {
+		if !c.serveTunnel(ctx, x, req.Head) {
+			return false
 		}
-		if x == nil {
-			return // clean end between requests
+	} else if bodiless(req.Body) {
+		if !c.serveInline(ctx, x, req.Head) {
+			return false
 		}
-		served++
-		if c.cfg.MaxRequests > 0 && served >= c.cfg.MaxRequests {
-			if x.KeepAlive {
-				guard.KeepaliveCap.Inc()
-			}
-			x.KeepAlive = false
+	} else {
+		if !c.enqueue(ctx, x) {
+			x.Stream.Req.Discard(context.Cause(ctx))
+			x.Discard()
+			return false
 		}
-		if c.draining() {
-			x.KeepAlive = false
-		}
-		x.Stream.KeepAlive = x.KeepAlive
-		if x.Tunnel != nil {
-			if !c.serveTunnel(ctx, x, req.Head) {
-				return
-			}
-		} else if bodiless(req.Body) {
-			if !c.serveInline(ctx, x, req.Head) {
-				return
-			}
-		} else {
-			if !c.enqueue(ctx, x) {
-				x.Stream.Req.Discard(context.Cause(ctx))
-				x.Discard()
-				return
-			}
-			c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
-			if !c.readBody(ctx, x, req.Head, req.Body) {
-				return
-			}
-		}
-		if !x.KeepAlive || c.stopRead.Load() {
-			return
+		c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
+		if !c.readBody(ctx, x, req.Head, req.Body) {
+			return false
 		}
 	}
+	return x.KeepAlive && !c.stopRead.Load()
+}
+
+// awaitHead arms the deadline for the next request and, between requests,
+// waits for its first bytes holding no buffer (Source.WaitIdle). started
+// says a pipelined head is already buffered; false ok is a clean end (idle
+// timeout, drain, the client gone, or the writer done with the
+// connection).
+func (c *H1Conn) awaitHead(served int) (started, ok bool) {
+	if len(c.src.Buffered()) > 0 {
+		// A pipelined head has begun: the header timeout runs from now.
+		c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
+		// The writer may have closed the exchange sequence before our
+		// deadline was armed: its wake-up was overwritten, so look.
+		return true, !c.stopRead.Load()
+	}
+	if c.idleDraining() && served > 0 {
+		return false, false
+	}
+	c.idle.Store(true)
+	wait := c.cfg.IdleTimeout
+	if served == 0 {
+		wait = c.cfg.HeaderTimeout
+	}
+	c.conn.SetReadDeadline(time.Now().Add(wait))
+	if (c.idleDraining() && served > 0) || c.stopRead.Load() || c.src.WaitIdle() != nil {
+		// Idle timeout, drain wake-up or the client gone between
+		// requests: a clean end.
+		c.idle.Store(false)
+		return false, false
+	}
+	return false, true
 }
 
 // headError is a request the decoder refuses before any stream exists.
@@ -352,42 +411,10 @@ type headError struct {
 
 func (e *headError) Error() string { return "decode: request refused: " + strconv.Itoa(e.status) }
 
-// readHead waits for and parses the next request head. It returns nil, nil
-// at a clean end (EOF or idle timeout between requests).
-func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, h1.Request, error) {
-	started := len(c.src.Buffered()) > 0
-	if started {
-		// A pipelined head has begun: the header timeout runs from now.
-		c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
-	} else {
-		if c.idleDraining() && served > 0 {
-			return nil, h1.Request{}, nil
-		}
-		c.idle.Store(true)
-		wait := c.cfg.IdleTimeout
-		if served == 0 {
-			wait = c.cfg.HeaderTimeout
-		}
-		c.conn.SetReadDeadline(time.Now().Add(wait))
-		if c.idleDraining() && served > 0 {
-			c.idle.Store(false)
-			return nil, h1.Request{}, nil
-		}
-	}
-	if c.stopRead.Load() {
-		// The writer closed the exchange sequence before our deadline was
-		// armed: its wake-up was overwritten, so stop here.
-		c.idle.Store(false)
-		return nil, h1.Request{}, nil
-	}
-	if !started {
-		if err := c.src.WaitIdle(); err != nil {
-			// Idle timeout, drain wake-up or the client gone between
-			// requests: a clean end.
-			c.idle.Store(false)
-			return nil, h1.Request{}, nil
-		}
-	}
+// readHead parses the next request head, reading on as it trickles in
+// (awaitHead came first; started says its head had begun). It returns nil,
+// nil at a clean end (EOF or idle timeout before a first byte).
+func (c *H1Conn) readHead(ctx context.Context, started bool) (*encode.H1Exchange, h1.Request, error) {
 	for {
 		if b := c.src.Buffered(); len(b) > 0 {
 			req, n, err := h1.ParseRequest(b, &c.cfg.Limits)
