@@ -23,7 +23,7 @@ func ServeHTTP(ctx context.Context, conn net.Conn, info *stages.ConnInfo, h1cfg 
 	s := sniffHTTP(conn, h1cfg, h2cfg)
 	switch s.proto {
 	case sniffH2:
-		ServeH2(ctx, conn, s.r, s.prefaceRead, info, h2cfg, h)
+		newH2Conn(ctx, conn, s.r, s.pre, info, h2cfg, h).serve(s.prefaceRead)
 	case sniffH1:
 		newH1Conn(ctx, conn, s.buf, s.n, info, h1cfg, h).serve()
 	default:
@@ -36,8 +36,9 @@ type sniffed struct {
 	proto       uint8
 	buf         []byte    // H1: a getBuf buffer holding n bytes read (or nil)
 	n           int       //
-	r           io.Reader // H2: the connection's bytes
-	prefaceRead bool      // H2: the client preface was consumed from r
+	r           io.Reader // H2: the connection's bytes, after pre
+	pre         []byte    // H2: bytes read past the preface
+	prefaceRead bool      // H2: the client preface was consumed
 }
 
 // The protocols sniffHTTP tells apart.
@@ -60,12 +61,12 @@ func sniffHTTP(conn net.Conn, h1cfg *H1Config, h2cfg *H2Config) *sniffed {
 	buf := getBuf()
 	got, isH2 := peekPreface(conn, buf, h1cfg.HeaderTimeout)
 	if isH2 {
-		var r io.Reader = conn
+		var pre []byte
 		if extra := got[len(h2.Preface):]; len(extra) > 0 {
-			r = io.MultiReader(bytes.NewReader(bytes.Clone(extra)), conn)
+			pre = bytes.Clone(extra)
 		}
 		putBuf(buf)
-		return &sniffed{proto: sniffH2, r: r, prefaceRead: true}
+		return &sniffed{proto: sniffH2, r: conn, pre: pre, prefaceRead: true}
 	}
 	if len(got) == 0 || notHTTP(got) {
 		// Closed or silent before its first byte, or a first line that

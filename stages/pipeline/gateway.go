@@ -249,7 +249,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 	}
 	l.proxy.Settings.Store(set)
 	draining := l.drainCtx.Done()
-	h2c := h2Config(lc, cfg, draining)
+	h2c := h2Config(lc, cfg, l.drainCtx)
 	h2c.Log = g.log
 	l.h2cfg.Store(h2c)
 	if lc.Protocol == "quic" {
@@ -494,7 +494,7 @@ func (l *listener) httpConn(c net.Conn, remote, local netip.AddrPort, connsTotal
 		h1.IdleDrain, hc.h1 = ch, &h1
 		if hc.h2 != nil {
 			h2 := *hc.h2
-			h2.Draining, hc.h2 = ch.Done(), &h2
+			h2.Drain, hc.h2 = ch, &h2
 		}
 	}
 	return hc

@@ -9,6 +9,8 @@ import (
 	"runtime/metrics"
 	"testing"
 	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // idleConns is how many idle connections the idle-memory tests hold: enough
@@ -113,7 +115,7 @@ func TestIdleConnections_OneSmallGoroutineEach(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		open func(t *testing.T) net.Conn
-	}{{"H1", openIdleH1(addr)}} {
+	}{{"H1", openIdleH1(addr)}, {"H2", openIdleH2(addr)}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := measureIdle(t, tc.open)
 			t.Logf("%s idle: %.2f goroutines, %.0f stack bytes per connection", tc.name, f.goroutines, f.stack)
@@ -125,5 +127,35 @@ func TestIdleConnections_OneSmallGoroutineEach(t *testing.T) {
 				t.Errorf("%.0f stack bytes per idle %s connection, want at most 4 KiB", f.stack, tc.name)
 			}
 		})
+	}
+}
+
+// openIdleH2 opens an h2c connection (prior knowledge) and completes one
+// GET on stream 1.
+func openIdleH2(addr string) func(t *testing.T) net.Conn {
+	return func(t *testing.T) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, http2.ClientPreface)
+		fr := http2.NewFramer(c, c)
+		fr.WriteSettings()
+		fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: getBlock(), EndStream: true, EndHeaders: true})
+		for {
+			f, err := fr.ReadFrame()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
+				fr.WriteSettingsAck()
+			}
+			if f.Header().StreamID == 1 && f.Header().Flags.Has(http2.FlagDataEndStream) {
+				break
+			}
+		}
+		c.SetDeadline(time.Time{})
+		return c
 	}
 }
