@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -43,10 +44,11 @@ type H1Config struct {
 	// in-flight request's response carries Connection: close. A context,
 	// not a channel, so a connection watches it without a goroutine.
 	Drain context.Context
-	// IdleDrain, when set, is done at the moment this connection, if idle,
-	// closes during a drain (after Drain, to spread the clients'
-	// reconnects); nil means with Drain.
-	IdleDrain context.Context
+	// DrainSpread, when set, is called as Drain ends: an idle connection
+	// closes at a random moment within what it returns (0: at once), to
+	// spread the clients' reconnects. A function of the listener, so a
+	// connection holds no context or config of its own for it.
+	DrainSpread func() time.Duration
 }
 
 // pipelineDepth bounds how many pipelined requests may wait for their
@@ -94,6 +96,9 @@ type H1Conn struct {
 	// stopIdle and stopDrain unregister the wake-ups of the reader: on
 	// the connection's end, and on the drain of an idle connection.
 	stopIdle, stopDrain func() bool
+	// idleDrain is set at this connection's moment of a drain (Drain plus
+	// its share of DrainSpread): idle, it closes.
+	idleDrain atomic.Bool
 }
 
 // ServeH1 serves conn until the client is done, an error, or ctx ends. It
@@ -146,11 +151,14 @@ func newH1Conn(ctx context.Context, conn net.Conn, buf []byte, n int, info *stag
 	c.out = encode.NewH1Writer(conn, cfg.WriteTimeout)
 	c.out.Draining = c.draining
 	c.stopIdle = context.AfterFunc(c.wctx, func() { conn.SetReadDeadline(time.Now()) })
-	if idleDrain := cfg.idleDrain(); idleDrain != nil {
-		c.stopDrain = context.AfterFunc(idleDrain, func() {
-			if c.idle.Load() {
-				conn.SetReadDeadline(time.Now())
-			}
+	if cfg.Drain != nil {
+		c.stopDrain = context.AfterFunc(cfg.Drain, func() {
+			afterSpread(cfg.DrainSpread, func() {
+				c.idleDrain.Store(true)
+				if c.idle.Load() {
+					conn.SetReadDeadline(time.Now())
+				}
+			})
 		})
 	}
 	return c
@@ -218,16 +226,21 @@ func (c *H1Conn) draining() bool {
 }
 
 // idleDraining reports whether an idle connection must close now.
-func (c *H1Conn) idleDraining() bool {
-	d := c.cfg.idleDrain()
-	return d != nil && d.Err() != nil
-}
+func (c *H1Conn) idleDraining() bool { return c.idleDrain.Load() }
 
-func (cfg *H1Config) idleDrain() context.Context {
-	if cfg.IdleDrain != nil {
-		return cfg.IdleDrain
+// afterSpread runs f at a random moment within what spread returns, now
+// when spread is nil or returns 0. A timer, not a goroutine: firing after
+// the connection ended is harmless.
+func afterSpread(spread func() time.Duration, f func()) {
+	var d time.Duration
+	if spread != nil {
+		d = spread()
 	}
-	return cfg.Drain
+	if d <= 0 {
+		f()
+		return
+	}
+	time.AfterFunc(rand.N(d), f)
 }
 
 // enqueue hands an exchange to the write loop, starting the loop if it is

@@ -54,8 +54,10 @@ type H2Config struct {
 	KeepAlive, KeepAliveTimeout time.Duration
 	Global                      *bus.Budget // the process budget (nil: none)
 	// Drain is done when the connection is to shut down gracefully (a
-	// two-step GOAWAY); nil: never.
-	Drain context.Context
+	// two-step GOAWAY); nil: never. DrainSpread is H1Config's: each
+	// connection's GOAWAY goes out at a random moment within it.
+	Drain       context.Context
+	DrainSpread func() time.Duration
 
 	// Log receives recovered panics of the connection's goroutines.
 	Log zerolog.Logger

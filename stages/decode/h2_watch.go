@@ -48,8 +48,14 @@ func (c *H2Conn) startWatch() {
 	w.t = time.AfterFunc(w.tick, c.onWatch)
 	if c.cfg.Drain != nil {
 		w.stopDrain = context.AfterFunc(c.cfg.Drain, func() {
-			c.goAwayTwoStep()
-			c.rewatch() // the drain's PING is timed
+			afterSpread(c.cfg.DrainSpread, func() {
+				w.mu.Lock()
+				if !w.done { // (the spread's timer may fire after the end)
+					c.goAwayTwoStep()
+				}
+				w.mu.Unlock()
+				c.rewatch() // the drain's PING is timed
+			})
 		})
 	}
 }

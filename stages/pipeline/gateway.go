@@ -251,6 +251,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 	draining := l.drainCtx.Done()
 	h2c := h2Config(lc, cfg, l.drainCtx)
 	h2c.Log = g.log
+	h2c.DrainSpread = l.drainSpread
 	l.h2cfg.Store(h2c)
 	if lc.Protocol == "quic" {
 		l.h3cfg.Store(h3Config(lc, cfg, draining, g.log))
@@ -270,6 +271,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 		Global:        globalBudget,
 		Log:           g.log,
 		Drain:         l.drainCtx,
+		DrainSpread:   l.drainSpread,
 	})
 	return nil
 }
@@ -450,7 +452,7 @@ func (g *Gateway) serve(l *listener) {
 			// connection is served with is worked out in httpConn.
 			hc := l.httpConn(c, remote, local, connsTotal)
 			defer g.endHTTP(hc)
-			decode.ServeHTTP(ctx, c, hc.info, hc.h1, hc.h2, l.proxy)
+			decode.ServeHTTP(ctx, c, hc.info, l.h1cfg.Load(), l.h2cfg.Load(), l.proxy)
 		}
 	}
 	l.srv = srv
@@ -467,18 +469,13 @@ func (g *Gateway) serve(l *listener) {
 
 // httpServe is what one connection of an HTTP listener is served with.
 type httpServe struct {
-	l       *listener
-	c       net.Conn
-	info    *stages.ConnInfo
-	h1      *decode.H1Config
-	h2      *decode.H2Config
-	release func() bool // nil: nothing to release
+	l    *listener
+	c    net.Conn
+	info *stages.ConnInfo
 }
 
-// httpConn returns what c is served with: its ConnInfo, and the fronts'
-// configs, given the connection's own drain moment when the listener
-// spreads them (an H1 response in flight carries Connection: close at once,
-// the connection ends after it anyway; an idle one closes at its moment).
+// httpConn returns what c is served with: its ConnInfo and the fronts'
+// configs (shared: the drain jitter is the fronts' own, DrainSpread).
 func (l *listener) httpConn(c net.Conn, remote, local netip.AddrPort, connsTotal *metrics.Counter) *httpServe {
 	l.conns.Add(1)
 	connsTotal.Inc()
@@ -486,16 +483,6 @@ func (l *listener) httpConn(c net.Conn, remote, local netip.AddrPort, connsTotal
 	if tc, ok := c.(*tls.Conn); ok {
 		cs := tc.ConnectionState()
 		hc.info.TLS = &cs
-	}
-	hc.h1, hc.h2 = l.h1cfg.Load(), l.h2cfg.Load()
-	if ch, release, own := l.connDrain(); own {
-		hc.release = release
-		h1 := *hc.h1
-		h1.IdleDrain, hc.h1 = ch, &h1
-		if hc.h2 != nil {
-			h2 := *hc.h2
-			h2.Drain, hc.h2 = ch, &h2
-		}
 	}
 	return hc
 }
@@ -505,9 +492,6 @@ func (l *listener) httpConn(c net.Conn, remote, local netip.AddrPort, connsTotal
 func (g *Gateway) endHTTP(hc *httpServe) {
 	if r := recover(); r != nil {
 		stages.Panicked(g.log, r, hc.c)
-	}
-	if hc.release != nil {
-		hc.release()
 	}
 	hc.l.conns.Add(-1)
 }
