@@ -537,8 +537,12 @@ func (c *H1Conn) newExchange(req h1.Request) *encode.H1Exchange {
 
 // infoFor returns the connection's info for a request in proto, shared by
 // the connection's streams (they only read it), so that the common case
-// of one protocol version per connection copies it once.
+// of one protocol version per connection copies it once, and the
+// connection's own version (its info's) not at all.
 func (c *H1Conn) infoFor(proto string) *stages.ConnInfo {
+	if c.info.Proto == proto {
+		return c.info
+	}
 	if c.streamInfo == nil || c.streamInfo.Proto != proto {
 		info := *c.info
 		info.Proto = proto

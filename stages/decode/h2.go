@@ -184,7 +184,6 @@ func newH2Conn(ctx context.Context, conn net.Conn, r io.Reader, pre []byte, info
 		ctx:       ctx,
 		cancel:    cancel,
 		born:      time.Now(),
-		streams:   map[uint32]*h2Stream{},
 		inBudget:  bus.NewBudget(int64(max(cfg.ConnWindow, h2.InitialWindowSize)), cfg.Global),
 		outBudget: bus.NewBudget(4*cfg.StreamBytes, cfg.Global),
 		limit:     guard.StreamLimit{MaxConcurrent: cfg.MaxConcurrentStreams, MaxLifetime: cfg.MaxStreamsPerConn},
@@ -615,6 +614,9 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		c.openTunnel(sctx, s, ev.Head, resp)
 	}
 	c.mu.Lock()
+	if c.streams == nil {
+		c.streams = map[uint32]*h2Stream{} // given up by retire when empty
+	}
 	c.streams[id] = s
 	c.active++
 	if tunnel {
@@ -669,7 +671,9 @@ func (c *H2Conn) retire(s *h2Stream) {
 	c.out.Close(s.id)
 	s.st.Req.Discard(io.EOF)
 	c.mu.Lock()
-	delete(c.streams, s.id)
+	if delete(c.streams, s.id); len(c.streams) == 0 {
+		c.streams = nil // an idle connection keeps no map
+	}
 	c.active--
 	if s.tun != nil {
 		c.tunnels--
