@@ -74,11 +74,12 @@ type H1Conn struct {
 	// answered; the reader checks it after arming its own read deadline,
 	// which would otherwise undo the writer's wake-up.
 	stopRead atomic.Bool
-	queue    chan *encode.H1Exchange
+	queue    chan *encode.H1Exchange // nil while no write loop runs
 	// The write loop runs only while exchanges are queued or being
 	// written, so an idle keep-alive connection has one goroutine (the
-	// reader) and no write buffer. qmu orders the loop's exit (queue found
-	// empty) against the reader's next enqueue, which starts it again.
+	// reader), no queue and no write buffer. qmu orders the loop's exit
+	// (queue found empty) against the reader's next enqueue, which starts
+	// it again.
 	qmu        sync.Mutex
 	writing    bool
 	out        *encode.H1Writer
@@ -140,7 +141,6 @@ func newH1Conn(ctx context.Context, conn net.Conn, buf []byte, n int, info *stag
 		src:     NewSource(conn, cfg.Limits.MaxHeadBytes+frames.MaxDataChunk),
 		budget:  bus.NewBudget(bus.DefaultConnBytes, cfg.Global),
 		rate:    guard.BodyRate{MinBps: cfg.MinBodyBps, Window: cfg.RateWindow},
-		queue:   make(chan *encode.H1Exchange, pipelineDepth),
 	}
 	if buf != nil {
 		c.src.Adopt(buf, n)
@@ -169,7 +169,9 @@ func newH1Conn(ctx context.Context, conn net.Conn, buf []byte, n int, info *stag
 // connection closes.
 func (c *H1Conn) finish() {
 	c.qmu.Lock()
-	close(c.queue)
+	if c.queue != nil {
+		close(c.queue)
+	}
 	c.qmu.Unlock()
 	c.wg.Wait()
 	if c.halfClosed.Load() && c.wctx.Err() == nil {
@@ -250,6 +252,9 @@ func (c *H1Conn) enqueue(ctx context.Context, x *encode.H1Exchange) bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if !c.writing {
+		if c.queue == nil {
+			c.queue = make(chan *encode.H1Exchange, pipelineDepth)
+		}
 		c.writing = true
 		c.wg.Go(c.writeLoop)
 	}
@@ -275,8 +280,11 @@ func (c *H1Conn) next() (*encode.H1Exchange, bool) {
 	if x, ok, got := c.recv(); got {
 		return x, ok
 	}
-	// Release before the next loop may start: it owns c.out then.
+	// Release before the next loop may start: it owns c.out then. The
+	// queue goes too (the next loop makes one): an idle connection holds
+	// neither.
 	c.out.Release()
+	c.queue = nil
 	c.writing = false
 	return nil, false
 }
