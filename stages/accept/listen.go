@@ -117,7 +117,13 @@ func (s *Server) handshake(ctx context.Context, c net.Conn) net.Conn {
 	}
 	t := tls.Server(c, s.TLS())
 	hctx, cancel := context.WithTimeout(ctx, s.HandshakeTimeout)
-	err := t.HandshakeContext(hctx)
+	// The handshake runs on a goroutine of its own: its deep crypto frames
+	// grow that goroutine's stack, not the connection's, which would keep
+	// the growth (a parked stack only halves per collection) while it
+	// waits idle.
+	done := make(chan error, 1)
+	go func() { done <- t.HandshakeContext(hctx) }()
+	err := <-done
 	cancel()
 	if err != nil {
 		c.Close()
