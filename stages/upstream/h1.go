@@ -235,8 +235,19 @@ type h1Exchange struct {
 //
 // A tunnel's bytes (halfClose) go raw, and their end is a half-close of the
 // backend connection: the backend reads EOF and finishes its side.
+//
+// A tunnel's writer (bw, which the connection no longer needs once
+// switched) goes back to a pool while the client is silent and is taken
+// again for its next bytes: an idle tunnel holds no write buffer.
 func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked, halfClose bool) error {
 	defer body.Discard(io.EOF)
+	if halfClose {
+		defer func() {
+			if bw != nil {
+				putTunnelWriter(bw)
+			}
+		}()
+	}
 	var scratch []byte
 	for {
 		f, ok := body.TryRecv()
@@ -244,10 +255,17 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 			if err := bw.Flush(); err != nil {
 				return err
 			}
+			if halfClose {
+				putTunnelWriter(bw)
+				bw = nil
+			}
 			var err error
 			if f, err = body.Recv(ctx); err != nil {
 				abortConn(x.c.conn)
 				return err
+			}
+			if halfClose {
+				bw = getTunnelWriter(x.c.conn)
 			}
 		}
 		switch f.Kind {
@@ -291,6 +309,24 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 			abortConn(x.c.conn)
 			return &frames.ResetError{Code: f.Code}
 		}
+	}
+}
+
+// tunnelWriters are the write buffers of tunnels with bytes on their way
+// to the backend.
+var tunnelWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, reqWriteBuf) }}
+
+func getTunnelWriter(c net.Conn) *bufio.Writer {
+	bw := tunnelWriters.Get().(*bufio.Writer)
+	bw.Reset(c)
+	return bw
+}
+
+// putTunnelWriter pools a flushed (or failed) tunnel writer.
+func putTunnelWriter(bw *bufio.Writer) {
+	if bw.Size() == reqWriteBuf {
+		bw.Reset(nil)
+		tunnelWriters.Put(bw)
 	}
 }
 

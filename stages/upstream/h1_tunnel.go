@@ -71,7 +71,11 @@ func (ex *h1Exchange) upgrade(ctx context.Context, req *frames.Head, body *bus.L
 	c.src.StartBody(h1.Body{Kind: h1.BodyClose}, 0)
 	cctx, cancel := context.WithCancel(ctx)
 	ex.stopCopy = cancel
-	ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(cctx, c.bw, body, false, true) })
+	// The switched connection is never reused: its writer is the
+	// tunnel's, which pools it while the client is silent.
+	bw := c.bw
+	c.bw = nil
+	ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(cctx, bw, body, false, true) })
 	ex.resp = Response{Head: rh, body: ex}
 	return &ex.resp, nil
 }
