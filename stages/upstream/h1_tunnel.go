@@ -72,9 +72,10 @@ func (ex *h1Exchange) upgrade(ctx context.Context, req *frames.Head, body *bus.L
 	cctx, cancel := context.WithCancel(ctx)
 	ex.stopCopy = cancel
 	// The switched connection is never reused: its writer is the
-	// tunnel's, which pools it while the client is silent.
+	// tunnel's, which pools it while the client is silent, and its head
+	// scratch goes.
 	bw := c.bw
-	c.bw = nil
+	c.bw, c.scratch = nil, nil
 	ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(cctx, bw, body, false, true) })
 	ex.resp = Response{Head: rh, body: ex}
 	return &ex.resp, nil
