@@ -7,10 +7,13 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/expressgateway/expressgateway/frames/ws"
 )
 
 // idleConns is how many idle connections the idle-memory tests hold: enough
@@ -157,5 +160,62 @@ func openIdleH2(addr string) func(t *testing.T) net.Conn {
 		}
 		c.SetDeadline(time.Time{})
 		return c
+	}
+}
+
+// An idle WebSocket tunnel (an H1 upgrade, no message yet) costs the
+// gateway its four goroutines: the client's reader, the H1 writer, the
+// stream actor, the copy to the backend. The backend here holds its
+// switched connections without a goroutine, so the count is the
+// gateway's alone.
+func TestIdleTunnels_FourGoroutinesEach(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		held []net.Conn
+	)
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	be := backend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " +
+			ws.AcceptKey(r.Header.Get("Sec-WebSocket-Key")) + "\r\n\r\n")
+		brw.Flush()
+		mu.Lock()
+		held = append(held, c)
+		mu.Unlock()
+	}))
+	g := startGateway(t, h1Listener("web", `
+[[listeners.backends]]
+address = "`+be+`"`)+"\n[observability]\naccess_log = false\n")
+	addr := g.Addr("web").String()
+	f := measureIdle(t, func(t *testing.T) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		br := bufio.NewReader(c)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols || br.Buffered() != 0 {
+			t.Fatalf("upgrade: status %d, %d bytes after the head", resp.StatusCode, br.Buffered())
+		}
+		c.SetDeadline(time.Time{})
+		return c
+	})
+	t.Logf("idle tunnel: %.2f goroutines, %.0f stack bytes per tunnel", f.goroutines, f.stack)
+	if f.goroutines > 4.05 {
+		t.Errorf("%.2f goroutines per idle tunnel, want at most 4", f.goroutines)
 	}
 }
