@@ -332,22 +332,52 @@ func (c *H1Conn) writeLoop() {
 		// (Draining turns keep-alive off inside the writer: x is shared with
 		// the reader, which must be the only one to touch it.)
 		keep, err := w.WriteResponse(c.wctx, x)
-		if err != nil || !keep {
-			x.Discard()
-			c.wclosed = true
-			if err != nil {
-				c.wcancel(err)
-			} else if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
-				// Half-close: the client reads our last response to its end.
-				tc.CloseWrite()
-				c.halfClosed.Store(true)
-			}
-			// Stop the reader: no further request will be answered.
-			c.stopRead.Store(true)
-			c.conn.SetReadDeadline(time.Now())
+		if errors.Is(err, encode.ErrDetached) {
+			// An open tunnel's relay goes on without this goroutine; its
+			// end continues this loop (tunnelOwner.Done).
+			return
 		}
+		c.written(x, keep, err)
 	}
 }
+
+// written ends the connection's write side after a response that must
+// end it (or whose write failed).
+func (c *H1Conn) written(x *encode.H1Exchange, keep bool, err error) {
+	if err == nil && keep {
+		return
+	}
+	x.Discard()
+	c.wclosed = true
+	if err != nil {
+		c.wcancel(err)
+	} else if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		// Half-close: the client reads our last response to its end.
+		tc.CloseWrite()
+		c.halfClosed.Store(true)
+	}
+	// Stop the reader: no further request will be answered.
+	c.stopRead.Store(true)
+	c.conn.SetReadDeadline(time.Now())
+}
+
+// tunnelOwner is what an open tunnel's detached relay reports to: while
+// it runs, the write loop is the relay's (writing stays set), and the
+// connection's WaitGroup counts it.
+type tunnelOwner struct {
+	c *H1Conn
+	x *encode.H1Exchange
+}
+
+func (o tunnelOwner) Detach() { o.c.wg.Add(1) }
+
+func (o tunnelOwner) Done(keep bool, err error) {
+	defer o.c.wg.Done()
+	o.c.written(o.x, keep, err)
+	o.c.writeLoop()
+}
+
+func (o tunnelOwner) Panicked(v any) { stages.Panicked(o.c.cfg.Log, v, o.c.conn) }
 
 // serveNext reads and serves one request; false means the connection must
 // stop.
@@ -460,6 +490,7 @@ func (c *H1Conn) readHead(ctx context.Context, started bool) (*encode.H1Exchange
 					x := c.newExchange(req)
 					x.Tunnel = encode.NewTunnel(c.wctx, key)
 					x.Stream.Tunnel = x.Tunnel.End
+					x.Owner = tunnelOwner{c, x}
 					return x, req, nil
 				}
 				return c.newExchange(req), req, nil

@@ -85,6 +85,9 @@ type H1Exchange struct {
 	// opens the tunnel (a head with Protocol set) is written as a 101 and
 	// the connection becomes a byte relay.
 	Tunnel *Tunnel
+	// Owner, when set with Tunnel, lets the relay of the backend's bytes
+	// leave the writer's goroutine once the tunnel is open (TunnelOwner).
+	Owner TunnelOwner
 }
 
 // WriteResponse writes the response of one exchange, returning whether the
