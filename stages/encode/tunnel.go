@@ -208,6 +208,12 @@ func (r *tunnelRelay) frame(f frames.Frame) (done bool, err error) {
 	case frames.KindTrailers:
 		return true, r.closeWith(ws.CloseInternalError, "backend closed the connection")
 	case frames.KindReset:
+		var ce *ws.CloseError
+		if errors.As(context.Cause(t.ctx), &ce) {
+			// The reader closed the tunnel and cut the backend's side
+			// for it: its Close is the one owed, not the cut's.
+			return true, r.closeWith(ce.Code, ce.Reason)
+		}
 		if t.ctx.Err() != nil {
 			// The backend was cut because the gateway is going away
 			// (a drain's deadline cancels the whole tree at once).

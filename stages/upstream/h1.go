@@ -114,7 +114,7 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 			return nil, &route.DialError{Err: err} // nothing reached a live backend
 		}
 	} else {
-		ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(ctx, bw, body, reqBody.Kind == h1.BodyChunked, false) })
+		ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(ctx, bw, body, reqBody.Kind == h1.BodyChunked) })
 	}
 
 	resp, err := ex.readHead(ctx, req.Method)
@@ -231,23 +231,9 @@ type h1Exchange struct {
 // copyToBackend streams the request body from the link to the backend,
 // returning credit as bytes are written. A Reset (the client's body was
 // cut or malformed) aborts the connection mid-body, so the backend never
-// sees it complete.
-//
-// A tunnel's bytes (halfClose) go raw, and their end is a half-close of the
-// backend connection: the backend reads EOF and finishes its side.
-//
-// A tunnel's writer (bw, which the connection no longer needs once
-// switched) goes back to a pool while the client is silent and is taken
-// again for its next bytes: an idle tunnel holds no write buffer.
-func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked, halfClose bool) error {
+// sees it complete. (A tunnel's bytes go by tunnelCopy.)
+func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked bool) error {
 	defer body.Discard(io.EOF)
-	if halfClose {
-		defer func() {
-			if bw != nil {
-				putTunnelWriter(bw)
-			}
-		}()
-	}
 	var scratch []byte
 	for {
 		f, ok := body.TryRecv()
@@ -255,17 +241,10 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 			if err := bw.Flush(); err != nil {
 				return err
 			}
-			if halfClose {
-				putTunnelWriter(bw)
-				bw = nil
-			}
 			var err error
 			if f, err = body.Recv(ctx); err != nil {
 				abortConn(x.c.conn)
 				return err
-			}
-			if halfClose {
-				bw = getTunnelWriter(x.c.conn)
 			}
 		}
 		switch f.Kind {
@@ -289,18 +268,9 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 				if chunked {
 					bw.Write(h1.AppendLastChunk(scratch[:0], nil))
 				}
-				if err := bw.Flush(); err != nil || !halfClose {
-					return err
-				}
-				if cw, ok := x.c.conn.(interface{ CloseWrite() error }); ok {
-					return cw.CloseWrite()
-				}
-				return nil
+				return bw.Flush()
 			}
 		case frames.KindTrailers:
-			if halfClose {
-				return nil
-			}
 			if chunked {
 				bw.Write(h1.AppendLastChunk(scratch[:0], f.Head.Fields))
 			}
