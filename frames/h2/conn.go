@@ -155,7 +155,6 @@ func NewConn(role Role, w io.Writer, r io.Reader, local Settings) *Conn {
 		Peer:      DefaultSettings(),
 		MaxFields: DefaultMaxFields,
 		connRecv:  NewWindow(InitialWindowSize),
-		streams:   map[uint32]*Stream{},
 		nextLocal: 1,
 	}
 	c.dec = hpack.NewDecoder(local.HeaderTableSize, c.emit)
@@ -267,7 +266,7 @@ func (c *Conn) remember(id uint32, byUs bool) {
 // closeStream removes a stream from the table (caller holds no lock).
 func (c *Conn) closeStream(id uint32, byUs bool) {
 	c.mu.Lock()
-	delete(c.streams, id)
+	c.dropLocked(id)
 	c.remember(id, byUs)
 	c.mu.Unlock()
 }
@@ -495,8 +494,25 @@ func (c *Conn) openRequest(id uint32) (Event, error) {
 
 func (c *Conn) register(s *Stream) {
 	c.mu.Lock()
-	c.streams[s.ID] = s
+	c.addLocked(s)
 	c.mu.Unlock()
+}
+
+// addLocked puts s in the stream table, made anew if a quiet connection
+// gave it up (dropLocked).
+func (c *Conn) addLocked(s *Stream) {
+	if c.streams == nil {
+		c.streams = map[uint32]*Stream{}
+	}
+	c.streams[s.ID] = s
+}
+
+// dropLocked removes stream id from the table, and the table itself once
+// empty: an idle connection keeps no map sized by its last burst.
+func (c *Conn) dropLocked(id uint32) {
+	if delete(c.streams, id); len(c.streams) == 0 {
+		c.streams = nil
+	}
 }
 
 func (c *Conn) response(s *Stream) (Event, error) {
@@ -592,7 +608,7 @@ func (c *Conn) Open(noBody bool) *Stream {
 	}
 	c.nextLocal += 2
 	s := &Stream{ID: id, Recv: NewWindow(int64(c.Local.InitialWindowSize)), declared: -1, noBody: noBody}
-	c.streams[id] = s
+	c.addLocked(s)
 	return s
 }
 
@@ -602,7 +618,7 @@ func (c *Conn) Open(noBody bool) *Stream {
 func (c *Conn) Forget(id uint32) {
 	c.mu.Lock()
 	if s, ok := c.streams[id]; ok {
-		delete(c.streams, id)
+		c.dropLocked(id)
 		c.remember(id, !s.remoteClosed)
 	}
 	c.mu.Unlock()

@@ -161,6 +161,9 @@ func NewSched(connWindow int, client bool) *Sched {
 // receive window of the stream (for credit batching).
 func (s *Sched) Open(id uint32, o Owner, recvWindow int) *SendStream {
 	st := &SendStream{ID: id, owner: o, send: SendWindow(s.initial), step: max(recvWindow/4, 1)}
+	if s.streams == nil {
+		s.streams = map[uint32]*SendStream{} // given up by Close when empty
+	}
 	s.streams[id] = st
 	return st
 }
@@ -267,7 +270,26 @@ func (s *Sched) Close(st *SendStream) {
 		s.Drop(st)
 	}
 	if s.streams[st.ID] == st {
-		delete(s.streams, st.ID)
+		if delete(s.streams, st.ID); len(s.streams) == 0 {
+			s.streams = nil // an idle connection keeps no map
+		}
+	}
+}
+
+// Trim gives up the storage of the engine's empty queues: a quiet
+// connection keeps none sized by its last burst. Not during a batch.
+func (s *Sched) Trim() {
+	if s.inBatch {
+		return
+	}
+	if len(s.ctrl) == 0 {
+		s.ctrl = nil
+	}
+	if len(s.ready) == 0 {
+		s.ready = nil
+	}
+	if len(s.pinned) == 0 {
+		s.pinned = nil
 	}
 }
 

@@ -94,31 +94,42 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) {
 		if s.ConnCtx != nil {
 			cctx = s.ConnCtx
 		}
+		// This frame stays on the stack of an idle connection: the
+		// handshake, and what it keeps on the stack, is a callee's.
 		s.wg.Go(func() {
 			defer s.Gate.Leave(ip)
-			s.serveConn(cctx, c, remote)
+			if c := s.handshake(cctx, c); c != nil {
+				s.Handle(cctx, c, remote)
+			}
 		})
 	}
 	s.wg.Wait()
 }
 
-func (s *Server) serveConn(ctx context.Context, c net.Conn, remote netip.AddrPort) {
+// handshake sets the connection's options and terminates TLS when
+// configured; nil means the handshake failed and c is closed.
+func (s *Server) handshake(ctx context.Context, c net.Conn) net.Conn {
 	if tc, ok := c.(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 	}
-	if s.TLS != nil {
-		cfg := s.TLS()
-		t := tls.Server(c, cfg)
-		hctx, cancel := context.WithTimeout(ctx, s.HandshakeTimeout)
-		err := t.HandshakeContext(hctx)
-		cancel()
-		if err != nil {
-			c.Close()
-			return
-		}
-		c = t
+	if s.TLS == nil {
+		return c
 	}
-	s.Handle(ctx, c, remote)
+	t := tls.Server(c, s.TLS())
+	hctx, cancel := context.WithTimeout(ctx, s.HandshakeTimeout)
+	// The handshake runs on a goroutine of its own: its deep crypto frames
+	// grow that goroutine's stack, not the connection's, which would keep
+	// the growth (a parked stack only halves per collection) while it
+	// waits idle.
+	done := make(chan error, 1)
+	go func() { done <- t.HandshakeContext(hctx) }()
+	err := <-done
+	cancel()
+	if err != nil {
+		c.Close()
+		return nil
+	}
+	return t
 }
 
 func addrPort(a net.Addr) netip.AddrPort {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -43,10 +44,11 @@ type H1Config struct {
 	// in-flight request's response carries Connection: close. A context,
 	// not a channel, so a connection watches it without a goroutine.
 	Drain context.Context
-	// IdleDrain, when set, is done at the moment this connection, if idle,
-	// closes during a drain (after Drain, to spread the clients'
-	// reconnects); nil means with Drain.
-	IdleDrain context.Context
+	// DrainSpread, when set, is called as Drain ends: an idle connection
+	// closes at a random moment within what it returns (0: at once), to
+	// spread the clients' reconnects. A function of the listener, so a
+	// connection holds no context or config of its own for it.
+	DrainSpread func() time.Duration
 }
 
 // pipelineDepth bounds how many pipelined requests may wait for their
@@ -72,11 +74,12 @@ type H1Conn struct {
 	// answered; the reader checks it after arming its own read deadline,
 	// which would otherwise undo the writer's wake-up.
 	stopRead atomic.Bool
-	queue    chan *encode.H1Exchange
+	queue    chan *encode.H1Exchange // nil while no write loop runs
 	// The write loop runs only while exchanges are queued or being
 	// written, so an idle keep-alive connection has one goroutine (the
-	// reader) and no write buffer. qmu orders the loop's exit (queue found
-	// empty) against the reader's next enqueue, which starts it again.
+	// reader), no queue and no write buffer. qmu orders the loop's exit
+	// (queue found empty) against the reader's next enqueue, which starts
+	// it again.
 	qmu        sync.Mutex
 	writing    bool
 	out        *encode.H1Writer
@@ -91,6 +94,12 @@ type H1Conn struct {
 	inlineCtx  context.Context
 	handOverFn func()
 	wg         sync.WaitGroup
+	// stopIdle and stopDrain unregister the wake-ups of the reader: on
+	// the connection's end, and on the drain of an idle connection.
+	stopIdle, stopDrain func() bool
+	// idleDrain is set at this connection's moment of a drain (Drain plus
+	// its share of DrainSpread): idle, it closes.
+	idleDrain atomic.Bool
 }
 
 // ServeH1 serves conn until the client is done, an error, or ctx ends. It
@@ -102,6 +111,28 @@ func ServeH1(ctx context.Context, conn net.Conn, info *stages.ConnInfo, cfg *H1C
 // serveH1 is ServeH1 with n bytes already read from conn (the protocol
 // sniff's) in buf, a buffer from getBuf that the connection then owns.
 func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages.ConnInfo, cfg *H1Config, h stages.Handler) {
+	newH1Conn(ctx, conn, buf, n, info, cfg, h).serve()
+}
+
+// serve reads and serves requests until the connection must stop, then
+// ends it. Its frame is all of this connection's that sits on the
+// goroutine's stack, with the callers' and the runtime's, while the
+// connection waits idle, so that a collection shrinks that stack to the
+// runtime's small sizes: setup, request handling and teardown live in
+// callees for that reason.
+func (c *H1Conn) serve() {
+	defer c.release()
+	served := 0
+	for c.wctx.Err() == nil {
+		started, ok := c.awaitHead(served)
+		if !ok || !c.serveNext(c.wctx, started, &served) {
+			break
+		}
+	}
+	c.finish()
+}
+
+func newH1Conn(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages.ConnInfo, cfg *H1Config, h stages.Handler) *H1Conn {
 	c := &H1Conn{
 		conn:    conn,
 		info:    info,
@@ -110,37 +141,40 @@ func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages
 		src:     NewSource(conn, cfg.Limits.MaxHeadBytes+frames.MaxDataChunk),
 		budget:  bus.NewBudget(bus.DefaultConnBytes, cfg.Global),
 		rate:    guard.BodyRate{MinBps: cfg.MinBodyBps, Window: cfg.RateWindow},
-		queue:   make(chan *encode.H1Exchange, pipelineDepth),
 	}
-	defer c.src.Close()
 	if buf != nil {
 		c.src.Adopt(buf, n)
 	}
 	c.handOverFn = c.handOver
 	c.src.Underscore = cfg.Limits.Underscore
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	c.wctx, c.wcancel = ctx, cancel
+	c.wctx, c.wcancel = context.WithCancelCause(ctx)
 	c.out = encode.NewH1Writer(conn, cfg.WriteTimeout)
 	c.out.Draining = c.draining
-	stopIdle := context.AfterFunc(ctx, func() { conn.SetReadDeadline(time.Now()) })
-	defer stopIdle()
-	if idleDrain := cfg.idleDrain(); idleDrain != nil {
-		stopDrain := context.AfterFunc(idleDrain, func() {
-			if c.idle.Load() {
-				conn.SetReadDeadline(time.Now())
-			}
+	c.stopIdle = context.AfterFunc(c.wctx, func() { conn.SetReadDeadline(time.Now()) })
+	if cfg.Drain != nil {
+		c.stopDrain = context.AfterFunc(cfg.Drain, func() {
+			afterSpread(cfg.DrainSpread, func() {
+				c.idleDrain.Store(true)
+				if c.idle.Load() {
+					conn.SetReadDeadline(time.Now())
+				}
+			})
 		})
-		defer stopDrain()
 	}
-	c.readLoop(ctx)
-	// A running write loop finishes what is queued; a stopped one left
-	// the queue empty.
+	return c
+}
+
+// finish ends a connection whose reader is done: the running write loop
+// finishes what is queued (a stopped one left the queue empty), then the
+// connection closes.
+func (c *H1Conn) finish() {
 	c.qmu.Lock()
-	close(c.queue)
+	if c.queue != nil {
+		close(c.queue)
+	}
 	c.qmu.Unlock()
 	c.wg.Wait()
-	if c.halfClosed.Load() && ctx.Err() == nil {
+	if c.halfClosed.Load() && c.wctx.Err() == nil {
 		// Lingering close: unread request bytes at close(2) make the kernel
 		// send RST, which can destroy our last response before the client
 		// reads it (a client still sending the body we refused with 413,
@@ -148,7 +182,18 @@ func serveH1(ctx context.Context, conn net.Conn, buf []byte, n int, info *stages
 		// lingering_close does, within bounded time.
 		c.linger()
 	}
-	conn.Close()
+	c.conn.Close()
+}
+
+// release drops what the connection registered and holds; it runs even
+// when the reader panicked.
+func (c *H1Conn) release() {
+	if c.stopDrain != nil {
+		c.stopDrain()
+	}
+	c.stopIdle()
+	c.wcancel(nil)
+	c.src.Close()
 }
 
 // The lingering close's bounds (nginx: lingering_time 30 s,
@@ -183,16 +228,21 @@ func (c *H1Conn) draining() bool {
 }
 
 // idleDraining reports whether an idle connection must close now.
-func (c *H1Conn) idleDraining() bool {
-	d := c.cfg.idleDrain()
-	return d != nil && d.Err() != nil
-}
+func (c *H1Conn) idleDraining() bool { return c.idleDrain.Load() }
 
-func (cfg *H1Config) idleDrain() context.Context {
-	if cfg.IdleDrain != nil {
-		return cfg.IdleDrain
+// afterSpread runs f at a random moment within what spread returns, now
+// when spread is nil or returns 0. A timer, not a goroutine: firing after
+// the connection ended is harmless.
+func afterSpread(spread func() time.Duration, f func()) {
+	var d time.Duration
+	if spread != nil {
+		d = spread()
 	}
-	return cfg.Drain
+	if d <= 0 {
+		f()
+		return
+	}
+	time.AfterFunc(rand.N(d), f)
 }
 
 // enqueue hands an exchange to the write loop, starting the loop if it is
@@ -202,6 +252,9 @@ func (c *H1Conn) enqueue(ctx context.Context, x *encode.H1Exchange) bool {
 	c.qmu.Lock()
 	defer c.qmu.Unlock()
 	if !c.writing {
+		if c.queue == nil {
+			c.queue = make(chan *encode.H1Exchange, pipelineDepth)
+		}
 		c.writing = true
 		c.wg.Go(c.writeLoop)
 	}
@@ -227,8 +280,11 @@ func (c *H1Conn) next() (*encode.H1Exchange, bool) {
 	if x, ok, got := c.recv(); got {
 		return x, ok
 	}
-	// Release before the next loop may start: it owns c.out then.
+	// Release before the next loop may start: it owns c.out then. The
+	// queue goes too (the next loop makes one): an idle connection holds
+	// neither.
 	c.out.Release()
+	c.queue = nil
 	c.writing = false
 	return nil, false
 }
@@ -276,72 +332,126 @@ func (c *H1Conn) writeLoop() {
 		// (Draining turns keep-alive off inside the writer: x is shared with
 		// the reader, which must be the only one to touch it.)
 		keep, err := w.WriteResponse(c.wctx, x)
-		if err != nil || !keep {
-			x.Discard()
-			c.wclosed = true
-			if err != nil {
-				c.wcancel(err)
-			} else if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
-				// Half-close: the client reads our last response to its end.
-				tc.CloseWrite()
-				c.halfClosed.Store(true)
-			}
-			// Stop the reader: no further request will be answered.
-			c.stopRead.Store(true)
-			c.conn.SetReadDeadline(time.Now())
+		if errors.Is(err, encode.ErrDetached) {
+			// An open tunnel's relay goes on without this goroutine; its
+			// end continues this loop (tunnelOwner.Done).
+			return
 		}
+		c.written(x, keep, err)
 	}
 }
 
-// readLoop reads requests until the connection must stop.
-func (c *H1Conn) readLoop(ctx context.Context) {
-	served := 0
-	for {
-		if ctx.Err() != nil {
-			return
+// written ends the connection's write side after a response that must
+// end it (or whose write failed).
+func (c *H1Conn) written(x *encode.H1Exchange, keep bool, err error) {
+	if err == nil && keep {
+		return
+	}
+	x.Discard()
+	c.wclosed = true
+	if err != nil {
+		c.wcancel(err)
+	} else if tc, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		// Half-close: the client reads our last response to its end.
+		tc.CloseWrite()
+		c.halfClosed.Store(true)
+	}
+	// Stop the reader: no further request will be answered.
+	c.stopRead.Store(true)
+	c.conn.SetReadDeadline(time.Now())
+}
+
+// tunnelOwner is what an open tunnel's detached relay reports to: while
+// it runs, the write loop is the relay's (writing stays set), and the
+// connection's WaitGroup counts it.
+type tunnelOwner struct {
+	c *H1Conn
+	x *encode.H1Exchange
+}
+
+func (o tunnelOwner) Detach() { o.c.wg.Add(1) }
+
+func (o tunnelOwner) Done(keep bool, err error) {
+	defer o.c.wg.Done()
+	o.c.written(o.x, keep, err)
+	o.c.writeLoop()
+}
+
+func (o tunnelOwner) Panicked(v any) { stages.Panicked(o.c.cfg.Log, v, o.c.conn) }
+
+// serveNext reads and serves one request; false means the connection must
+// stop.
+func (c *H1Conn) serveNext(ctx context.Context, started bool, served *int) bool {
+	x, req, err := c.readHead(ctx, started)
+	if err != nil {
+		c.answerError(err)
+		return false
+	}
+	if x == nil {
+		return false // clean end between requests
+	}
+	*served++
+	if c.cfg.MaxRequests > 0 && *served >= c.cfg.MaxRequests {
+		if x.KeepAlive {
+			guard.KeepaliveCap.Inc()
 		}
-		x, req, err := c.readHead(ctx, served)
-		if err != nil {
-			c.answerError(err)
-			return
+		x.KeepAlive = false
+	}
+	if c.draining() {
+		x.KeepAlive = false
+	}
+	x.Stream.KeepAlive = x.KeepAlive
+	if x.Tunnel != nil {
+		if !c.serveTunnel(ctx, x, req.Head) {
+			return false
 		}
-		if x == nil {
-			return // clean end between requests
+	} else if bodiless(req.Body) {
+		if !c.serveInline(ctx, x, req.Head) {
+			return false
 		}
-		served++
-		if c.cfg.MaxRequests > 0 && served >= c.cfg.MaxRequests {
-			if x.KeepAlive {
-				guard.KeepaliveCap.Inc()
-			}
-			x.KeepAlive = false
+	} else {
+		if !c.enqueue(ctx, x) {
+			x.Stream.Req.Discard(context.Cause(ctx))
+			x.Discard()
+			return false
 		}
-		if c.draining() {
-			x.KeepAlive = false
-		}
-		x.Stream.KeepAlive = x.KeepAlive
-		if x.Tunnel != nil {
-			if !c.serveTunnel(ctx, x, req.Head) {
-				return
-			}
-		} else if bodiless(req.Body) {
-			if !c.serveInline(ctx, x, req.Head) {
-				return
-			}
-		} else {
-			if !c.enqueue(ctx, x) {
-				x.Stream.Req.Discard(context.Cause(ctx))
-				x.Discard()
-				return
-			}
-			c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
-			if !c.readBody(ctx, x, req.Head, req.Body) {
-				return
-			}
-		}
-		if !x.KeepAlive || c.stopRead.Load() {
-			return
+		c.wg.Go(func() { c.handler.ServeStream(ctx, x.Stream) })
+		if !c.readBody(ctx, x, req.Head, req.Body) {
+			return false
 		}
 	}
+	return x.KeepAlive && !c.stopRead.Load()
+}
+
+// awaitHead arms the deadline for the next request and, between requests,
+// waits for its first bytes holding no buffer (Source.WaitIdle). started
+// says a pipelined head is already buffered; false ok is a clean end (idle
+// timeout, drain, the client gone, or the writer done with the
+// connection).
+func (c *H1Conn) awaitHead(served int) (started, ok bool) {
+	if len(c.src.Buffered()) > 0 {
+		// A pipelined head has begun: the header timeout runs from now.
+		c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
+		// The writer may have closed the exchange sequence before our
+		// deadline was armed: its wake-up was overwritten, so look.
+		return true, !c.stopRead.Load()
+	}
+	if c.idleDraining() && served > 0 {
+		return false, false
+	}
+	c.idle.Store(true)
+	wait := c.cfg.IdleTimeout
+	if served == 0 {
+		wait = c.cfg.HeaderTimeout
+	}
+	c.conn.SetReadDeadline(time.Now().Add(wait))
+	if (c.idleDraining() && served > 0) || c.stopRead.Load() || c.src.WaitIdle() != nil {
+		// Idle timeout, drain wake-up or the client gone between
+		// requests: a clean end.
+		c.idle.Store(false)
+		return false, false
+	}
+	return false, true
 }
 
 // headError is a request the decoder refuses before any stream exists.
@@ -352,42 +462,10 @@ type headError struct {
 
 func (e *headError) Error() string { return "decode: request refused: " + strconv.Itoa(e.status) }
 
-// readHead waits for and parses the next request head. It returns nil, nil
-// at a clean end (EOF or idle timeout between requests).
-func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, h1.Request, error) {
-	started := len(c.src.Buffered()) > 0
-	if started {
-		// A pipelined head has begun: the header timeout runs from now.
-		c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
-	} else {
-		if c.idleDraining() && served > 0 {
-			return nil, h1.Request{}, nil
-		}
-		c.idle.Store(true)
-		wait := c.cfg.IdleTimeout
-		if served == 0 {
-			wait = c.cfg.HeaderTimeout
-		}
-		c.conn.SetReadDeadline(time.Now().Add(wait))
-		if c.idleDraining() && served > 0 {
-			c.idle.Store(false)
-			return nil, h1.Request{}, nil
-		}
-	}
-	if c.stopRead.Load() {
-		// The writer closed the exchange sequence before our deadline was
-		// armed: its wake-up was overwritten, so stop here.
-		c.idle.Store(false)
-		return nil, h1.Request{}, nil
-	}
-	if !started {
-		if err := c.src.WaitIdle(); err != nil {
-			// Idle timeout, drain wake-up or the client gone between
-			// requests: a clean end.
-			c.idle.Store(false)
-			return nil, h1.Request{}, nil
-		}
-	}
+// readHead parses the next request head, reading on as it trickles in
+// (awaitHead came first; started says its head had begun). It returns nil,
+// nil at a clean end (EOF or idle timeout before a first byte).
+func (c *H1Conn) readHead(ctx context.Context, started bool) (*encode.H1Exchange, h1.Request, error) {
 	for {
 		if b := c.src.Buffered(); len(b) > 0 {
 			req, n, err := h1.ParseRequest(b, &c.cfg.Limits)
@@ -412,6 +490,7 @@ func (c *H1Conn) readHead(ctx context.Context, served int) (*encode.H1Exchange, 
 					x := c.newExchange(req)
 					x.Tunnel = encode.NewTunnel(c.wctx, key)
 					x.Stream.Tunnel = x.Tunnel.End
+					x.Owner = tunnelOwner{c, x}
 					return x, req, nil
 				}
 				return c.newExchange(req), req, nil
@@ -497,8 +576,12 @@ func (c *H1Conn) newExchange(req h1.Request) *encode.H1Exchange {
 
 // infoFor returns the connection's info for a request in proto, shared by
 // the connection's streams (they only read it), so that the common case
-// of one protocol version per connection copies it once.
+// of one protocol version per connection copies it once, and the
+// connection's own version (its info's) not at all.
 func (c *H1Conn) infoFor(proto string) *stages.ConnInfo {
+	if c.info.Proto == proto {
+		return c.info
+	}
 	if c.streamInfo == nil || c.streamInfo.Proto != proto {
 		info := *c.info
 		info.Proto = proto

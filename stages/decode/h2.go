@@ -53,7 +53,11 @@ type H2Config struct {
 	// an ACK not back within KeepAliveTimeout closes the connection.
 	KeepAlive, KeepAliveTimeout time.Duration
 	Global                      *bus.Budget // the process budget (nil: none)
-	Draining                    <-chan struct{}
+	// Drain is done when the connection is to shut down gracefully (a
+	// two-step GOAWAY); nil: never. DrainSpread is H1Config's: each
+	// connection's GOAWAY goes out at a random moment within it.
+	Drain       context.Context
+	DrainSpread func() time.Duration
 
 	// Log receives recovered panics of the connection's goroutines.
 	Log zerolog.Logger
@@ -97,10 +101,13 @@ type H2Conn struct {
 	cfg     *H2Config
 	handler stages.Handler
 
-	codec *h2.Conn
-	out   H2Sender
-	ctx   context.Context
-	wg    sync.WaitGroup
+	codec  *h2.Conn
+	out    H2Sender
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup
+	br     *h2Reader
+	ours   h2.Settings // the settings we announce
 
 	inBudget, outBudget *bus.Budget
 
@@ -115,9 +122,12 @@ type H2Conn struct {
 	// peerGoAway is set when the client's GOAWAY ends an idle connection:
 	// its later frames (a PING, say) must be drained, not answered with RST.
 	peerGoAway atomic.Bool
-	// frames and pingAcks count what the reader saw, for the keep-alive
-	// watcher (h2_keepalive.go).
-	frames, pingAcks atomic.Uint64
+	// lastFrame (since born) and pingAcks are what the reader saw, for
+	// the keep-alive rule (h2_keepalive.go).
+	born      time.Time
+	lastFrame atomic.Int64
+	pingAcks  atomic.Uint64
+	watch     h2Watch
 
 	// Reader-owned guard state.
 	limit    guard.StreamLimit
@@ -155,9 +165,19 @@ type h2Stream struct {
 // or ctx ends. r yields the connection's bytes; prefaceRead says the client
 // preface was already consumed (h2c prior knowledge). It closes conn and
 // returns after every goroutine it started has finished.
+//
+// Only ServeH2's, serve's and readLoop's frames sit on the goroutine's
+// stack, with the callers' and the runtime's, while the connection waits
+// idle (h2Reader.await), so that a collection shrinks that stack to the
+// runtime's small sizes: setup, frame handling and teardown are callees.
 func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, info *stages.ConnInfo, cfg *H2Config, h stages.Handler) {
+	newH2Conn(ctx, conn, r, nil, info, cfg, h).serve(prefaceRead)
+}
+
+// newH2Conn sets up a connection whose bytes come from r, after pre (what
+// the protocol sniff read past the preface).
+func newH2Conn(ctx context.Context, conn net.Conn, r io.Reader, pre []byte, info *stages.ConnInfo, cfg *H2Config, h stages.Handler) *H2Conn {
 	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
 	inf := *info
 	inf.Proto = "HTTP/2"
 	c := &H2Conn{
@@ -166,7 +186,8 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		cfg:       cfg,
 		handler:   h,
 		ctx:       ctx,
-		streams:   map[uint32]*h2Stream{},
+		cancel:    cancel,
+		born:      time.Now(),
 		inBudget:  bus.NewBudget(int64(max(cfg.ConnWindow, h2.InitialWindowSize)), cfg.Global),
 		outBudget: bus.NewBudget(4*cfg.StreamBytes, cfg.Global),
 		limit:     guard.StreamLimit{MaxConcurrent: cfg.MaxConcurrentStreams, MaxLifetime: cfg.MaxStreamsPerConn},
@@ -180,7 +201,7 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		window:    guard.FrameRate{PerSecond: cfg.ControlPerSecond},
 		prio:      guard.FrameRate{PerSecond: cfg.ControlPerSecond},
 	}
-	local := h2.Settings{
+	c.ours = h2.Settings{
 		HeaderTableSize:      h2.DefaultHeaderTableSize,
 		EnablePush:           false,
 		MaxConcurrentStreams: uint32(cfg.MaxConcurrentStreams),
@@ -191,9 +212,8 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		EnableConnectProtocol: cfg.WS != nil || len(cfg.TunnelProtocols) > 0,
 	}
 	bw := h2.NewBufWriter(conn)
-	br := newH2Reader(conn, r)
-	defer br.release()
-	c.codec = h2.NewConn(h2.RoleServer, bw, br, local)
+	c.br = newH2Reader(conn, r, pre)
+	c.codec = h2.NewConn(h2.RoleServer, bw, c.br, c.ours)
 	c.codec.MaxFields = cfg.MaxFields
 	c.codec.Underscore = cfg.Underscore
 	c.out = cfg.NewSender(conn, bw, h2.NewWriter(c.codec), func(err error) {
@@ -204,25 +224,36 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 			conn.SetReadDeadline(time.Unix(1, 0))
 		}
 	})
+	return c
+}
 
+func (c *H2Conn) serve(prefaceRead bool) {
+	defer c.release()
+	if c.start(prefaceRead) {
+		c.readLoop()
+	}
+	c.finish()
+}
+
+// start sends our preface, arms the watcher and reads the client's
+// preface; false: the client does not speak HTTP/2.
+func (c *H2Conn) start(prefaceRead bool) bool {
 	// RFC 9113 §3.4: the server preface is a SETTINGS frame, sent first.
-	c.out.Settings(local)
-	if extra := cfg.ConnWindow - h2.InitialWindowSize; extra > 0 {
+	c.out.Settings(c.ours)
+	if extra := c.cfg.ConnWindow - h2.InitialWindowSize; extra > 0 {
 		c.codec.ConnWindow().Credit(extra)
 		c.out.Credit(0, extra, false)
 	}
-	c.wg.Go(func() {
-		defer c.recoverConn()
-		c.watchLoop(ctx)
-	})
+	c.startWatch()
+	c.conn.SetReadDeadline(time.Now().Add(c.cfg.HeaderTimeout))
+	return prefaceRead || readPreface(c.br)
+}
 
-	conn.SetReadDeadline(time.Now().Add(cfg.HeaderTimeout))
-	if prefaceRead || readPreface(br) {
-		c.readLoop()
-	}
+// finish ends the connection once the reader is done.
+func (c *H2Conn) finish() {
 	if c.fatal.Load() {
 		// Let the GOAWAY go out before anything is torn down.
-		t := time.NewTimer(max(cfg.WriteTimeout, time.Second))
+		t := time.NewTimer(max(c.cfg.WriteTimeout, time.Second))
 		select {
 		case <-c.out.Done():
 		case <-t.C:
@@ -230,13 +261,22 @@ func ServeH2(ctx context.Context, conn net.Conn, r io.Reader, prefaceRead bool, 
 		t.Stop()
 	}
 	werr := c.out.Err()
-	cancel(errConnDone)
+	c.cancel(errConnDone)
+	c.stopWatch()
 	c.out.Shutdown()
 	c.wg.Wait()
 	if (c.fatal.Load() || c.peerGoAway.Load()) && werr == nil {
 		c.linger()
 	}
-	conn.Close()
+	c.conn.Close()
+}
+
+// release runs even when the reader panicked: the watcher stops (a second
+// stop is harmless), the context ends, the read buffer goes back.
+func (c *H2Conn) release() {
+	c.stopWatch()
+	c.cancel(nil)
+	c.br.release()
 }
 
 var errConnDone = errors.New("decode: h2 connection done")
@@ -270,20 +310,21 @@ func (c *H2Conn) linger() {
 }
 
 // readLoop reads and dispatches events until the connection must stop.
+// Between frames it waits for bytes holding no read buffer (a cleartext
+// socket's); the frame is then read and handled in step.
 func (c *H2Conn) readLoop() {
-	for {
-		ev, err := c.codec.Next()
-		if err != nil {
-			if !c.onError(ev, err) {
-				return
-			}
-			continue
-		}
-		c.frames.Add(1)
-		if !c.dispatch(ev) {
-			return
-		}
+	for c.br.await() && c.step() {
 	}
+}
+
+// step reads and handles one event; false stops the reader.
+func (c *H2Conn) step() bool {
+	ev, err := c.codec.Next()
+	if err != nil {
+		return c.onError(ev, err)
+	}
+	c.lastFrame.Store(int64(time.Since(c.born)))
+	return c.dispatch(ev)
 }
 
 // onError handles a codec or transport error; false stops the reader.
@@ -583,6 +624,9 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		c.openTunnel(sctx, s, ev.Head, resp)
 	}
 	c.mu.Lock()
+	if c.streams == nil {
+		c.streams = map[uint32]*h2Stream{} // given up by retire when empty
+	}
 	c.streams[id] = s
 	c.active++
 	if tunnel {
@@ -592,6 +636,7 @@ func (c *H2Conn) open(ev h2.Event) bool {
 		c.setDeadlineLocked()
 	}
 	c.mu.Unlock()
+	c.rewatch()
 
 	c.wg.Go(func() {
 		defer c.recoverConn()
@@ -636,7 +681,9 @@ func (c *H2Conn) retire(s *h2Stream) {
 	c.out.Close(s.id)
 	s.st.Req.Discard(io.EOF)
 	c.mu.Lock()
-	delete(c.streams, s.id)
+	if delete(c.streams, s.id); len(c.streams) == 0 {
+		c.streams = nil // an idle connection keeps no map
+	}
 	c.active--
 	if s.tun != nil {
 		c.tunnels--
@@ -759,60 +806,6 @@ func (c *H2Conn) creditNow(s *h2Stream, n int) {
 		return
 	}
 	c.credit(s, n)
-}
-
-// watchLoop runs the connection's timers: the zero-window stall rule and
-// the gateway's drain.
-func (c *H2Conn) watchLoop(ctx context.Context) {
-	zw := guard.ZeroWindow{Timeout: c.cfg.ZeroWindowTimeout}
-	ka := h2KeepAlive{interval: c.cfg.KeepAlive, timeout: c.cfg.KeepAliveTimeout}
-	tick := time.Second
-	var idle, frame time.Duration
-	if c.cfg.WS != nil {
-		idle, frame = c.cfg.WS.IdleTimeout, c.cfg.WS.ReadFrameTimeout
-	}
-	for _, d := range []time.Duration{zw.Timeout, c.cfg.BodyTimeout, c.cfg.RateWindow, ka.interval, ka.timeout, idle, frame} {
-		if d > 0 {
-			tick = min(tick, d/4)
-		}
-	}
-	tick = max(tick, 10*time.Millisecond)
-	t := time.NewTicker(tick)
-	defer t.Stop()
-	draining := c.cfg.Draining
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-draining:
-			draining = nil
-			c.goAwayTwoStep()
-		case now := <-t.C:
-			c.drainPingDue(now)
-			c.slowBodies(now)
-			if c.cfg.WS != nil {
-				c.expireTunnels(now)
-			}
-			if !c.keepAlive(&ka, now) {
-				return
-			}
-			if zw.Timeout <= 0 {
-				continue
-			}
-			stalled := c.out.Stalled(now.Add(-zw.Timeout))
-			for _, id := range stalled {
-				guard.H2ZeroWindow.Inc()
-				c.out.Reset(id, h2.ErrCodeFlowControl)
-				if s := c.lookup(id); s != nil {
-					c.abort(s, frames.CodeTimeout)
-				}
-			}
-			if len(stalled) > 0 {
-				c.goAwayError(h2.ErrCodeEnhanceYourCalm, "h2_zero_window_stall")
-				return
-			}
-		}
-	}
 }
 
 // localStatus is a stream actor that answers with a status of its own and

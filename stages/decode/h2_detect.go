@@ -16,29 +16,57 @@ import (
 // client speaks: HTTP/2 when TLS negotiated ALPN "h2" or when a cleartext
 // client opens with the HTTP/2 preface (h2c with prior knowledge, RFC 9113
 // §3.3), HTTP/1.x otherwise. h2cfg nil turns HTTP/2 off.
+//
+// The choice is made in sniffHTTP, not here: this frame stays on the
+// stack of an idle connection, so it holds little.
 func ServeHTTP(ctx context.Context, conn net.Conn, info *stages.ConnInfo, h1cfg *H1Config, h2cfg *H2Config, h stages.Handler) {
+	s := sniffHTTP(conn, h1cfg, h2cfg)
+	switch s.proto {
+	case sniffH2:
+		newH2Conn(ctx, conn, s.r, s.pre, info, h2cfg, h).serve(s.prefaceRead)
+	case sniffH1:
+		newH1Conn(ctx, conn, s.buf, s.n, info, h1cfg, h).serve()
+	default:
+		conn.Close()
+	}
+}
+
+// sniffed is sniffHTTP's verdict.
+type sniffed struct {
+	proto       uint8
+	buf         []byte    // H1: a getBuf buffer holding n bytes read (or nil)
+	n           int       //
+	r           io.Reader // H2: the connection's bytes, after pre
+	pre         []byte    // H2: bytes read past the preface
+	prefaceRead bool      // H2: the client preface was consumed
+}
+
+// The protocols sniffHTTP tells apart.
+const (
+	sniffNone uint8 = iota // not HTTP: close
+	sniffH1
+	sniffH2
+)
+
+func sniffHTTP(conn net.Conn, h1cfg *H1Config, h2cfg *H2Config) *sniffed {
 	if h2cfg == nil {
-		ServeH1(ctx, conn, info, h1cfg, h)
-		return
+		return &sniffed{proto: sniffH1}
 	}
 	if tc, ok := conn.(*tls.Conn); ok {
 		if tc.ConnectionState().NegotiatedProtocol == "h2" {
-			ServeH2(ctx, conn, conn, false, info, h2cfg, h)
-			return
+			return &sniffed{proto: sniffH2, r: conn}
 		}
-		ServeH1(ctx, conn, info, h1cfg, h)
-		return
+		return &sniffed{proto: sniffH1}
 	}
 	buf := getBuf()
 	got, isH2 := peekPreface(conn, buf, h1cfg.HeaderTimeout)
 	if isH2 {
-		var r io.Reader = conn
+		var pre []byte
 		if extra := got[len(h2.Preface):]; len(extra) > 0 {
-			r = io.MultiReader(bytes.NewReader(bytes.Clone(extra)), conn)
+			pre = bytes.Clone(extra)
 		}
 		putBuf(buf)
-		ServeH2(ctx, conn, r, true, info, h2cfg, h)
-		return
+		return &sniffed{proto: sniffH2, r: conn, pre: pre, prefaceRead: true}
 	}
 	if len(got) == 0 || notHTTP(got) {
 		// Closed or silent before its first byte, or a first line that
@@ -46,13 +74,12 @@ func ServeHTTP(ctx context.Context, conn net.Conn, info *stages.ConnInfo, h1cfg 
 		// preface (RFC 9113 §3.4: an invalid preface is a connection
 		// error, and h2spec requires the close).
 		putBuf(buf)
-		conn.Close()
-		return
+		return &sniffed{}
 	}
 	// Anything else is for the strict H1 parser, which answers a malformed
 	// request line (a bad version included) with a clear 400/505 rather
 	// than a silent close.
-	serveH1(ctx, conn, buf, len(got), info, h1cfg, h)
+	return &sniffed{proto: sniffH1, buf: buf, n: len(got)}
 }
 
 // peekBytes is what the protocol sniff reads at most: enough for a first

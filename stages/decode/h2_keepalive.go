@@ -18,23 +18,25 @@ var keepAlivePing = [8]byte{'e', 'g', '-', 'a', 'l', 'i', 'v', 'e'}
 type h2KeepAlive struct {
 	interval, timeout time.Duration
 
-	frames, acks uint64    // the reader's counters at the last change
-	quietSince   time.Time // last time a frame was seen
-	sent         time.Time // our PING is outstanding since (zero: none)
+	acks uint64    // the reader's ACK count when our PING went out
+	sent time.Time // our PING is outstanding since (zero: none)
 }
 
-// keepAlive runs one watcher tick of the keep-alive rule; false means the
+// quietSince is when the reader last saw a frame (or the connection
+// began).
+func (c *H2Conn) quietSince() time.Time {
+	return c.born.Add(time.Duration(c.lastFrame.Load()))
+}
+
+// keepAlive runs one watcher pass of the keep-alive rule; false means the
 // connection is being closed.
 func (c *H2Conn) keepAlive(k *h2KeepAlive, now time.Time) bool {
 	if k.interval <= 0 {
 		return true
 	}
-	if n := c.frames.Load(); n != k.frames || k.quietSince.IsZero() {
-		k.frames, k.quietSince = n, now
-	}
 	if !k.sent.IsZero() {
-		if a := c.pingAcks.Load(); a != k.acks {
-			k.acks, k.sent, k.quietSince = a, time.Time{}, now
+		if c.pingAcks.Load() != k.acks {
+			k.sent = time.Time{}
 			return true
 		}
 		if now.Sub(k.sent) >= k.timeout {
@@ -44,11 +46,23 @@ func (c *H2Conn) keepAlive(k *h2KeepAlive, now time.Time) bool {
 		}
 		return true
 	}
-	if now.Sub(k.quietSince) >= k.interval {
-		k.sent = now
+	if now.Sub(c.quietSince()) >= k.interval {
+		k.sent, k.acks = now, c.pingAcks.Load()
 		c.out.Ping(keepAlivePing)
 	}
 	return true
+}
+
+// keepAliveDue is when the keep-alive rule next has something to do: the
+// PING's deadline, or the end of the quiet interval; false: never.
+func (c *H2Conn) keepAliveDue(k *h2KeepAlive) (time.Time, bool) {
+	switch {
+	case k.interval <= 0:
+		return time.Time{}, false
+	case !k.sent.IsZero():
+		return k.sent.Add(k.timeout), true
+	}
+	return c.quietSince().Add(k.interval), true
 }
 
 // localReset counts a stream we reset for the peer's error; false stops

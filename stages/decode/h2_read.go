@@ -22,10 +22,12 @@ type h2Reader struct {
 	raw  syscall.RawConn // nil: read r straight through
 	bp   *[]byte         // nil while empty
 	i, n int
+	err  error  // what await's wait ended with, for the next Read
+	pre  []byte // bytes the protocol sniff read past the preface, read first
 }
 
-func newH2Reader(conn net.Conn, r io.Reader) *h2Reader {
-	h := &h2Reader{r: r}
+func newH2Reader(conn net.Conn, r io.Reader, pre []byte) *h2Reader {
+	h := &h2Reader{r: r, pre: pre}
 	if r == io.Reader(conn) {
 		if sc, ok := conn.(syscall.Conn); ok {
 			if _, isTCP := conn.(*net.TCPConn); isTCP {
@@ -37,8 +39,19 @@ func newH2Reader(conn net.Conn, r io.Reader) *h2Reader {
 }
 
 func (h *h2Reader) Read(p []byte) (int, error) {
+	if len(h.pre) > 0 {
+		k := copy(p, h.pre)
+		if h.pre = h.pre[k:]; len(h.pre) == 0 {
+			h.pre = nil
+		}
+		return k, nil
+	}
 	if h.raw == nil {
 		return h.r.Read(p)
+	}
+	if err := h.err; err != nil {
+		h.err = nil
+		return 0, err
 	}
 	if h.i == h.n {
 		if err := h.fill(); err != nil {
@@ -52,6 +65,17 @@ func (h *h2Reader) Read(p []byte) (int, error) {
 		h.bp, h.i, h.n = nil, 0, 0
 	}
 	return k, nil
+}
+
+// await waits, when nothing is buffered, for the connection's next bytes
+// (or its end, or the read deadline, which the next Read then returns),
+// so that the reader waits in its caller's shallow frame rather than deep
+// in the codec. It always reports true: the verdict is the next Read's.
+func (h *h2Reader) await() bool {
+	if h.raw != nil && h.i == h.n && h.err == nil && len(h.pre) == 0 {
+		h.err = h.fill()
+	}
+	return true
 }
 
 // fill waits for bytes and reads them into a buffer from the pool.

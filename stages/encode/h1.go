@@ -25,7 +25,8 @@ type H1Writer struct {
 	conn         net.Conn
 	bw           *bufio.Writer
 	writeTimeout time.Duration
-	buf          []byte // scratch for heads and chunk framing
+	buf          []byte // scratch for heads and chunk framing; pooled with bw
+	bufs         *h1WriteBufs
 	// Draining, when it reports true as a final head is written, turns
 	// keep-alive off so the client leaves during a graceful drain.
 	Draining func() bool
@@ -40,23 +41,32 @@ func NewH1Writer(conn net.Conn, writeTimeout time.Duration) *H1Writer {
 // flight; idle connections hold none (Release).
 const h1WriteBuf = 8 << 10
 
-var bwPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, h1WriteBuf) }}
+// h1WriteBufs are what a writer holds only while it writes: the write
+// buffer and the scratch its heads are formatted in.
+type h1WriteBufs struct {
+	bw  *bufio.Writer
+	buf []byte
+}
 
-// Release returns the writer's buffer to its pool once everything is
-// flushed: an idle keep-alive connection holds no write buffer. The next
-// WriteResponse takes them again.
+var bwPool = sync.Pool{New: func() any { return &h1WriteBufs{bw: bufio.NewWriterSize(nil, h1WriteBuf)} }}
+
+// Release returns the writer's buffers to their pool once everything is
+// flushed: an idle keep-alive connection holds no write buffer nor
+// scratch. The next WriteResponse takes them again.
 func (w *H1Writer) Release() {
 	if w.bw != nil && w.bw.Buffered() == 0 {
 		w.bw.Reset(nil)
-		bwPool.Put(w.bw)
-		w.bw = nil
+		w.bufs.buf = w.buf[:0]
+		bwPool.Put(w.bufs)
+		w.bw, w.buf, w.bufs = nil, nil, nil
 	}
 }
 
-// acquire takes a write buffer from the pool if the writer holds none.
+// acquire takes write buffers from the pool if the writer holds none.
 func (w *H1Writer) acquire() {
 	if w.bw == nil {
-		w.bw = bwPool.Get().(*bufio.Writer)
+		w.bufs = bwPool.Get().(*h1WriteBufs)
+		w.bw, w.buf = w.bufs.bw, w.bufs.buf
 		w.bw.Reset(w.conn)
 	}
 }
@@ -75,6 +85,9 @@ type H1Exchange struct {
 	// opens the tunnel (a head with Protocol set) is written as a 101 and
 	// the connection becomes a byte relay.
 	Tunnel *Tunnel
+	// Owner, when set with Tunnel, lets the relay of the backend's bytes
+	// leave the writer's goroutine once the tunnel is open (TunnelOwner).
+	Owner TunnelOwner
 }
 
 // WriteResponse writes the response of one exchange, returning whether the

@@ -106,14 +106,13 @@ type H2Stream struct {
 // bw, which the writer flushes once per batch.
 func NewH2Writer(conn net.Conn, bw *h2.BufWriter, w *h2.Writer, cfg H2WriterConfig) *H2Writer {
 	x := &H2Writer{
-		conn:    conn,
-		bw:      bw,
-		w:       w,
-		cfg:     cfg,
-		s:       h2.NewSched(cfg.ConnWindow, false),
-		streams: map[uint32]*H2Stream{},
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
+		conn: conn,
+		bw:   bw,
+		w:    w,
+		cfg:  cfg,
+		s:    h2.NewSched(cfg.ConnWindow, false),
+		done: make(chan struct{}),
+		wake: make(chan struct{}, 1),
 	}
 	x.idle.L = &x.mu
 	return x
@@ -291,6 +290,9 @@ func (w *H2Writer) Open(id uint32, resp *bus.Link, method string, grpcCall bool,
 	st := &H2Stream{ID: id, Resp: resp, w: w, method: method, grpc: grpcCall, Finished: make(chan struct{})}
 	w.mu.Lock()
 	st.ss = w.s.Open(id, st, window)
+	if w.streams == nil {
+		w.streams = map[uint32]*H2Stream{} // given up by Close when empty
+	}
 	w.streams[id] = st
 	w.open++
 	w.mu.Unlock()
@@ -308,7 +310,9 @@ func (w *H2Writer) Close(id uint32) {
 	}
 	w.s.Close(st.ss) // drops it first if its send side is not over
 	w.detachLocked(st)
-	delete(w.streams, id)
+	if delete(w.streams, id); len(w.streams) == 0 {
+		w.streams = nil // an idle connection keeps no map
+	}
 }
 
 // pullLocked takes the frames the ready links hold into the engine, up to
@@ -477,6 +481,13 @@ func (w *H2Writer) run() {
 				break
 			}
 			if w.open == 0 {
+				// Idle: the goroutine ends, and what its last burst
+				// grew goes with it.
+				w.items = nil
+				if len(w.pull) == 0 {
+					w.pull = nil
+				}
+				w.s.Trim()
 				break
 			}
 			// Streams are open: their next frames are near, so the

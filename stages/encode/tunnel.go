@@ -117,21 +117,7 @@ var errTunnelCut = errors.New("encode: tunnel cut")
 // write error, or after writing the Close the gateway owes the client.
 func relayTunnel(t *Tunnel, link *bus.Link, out tunnelOut) error {
 	defer t.End.Done()
-	in := ws.Inspector{RSV1: t.RSV1()}
-	closeWith := func(code uint16, reason string) error {
-		if !in.AtBoundary() || in.Closed() {
-			// Mid-frame, a Close of ours would corrupt the stream, and
-			// after the backend's Close none may follow: cut (the client
-			// sees 1006).
-			out.flush()
-			return errTunnelCut
-		}
-		t.End.Close(code)
-		if err := out.writeBytes(ws.AppendClose(nil, code, reason, false)); err != nil {
-			return err
-		}
-		return out.flush()
-	}
+	r := tunnelRelay{t: t, link: link, out: out, in: ws.Inspector{RSV1: t.RSV1()}}
 	for {
 		f, ok := link.TryRecv()
 		if !ok {
@@ -143,51 +129,99 @@ func relayTunnel(t *Tunnel, link *bus.Link, out tunnelOut) error {
 			f, err = link.Recv(t.ctx)
 			out.acquire()
 			if err != nil {
-				var ce *ws.CloseError
-				if errors.As(context.Cause(t.ctx), &ce) {
-					return closeWith(ce.Code, ce.Reason)
-				}
-				if t.ctx.Err() != nil {
-					return closeWith(ws.CloseGoingAway, "gateway shutting down")
-				}
-				return closeWith(ws.CloseInternalError, "backend failed")
+				return r.waitFailed()
 			}
 		}
-		switch f.Kind {
-		case frames.KindData:
-			if err := in.Feed(f.Data, time.Now()); err != nil {
-				// The backend broke the framing: nothing more of it goes out.
-				link.Consumed(&f)
-				return errTunnelCut
-			}
-			t.Saw(&in)
-			var err error
-			if len(f.Data) > 0 {
-				err = out.writeBytes(f.Data)
-			}
-			end := f.End
-			link.Consumed(&f)
-			t.Touch(time.Now())
-			if err != nil {
-				return err
-			}
-			if end {
-				if !in.Closed() {
-					return closeWith(ws.CloseInternalError, "backend closed the connection")
-				}
-				return out.flush()
-			}
-		case frames.KindTrailers:
-			return closeWith(ws.CloseInternalError, "backend closed the connection")
-		case frames.KindReset:
-			if t.ctx.Err() != nil {
-				// The backend was cut because the gateway is going away
-				// (a drain's deadline cancels the whole tree at once).
-				return closeWith(ws.CloseGoingAway, "gateway shutting down")
-			}
-			return closeWith(ws.CloseInternalError, "backend failed")
-		default:
-			link.Consumed(&f)
+		if done, err := r.frame(f); done {
+			return err
 		}
 	}
+}
+
+// tunnelRelay is relayTunnel's state, shared with the detached relay of
+// an H1 tunnel (h1_tunnel.go).
+type tunnelRelay struct {
+	t    *Tunnel
+	link *bus.Link
+	out  tunnelOut
+	in   ws.Inspector
+}
+
+// closeWith ends the tunnel with a Close of ours, when one can be placed.
+func (r *tunnelRelay) closeWith(code uint16, reason string) error {
+	if !r.in.AtBoundary() || r.in.Closed() {
+		// Mid-frame, a Close of ours would corrupt the stream, and
+		// after the backend's Close none may follow: cut (the client
+		// sees 1006).
+		r.out.flush()
+		return errTunnelCut
+	}
+	r.t.End.Close(code)
+	if err := r.out.writeBytes(ws.AppendClose(nil, code, reason, false)); err != nil {
+		return err
+	}
+	return r.out.flush()
+}
+
+// waitFailed ends the relay whose wait for the backend's bytes failed: the
+// reader closed the tunnel (its Close goes out), the gateway is going
+// away, or the backend's side ended without its Close.
+func (r *tunnelRelay) waitFailed() error {
+	var ce *ws.CloseError
+	if errors.As(context.Cause(r.t.ctx), &ce) {
+		return r.closeWith(ce.Code, ce.Reason)
+	}
+	if r.t.ctx.Err() != nil {
+		return r.closeWith(ws.CloseGoingAway, "gateway shutting down")
+	}
+	return r.closeWith(ws.CloseInternalError, "backend failed")
+}
+
+// frame relays one frame of the backend's; done means the relay is over,
+// with err its result.
+func (r *tunnelRelay) frame(f frames.Frame) (done bool, err error) {
+	t, link, out := r.t, r.link, r.out
+	switch f.Kind {
+	case frames.KindData:
+		if err := r.in.Feed(f.Data, time.Now()); err != nil {
+			// The backend broke the framing: nothing more of it goes out.
+			link.Consumed(&f)
+			return true, errTunnelCut
+		}
+		t.Saw(&r.in)
+		var err error
+		if len(f.Data) > 0 {
+			err = out.writeBytes(f.Data)
+		}
+		end := f.End
+		link.Consumed(&f)
+		t.Touch(time.Now())
+		if err != nil {
+			return true, err
+		}
+		if end {
+			if !r.in.Closed() {
+				return true, r.closeWith(ws.CloseInternalError, "backend closed the connection")
+			}
+			return true, out.flush()
+		}
+	case frames.KindTrailers:
+		return true, r.closeWith(ws.CloseInternalError, "backend closed the connection")
+	case frames.KindReset:
+		var ce *ws.CloseError
+		if errors.As(context.Cause(t.ctx), &ce) {
+			// The reader closed the tunnel and cut the backend's side
+			// for it: its Close is the one owed, not the cut's.
+			return true, r.closeWith(ce.Code, ce.Reason)
+		}
+		if t.ctx.Err() != nil {
+			// The backend was cut because the gateway is going away
+			// (a drain's deadline cancels the whole tree at once).
+			return true, r.closeWith(ws.CloseGoingAway, "gateway shutting down")
+		}
+		return true, r.closeWith(ws.CloseInternalError, "backend failed")
+	default:
+		link.Consumed(&f)
+	}
+	return false, nil
 }

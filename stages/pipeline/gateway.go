@@ -250,8 +250,9 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 	}
 	l.proxy.Settings.Store(set)
 	draining := l.drainCtx.Done()
-	h2c := h2Config(lc, cfg, draining)
+	h2c := h2Config(lc, cfg, l.drainCtx)
 	h2c.Log = g.log
+	h2c.DrainSpread = l.drainSpread
 	l.h2cfg.Store(h2c)
 	if lc.Protocol == "quic" {
 		l.h3cfg.Store(h3Config(lc, cfg, draining, g.log))
@@ -271,6 +272,7 @@ func (g *Gateway) configure(l *listener, cfg *conf.Config, bc *backendConns) err
 		Global:        globalBudget,
 		Log:           g.log,
 		Drain:         l.drainCtx,
+		DrainSpread:   l.drainSpread,
 	})
 	return nil
 }
@@ -447,29 +449,11 @@ func (g *Gateway) serve(l *listener) {
 			srv.Shed = func(c net.Conn) { c.Close() }
 		}
 		srv.Handle = func(ctx context.Context, c net.Conn, remote netip.AddrPort) {
-			l.conns.Add(1)
-			defer l.conns.Add(-1)
-			connsTotal.Inc()
-			defer recoverConn(g.log, c)
-			info := &stages.ConnInfo{Listener: l.cfg.Name, Remote: remote, Local: local, Proto: "HTTP/1.1"}
-			if tc, ok := c.(*tls.Conn); ok {
-				cs := tc.ConnectionState()
-				info.TLS = &cs
-			}
-			h1c, h2c := l.h1cfg.Load(), l.h2cfg.Load()
-			if ch, release, own := l.connDrain(); own {
-				defer release()
-				// An H1 response in flight carries Connection: close at once
-				// (the connection ends after it anyway); an idle one closes at
-				// its own moment.
-				h1 := *h1c
-				h1.IdleDrain, h1c = ch, &h1
-				if h2c != nil {
-					h2 := *h2c
-					h2.Draining, h2c = ch.Done(), &h2
-				}
-			}
-			decode.ServeHTTP(ctx, c, info, h1c, h2c, l.proxy)
+			// This frame stays on the stack of an idle connection: what the
+			// connection is served with is worked out in httpConn.
+			hc := l.httpConn(c, remote, local, connsTotal)
+			defer g.endHTTP(hc)
+			decode.ServeHTTP(ctx, c, hc.info, l.h1cfg.Load(), l.h2cfg.Load(), l.proxy)
 		}
 	}
 	l.srv = srv
@@ -482,6 +466,35 @@ func (g *Gateway) serve(l *listener) {
 		}
 		srv.Serve(ctx, l.ln)
 	})
+}
+
+// httpServe is what one connection of an HTTP listener is served with.
+type httpServe struct {
+	l    *listener
+	c    net.Conn
+	info *stages.ConnInfo
+}
+
+// httpConn returns what c is served with: its ConnInfo and the fronts'
+// configs (shared: the drain jitter is the fronts' own, DrainSpread).
+func (l *listener) httpConn(c net.Conn, remote, local netip.AddrPort, connsTotal *metrics.Counter) *httpServe {
+	l.conns.Add(1)
+	connsTotal.Inc()
+	hc := &httpServe{l: l, c: c, info: &stages.ConnInfo{Listener: l.cfg.Name, Remote: remote, Local: local, Proto: "HTTP/1.1"}}
+	if tc, ok := c.(*tls.Conn); ok {
+		cs := tc.ConnectionState()
+		hc.info.TLS = &cs
+	}
+	return hc
+}
+
+// endHTTP runs when an HTTP connection's serving returns (or panics: as
+// recoverConn, it keeps a panic on untrusted input to its connection).
+func (g *Gateway) endHTTP(hc *httpServe) {
+	if r := recover(); r != nil {
+		stages.Panicked(g.log, r, hc.c)
+	}
+	hc.l.conns.Add(-1)
 }
 
 // recoverConn keeps a panic on untrusted input to its own connection:

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"context"
 	"net"
 
 	"github.com/expressgateway/expressgateway/bus"
@@ -12,7 +13,7 @@ import (
 
 // h2Config builds an HTTP listener's HTTP/2 front settings from its
 // [listeners.h2_security] and [listeners.http] sections.
-func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *decode.H2Config {
+func h2Config(lc conf.Listener, cfg *conf.Config, drain context.Context) *decode.H2Config {
 	s := lc.H2
 	keepAlive := conf.DefaultH2KeepAliveIntervalMs
 	if s.KeepAliveIntervalMs != nil {
@@ -44,7 +45,7 @@ func h2Config(lc conf.Listener, cfg *conf.Config, draining <-chan struct{}) *dec
 		KeepAlive:            ms(keepAlive),
 		KeepAliveTimeout:     ms(s.KeepAliveTimeoutMs),
 		Global:               globalBudget,
-		Draining:             draining,
+		Drain:                drain,
 		WS:                   extendedConnectLimits(&lc, lc.WebSocketSettings().H2ExtendedConnect),
 		TunnelProtocols:      lc.ExtendedConnectProtocols,
 	}

@@ -131,11 +131,12 @@ func (g *Gateway) drainListener(l *listener, timeout, jitter time.Duration) {
 	}
 }
 
-// connDrain is the drain signal of one new connection of l: the
+// connDrain is the drain signal of one new HTTP/3 connection of l: the
 // listener's own when it has no jitter, else a context done at a random
 // moment in [0, jitter) after the listener starts draining, so that
-// clients spread their reconnects: an idle H1 keep-alive connection closes
-// then, an H2 or H3 one gets its GOAWAY then. release must be called when
+// clients spread their reconnects: the connection gets its GOAWAY then
+// (the H1 and H2 fronts spread theirs themselves, drainSpread, holding no
+// context of their own for it). release must be called when
 // the connection ends; own reports whether the context is the
 // connection's own.
 func (l *listener) connDrain() (ctx context.Context, release func() bool, own bool) {
@@ -158,6 +159,11 @@ func (l *listener) connDrain() (ctx context.Context, release func() bool, own bo
 	})
 	return c, release, true
 }
+
+// drainSpread is the drain jitter as the HTTP fronts take it
+// (DrainSpread), read when the drain starts: the drain sets it from the
+// budget it runs under.
+func (l *listener) drainSpread() time.Duration { return time.Duration(l.jitter.Load()) }
 
 // drainSettings refreshes what l's drain runs under from cfg (boot and
 // reload): the jitter new connections are given.

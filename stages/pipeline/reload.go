@@ -165,8 +165,15 @@ func (g *Gateway) apply(next *conf.Config, dnsOnly bool) (err error) {
 		l.streamLog.Store(sh.streamLog.Load())
 		l.connect.Store(sh.connect.Load())
 		l.jitter.Store(sh.jitter.Load())
+		// The fronts' drain spread is the kept listener's jitter, which its
+		// drain sets, not the shadow's (the shadow never serves, so its
+		// configs are still unshared here).
+		if c := sh.h1cfg.Load(); c != nil {
+			c.DrainSpread = l.drainSpread
+		}
 		l.h1cfg.Store(sh.h1cfg.Load())
 		if c := sh.h2cfg.Load(); c != nil {
+			c.DrainSpread = l.drainSpread
 			l.h2cfg.Store(c)
 		}
 		if c := sh.h3cfg.Load(); c != nil {

@@ -114,7 +114,7 @@ func (t *H1) RoundTrip(ctx context.Context, b *route.Backend, req *frames.Head, 
 			return nil, &route.DialError{Err: err} // nothing reached a live backend
 		}
 	} else {
-		ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(ctx, bw, body, reqBody.Kind == h1.BodyChunked, false) })
+		ex.wg.Go(func() { ex.pumpErr = ex.copyToBackend(ctx, bw, body, reqBody.Kind == h1.BodyChunked) })
 	}
 
 	resp, err := ex.readHead(ctx, req.Method)
@@ -231,11 +231,8 @@ type h1Exchange struct {
 // copyToBackend streams the request body from the link to the backend,
 // returning credit as bytes are written. A Reset (the client's body was
 // cut or malformed) aborts the connection mid-body, so the backend never
-// sees it complete.
-//
-// A tunnel's bytes (halfClose) go raw, and their end is a half-close of the
-// backend connection: the backend reads EOF and finishes its side.
-func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked, halfClose bool) error {
+// sees it complete. (A tunnel's bytes go by tunnelCopy.)
+func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *bus.Link, chunked bool) error {
 	defer body.Discard(io.EOF)
 	var scratch []byte
 	for {
@@ -271,18 +268,9 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 				if chunked {
 					bw.Write(h1.AppendLastChunk(scratch[:0], nil))
 				}
-				if err := bw.Flush(); err != nil || !halfClose {
-					return err
-				}
-				if cw, ok := x.c.conn.(interface{ CloseWrite() error }); ok {
-					return cw.CloseWrite()
-				}
-				return nil
+				return bw.Flush()
 			}
 		case frames.KindTrailers:
-			if halfClose {
-				return nil
-			}
 			if chunked {
 				bw.Write(h1.AppendLastChunk(scratch[:0], f.Head.Fields))
 			}
@@ -291,6 +279,24 @@ func (x *h1Exchange) copyToBackend(ctx context.Context, bw *bufio.Writer, body *
 			abortConn(x.c.conn)
 			return &frames.ResetError{Code: f.Code}
 		}
+	}
+}
+
+// tunnelWriters are the write buffers of tunnels with bytes on their way
+// to the backend.
+var tunnelWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, reqWriteBuf) }}
+
+func getTunnelWriter(c net.Conn) *bufio.Writer {
+	bw := tunnelWriters.Get().(*bufio.Writer)
+	bw.Reset(c)
+	return bw
+}
+
+// putTunnelWriter pools a flushed (or failed) tunnel writer.
+func putTunnelWriter(bw *bufio.Writer) {
+	if bw.Size() == reqWriteBuf {
+		bw.Reset(nil)
+		tunnelWriters.Put(bw)
 	}
 }
 
