@@ -105,7 +105,7 @@ type QUIC struct {
 	MaxIdleTimeoutMs       int    `koanf:"max_idle_timeout_ms"`           // QUIC idle timeout.
 	MaxRecvUDPPayloadSize  int    `koanf:"max_recv_udp_payload_size"`     // Largest UDP payload accepted; bigger datagrams are dropped in the kernel (a socket filter). 1200 to 1452: 1200 is QUIC's minimum (RFC 9000 §14), 1452 the largest packet the QUIC stack reads.
 	Allow0RTT              bool   `koanf:"allow_0rtt"`                    // Accept TLS early data (0-RTT); see early_data_policy.
-	EarlyDataPolicy        string `koanf:"early_data_policy"`             // reject: non-idempotent requests in early data get 425; wait: they are held until the handshake completes.
+	EarlyDataPolicy        string `koanf:"early_data_policy"`             // reject: non-idempotent requests in early data get 425; wait: they are held until the handshake completes. A raw_proxy listener takes only wait (its default there): every stream waits for the handshake.
 	MaxConnectionsPerIP    int    `koanf:"max_connections_per_ip"`        // QUIC connections one source IP may hold (0 = none).
 	MaxConnections         int    `koanf:"max_connections"`               // QUIC connections the listener may hold (0 = none).
 	RetryAboveNewConnsPerS int    `koanf:"retry_above_new_conns_per_sec"` // Send a stateless Retry above this many new connections per second (0 = always).

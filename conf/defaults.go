@@ -178,6 +178,11 @@ func (l *Listener) setDefaults() {
 		defBool(&q.H3Datagrams, true)
 		if q.EarlyDataPolicy == "" {
 			q.EarlyDataPolicy = "reject"
+			if q.RawProxy != nil {
+				// Mode B cannot answer 425 inside an opaque stream: early
+				// streams wait for the handshake.
+				q.EarlyDataPolicy = "wait"
+			}
 		}
 		if q.RawProxy != nil {
 			q.RawProxy.setDefaults()

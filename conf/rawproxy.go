@@ -135,8 +135,8 @@ func (l *Listener) validateRawProxy(k string, c *Config, ps *Problems) {
 		}
 		seen[a] = true
 	}
-	if l.QUIC.Allow0RTT {
-		ps.Addf(key(k, "quic", "allow_0rtt"), "a raw_proxy listener refuses 0-RTT: early data relayed upstream could be replayed")
+	if l.QUIC.EarlyDataPolicy == "reject" {
+		ps.Addf(key(k, "quic", "early_data_policy"), "a raw_proxy listener cannot answer 425 inside a stream it does not read: its early data waits for the handshake (wait), so nothing a replay could repeat reaches a backend")
 	}
 	if len(l.Routes) > 0 {
 		ps.Addf(key(k, "routes"), "routes are for HTTP listeners; a raw_proxy listener relays QUIC to its backends")

@@ -118,6 +118,7 @@ cert_path = "` + filepath.Join(dir, "front.crt") + `"
 key_path = "` + filepath.Join(dir, "front.key") + `"
 retry_secret_path = "` + filepath.Join(dir, "retry.key") + `"
 allow_0rtt = true
+early_data_policy = "reject"
 [listeners.quic.raw_proxy]
 backend_ca_path = "` + filepath.Join(dir, "missing.pem") + `"
 [listeners.websocket]
@@ -189,7 +190,7 @@ pool = "q"
 		`m.toml:21: listeners[0].quic.raw_proxy.alpn[2]: "x" is listed twice`,
 		`m.toml:4: pools[0].backends[0].protocol: a raw_proxy (Mode B) listener relays QUIC: backend protocol must be quic, not "h2"`,
 		`m.toml:6: pools[0].health_check.type: pool "web" serves raw_proxy listener "quic/127.0.0.1:4434": its quic backends are checked with type = "http" over HTTP/3, not "tcp"`,
-		"listeners[1].quic.allow_0rtt: a raw_proxy listener refuses 0-RTT",
+		"listeners[1].quic.early_data_policy: a raw_proxy listener cannot answer 425",
 		"listeners[1].quic.raw_proxy.backend_ca_path: cannot read CA bundle",
 		"listeners[1].websocket: [listeners.websocket] is for HTTP fronts",
 		`listeners[2].backends[0].protocol: a raw_proxy (Mode B) listener relays QUIC: backend protocol must be quic, not "h3"`,

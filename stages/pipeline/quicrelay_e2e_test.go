@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -474,4 +475,61 @@ func metricText() string {
 	var b bytes.Buffer
 	metrics.WritePrometheus(&b, false)
 	return b.String()
+}
+
+// 0-RTT on a Mode B listener follows the quic listeners' policy: off by
+// default (a resumed client's early data is refused and sent again after
+// the handshake), and with allow_0rtt accepted, its streams held until
+// the handshake confirms the client (the wait policy, the only one a
+// relay of opaque streams can keep), so nothing a replay could repeat
+// reaches the backend.
+func TestModeB_ZeroRTTFollowsTheListenerPolicy(t *testing.T) {
+	if raceEnabled {
+		t.Skip("quic-go's 0-RTT client is racy under -race") // quic-go issue #4303
+	}
+	be := startModeBBackend(t, "b0")
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprintf("allow_0rtt=%v", allow), func(t *testing.T) {
+			f := newH3Files(t)
+			top := ""
+			quic0 := ""
+			if allow {
+				quic0 = "allow_0rtt = true\n"
+			}
+			g := startGateway(t, strings.Replace(modeBListener("modeb", f, top, `
+backend_addr = "`+be.addr+`"
+sni = "localhost"
+backend_ca_path = "`+be.cert+`"
+`), "[listeners.quic.raw_proxy]", quic0+"[listeners.quic.raw_proxy]", 1))
+			cache := newTicketCache()
+			tc := &tls.Config{RootCAs: certPool(t, f.cert), ServerName: "localhost", NextProtos: []string{modeBALPN}, ClientSessionCache: cache}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			first, err := quic.DialAddr(ctx, g.Addr("modeb").String(), tc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cache.wait(t)
+			first.CloseWithError(0, "")
+			c, err := quic.DialAddrEarly(ctx, g.Addr("modeb").String(), tc, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseWithError(0, "")
+			s, err := c.OpenStream()
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Write([]byte("early"))
+			s.Close()
+			s.SetReadDeadline(time.Now().Add(5 * time.Second))
+			b, err := io.ReadAll(s)
+			if err != nil || string(b) != "b0:early" {
+				t.Fatalf("answer %q, %v", b, err)
+			}
+			if cs := c.ConnectionState(); cs.Used0RTT != allow || !cs.TLS.DidResume {
+				t.Fatalf("0-RTT used %v (want %v), resumed %v", cs.Used0RTT, allow, cs.TLS.DidResume)
+			}
+		})
+	}
 }
