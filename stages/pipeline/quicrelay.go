@@ -24,8 +24,9 @@ import (
 
 // This file wires QUIC Mode B ([listeners.quic.raw_proxy]): the quic
 // listener's endpoint (accept stage: Retry, caps, 0-RTT only with
-// allow_0rtt, its streams waiting for the handshake) accepts any ALPN the client offers (or those of alpn), and each connection is
-// relayed by stages/quicrelay to a backend of the listener's pool, which
+// allow_0rtt, its streams waiting for the handshake) accepts any ALPN
+// the client offers (or those of alpn), and each connection is relayed by
+// stages/quicrelay to a backend of the listener's pool, which
 // reloads swap as they do an L4 listener's.
 
 // configureModeB (re)builds a Mode B listener's pool and access-log
