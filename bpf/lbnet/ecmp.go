@@ -1,8 +1,6 @@
 package lbnet
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -35,15 +33,13 @@ type Instance struct {
 // instance whose XDP program is gone then drops the VIP's packets
 // instead of resetting them).
 type ECMP struct {
-	Prefix    string
-	Switch    NS
+	lab
 	Client    NS
 	Router    NS
 	Instances []Instance
 	Backends  []Backend
 	// TunnelDevices: as Net.TunnelDevices.
 	TunnelDevices bool
-	all           []NS
 }
 
 // BuildECMP creates the namespaces and routes VIP4 over every instance.
@@ -52,33 +48,17 @@ func BuildECMP(instances, backends int) (e *ECMP, err error) {
 	if instances < 1 || instances > 8 || backends < 1 || backends > 50 {
 		return nil, fmt.Errorf("lbnet: %d instances, %d backends: want 1..8 and 1..50", instances, backends)
 	}
-	var rnd [3]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, err
-	}
-	e = &ECMP{Prefix: "egx" + hex.EncodeToString(rnd[:])}
+	e = &ECMP{}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, e.Close())
 			e = nil
 		}
 	}()
-	mk := func(role string) (NS, error) {
-		ns, err := addNS(e.Prefix + role)
-		if err == nil {
-			e.all = append(e.all, ns)
-		}
-		return ns, err
-	}
-	if e.Switch, err = mk("sw"); err != nil {
+	if err := e.open(); err != nil {
 		return e, err
 	}
-	if err := e.Switch.IP("link", "add", "br0", "type", "bridge", "mcast_snooping", "0"); err != nil {
-		return e, err
-	}
-	if err := e.Switch.IP("link", "set", "br0", "up"); err != nil {
-		return e, err
-	}
+	mk := e.mk
 	if e.Router, err = mk("r"); err != nil {
 		return e, err
 	}
@@ -268,14 +248,4 @@ func (e *ECMP) staticNeighbours() error {
 		}
 	}
 	return nil
-}
-
-// Close deletes every namespace, which removes their interfaces.
-func (e *ECMP) Close() error {
-	var errs []error
-	for i := len(e.all) - 1; i >= 0; i-- {
-		errs = append(errs, e.all[i].Delete())
-	}
-	e.all = nil
-	return errors.Join(errs...)
 }

@@ -14,6 +14,9 @@ package lbnet
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -132,4 +135,51 @@ func ip(args ...string) error {
 		return fmt.Errorf("lbnet: ip %v: %w: %s", args, err, bytes.TrimSpace(out.Bytes()))
 	}
 	return nil
+}
+
+// lab is what every topology has: the namespaces' common prefix (a fresh
+// "egx…" per topology, so parallel tests never meet), every namespace
+// made so far (Close deletes them newest first), and the switch
+// namespace with its bridge br0.
+type lab struct {
+	Prefix string
+	Switch NS
+	all    []NS
+}
+
+// open picks the prefix and makes the switch.
+func (l *lab) open() error {
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return err
+	}
+	l.Prefix = "egx" + hex.EncodeToString(rnd[:])
+	var err error
+	if l.Switch, err = l.mk("sw"); err != nil {
+		return err
+	}
+	// No multicast snooping: a lost early MLD report must not cut ND.
+	if err := l.Switch.IP("link", "add", "br0", "type", "bridge", "mcast_snooping", "0"); err != nil {
+		return err
+	}
+	return l.Switch.IP("link", "set", "br0", "up")
+}
+
+// mk makes the namespace of role, remembered for Close.
+func (l *lab) mk(role string) (NS, error) {
+	ns, err := addNS(l.Prefix + role)
+	if err == nil {
+		l.all = append(l.all, ns)
+	}
+	return ns, err
+}
+
+// Close deletes every namespace made, and with them every interface.
+func (l *lab) Close() error {
+	var errs []error
+	for i := len(l.all) - 1; i >= 0; i-- {
+		errs = append(errs, l.all[i].Delete())
+	}
+	l.all = nil
+	return errors.Join(errs...)
 }

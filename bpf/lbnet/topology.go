@@ -1,8 +1,6 @@
 package lbnet
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -45,8 +43,7 @@ type Backend struct {
 // the balancer and the backends. The client routes the VIPs via the
 // balancer; backends own the VIPs on lo and answer the client directly.
 type Net struct {
-	Prefix   string
-	Switch   NS
+	lab
 	Client   NS
 	LB       NS
 	LBMAC    net.HardwareAddr
@@ -55,7 +52,6 @@ type Net struct {
 	// devices; false means the kernel has none and the caller must attach
 	// a decapsulator (bpf.Decap) to each backend's Ifname.
 	TunnelDevices bool
-	all           []NS
 }
 
 // Build creates the namespaces. On error everything made so far is
@@ -64,34 +60,17 @@ func Build(backends int) (n *Net, err error) {
 	if backends < 1 || backends > 50 {
 		return nil, fmt.Errorf("lbnet: %d backends: want 1..50", backends)
 	}
-	var rnd [3]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return nil, err
-	}
-	n = &Net{Prefix: "egx" + hex.EncodeToString(rnd[:])}
+	n = &Net{}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, n.Close())
 			n = nil
 		}
 	}()
-	mk := func(role string) (NS, error) {
-		ns, err := addNS(n.Prefix + role)
-		if err == nil {
-			n.all = append(n.all, ns)
-		}
-		return ns, err
-	}
-	if n.Switch, err = mk("sw"); err != nil {
+	if err := n.open(); err != nil {
 		return n, err
 	}
-	// No multicast snooping: a lost early MLD report must not cut ND.
-	if err := n.Switch.IP("link", "add", "br0", "type", "bridge", "mcast_snooping", "0"); err != nil {
-		return n, err
-	}
-	if err := n.Switch.IP("link", "set", "br0", "up"); err != nil {
-		return n, err
-	}
+	mk := n.mk
 	if n.Client, err = mk("c"); err != nil {
 		return n, err
 	}
@@ -250,14 +229,4 @@ func setupBackend(b Backend) (bool, error) {
 		return false, err
 	}
 	return true, nil
-}
-
-// Close deletes every namespace, which removes their interfaces.
-func (n *Net) Close() error {
-	var errs []error
-	for i := len(n.all) - 1; i >= 0; i-- {
-		errs = append(errs, n.all[i].Delete())
-	}
-	n.all = nil
-	return errors.Join(errs...)
 }
