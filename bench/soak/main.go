@@ -9,7 +9,10 @@
 // the end it writes samples.csv, chart.svg and results.md into -out and
 // prints a verdict per series: "plateau" when the least-squares slope of
 // the last half, over an hour, is under 10 % of the series' mean (or
-// under a small absolute floor for series near zero), else "grows".
+// under a small absolute floor for series near zero), else "grows"; and,
+// with the clients' connections closed at the end, whether goroutines,
+// open files and connections came back to where they started (a series
+// that follows the number of open connections "grows" while they do).
 //
 //	go run ./bench/soak -duration 1h
 //	go run ./bench/soak -duration 2m -sample 2s   # a quick look
@@ -87,6 +90,8 @@ type soak struct {
 	keep     atomic.Int64 // toggled by each reload
 	ok, bad  [3]atomic.Int64
 	firstErr [3]atomic.Pointer[string] // each front's first failure, for the report
+	closers  []func()                  // the clients' connection closers
+	settled  string                    // after the load: what returned to its start
 	hostile  atomic.Int64              // hostile bursts sent
 	events   atomic.Int64              // reloads + rotations + restarts done
 }
@@ -137,6 +142,8 @@ func run(ctx context.Context, o options) error {
 	wg.Go(func() { s.every(runCtx, o.restart, s.be.restart) })
 	samples := s.sampleLoop(runCtx)
 	wg.Wait()
+	s.settle(samples)
+	s.saveGoroutines()
 	if err := s.gw.Exited(); err != nil {
 		return fmt.Errorf("the gateway died during the soak: %w", err)
 	}
@@ -334,18 +341,23 @@ func get(c *http.Client, url string) func(context.Context) error {
 }
 
 func (s *soak) h1Get() func(context.Context) error {
-	return get(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}, "http://"+s.fronts.h1+"/")
+	tr := &http.Transport{MaxIdleConnsPerHost: 16}
+	s.closers = append(s.closers, tr.CloseIdleConnections)
+	return get(&http.Client{Transport: tr}, "http://"+s.fronts.h1+"/")
 }
 
 func (s *soak) h2Get() func(context.Context) error {
 	tr := &http.Transport{TLSClientConfig: clientTLS("h2"), ForceAttemptHTTP2: true, MaxIdleConnsPerHost: 4}
 	tr.Protocols = new(http.Protocols)
 	tr.Protocols.SetHTTP2(true)
+	s.closers = append(s.closers, tr.CloseIdleConnections)
 	return get(&http.Client{Transport: tr}, "https://"+s.fronts.tls+"/")
 }
 
 func (s *soak) h3Get() func(context.Context) error {
-	return get(&http.Client{Transport: &http3.Transport{TLSClientConfig: clientTLS("h3")}}, "https://"+s.fronts.h3+"/")
+	tr := &http3.Transport{TLSClientConfig: clientTLS("h3")}
+	s.closers = append(s.closers, func() { tr.Close() })
+	return get(&http.Client{Transport: tr}, "https://"+s.fronts.h3+"/")
 }
 
 // hostileLoop sends one burst of each hostile pattern every 10 s.
@@ -531,6 +543,49 @@ func (s *soak) metrics() map[string]float64 {
 	return out
 }
 
+// settle closes the clients' connections and waits (up to 30 s) for the
+// gateway's goroutines, open files and connections to come back to where
+// they were at the first sample: what a leak would keep.
+func (s *soak) settle(samples []sample) {
+	for _, c := range s.closers {
+		c()
+	}
+	if len(samples) == 0 {
+		return
+	}
+	start := samples[0].values
+	var g, fds, conns float64
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		m := s.metrics()
+		g, fds, conns = m["go_goroutines"], float64(openFDs(s.gw.PIDs())), m["expressgateway_connections_active"]
+		if g <= start[2]+4 && fds <= start[3]+4 && conns <= start[5] || time.Now().After(deadline) {
+			break
+		}
+	}
+	verdict := "back to their start"
+	if g > start[2]+4 || fds > start[3]+4 || conns > start[5] {
+		verdict = "NOT back to their start"
+	}
+	s.settled = fmt.Sprintf("After the load, with the clients' connections closed: %.0f goroutines (%.0f at the start), %.0f open files (%.0f), %.0f client connections (%.0f): %s.",
+		g, start[2], fds, start[3], conns, start[5], verdict)
+	fmt.Fprintln(os.Stderr, s.settled)
+}
+
+// saveGoroutines writes the gateway's goroutine profile at the end of the
+// run into goroutines.txt, grouped by stack with a count each: what to
+// read when the goroutine series grows.
+func (s *soak) saveGoroutines() {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get("http://" + s.fronts.metrics + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	if b, err := io.ReadAll(resp.Body); err == nil {
+		os.WriteFile(filepath.Join(s.o.out, "goroutines.txt"), b, 0o644)
+	}
+}
+
 func openFDs(pids []int) int {
 	n := 0
 	for _, p := range pids {
@@ -594,6 +649,9 @@ func (s *soak) report(samples []sample) error {
 			fmt.Fprintf(&md, " (first: %s)", *e)
 		}
 		md.WriteString("\n")
+	}
+	if s.settled != "" {
+		md.WriteString("\n" + s.settled + "\n")
 	}
 	md.WriteString("\n| series | first | last | min | max | last-half slope per hour | verdict |\n|---|---|---|---|---|---|---|\n")
 	for c, col := range series {
