@@ -92,6 +92,7 @@ type soak struct {
 	firstErr [3]atomic.Pointer[string] // each front's first failure, for the report
 	closers  []func()                  // the clients' connection closers
 	settled  string                    // after the load: what returned to its start
+	base     map[string]float64        // the gateway's series before any load
 	hostile  atomic.Int64              // hostile bursts sent
 	events   atomic.Int64              // reloads + rotations + restarts done
 }
@@ -130,6 +131,8 @@ func run(ctx context.Context, o options) error {
 	}
 	defer s.gw.Stop()
 
+	s.base = s.metrics()
+	s.base["open_fds"] = float64(openFDs(s.gw.PIDs()))
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -142,7 +145,7 @@ func run(ctx context.Context, o options) error {
 	wg.Go(func() { s.every(runCtx, o.restart, s.be.restart) })
 	samples := s.sampleLoop(runCtx)
 	wg.Wait()
-	s.settle(samples)
+	s.settle()
 	s.saveGoroutines()
 	if err := s.gw.Exited(); err != nil {
 		return fmt.Errorf("the gateway died during the soak: %w", err)
@@ -545,29 +548,30 @@ func (s *soak) metrics() map[string]float64 {
 
 // settle closes the clients' connections and waits (up to 30 s) for the
 // gateway's goroutines, open files and connections to come back to where
-// they were at the first sample: what a leak would keep.
-func (s *soak) settle(samples []sample) {
+// they were before the load (within a few: the runtime's own): what a leak
+// would keep.
+func (s *soak) settle() {
 	for _, c := range s.closers {
 		c()
 	}
-	if len(samples) == 0 {
-		return
-	}
-	start := samples[0].values
+	b := s.base
 	var g, fds, conns float64
+	back := func() bool {
+		return g <= b["go_goroutines"]+8 && fds <= b["open_fds"]+8 && conns <= b["expressgateway_connections_active"]
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
 		m := s.metrics()
 		g, fds, conns = m["go_goroutines"], float64(openFDs(s.gw.PIDs())), m["expressgateway_connections_active"]
-		if g <= start[2]+4 && fds <= start[3]+4 && conns <= start[5] || time.Now().After(deadline) {
+		if back() || time.Now().After(deadline) {
 			break
 		}
 	}
-	verdict := "back to their start"
-	if g > start[2]+4 || fds > start[3]+4 || conns > start[5] {
-		verdict = "NOT back to their start"
+	verdict := "back to where they were"
+	if !back() {
+		verdict = "NOT back to where they were"
 	}
-	s.settled = fmt.Sprintf("After the load, with the clients' connections closed: %.0f goroutines (%.0f at the start), %.0f open files (%.0f), %.0f client connections (%.0f): %s.",
-		g, start[2], fds, start[3], conns, start[5], verdict)
+	s.settled = fmt.Sprintf("After the load, with the clients' connections closed: %.0f goroutines (%.0f before the load), %.0f open files (%.0f), %.0f client connections (%.0f): %s.",
+		g, b["go_goroutines"], fds, b["open_fds"], conns, b["expressgateway_connections_active"], verdict)
 	fmt.Fprintln(os.Stderr, s.settled)
 }
 
