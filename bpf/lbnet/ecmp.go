@@ -69,26 +69,22 @@ func BuildECMP(instances, backends int) (e *ECMP, err error) {
 		return e, err
 	}
 	// The client's link: eth1 in the router, eth0 in the client.
-	for _, s := range [][]string{
+	if err := e.Router.IPSteps([][]string{
 		{"link", "add", "eth1", "mtu", clientMTU, "type", "veth", "peer", "name", Ifname, "netns", e.Client.Name},
 		{"addr", "add", ECMPRouterLinkAddr4.String() + "/24", "dev", "eth1"},
 		{"link", "set", "eth1", "up"},
-	} {
-		if err := e.Router.IP(s...); err != nil {
-			return e, err
-		}
+	}); err != nil {
+		return e, err
 	}
-	for _, s := range [][]string{
+	if err := e.Client.IPSteps([][]string{
 		{"link", "set", "lo", "up"},
 		{"addr", "add", ECMPClientAddr4.String() + "/24", "dev", Ifname},
 		{"link", "set", Ifname, "up"},
 		{"route", "add", "default", "via", ECMPRouterLinkAddr4.String()},
-	} {
-		if err := e.Client.IP(s...); err != nil {
-			return e, err
-		}
+	}); err != nil {
+		return e, err
 	}
-	for key, val := range map[string]string{
+	if err := e.Router.Sysctls(map[string]string{
 		"net/ipv4/ip_forward": "1",
 		// The L4 hash from the headers: a flow's 5-tuple (source and
 		// destination address and port, protocol) picks its next hop.
@@ -104,10 +100,8 @@ func BuildECMP(instances, backends int) (e *ECMP, err error) {
 		"net/ipv4/conf/default/rp_filter": "0",
 		"net/ipv4/conf/eth0/rp_filter":    "0",
 		"net/ipv4/conf/eth1/rp_filter":    "0",
-	} {
-		if err := e.Router.Sysctl(key, val); err != nil {
-			return e, err
-		}
+	}); err != nil {
+		return e, err
 	}
 	for i := range instances {
 		in := Instance{Addr4: netip.AddrFrom4([4]byte{10, 200, 0, byte(2 + i)})}
@@ -124,13 +118,11 @@ func BuildECMP(instances, backends int) (e *ECMP, err error) {
 		if err := in.NS.IP("route", "add", "default", "via", ECMPRouterAddr4.String()); err != nil {
 			return e, err
 		}
-		for key, val := range map[string]string{
+		if err := in.NS.Sysctls(map[string]string{
 			"net/ipv4/conf/all/arp_ignore":   "1",
 			"net/ipv4/conf/all/arp_announce": "2",
-		} {
-			if err := in.NS.Sysctl(key, val); err != nil {
-				return e, err
-			}
+		}); err != nil {
+			return e, err
 		}
 		e.Instances = append(e.Instances, in)
 	}

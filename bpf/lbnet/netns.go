@@ -80,6 +80,27 @@ func (n NS) Sysctl(key, value string) error {
 	})
 }
 
+// IPSteps runs `ip -n <ns>` with each step's arguments in turn, stopping
+// at the first that fails.
+func (n NS) IPSteps(steps [][]string) error {
+	for _, s := range steps {
+		if err := n.IP(s...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Sysctls sets every key (a /proc/sys path) to its value.
+func (n NS) Sysctls(kv map[string]string) error {
+	for k, v := range kv {
+		if err := n.Sysctl(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Listen opens a listener inside the namespace.
 func (n NS) Listen(network, addr string) (net.Listener, error) {
 	var l net.Listener

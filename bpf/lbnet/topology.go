@@ -158,10 +158,8 @@ func plug(sw, ns NS, port, mtu string, addrs ...netip.Addr) error {
 		{"link", "add", port, "mtu", segmentMTU, "type", "veth", "peer", "name", Ifname, "netns", ns.Name},
 		{"link", "set", port, "master", "br0", "up"},
 	}
-	for _, s := range steps {
-		if err := sw.IP(s...); err != nil {
-			return err
-		}
+	if err := sw.IPSteps(steps); err != nil {
+		return err
 	}
 	steps = [][]string{
 		{"link", "set", "lo", "up"},
@@ -175,27 +173,20 @@ func plug(sw, ns NS, port, mtu string, addrs ...netip.Addr) error {
 			steps = append(steps, []string{"addr", "add", a.String() + "/64", "dev", Ifname, "nodad"})
 		}
 	}
-	for _, s := range steps {
-		if err := ns.IP(s...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return ns.IPSteps(steps)
 }
 
 // setupBackend puts the VIPs on lo, relaxes reverse-path and ARP settings
 // for direct server return, and creates tunnel devices when the kernel
 // has them (reporting whether it did).
 func setupBackend(b Backend) (bool, error) {
-	for _, s := range [][]string{
+	if err := b.NS.IPSteps([][]string{
 		{"addr", "add", VIP4.String() + "/32", "dev", "lo"},
 		{"addr", "add", VIP6.String() + "/128", "dev", "lo"},
-	} {
-		if err := b.NS.IP(s...); err != nil {
-			return false, err
-		}
+	}); err != nil {
+		return false, err
 	}
-	for key, val := range map[string]string{
+	if err := b.NS.Sysctls(map[string]string{
 		// The inner source (the client) arrives on a tunnel or via XDP
 		// decap; strict reverse-path filtering would drop it.
 		"net/ipv4/conf/all/rp_filter":     "0",
@@ -204,10 +195,8 @@ func setupBackend(b Backend) (bool, error) {
 		// Never answer ARP for the VIP, never source ARP from it.
 		"net/ipv4/conf/all/arp_ignore":   "1",
 		"net/ipv4/conf/all/arp_announce": "2",
-	} {
-		if err := b.NS.Sysctl(key, val); err != nil {
-			return false, err
-		}
+	}); err != nil {
+		return false, err
 	}
 	err := b.NS.IP("link", "add", "eg-ipip", "type", "ipip", "local", b.Addr4.String())
 	if err != nil {
@@ -216,14 +205,12 @@ func setupBackend(b Backend) (bool, error) {
 		}
 		return false, err
 	}
-	for _, s := range [][]string{
+	if err := b.NS.IPSteps([][]string{
 		{"link", "set", "eg-ipip", "up"},
 		{"link", "add", "eg-ip6tnl", "type", "ip6tnl", "mode", "any", "local", b.Addr6.String(), "remote", "::"},
 		{"link", "set", "eg-ip6tnl", "up"},
-	} {
-		if err := b.NS.IP(s...); err != nil {
-			return false, err
-		}
+	}); err != nil {
+		return false, err
 	}
 	if err := b.NS.Sysctl("net/ipv4/conf/eg-ipip/rp_filter", "0"); err != nil {
 		return false, err
